@@ -1,0 +1,52 @@
+"""Write one benchmark's section into BENCHMARKS.md (replacing the section of the same title)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import re
+import shlex
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+HEADER = "# molgen benchmarks\n\nEach section is written by the script named in its command; rerun it to refresh.\n"
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()} CPU cores ({cpu}), {gpu}, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def write_section(title: str, rows: list[tuple[str, str]], notes: str = "", sample: str = "") -> str:
+    """Replace (or append) the section ``## title`` with command, date, machine, sample and a metric table."""
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    lines = [
+        f"## {title}",
+        "",
+        f"- command: `{command}`",
+        f"- date: {_dt.date.today().isoformat()}",
+        f"- machine: {machine()}",
+    ]
+    if sample:
+        lines.append(f"- sample: {sample}")
+    lines += ["", "metric | value", "--- | ---"] + [f"{k} | {v}" for k, v in rows]
+    if notes:
+        lines += ["", notes.strip()]
+    section = "\n".join(lines) + "\n"
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else HEADER
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    BENCHMARKS.write_text(text)
+    return section

@@ -1,0 +1,55 @@
+"""SMILES -> graph -> SMILES on MOSES test: how many come back as the identical canonical SMILES.
+
+    python benchmarks/roundtrip.py [--limit N]
+
+Comparison is on non-isomeric canonical SMILES (MOSES has no stereochemistry). Writes BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.report import write_section
+from molgen.domains.molecule import raw_graph_to_mol, smiles_to_raw_graph
+from molgen.chem import canonical_smiles, canonicalize
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "moses"
+
+
+def check(smiles: str) -> tuple[bool, str]:
+    try:
+        graph, _ = smiles_to_raw_graph(smiles)
+        back = canonical_smiles(raw_graph_to_mol(graph), isomeric=False)
+        return back == canonicalize(smiles, isomeric=False), ""
+    except ValueError as exc:
+        return False, str(exc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--limit", type=int, default=None)
+    args = parser.parse_args()
+    smiles = pd.read_csv(DATA / f"{args.split}.csv.gz")["SMILES"].tolist()[: args.limit]
+    start = time.time()
+    with mp.Pool() as pool:
+        results = pool.map(check, smiles, chunksize=2000)
+    seconds = time.time() - start
+    failures = [(s, e) for s, (ok, e) in zip(smiles, results) if not ok]
+    rows = [
+        ("molecules", f"{len(smiles):,}"),
+        ("identical canonical SMILES after SMILES -> graph -> SMILES", f"{len(smiles) - len(failures):,} ({100 * (1 - len(failures) / len(smiles)):.3f}%)"),
+        ("failures", str(len(failures))),
+        ("throughput (molecules/s, all cores)", f"{len(smiles) / seconds:,.0f}"),
+    ]
+    notes = "\n".join(f"- failure: `{s}` {e}" for s, e in failures[:20])
+    print(write_section(f"Graph round trip (MOSES {args.split})", rows, notes, sample=f"MOSES {args.split}.csv.gz, first {len(smiles):,} rows"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""molgen: generative design of molecules and other graphs."""

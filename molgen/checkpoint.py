@@ -1,0 +1,63 @@
+"""Saving and loading trained components: safetensors weights + JSON config, never pickle.
+
+A model directory (``checkpoints/<name>/``) looks like::
+
+    domain.json                 the graph domain (name, vocabulary, standardisation)
+    tokenizer/config.json       TokenizerConfig
+    tokenizer/model.safetensors weights
+    tokenizer/training.json     how it was trained (steps, data sizes, time)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from molgen.domains import DOMAINS
+from molgen.tokenizer.config import TokenizerConfig
+from molgen.tokenizer.model import GraphTokenizer
+
+__all__ = ["load_domain", "load_tokenizer", "save_domain", "save_tokenizer"]
+
+
+def save_tokenizer(model: GraphTokenizer, directory: str | Path, training: dict[str, Any] | None = None) -> None:
+    """Write ``config.json``, ``model.safetensors`` (and ``training.json``) into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.config.save(directory / "config.json")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / "model.safetensors"))
+    if training is not None:
+        (directory / "training.json").write_text(json.dumps(training, indent=1, default=str), encoding="utf-8")
+
+
+def load_tokenizer(directory: str | Path, device: str | torch.device = "cpu") -> GraphTokenizer:
+    """Rebuild a tokenizer from its config and load its weights (eval mode)."""
+    directory = Path(directory)
+    for name in ("config.json", "model.safetensors"):
+        if not (directory / name).exists():
+            raise FileNotFoundError(f"{directory}: not a tokenizer checkpoint (missing {name})")
+    model = GraphTokenizer(TokenizerConfig.load(directory / "config.json"))
+    model.load_state_dict(load_file(str(directory / "model.safetensors"), device=str(device)))
+    return model.to(device).eval()
+
+
+def save_domain(domain, path: str | Path) -> None:
+    """Write a domain's config (vocabulary included) as JSON."""
+    Path(path).write_text(json.dumps(domain.to_config(), indent=1), encoding="utf-8")
+
+
+def load_domain(path: str | Path):
+    """Rebuild a graph domain from its JSON config."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no domain config")
+    config = json.loads(path.read_text(encoding="utf-8"))
+    name = config.get("name")
+    if name not in DOMAINS:
+        raise ValueError(f"{path}: unknown domain {name!r}; known: {sorted(DOMAINS)}")
+    return DOMAINS[name].from_config(config)

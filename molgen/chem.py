@@ -1,0 +1,167 @@
+"""Chemistry layer: the only module (with ``domains.molecule``) that imports RDKit.
+
+SMILES in, RDKit ``Mol`` out, with errors that name the input and the reason; canonical SMILES;
+optional standardisation; per-molecule properties; structural alerts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from rdkit import Chem, rdBase
+from rdkit.Chem import QED, Crippen, Descriptors, FilterCatalog, Lipinski, rdMolDescriptors
+from rdkit.Chem.MolStandardize import rdMolStandardize
+from rdkit.Contrib.SA_Score import sascorer
+
+__all__ = [
+    "ALERT_CATALOGS",
+    "PROPERTIES",
+    "Alert",
+    "InvalidMoleculeError",
+    "StandardizeOptions",
+    "canonical_smiles",
+    "canonicalize",
+    "compute_properties",
+    "parse_smiles",
+    "standardize",
+    "structural_alerts",
+]
+
+
+class InvalidMoleculeError(ValueError):
+    """A SMILES string or molecule that cannot be used; the message names the input and the reason."""
+
+
+@dataclass(frozen=True)
+class StandardizeOptions:
+    """Optional clean-up applied after parsing. Both are off by default: molgen never alters input silently."""
+
+    largest_fragment: bool = False  # keep the largest organic fragment (drops salts and solvents)
+    neutralize: bool = False  # neutralise charges where a neutral form exists
+
+
+def _reason_from_log(log: str) -> str:
+    """The first informative line of RDKit's error log (it prefixes a timestamp and adds caret lines)."""
+    for line in log.splitlines():
+        if "]" in line[:12]:
+            line = line.split("]", 1)[1]
+        line = line.strip()
+        if line and not set(line) <= set("^~ "):
+            return line
+    return "not a valid SMILES string"
+
+
+def parse_smiles(smiles: str, standardize_with: StandardizeOptions | None = None) -> Chem.Mol:
+    """Parse and sanitise ``smiles``; raise :class:`InvalidMoleculeError` naming it and the reason.
+
+    Explicit hydrogen atoms are folded into their heavy atoms.
+    """
+    if not isinstance(smiles, str):
+        raise InvalidMoleculeError(f"invalid SMILES {smiles!r}: expected a string, got {type(smiles).__name__}")
+    text = smiles.strip()
+    if not text:
+        raise InvalidMoleculeError("invalid SMILES '': empty string")
+    with rdBase.CaptureErrorLog() as log:
+        mol = Chem.MolFromSmiles(text, sanitize=False)
+    if mol is None:
+        raise InvalidMoleculeError(f"invalid SMILES {smiles!r}: {_reason_from_log(log.messages)}")
+    if mol.GetNumAtoms() == 0:
+        raise InvalidMoleculeError(f"invalid SMILES {smiles!r}: no atoms")
+    with rdBase.CaptureErrorLog():
+        problems = Chem.DetectChemistryProblems(mol)
+    if problems:
+        raise InvalidMoleculeError(f"invalid SMILES {smiles!r}: {problems[0].Message()}")
+    with rdBase.CaptureErrorLog() as log:
+        try:
+            Chem.SanitizeMol(mol)
+            mol = Chem.RemoveHs(mol)
+        except Exception as exc:  # RDKit raises several unrelated types here
+            raise InvalidMoleculeError(f"invalid SMILES {smiles!r}: {exc or _reason_from_log(log.messages)}") from None
+    if standardize_with is not None:
+        mol = standardize(mol, standardize_with)
+    return mol
+
+
+def standardize(mol: Chem.Mol, options: StandardizeOptions) -> Chem.Mol:
+    """Apply the chosen standardisation steps (RDKit MolStandardize)."""
+    if options.largest_fragment:
+        mol = rdMolStandardize.LargestFragmentChooser(preferOrganic=True).choose(mol)
+    if options.neutralize:
+        mol = rdMolStandardize.Uncharger().uncharge(mol)
+    return mol
+
+
+def canonical_smiles(mol: Chem.Mol, isomeric: bool = True) -> str:
+    """RDKit canonical SMILES of ``mol``."""
+    return Chem.MolToSmiles(mol, isomericSmiles=isomeric)
+
+
+def canonicalize(smiles: str, isomeric: bool = True) -> str:
+    """Canonical SMILES of a SMILES string; raises :class:`InvalidMoleculeError` if it does not parse."""
+    return canonical_smiles(parse_smiles(smiles), isomeric=isomeric)
+
+
+# --- properties -----------------------------------------------------------------------------------
+
+PROPERTIES: dict[str, Callable[[Chem.Mol], float]] = {
+    "QED": QED.qed,
+    "logP": Crippen.MolLogP,
+    "MW": Descriptors.MolWt,
+    "TPSA": rdMolDescriptors.CalcTPSA,
+    "HBD": Lipinski.NumHDonors,
+    "HBA": Lipinski.NumHAcceptors,
+    "rotatable_bonds": rdMolDescriptors.CalcNumRotatableBonds,
+    "rings": rdMolDescriptors.CalcNumRings,
+    "SA": sascorer.calculateScore,
+}
+"""Property name -> function of a sanitised Mol. Units: MW in g/mol (average), TPSA in Å², SA from 1 (easy) to 10."""
+
+
+def compute_properties(mol: Chem.Mol, names: list[str] | None = None) -> dict[str, float]:
+    """The named properties (all of :data:`PROPERTIES` by default) of ``mol``."""
+    names = list(PROPERTIES) if names is None else names
+    unknown = [n for n in names if n not in PROPERTIES]
+    if unknown:
+        raise KeyError(f"unknown properties {unknown}; known: {sorted(PROPERTIES)}")
+    return {name: float(PROPERTIES[name](mol)) for name in names}
+
+
+# --- structural alerts ----------------------------------------------------------------------------
+
+_CATALOGS = FilterCatalog.FilterCatalogParams.FilterCatalogs
+ALERT_CATALOGS: dict[str, object] = {
+    "PAINS_A": _CATALOGS.PAINS_A,
+    "PAINS_B": _CATALOGS.PAINS_B,
+    "PAINS_C": _CATALOGS.PAINS_C,
+    "BRENK": _CATALOGS.BRENK,
+    "NIH": _CATALOGS.NIH,
+}
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One structural alert that matched: which catalogue and which rule."""
+
+    catalog: str
+    description: str
+
+
+@lru_cache(maxsize=8)
+def _filter_catalog(names: tuple[str, ...]) -> FilterCatalog.FilterCatalog:
+    params = FilterCatalog.FilterCatalogParams()
+    for name in names:
+        params.AddCatalog(ALERT_CATALOGS[name])
+    return FilterCatalog.FilterCatalog(params)
+
+
+def structural_alerts(mol: Chem.Mol, catalogs: tuple[str, ...] = tuple(ALERT_CATALOGS)) -> list[Alert]:
+    """All alerts of the chosen RDKit FilterCatalog catalogues that match ``mol``."""
+    unknown = [c for c in catalogs if c not in ALERT_CATALOGS]
+    if unknown:
+        raise KeyError(f"unknown alert catalogues {unknown}; known: {sorted(ALERT_CATALOGS)}")
+    alerts = []
+    for entry in _filter_catalog(tuple(catalogs)).GetMatches(mol):
+        alerts.append(Alert(catalog=entry.GetProp("FilterSet"), description=entry.GetDescription()))
+    return alerts

@@ -1,0 +1,300 @@
+"""The ``molgen`` command line. Each subcommand parses its arguments, calls library code, and reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+log = logging.getLogger("molgen")
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "checkpoints" / "moses"
+
+
+class CLIError(Exception):
+    """A user-facing error: printed without a traceback, exit code 2."""
+
+
+# --- featurize -------------------------------------------------------------------------------------
+
+
+def cmd_featurize(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from molgen.chem import StandardizeOptions
+    from molgen.featurize import featurize_molecules
+    from molgen.graph import Vocabulary
+    from molgen.io import read_molecules, write_bad_rows
+
+    vocab = None
+    if args.vocab:
+        vocab = Vocabulary.from_dict(_read_vocab(Path(args.vocab)))
+    standardize = None
+    if args.largest_fragment or args.neutralize:
+        standardize = StandardizeOptions(largest_fragment=args.largest_fragment, neutralize=args.neutralize)
+    rows = read_molecules(args.input, smiles_column=args.smiles_column)
+    if args.limit:
+        rows = _take_shuffled(rows, args.limit, args.seed)
+    with tqdm(desc=f"featurizing {Path(args.input).name}", unit="mol", disable=args.quiet) as bar:
+        result = featurize_molecules(rows, vocab=vocab, standardize_with=standardize, workers=args.workers, progress=bar.update)
+    out = Path(args.out)
+    report = {**result.report(), "source": str(args.input), "limit": args.limit, "seed": args.seed}
+    result.dataset.save(out, report=report)
+    write_bad_rows(result.bad_rows, out / "bad_rows.tsv")
+    for bad in result.bad_rows[:10]:
+        print(f"skipped {bad}", file=sys.stderr)
+    if len(result.bad_rows) > 10:
+        print(f"... and {len(result.bad_rows) - 10} more (see {out / 'bad_rows.tsv'})", file=sys.stderr)
+    print(f"featurized {len(result.dataset)} of {result.n_read} molecules into {out} ({len(result.bad_rows)} bad rows skipped)")
+
+
+def _read_vocab(path: Path) -> dict:
+    """A vocabulary from a vocab.json, a featurized dataset directory, or a tokenizer checkpoint directory."""
+    for candidate in (path, path / "vocab.json", path / "domain.json"):
+        if candidate.is_file():
+            data = json.loads(candidate.read_text())
+            return data.get("vocab", data)
+    raise CLIError(f"--vocab {path}: no vocab.json or domain.json there")
+
+
+def _take_shuffled(rows, limit: int, seed: int):
+    """A random subset of ``limit`` rows (reservoir sampling: files such as MOSES train are not shuffled)."""
+    import random
+
+    rng = random.Random(seed)
+    reservoir: list = []
+    bad = []
+    for n, row in enumerate(rows):
+        if not hasattr(row, "smiles"):
+            bad.append(row)
+            continue
+        if len(reservoir) < limit:
+            reservoir.append(row)
+        else:
+            k = rng.randint(0, n)
+            if k < limit:
+                reservoir[k] = row
+    rng.shuffle(reservoir)
+    return bad + reservoir
+
+
+# --- train tokenizer -------------------------------------------------------------------------------
+
+
+def _dataset_for_training(path: Path, run_dir: Path, args: argparse.Namespace):
+    """A featurized dataset directory is used as it is; a molecule file is featurized into the run dir first."""
+    from molgen.dataset import GraphDataset
+
+    if path.is_dir():
+        return GraphDataset.load(path)
+    cache = run_dir / "data" / path.name.split(".")[0]
+    if (cache / "graphs.npz").exists():
+        return GraphDataset.load(cache)
+    featurize_args = argparse.Namespace(
+        input=str(path), out=str(cache), smiles_column=args.smiles_column, vocab=None, limit=None, seed=0,
+        workers=None, largest_fragment=False, neutralize=False, quiet=not args.progress,
+    )
+    cmd_featurize(featurize_args)
+    return GraphDataset.load(cache)
+
+
+def cmd_train_tokenizer(args: argparse.Namespace) -> None:
+    from molgen.domains.molecule import MoleculeDomain
+    from molgen.tokenizer.config import TokenizerConfig
+    from molgen.tokenizer.training import TrainSettings, train_tokenizer
+
+    run_dir = Path(args.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train = _dataset_for_training(Path(args.data), run_dir, args)
+    val = None
+    if args.val:
+        val = _dataset_for_training(Path(args.val), run_dir, args)
+        if val.vocab.to_dict() != train.vocab.to_dict():
+            raise CLIError(f"--val {args.val}: its vocabulary differs from the training data's; featurize it with --vocab")
+    if args.limit:
+        import numpy as np
+
+        train = train.subset(np.random.default_rng(args.seed).permutation(len(train))[: args.limit])
+    config_path = run_dir / "model" / "tokenizer" / "config.json"
+    if config_path.exists() and args.resume:
+        config = TokenizerConfig.load(config_path)  # resuming: the network must keep its shape
+    else:
+        max_nodes = int(max(train.num_nodes.max(), val.num_nodes.max() if val is not None else 0))
+        config = TokenizerConfig(
+            node_vocab_sizes=train.vocab.node_sizes,
+            edge_vocab_size=train.vocab.edge_size,
+            max_nodes=args.max_nodes or max_nodes + 8,
+            bottleneck=args.bottleneck,
+            latent_dim=args.latent_dim,
+            fsq_levels=[int(v) for v in args.fsq_levels.split(",")],
+            d_model=args.d_model,
+            n_heads=args.heads,
+            encoder_layers=args.encoder_layers,
+            decoder_layers=args.decoder_layers,
+            edge_hidden=args.edge_hidden,
+        )
+    settings = TrainSettings(
+        batch_size=args.batch_size,
+        lr=args.lr,
+        kl_weight=args.kl_weight,
+        warmup_steps=args.warmup_steps,
+        max_steps=args.max_steps,
+        max_time=args.max_time,
+        val_every=args.val_every,
+        checkpoint_minutes=args.checkpoint_minutes,
+        seed=args.seed,
+        accelerator=args.accelerator,
+        devices=_devices(args.devices),
+        num_nodes=args.num_nodes,
+        strategy=args.strategy,
+        threads=args.threads,
+        progress=args.progress,
+    )
+    domain_config = MoleculeDomain(train.vocab).to_config()
+    module = train_tokenizer(train, run_dir, config, settings, val=val, domain_config=domain_config, resume=args.resume)
+    print(f"trained for {module.train_seconds():.0f} s in total; model directory: {run_dir / 'model'}")
+
+
+def _devices(text: str):
+    return int(text) if text.isdigit() else text
+
+
+# --- reconstruct -----------------------------------------------------------------------------------
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> None:
+    import csv
+
+    from tqdm import tqdm
+
+    from molgen.io import BadRow, read_molecules
+    from molgen.pipeline import MolgenPipeline
+
+    pipe = MolgenPipeline.from_pretrained(args.model, device=args.device)
+    if args.smiles:
+        rows = [("argument", s) for s in args.smiles]
+    elif args.input:
+        rows, bad = [], 0
+        for row in read_molecules(args.input, smiles_column=args.smiles_column):
+            if isinstance(row, BadRow):
+                print(f"skipped {row}", file=sys.stderr)
+                bad += 1
+            else:
+                rows.append((row.location, row.smiles))
+    else:
+        raise CLIError("give an input file or --smiles")
+    out = open(args.out, "w", newline="", encoding="utf-8") if args.out else None
+    writer = csv.writer(out) if out else None
+    if writer:
+        writer.writerow(["location", "input", "canonical", "reconstructed", "exact", "error"])
+    n_exact = n_failed = 0
+    try:
+        results = pipe.reconstruct([s for _, s in rows], batch_size=args.batch_size)
+        for (location, _), r in tqdm(zip(rows, results), total=len(rows), disable=not args.out, unit="mol"):
+            n_exact += r.exact
+            n_failed += r.canonical is None
+            if writer:
+                writer.writerow([location, r.input, r.canonical or "", r.reconstructed or "", int(r.exact), r.error or ""])
+                out.flush()
+            else:
+                status = "exact" if r.exact else ("error: " + r.error if r.canonical is None else "DIFFERENT")
+                print(f"{r.input}\t{r.reconstructed or ''}\t{status}")
+            if r.canonical is None:
+                print(f"skipped {location}: {r.error}", file=sys.stderr)
+    finally:
+        if out:
+            out.close()
+    n_ok = len(rows) - n_failed
+    rate = n_exact / n_ok if n_ok else 0.0
+    print(f"exact reconstruction: {n_exact}/{n_ok} ({100 * rate:.2f}%); {n_failed} inputs could not be encoded")
+
+
+# --- parser ----------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="molgen", description="Generative design of molecules.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("featurize", help="molecule file -> cached graph dataset (bad rows reported and skipped)")
+    p.add_argument("input", help=".smi, .csv or .sdf file (optionally .gz)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--smiles-column", default=None, help="CSV column with SMILES (default: 'smiles', any case)")
+    p.add_argument("--vocab", default=None, help="use this vocabulary (vocab.json, dataset dir or checkpoint dir)")
+    p.add_argument("--limit", type=int, default=None, help="take a random subset of this many rows")
+    p.add_argument("--seed", type=int, default=0, help="seed for --limit")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--largest-fragment", action="store_true", help="keep only the largest fragment")
+    p.add_argument("--neutralize", action="store_true", help="neutralise charges")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_featurize)
+
+    train = sub.add_parser("train", help="train a model component").add_subparsers(dest="component", required=True)
+    p = train.add_parser("tokenizer", help="train the graph tokenizer (resumes from RUN_DIR/checkpoints/last.ckpt)")
+    p.add_argument("data", help="featurized dataset directory, or a .smi/.csv/.sdf file (featurized first)")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, logs, exported model)")
+    p.add_argument("--val", default=None, help="validation data (default: 2,000 held out from the training data)")
+    p.add_argument("--smiles-column", default=None)
+    p.add_argument("--limit", type=int, default=None, help="train on a random subset of this many graphs")
+    p.add_argument("--bottleneck", choices=["gaussian", "fsq"], default="gaussian")
+    p.add_argument("--latent-dim", type=int, default=16, help="latent numbers per node (gaussian)")
+    p.add_argument("--fsq-levels", default="8,8,8,5,5", help="FSQ levels per latent dim (fsq)")
+    p.add_argument("--d-model", type=int, default=128)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--encoder-layers", type=int, default=3)
+    p.add_argument("--decoder-layers", type=int, default=3)
+    p.add_argument("--edge-hidden", type=int, default=64)
+    p.add_argument("--max-nodes", type=int, default=None, help="default: largest training graph + 8")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--kl-weight", type=float, default=1e-4)
+    p.add_argument("--warmup-steps", type=int, default=500)
+    p.add_argument("--max-steps", type=int, default=100_000)
+    p.add_argument("--max-time", default=None, help="stop after DD:HH:MM:SS (resume later)")
+    p.add_argument("--val-every", type=int, default=2000, help="steps between validations")
+    p.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu, ...")
+    p.add_argument("--devices", default="auto", help="Lightning devices: auto, a count, or a list")
+    p.add_argument("--num-nodes", type=int, default=1, help="machines, for multi-node DDP")
+    p.add_argument("--strategy", default="auto", help="Lightning strategy: auto, ddp, ddp_spawn, ...")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--no-resume", dest="resume", action="store_false", help="start afresh even if a checkpoint exists")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=cmd_train_tokenizer)
+
+    p = sub.add_parser("reconstruct", help="encode molecules to latent tokens and decode them back")
+    p.add_argument("input", nargs="?", help=".smi, .csv or .sdf file")
+    p.add_argument("--smiles", nargs="+", help="SMILES given on the command line instead of a file")
+    p.add_argument("--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped model)")
+    p.add_argument("--out", default=None, help="write a CSV of results here (default: print them)")
+    p.add_argument("--smiles-column", default=None)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_reconstruct)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except (CLIError, FileNotFoundError, ValueError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"molgen {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"molgen {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""The molecular graph domain: SMILES <-> :class:`~molgen.graph.Graph`.
+
+Nodes are heavy atoms in RDKit's canonical SMILES output order (a depth-first order, so most bonds join
+neighbours in the sequence); node fields are atomic number, formal charge and total hydrogen count; edges
+are Kekulé bond orders (1, 2, 3). Hydrogen counts are stored on every atom and written back as explicit,
+which makes the round trip exact for aromatic ``[nH]``, charged atoms and unusual valences alike.
+
+Stereochemistry (chirality, double-bond geometry) is not represented: graphs are built from, and compared
+with, non-isomeric canonical SMILES. Isotopes and radicals are rejected with a clear error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from rdkit import Chem, rdBase
+
+from molgen.chem import InvalidMoleculeError, StandardizeOptions, canonical_smiles, parse_smiles
+from molgen.graph import DomainError, Graph, OutOfVocabularyError, Vocabulary
+
+__all__ = [
+    "EDGE_FIELD",
+    "NODE_FIELDS",
+    "MoleculeDomain",
+    "mol_to_raw_graph",
+    "raw_graph_to_mol",
+    "smiles_to_raw_graph",
+    "vocab_from_raw_graphs",
+]
+
+NODE_FIELDS = ["atomic_num", "formal_charge", "num_hs"]
+EDGE_FIELD = "bond_order"
+
+_BOND_ORDER = {Chem.BondType.SINGLE: 1, Chem.BondType.DOUBLE: 2, Chem.BondType.TRIPLE: 3}
+_BOND_TYPE = {order: bond_type for bond_type, order in _BOND_ORDER.items()}
+
+
+def _atom_name(atom: Chem.Atom) -> str:
+    return f"atom {atom.GetIdx()} ({atom.GetSymbol()})"
+
+
+def mol_to_raw_graph(mol: Chem.Mol) -> tuple[Graph, str]:
+    """Graph of raw values (atomic number, charge, H count; bond order) in canonical atom order, and the
+    non-isomeric canonical SMILES that order comes from.
+
+    Raises :class:`DomainError` naming the atom or bond that cannot be represented.
+    """
+    for atom in mol.GetAtoms():
+        if atom.GetIsotope():
+            raise DomainError(f"{_atom_name(atom)} has isotope label {atom.GetIsotope()}, which is not supported")
+        if atom.GetNumRadicalElectrons():
+            raise DomainError(f"{_atom_name(atom)} has radical electrons, which are not supported")
+    # Canonical order: the atom order of RDKit's canonical (non-isomeric) SMILES.
+    smiles = Chem.MolToSmiles(mol, isomericSmiles=False)
+    order = list(mol.GetPropsAsDict(includePrivate=True, includeComputed=True)["_smilesAtomOutputOrder"])
+    mol = Chem.RWMol(Chem.RenumberAtoms(mol, order))
+    try:
+        Chem.Kekulize(mol, clearAromaticFlags=True)
+    except Exception as exc:
+        raise DomainError(f"cannot kekulize: {exc}") from None
+    x = np.array(
+        [(a.GetAtomicNum(), a.GetFormalCharge(), a.GetTotalNumHs()) for a in mol.GetAtoms()], dtype=np.int64
+    ).reshape(-1, len(NODE_FIELDS))
+    edges, orders = [], []
+    for bond in mol.GetBonds():
+        order_ = _BOND_ORDER.get(bond.GetBondType())
+        if order_ is None:
+            raise DomainError(
+                f"bond {bond.GetIdx()} ({bond.GetBeginAtom().GetSymbol()}-{bond.GetEndAtom().GetSymbol()}) "
+                f"has type {bond.GetBondType()}, which is not supported"
+            )
+        i, j = sorted((bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()))
+        edges.append((i, j))
+        orders.append(order_)
+    edge_index = np.array(edges, dtype=np.int64).reshape(-1, 2)
+    return Graph(x=x, edge_index=edge_index, edge_attr=np.array(orders, dtype=np.int64)), smiles
+
+
+def smiles_to_raw_graph(smiles: str, standardize_with: StandardizeOptions | None = None) -> tuple[Graph, str]:
+    """Parse ``smiles``; its raw graph and canonical SMILES. Errors name the SMILES and the reason."""
+    mol = parse_smiles(smiles, standardize_with)
+    try:
+        return mol_to_raw_graph(mol)
+    except DomainError as exc:
+        raise DomainError(f"SMILES {smiles!r}: {exc}") from None
+
+
+def raw_graph_to_mol(graph: Graph) -> Chem.Mol:
+    """Sanitised RDKit molecule from a raw graph; raises :class:`InvalidMoleculeError` if it is not valid."""
+    rw = Chem.RWMol()
+    for atomic_num, charge, num_hs in graph.x.tolist():
+        atom = Chem.Atom(int(atomic_num))
+        atom.SetFormalCharge(int(charge))
+        atom.SetNumExplicitHs(int(num_hs))
+        atom.SetNoImplicit(True)
+        rw.AddAtom(atom)
+    for (i, j), order_ in zip(graph.edge_index.tolist(), graph.edge_attr.tolist(), strict=True):
+        if i == j:
+            raise InvalidMoleculeError(f"decoded graph has a self-loop on atom {i}")
+        rw.AddBond(int(i), int(j), _BOND_TYPE[int(order_)])
+    mol = rw.GetMol()
+    with rdBase.CaptureErrorLog() as log:
+        try:
+            Chem.SanitizeMol(mol)
+        except Exception as exc:
+            reason = str(exc) or log.messages.strip() or "sanitization failed"
+            raise InvalidMoleculeError(f"decoded graph is not a valid molecule: {reason}") from None
+    return mol
+
+
+class MoleculeDomain:
+    """Molecules as graphs, with a vocabulary fitted on training data.
+
+    >>> domain = MoleculeDomain.fit(["CCO", "c1ccccc1"])
+    >>> domain.from_graph(domain.to_graph("OCC"))
+    'CCO'
+    """
+
+    name = "molecule"
+
+    def __init__(self, vocab: Vocabulary, standardize_with: StandardizeOptions | None = None) -> None:
+        if vocab.node_fields != NODE_FIELDS or vocab.edge_field != EDGE_FIELD:
+            raise ValueError(f"vocabulary fields {vocab.node_fields}/{vocab.edge_field} are not a molecule's")
+        self.vocab = vocab
+        self.standardize_with = standardize_with
+
+    @classmethod
+    def fit(cls, smiles: list[str], standardize_with: StandardizeOptions | None = None) -> MoleculeDomain:
+        """Fit the vocabulary on a list of SMILES (all must parse; use ``molgen.featurize`` for files)."""
+        graphs = [smiles_to_raw_graph(s, standardize_with)[0] for s in smiles]
+        return cls(vocab_from_raw_graphs(graphs), standardize_with)
+
+    def to_graph(self, smiles: str) -> Graph:
+        """SMILES -> labelled graph in canonical order; errors name the SMILES and the offending atom/bond."""
+        return self.label_graph(smiles_to_raw_graph(smiles, self.standardize_with)[0], smiles)
+
+    def label_graph(self, raw: Graph, smiles: str = "") -> Graph:
+        """Map a raw graph to vocabulary labels."""
+        try:
+            x = self.vocab.node_labels(raw.x)
+        except OutOfVocabularyError as exc:
+            _, row, field_name, value = exc.args
+            symbol = Chem.GetPeriodicTable().GetElementSymbol(int(raw.x[row, 0]))
+            raise OutOfVocabularyError(
+                f"SMILES {smiles!r}: atom {row} ({symbol}) has {field_name}={value}, which the tokenizer's "
+                f"vocabulary does not contain (known {field_name}: {self.vocab.node_values[NODE_FIELDS.index(field_name)]})"
+            ) from None
+        try:
+            edge_attr = self.vocab.edge_labels(raw.edge_attr)
+        except OutOfVocabularyError as exc:
+            _, row, field_name, value = exc.args
+            i, j = raw.edge_index[row].tolist()
+            raise OutOfVocabularyError(
+                f"SMILES {smiles!r}: bond {i}-{j} has {field_name}={value}, which the tokenizer's vocabulary "
+                f"does not contain (known: {self.vocab.edge_values})"
+            ) from None
+        return Graph(x=x, edge_index=raw.edge_index, edge_attr=edge_attr)
+
+    def raw_graph(self, graph: Graph) -> Graph:
+        """Map vocabulary labels back to raw values (drops edges labelled 0)."""
+        keep = graph.edge_attr > 0
+        return Graph(
+            x=self.vocab.node_raw(graph.x),
+            edge_index=graph.edge_index[keep],
+            edge_attr=self.vocab.edge_raw(graph.edge_attr[keep]),
+        )
+
+    def to_mol(self, graph: Graph) -> Chem.Mol:
+        """Labelled graph -> sanitised Mol; raises :class:`InvalidMoleculeError` when it is not valid."""
+        return raw_graph_to_mol(self.raw_graph(graph))
+
+    def from_graph(self, graph: Graph) -> str:
+        """Labelled graph -> canonical (non-isomeric) SMILES; raises InvalidMoleculeError when invalid."""
+        return canonical_smiles(self.to_mol(graph), isomeric=False)
+
+    def canonical(self, smiles: str) -> str:
+        """The form a round trip is compared in: non-isomeric canonical SMILES after this domain's standardisation."""
+        return canonical_smiles(parse_smiles(smiles, self.standardize_with), isomeric=False)
+
+    def to_config(self) -> dict[str, Any]:
+        opts = self.standardize_with
+        return {
+            "name": self.name,
+            "vocab": self.vocab.to_dict(),
+            "standardize": None if opts is None else {"largest_fragment": opts.largest_fragment, "neutralize": opts.neutralize},
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> MoleculeDomain:
+        opts = config.get("standardize")
+        return cls(Vocabulary.from_dict(config["vocab"]), None if opts is None else StandardizeOptions(**opts))
+
+
+def vocab_from_raw_graphs(graphs: list[Graph]) -> Vocabulary:
+    """Fit a molecule vocabulary on raw graphs."""
+    node_raw = np.concatenate([g.x for g in graphs]) if graphs else np.zeros((0, len(NODE_FIELDS)), dtype=np.int64)
+    edge_raw = np.concatenate([g.edge_attr for g in graphs]) if graphs else np.zeros(0, dtype=np.int64)
+    return Vocabulary.fit(NODE_FIELDS, node_raw, EDGE_FIELD, edge_raw)

@@ -1,0 +1,140 @@
+"""Reading molecule files: ``.smi``, ``.csv`` and ``.sdf`` (each optionally gzipped).
+
+Readers yield :class:`Row` for every record they could read and :class:`BadRow` (with where and why) for
+every record they could not; they never stop at a bad row. Whether a SMILES is valid chemistry is checked
+later, by the featurizer, which reports its failures in the same :class:`BadRow` form.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["BadRow", "Row", "file_format", "read_molecules", "write_bad_rows"]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One molecule as read: where it came from (``line 12`` / ``record 3``), its SMILES and optional name."""
+
+    location: str
+    smiles: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A record that was skipped: where, what it said, and why."""
+
+    location: str
+    text: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.text!r}: {self.reason}"
+
+
+_FORMATS = {".smi": "smi", ".smiles": "smi", ".txt": "smi", ".csv": "csv", ".sdf": "sdf", ".sd": "sdf"}
+
+
+def file_format(path: str | Path) -> str:
+    """``smi``, ``csv`` or ``sdf`` from the file name (``.gz`` allowed); ValueError naming the file otherwise."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    fmt = _FORMATS.get(suffixes[-1] if suffixes else "")
+    if fmt is None:
+        raise ValueError(f"{path}: unknown molecule file type; expected one of {sorted(_FORMATS)} (optionally .gz)")
+    return fmt
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix.lower() == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace", newline="")
+    return open(path, encoding="utf-8", errors="replace", newline="")
+
+
+def read_molecules(path: str | Path, smiles_column: str | None = None) -> Iterator[Row | BadRow]:
+    """Yield every record of a molecule file as :class:`Row` or :class:`BadRow`.
+
+    Args:
+        path: a ``.smi`` (SMILES, then an optional name after whitespace), ``.csv`` or ``.sdf`` file.
+        smiles_column: CSV column holding SMILES; by default the first column named ``smiles``
+            (any case). A missing column is an error naming the columns that exist.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    readers = {"smi": _read_smi, "csv": lambda p: _read_csv(p, smiles_column), "sdf": _read_sdf}
+    yield from readers[file_format(path)](path)
+
+
+def _read_smi(path: Path) -> Iterator[Row | BadRow]:
+    with _open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            parts = text.split(maxsplit=1)
+            yield Row(f"line {number}", parts[0], parts[1] if len(parts) > 1 else None)
+
+
+def _read_csv(path: Path, smiles_column: str | None) -> Iterator[Row | BadRow]:
+    with _open_text(path) as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            return
+        if smiles_column is None:
+            matches = [i for i, name in enumerate(header) if name.strip().lower() == "smiles"]
+        else:
+            matches = [i for i, name in enumerate(header) if name.strip() == smiles_column]
+        if not matches:
+            wanted = smiles_column or "smiles"
+            raise ValueError(f"{path}: no column {wanted!r}; columns are {header} (choose one with --smiles-column)")
+        col = matches[0]
+        name_cols = [i for i, name in enumerate(header) if name.strip().lower() in ("name", "id", "title")]
+        for row in reader:
+            location = f"line {reader.line_num}"
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if col >= len(row) or not row[col].strip():
+                yield BadRow(location, ",".join(row), f"no SMILES in column {header[col]!r}")
+                continue
+            name = row[name_cols[0]].strip() if name_cols and name_cols[0] < len(row) else None
+            yield Row(location, row[col].strip(), name or None)
+
+
+def _read_sdf(path: Path) -> Iterator[Row | BadRow]:
+    from rdkit import Chem, rdBase
+
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rb") as handle:
+        supplier = Chem.ForwardSDMolSupplier(handle, sanitize=True, removeHs=True)
+        number = 0
+        while True:
+            number += 1
+            with rdBase.CaptureErrorLog() as log:
+                try:
+                    mol = next(supplier)
+                except StopIteration:
+                    break
+            location = f"record {number}"
+            if mol is None:
+                reason = next((ln.split("]", 1)[-1].strip() for ln in log.messages.splitlines() if ln.strip()), "")
+                yield BadRow(location, "", f"unreadable SDF record: {reason or 'RDKit could not parse it'}")
+                continue
+            name = mol.GetProp("_Name").strip() if mol.HasProp("_Name") else ""
+            yield Row(location, Chem.MolToSmiles(mol), name or None)
+
+
+def write_bad_rows(bad_rows: list[BadRow], path: str | Path) -> None:
+    """Write bad rows as a TSV report (location, reason, text)."""
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("location\treason\ttext\n")
+        for bad in bad_rows:
+            handle.write(f"{bad.location}\t{bad.reason}\t{bad.text}\n")

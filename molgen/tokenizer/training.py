@@ -1,0 +1,335 @@
+"""Training the tokenizer with Lightning: losses, metrics, latent health, data loading, resumable runs.
+
+Nothing here is needed to *use* a trained tokenizer: see ``molgen.checkpoint`` and ``molgen.pipeline``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from molgen.batch import GraphBatch, batch_from_dataset
+from molgen.dataset import GraphDataset
+from molgen.tokenizer.config import TokenizerConfig
+from molgen.tokenizer.model import DecoderOutput, GraphTokenizer, Posterior
+
+__all__ = ["GraphDataModule", "TokenizerModule", "TrainSettings", "reconstruction_metrics", "train_tokenizer"]
+
+log = logging.getLogger(__name__)
+
+
+def reconstruction_metrics(batch: GraphBatch, x_hat: Tensor, adj_hat: Tensor) -> dict[str, Tensor]:
+    """Per-batch node accuracy (all fields right), edge accuracy (over node pairs i < j), and the number of
+    graphs reconstructed exactly. Returns counts so that they can be summed over batches."""
+    mask = batch.mask
+    node_ok = (x_hat == batch.x).all(-1) & mask  # (B, N)
+    pair_mask = torch.triu(mask[:, :, None] & mask[:, None, :], diagonal=1)  # (B, N, N)
+    edge_ok = (adj_hat == batch.adj) & pair_mask
+    graph_ok = (node_ok.sum(1) == mask.sum(1)) & (edge_ok.sum((1, 2)) == pair_mask.sum((1, 2)))
+    bond_mask = pair_mask & (batch.adj > 0)
+    return {
+        "nodes_correct": node_ok.sum(),
+        "nodes": mask.sum(),
+        "pairs_correct": edge_ok.sum(),
+        "pairs": pair_mask.sum(),
+        "bonds_correct": (edge_ok & bond_mask).sum(),
+        "bonds": bond_mask.sum(),
+        "graphs_exact": graph_ok.sum(),
+        "graphs": torch.tensor(len(batch), device=mask.device),
+    }
+
+
+class TokenizerModule(L.LightningModule):
+    """Reconstruction loss (node and edge cross-entropy) + ``kl_weight`` x KL for the Gaussian bottleneck."""
+
+    def __init__(
+        self,
+        config: dict,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        kl_weight: float = 1e-4,
+        warmup_steps: int = 500,
+        total_steps: int = 100_000,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = GraphTokenizer(TokenizerConfig(**config))
+        self.export_dir: Path | None = None  # where on_save_checkpoint also writes safetensors + JSON
+        self.export_extra: dict = {}
+        self._val: dict[str, Tensor] = {}
+        self._val_latents: list[Tensor] = []
+        self._seconds_before = 0.0  # training wall time of earlier runs of this model (restored on resume)
+        self._started = time.time()
+
+    def train_seconds(self) -> float:
+        """Wall time spent training this model, over all resumed runs."""
+        return self._seconds_before + (time.time() - self._started)
+
+    def on_train_start(self) -> None:
+        self._started = time.time()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._seconds_before = float(checkpoint.get("train_seconds", 0.0))
+
+    # --- losses ------------------------------------------------------------------------------------
+
+    def losses(self, batch: GraphBatch, posterior: Posterior, out: DecoderOutput) -> dict[str, Tensor]:
+        mask = batch.mask
+        node_loss = sum(
+            F.cross_entropy(logits[mask], batch.x[..., f][mask]) for f, logits in enumerate(out.node_logits)
+        )
+        b, i, j = out.pairs.unbind(-1)
+        edge_loss = F.cross_entropy(out.edge_logits, batch.adj[b, i, j])
+        losses = {"node_loss": node_loss, "edge_loss": edge_loss}
+        total = node_loss + edge_loss
+        if posterior.kl is not None:
+            kl = posterior.kl[mask].sum(-1).mean()  # nats per node
+            losses["kl"] = kl
+            total = total + self.hparams.kl_weight * kl
+        losses["loss"] = total
+        return losses
+
+    def training_step(self, batch: GraphBatch, batch_idx: int) -> Tensor:
+        posterior, out = self.model(batch, sample=True)
+        losses = self.losses(batch, posterior, out)
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=False, batch_size=len(batch))
+        self.log("loss", losses["loss"], prog_bar=True, logger=False, batch_size=len(batch))
+        return losses["loss"]
+
+    # --- validation: exactness and latent health -------------------------------------------------------
+
+    def on_validation_epoch_start(self) -> None:
+        self._val = {}
+        self._val_latents = []
+
+    def validation_step(self, batch: GraphBatch, batch_idx: int) -> None:
+        posterior = self.model.posterior(batch, sample=False)
+        x_hat, adj_hat = self.model.decode(posterior.mean, batch.mask)
+        for key, value in reconstruction_metrics(batch, x_hat, adj_hat).items():
+            self._val[key] = self._val.get(key, 0) + value
+        out = self.model.decode_logits(posterior.mean, batch.mask)
+        self.log("val/loss", self.losses(batch, posterior, out)["loss"], batch_size=len(batch), sync_dist=True)
+        if posterior.indices is not None:
+            self._val_latents.append(posterior.indices[batch.mask].cpu())
+        else:
+            self._val_latents.append(torch.cat([posterior.mean[batch.mask], posterior.kl[batch.mask]], -1).cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        totals = {k: self.all_gather(v).sum().float() if self.trainer.world_size > 1 else v.float() for k, v in self._val.items()}
+        metrics = {
+            "val/node_acc": totals["nodes_correct"] / totals["nodes"],
+            "val/edge_acc": totals["pairs_correct"] / totals["pairs"],
+            "val/bond_acc": totals["bonds_correct"] / totals["bonds"],
+            "val/exact": totals["graphs_exact"] / totals["graphs"],
+        }
+        metrics.update({f"val/{k}": torch.tensor(v) for k, v in latent_health(self.model, torch.cat(self._val_latents)).items() if not isinstance(v, list)})
+        self.log_dict(metrics, prog_bar=False, sync_dist=False)
+        self.log("exact", metrics["val/exact"], prog_bar=True, logger=False)
+
+    # --- optimisation --------------------------------------------------------------------------------
+
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, param in self.model.named_parameters():
+            (no_decay if param.ndim < 2 or "embedding" in name or "position" in name else decay).append(param)
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.hparams.lr,
+            foreach=True,
+        )
+        warmup, total = self.hparams.warmup_steps, max(self.hparams.total_steps, self.hparams.warmup_steps + 1)
+
+        def schedule(step: int) -> float:  # linear warm-up, cosine decay to 5%
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min(1.0, (step - warmup) / (total - warmup))
+            return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["train_seconds"] = self.train_seconds()
+        if self.export_dir is not None and self.trainer.is_global_zero:
+            from molgen.checkpoint import save_tokenizer
+
+            extra = {
+                **self.export_extra,
+                "global_step": int(self.global_step),
+                "epoch": int(self.current_epoch),
+                "train_seconds": round(self.train_seconds(), 1),
+                "val": {k: round(float(v), 6) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")},
+            }
+            save_tokenizer(self.model, self.export_dir, training=extra)
+
+
+def latent_health(model: GraphTokenizer, latents: Tensor) -> dict[str, float | list[float]]:
+    """Posterior-collapse and codebook-collapse diagnostics over a set of nodes.
+
+    Gaussian: ``latents`` is (M, 2 * latent_dim) = [posterior mean, KL per dim]; reports KL per dimension
+    (nats), total KL per node, and active units (dims whose posterior mean varies across nodes with
+    variance > 0.01, Burda et al. 2016). FSQ: ``latents`` is (M,) code indices; reports codebook
+    utilisation (share of codes used) and perplexity (exp of the code-usage entropy).
+    """
+    if model.config.bottleneck == "fsq":
+        size = model.bottleneck.codebook_size
+        counts = torch.bincount(latents.long(), minlength=size).double()
+        p = counts / counts.sum()
+        entropy = -(p[p > 0] * p[p > 0].log()).sum()
+        return {
+            "codebook_utilization": float((counts > 0).double().mean()),
+            "codebook_perplexity": float(entropy.exp()),
+            "codebook_size": float(size),
+            "bits_per_node": float(math.log2(size)),
+        }
+    d = model.config.latent_dim
+    mean, kl = latents[:, :d].double(), latents[:, d:].double()
+    variance = mean.var(0) if len(mean) > 1 else torch.zeros(d, dtype=torch.double)
+    return {
+        "active_units": float((variance > 0.01).sum()),
+        "kl_per_node": float(kl.sum(1).mean()),
+        "kl_per_dim": [round(float(v), 4) for v in kl.mean(0)],
+        "mean_variance_per_dim": [round(float(v), 4) for v in variance],
+    }
+
+
+class _Indices(torch.utils.data.Dataset):
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+class GraphDataModule(L.LightningDataModule):
+    """Random batches of a :class:`GraphDataset`, densified in ``collate`` (so DDP samplers work unchanged)."""
+
+    def __init__(self, train: GraphDataset, val: GraphDataset, batch_size: int = 256, num_workers: int = 0) -> None:
+        super().__init__()
+        self.train, self.val = train, val
+        self.batch_size, self.num_workers = batch_size, num_workers
+
+    def _loader(self, dataset: GraphDataset, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            _Indices(len(dataset)),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            collate_fn=lambda idx: batch_from_dataset(dataset, idx),
+            num_workers=self.num_workers,
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val, shuffle=False)
+
+
+@dataclass
+class TrainSettings:
+    """How to run training: optimisation, schedule, checkpointing and Lightning Trainer options."""
+
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    kl_weight: float = 1e-4
+    warmup_steps: int = 500
+    max_steps: int = 100_000
+    max_time: str | None = None  # "DD:HH:MM:SS", passed to the Trainer
+    val_every: int = 2000  # steps between validations
+    val_size: int = 2000
+    checkpoint_minutes: float = 5.0
+    seed: int = 0
+    accelerator: str = "auto"
+    devices: str | int = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    threads: int | None = None
+    progress: bool = True
+
+
+def train_tokenizer(
+    train: GraphDataset,
+    run_dir: str | Path,
+    config: TokenizerConfig,
+    settings: TrainSettings,
+    val: GraphDataset | None = None,
+    domain_config: dict | None = None,
+    resume: bool = True,
+) -> TokenizerModule:
+    """Train (or resume training of) a tokenizer.
+
+    Lightning checkpoints (for resuming) go to ``run_dir/checkpoints``; at every checkpoint and at the end the
+    model is also exported as a model directory, ``run_dir/model`` (``domain.json`` + ``tokenizer/``), which
+    :class:`molgen.pipeline.MolgenPipeline` loads and which can be copied to ``checkpoints/<name>``.
+    """
+    run_dir = Path(run_dir)
+    L.seed_everything(settings.seed, workers=True)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    if val is None:
+        train, val = train.split(min(settings.val_size / max(len(train), 1), 0.1), seed=settings.seed)
+    module = TokenizerModule(
+        config.to_dict(),
+        lr=settings.lr,
+        weight_decay=settings.weight_decay,
+        kl_weight=settings.kl_weight,
+        warmup_steps=settings.warmup_steps,
+        total_steps=settings.max_steps,
+    )
+    module.export_dir = run_dir / "model" / "tokenizer"
+    module.export_extra = {"train_size": len(train), "val_size": len(val), "settings": settings.__dict__}
+    if domain_config is not None:
+        module.export_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "model" / "domain.json").write_text(json.dumps(domain_config, indent=1))
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        save_last=True,
+        save_top_k=0,
+        train_time_interval=timedelta(minutes=settings.checkpoint_minutes),
+    )
+    val_every = min(settings.val_every, max(1, math.ceil(len(train) / settings.batch_size)))
+    trainer = L.Trainer(
+        default_root_dir=run_dir,
+        accelerator=settings.accelerator,
+        devices=settings.devices,
+        num_nodes=settings.num_nodes,
+        strategy=settings.strategy,
+        max_steps=settings.max_steps,
+        max_time=settings.max_time,
+        val_check_interval=val_every,
+        check_val_every_n_epoch=None,
+        callbacks=[checkpoint],
+        logger=CSVLogger(run_dir, name="logs"),
+        enable_progress_bar=settings.progress,
+        gradient_clip_val=1.0,
+        num_sanity_val_steps=0,
+        log_every_n_steps=50,
+    )
+    last = run_dir / "checkpoints" / "last.ckpt"
+    ckpt_path = str(last) if resume and last.exists() else None
+    if ckpt_path:
+        log.info("resuming from %s", ckpt_path)
+    trainer.fit(module, datamodule=GraphDataModule(train, val, settings.batch_size), ckpt_path=ckpt_path)
+    trainer.save_checkpoint(last)  # also exports via on_save_checkpoint
+    return module
