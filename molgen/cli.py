@@ -68,16 +68,18 @@ def _take_shuffled(rows, limit: int, seed: int):
     rng = random.Random(seed)
     reservoir: list = []
     bad = []
-    for n, row in enumerate(rows):
+    n_good = 0
+    for row in rows:
         if not hasattr(row, "smiles"):
             bad.append(row)
             continue
         if len(reservoir) < limit:
             reservoir.append(row)
         else:
-            k = rng.randint(0, n)
+            k = rng.randint(0, n_good)
             if k < limit:
                 reservoir[k] = row
+        n_good += 1
     rng.shuffle(reservoir)
     return bad + reservoir
 
@@ -85,20 +87,20 @@ def _take_shuffled(rows, limit: int, seed: int):
 # --- train tokenizer -------------------------------------------------------------------------------
 
 
-def _dataset_for_training(path: Path, run_dir: Path, args: argparse.Namespace):
-    """A featurized dataset directory is used as it is; a molecule file is featurized into the run dir first."""
+def _dataset_for_training(path: Path, cache: Path, args: argparse.Namespace, vocab_dir: Path | None = None):
+    """A featurized dataset directory is used as it is; a molecule file is featurized into ``cache`` first
+    (with the vocabulary found in ``vocab_dir``, if given: validation data must share the training vocabulary)."""
     from molgen.dataset import GraphDataset
 
     if path.is_dir():
         return GraphDataset.load(path)
-    cache = run_dir / "data" / path.name.split(".")[0]
-    if (cache / "graphs.npz").exists():
-        return GraphDataset.load(cache)
-    featurize_args = argparse.Namespace(
-        input=str(path), out=str(cache), smiles_column=args.smiles_column, vocab=None, limit=None, seed=0,
-        workers=None, largest_fragment=False, neutralize=False, quiet=not args.progress,
-    )
-    cmd_featurize(featurize_args)
+    if not (cache / "graphs.npz").exists():
+        featurize_args = argparse.Namespace(
+            input=str(path), out=str(cache), smiles_column=args.smiles_column,
+            vocab=str(vocab_dir) if vocab_dir else None, limit=None, seed=0, workers=None,
+            largest_fragment=False, neutralize=False, quiet=not args.progress,
+        )
+        cmd_featurize(featurize_args)
     return GraphDataset.load(cache)
 
 
@@ -109,10 +111,12 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
 
     run_dir = Path(args.out)
     run_dir.mkdir(parents=True, exist_ok=True)
-    train = _dataset_for_training(Path(args.data), run_dir, args)
+    train_path = Path(args.data)
+    train_cache = train_path if train_path.is_dir() else run_dir / "data" / "train"
+    train = _dataset_for_training(train_path, train_cache, args)
     val = None
     if args.val:
-        val = _dataset_for_training(Path(args.val), run_dir, args)
+        val = _dataset_for_training(Path(args.val), run_dir / "data" / "val", args, vocab_dir=train_cache)
         if val.vocab.to_dict() != train.vocab.to_dict():
             raise CLIError(f"--val {args.val}: its vocabulary differs from the training data's; featurize it with --vocab")
     if args.limit:
@@ -283,7 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)  # molgen's own messages; Lightning configures its own logger
+    log.setLevel(logging.INFO if args.verbose else logging.WARNING)
     try:
         args.func(args)
     except (CLIError, FileNotFoundError, ValueError, KeyError) as exc:

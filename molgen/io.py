@@ -54,8 +54,8 @@ def file_format(path: str | Path) -> str:
 
 def _open_text(path: Path) -> io.TextIOBase:
     if path.suffix.lower() == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace", newline="")
-    return open(path, encoding="utf-8", errors="replace", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors="replace", newline="")
+    return open(path, encoding="utf-8-sig", errors="replace", newline="")  # -sig: Excel's byte-order mark
 
 
 def read_molecules(path: str | Path, smiles_column: str | None = None) -> Iterator[Row | BadRow]:

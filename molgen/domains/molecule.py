@@ -109,6 +109,16 @@ def raw_graph_to_mol(graph: Graph) -> Chem.Mol:
     return mol
 
 
+def _input_atom_name(smiles: str, raw_atom: np.ndarray) -> str:
+    """'atom 3 (Se)' with the atom's number in the SMILES as written (graphs use canonical order)."""
+    symbol = Chem.GetPeriodicTable().GetElementSymbol(int(raw_atom[0]))
+    mol = Chem.MolFromSmiles(smiles) if smiles else None
+    for atom in mol.GetAtoms() if mol is not None else []:
+        if (atom.GetAtomicNum(), atom.GetFormalCharge(), atom.GetTotalNumHs()) == tuple(int(v) for v in raw_atom):
+            return f"atom {atom.GetIdx()} ({symbol})"
+    return f"an atom ({symbol})"
+
+
 class MoleculeDomain:
     """Molecules as graphs, with a vocabulary fitted on training data.
 
@@ -141,10 +151,10 @@ class MoleculeDomain:
             x = self.vocab.node_labels(raw.x)
         except OutOfVocabularyError as exc:
             _, row, field_name, value = exc.args
-            symbol = Chem.GetPeriodicTable().GetElementSymbol(int(raw.x[row, 0]))
             raise OutOfVocabularyError(
-                f"SMILES {smiles!r}: atom {row} ({symbol}) has {field_name}={value}, which the tokenizer's "
-                f"vocabulary does not contain (known {field_name}: {self.vocab.node_values[NODE_FIELDS.index(field_name)]})"
+                f"SMILES {smiles!r}: {_input_atom_name(smiles, raw.x[row])} has {field_name}={value}, which the "
+                f"tokenizer's vocabulary does not contain "
+                f"(known {field_name}: {self.vocab.node_values[NODE_FIELDS.index(field_name)]})"
             ) from None
         try:
             edge_attr = self.vocab.edge_labels(raw.edge_attr)

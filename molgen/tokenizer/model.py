@@ -99,8 +99,22 @@ _BOTTLENECKS = {
 }
 
 
-def _transformer_layer(config: TokenizerConfig) -> nn.TransformerEncoderLayer:
-    return nn.TransformerEncoderLayer(
+class _BiasedEncoderLayer(nn.TransformerEncoderLayer):
+    """A pre-norm transformer layer that always adds ``src_mask`` as an attention *bias*.
+
+    PyTorch's inference fast path (eval mode without autograd) reads a float ``src_mask`` as a mask and drops
+    every entry that is not zero (pytorch/pytorch#118628), which turns learned edge biases into fully masked
+    rows and NaN latents. This layer always takes the ordinary path; parameters and state-dict keys are those
+    of ``nn.TransformerEncoderLayer``.
+    """
+
+    def forward(self, src: Tensor, src_mask: Tensor | None = None, src_key_padding_mask: Tensor | None = None, is_causal: bool = False) -> Tensor:
+        x = src + self._sa_block(self.norm1(src), src_mask, src_key_padding_mask, is_causal=is_causal)
+        return x + self._ff_block(self.norm2(x))
+
+
+def _transformer_layer(config: TokenizerConfig, layer_class: type[nn.TransformerEncoderLayer] = nn.TransformerEncoderLayer) -> nn.TransformerEncoderLayer:
+    return layer_class(
         d_model=config.d_model,
         nhead=config.n_heads,
         dim_feedforward=config.ff_mult * config.d_model,
@@ -119,7 +133,7 @@ class GraphEncoder(nn.Module):
         self.n_heads = config.n_heads
         self.node_embeddings = nn.ModuleList(nn.Embedding(k, config.d_model) for k in config.node_vocab_sizes)
         self.position = nn.Embedding(config.max_nodes, config.d_model)
-        self.layers = nn.ModuleList(_transformer_layer(config) for _ in range(config.encoder_layers))
+        self.layers = nn.ModuleList(_transformer_layer(config, _BiasedEncoderLayer) for _ in range(config.encoder_layers))
         # One attention bias per edge label and head, per layer: bonds steer attention.
         self.edge_bias = nn.ModuleList(nn.Embedding(config.edge_vocab_size, config.n_heads) for _ in self.layers)
         self.norm = nn.LayerNorm(config.d_model)

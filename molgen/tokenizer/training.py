@@ -220,6 +220,16 @@ class _Indices(torch.utils.data.Dataset):
         return i
 
 
+class _Collate:
+    """Indices -> dense batch of ``dataset`` (a class, not a lambda, so spawned workers can pickle it)."""
+
+    def __init__(self, dataset: GraphDataset) -> None:
+        self.dataset = dataset
+
+    def __call__(self, indices: list[int]) -> GraphBatch:
+        return batch_from_dataset(self.dataset, indices)
+
+
 class GraphDataModule(L.LightningDataModule):
     """Random batches of a :class:`GraphDataset`, densified in ``collate`` (so DDP samplers work unchanged)."""
 
@@ -233,7 +243,7 @@ class GraphDataModule(L.LightningDataModule):
             _Indices(len(dataset)),
             batch_size=self.batch_size,
             shuffle=shuffle,
-            collate_fn=lambda idx: batch_from_dataset(dataset, idx),
+            collate_fn=_Collate(dataset),
             num_workers=self.num_workers,
             drop_last=False,
         )

@@ -1,0 +1,227 @@
+"""The ``molgen`` command line, called in-process through ``molgen.cli.main`` (and once as a console script)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from molgen.chem import canonicalize
+from molgen.cli import main
+from molgen.dataset import GraphDataset
+
+MIXED = [
+    "CCO ethanol",  # 1
+    "C1CC unclosed",  # 2  bad
+    "c1ccccc1",  # 3
+    "",  # 4
+    "xyz",  # 5  bad
+    "CC(=O)O",  # 6
+    "# comment",  # 7
+    "C[13CH3]",  # 8  bad
+    "c1cc[nH]c1",  # 9
+]
+MIXED_BAD = {"line 2": "unclosed ring", "line 5": "syntax error", "line 8": "isotope"}
+MIXED_GOOD = ["CCO", "c1ccccc1", "CC(=O)O", "c1cc[nH]c1"]
+
+
+@pytest.fixture
+def mixed_smi(tmp_path):
+    path = tmp_path / "mixed.smi"
+    path.write_text("\n".join(MIXED) + "\n")
+    return path
+
+
+# --- featurize --------------------------------------------------------------------------------------------
+
+
+def test_featurize_smi_with_bad_rows(mixed_smi, tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert main(["featurize", str(mixed_smi), "--out", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["bad_rows.tsv", "graphs.npz", "items.txt", "report.json", "vocab.json"]
+    dataset = GraphDataset.load(out)
+    assert dataset.items == [canonicalize(s) for s in MIXED_GOOD]
+    report = json.loads((out / "report.json").read_text())
+    assert (report["read"], report["featurized"], report["bad"]) == (7, 4, 3)
+    with open(out / "bad_rows.tsv", newline="") as handle:
+        bad = {row["location"]: row for row in csv.DictReader(handle, delimiter="\t")}
+    assert set(bad) == set(MIXED_BAD)
+    for location, reason in MIXED_BAD.items():
+        assert reason in bad[location]["reason"].lower()
+    assert bad["line 2"]["text"] == "C1CC"
+    for location in MIXED_BAD:
+        assert f"skipped {location}" in captured.err
+    assert "featurized 4 of 7" in captured.out
+
+
+def test_featurize_csv_missing_column_exits_2_naming_the_columns(tmp_path, capsys):
+    path = tmp_path / "mols.csv"
+    path.write_text("id,structure,mw\n1,CCO,46\n")
+    assert main(["featurize", str(path), "--out", str(tmp_path / "ds"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("molgen featurize: error:")
+    for name in ("'id'", "'structure'", "'mw'", "smiles"):
+        assert name in err
+    assert "--smiles-column" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "ds" / "graphs.npz").exists()
+
+
+def test_featurize_csv_with_smiles_column(tmp_path):
+    path = tmp_path / "mols.csv"
+    path.write_text("id,structure\n1,OCC\n2,\n3,c1ccccc1\n")
+    out = tmp_path / "ds"
+    args = ["featurize", str(path), "--out", str(out), "--smiles-column", "structure", "--quiet", "--workers", "1"]
+    assert main(args) == 0
+    assert GraphDataset.load(out).items == ["CCO", "c1ccccc1"]
+    assert "line 3" in (out / "bad_rows.tsv").read_text()
+
+
+def test_featurize_with_vocab_of_another_dataset(mixed_smi, tmp_path):
+    first = tmp_path / "first"
+    assert main(["featurize", str(mixed_smi), "--out", str(first), "--quiet"]) == 0
+    other = tmp_path / "other.smi"
+    other.write_text("OCC\nC[Se]C\nc1ccccc1\nC[N+](C)(C)C\n")  # no Se and no charged atom in the first
+    second = tmp_path / "second"
+    assert main(["featurize", str(other), "--out", str(second), "--vocab", str(first), "--quiet"]) == 0
+    dataset = GraphDataset.load(second)
+    assert dataset.vocab == GraphDataset.load(first).vocab
+    assert dataset.items == ["CCO", "c1ccccc1"]
+    bad = (second / "bad_rows.tsv").read_text()
+    assert "line 2" in bad and "(Se)" in bad
+    assert "line 4" in bad and "(N)" in bad and "formal_charge=1" in bad
+
+
+def test_featurize_bad_vocab_path_exits_2(mixed_smi, tmp_path, capsys):
+    assert main(["featurize", str(mixed_smi), "--out", str(tmp_path / "ds"), "--vocab", str(tmp_path), "--quiet"]) == 2
+    assert "--vocab" in capsys.readouterr().err
+
+
+def test_featurize_limit_takes_a_reproducible_random_subset(tmp_path, moses_sample):
+    smiles = moses_sample("test", 30, 5)
+    path = tmp_path / "mols.smi"
+    path.write_text("\n".join(smiles) + "\n")
+    items = []
+    for out in ("a", "b"):
+        args = ["featurize", str(path), "--out", str(tmp_path / out), "--limit", "5", "--seed", "3", "--quiet"]
+        assert main(args) == 0
+        items.append(GraphDataset.load(tmp_path / out).items)
+    assert items[0] == items[1]
+    assert len(items[0]) == 5 and len(set(items[0])) == 5
+    assert set(items[0]) <= {canonicalize(s, isomeric=False) for s in smiles}
+
+
+def test_featurize_missing_input_exits_2(tmp_path, capsys):
+    assert main(["featurize", str(tmp_path / "absent.smi"), "--out", str(tmp_path / "ds")]) == 2
+    assert "absent.smi" in capsys.readouterr().err
+
+
+# --- train tokenizer + reconstruct ----------------------------------------------------------------------------
+
+TINY = [
+    "--max-steps", "5", "--d-model", "32", "--heads", "4", "--encoder-layers", "1", "--decoder-layers", "1",
+    "--edge-hidden", "16", "--batch-size", "16", "--warmup-steps", "2", "--no-progress", "--accelerator", "cpu",
+    "--devices", "1", "--threads", "1",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def train_smi(tmp_path_factory, moses_sample):
+    path = tmp_path_factory.mktemp("data") / "train.smi"
+    path.write_text("\n".join(["CCO"] + moses_sample("test", 39, 7)) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory, train_smi):
+    run = tmp_path_factory.mktemp("cli_run")
+    assert main(["train", "tokenizer", str(train_smi), "--out", str(run), *TINY]) == 0
+    return run
+
+
+def test_train_tokenizer_writes_a_model_dir(cli_run, train_smi):
+    model = cli_run / "model"
+    assert (model / "domain.json").is_file()
+    assert {p.name for p in (model / "tokenizer").iterdir()} == {"config.json", "model.safetensors", "training.json"}
+    assert (cli_run / "checkpoints" / "last.ckpt").is_file()
+    config = json.loads((model / "tokenizer" / "config.json").read_text())
+    assert (config["d_model"], config["encoder_layers"], config["decoder_layers"]) == (32, 1, 1)
+    training = json.loads((model / "tokenizer" / "training.json").read_text())
+    assert training["global_step"] == 5
+    # The training file was featurized into the run directory first.
+    assert len(GraphDataset.load(cli_run / "data" / "train")) == 40
+
+
+def test_reconstruct_smiles_arguments(cli_run, capsys):
+    assert main(["reconstruct", "--model", str(cli_run / "model"), "--smiles", "CCO", "xyz", "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0].startswith("CCO\t")
+    assert lines[1].startswith("xyz\t") and "error: invalid SMILES 'xyz'" in lines[1]
+    assert "1 inputs could not be encoded" in lines[-1]
+    assert "skipped argument" in captured.err and "xyz" in captured.err
+
+
+def test_reconstruct_file_to_csv(cli_run, train_smi, tmp_path):
+    good = train_smi.read_text().split()[:5]
+    path = tmp_path / "in.smi"
+    path.write_text("\n".join(good[:3] + ["xyz"] + good[3:]) + "\n")
+    out = tmp_path / "out.csv"
+    args = ["reconstruct", str(path), "--model", str(cli_run / "model"), "--out", str(out), "--device", "cpu"]
+    assert main(args) == 0
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["location", "input", "canonical", "reconstructed", "exact", "error"]
+    assert [r["location"] for r in rows] == [f"line {n}" for n in range(1, 7)]
+    assert [r["input"] for r in rows] == good[:3] + ["xyz"] + good[3:]
+    for row in rows:
+        if row["input"] == "xyz":
+            assert row["canonical"] == "" and row["exact"] == "0" and "xyz" in row["error"]
+            continue
+        assert row["canonical"] == canonicalize(row["input"], isomeric=False)
+        assert row["exact"] == str(int(row["reconstructed"] == row["canonical"]))
+        assert row["reconstructed"] or row["error"]  # a decoded graph is either a molecule or a reason
+
+
+def test_reconstruct_nonexistent_model_exits_2(tmp_path, capsys):
+    assert main(["reconstruct", "--model", str(tmp_path / "no_model"), "--smiles", "CCO"]) == 2
+    err = capsys.readouterr().err
+    assert "no_model" in err and "no such model directory" in err
+    assert "Traceback" not in err
+
+
+def test_reconstruct_without_input_exits_2(cli_run, capsys):
+    assert main(["reconstruct", "--model", str(cli_run / "model"), "--device", "cpu"]) == 2
+    assert "give an input file or --smiles" in capsys.readouterr().err
+
+
+def test_train_tokenizer_with_val_molecule_file(tmp_path, train_smi):
+    val = tmp_path / "val.smi"
+    val.write_text("CCO\nCCCO\nc1ccccc1\n")  # inside the training vocabulary, but uses only part of it
+    assert main(["train", "tokenizer", str(train_smi), "--val", str(val), "--out", str(tmp_path / "run"), *TINY]) == 0
+
+
+# --- the console script and argument errors -------------------------------------------------------------------
+
+
+def test_console_script_help():
+    exe = shutil.which("molgen")
+    command = [exe, "--help"] if exe else [sys.executable, "-m", "molgen.cli", "--help"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for word in ("featurize", "train", "reconstruct"):
+        assert word in done.stdout
+
+
+def test_missing_required_arguments_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["featurize"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: molgen featurize" in err and "required" in err

@@ -1,0 +1,45 @@
+"""Shared fixtures for the molgen test suite.
+
+The suite must stay light: it shares a 2-core machine with training jobs, so torch runs on one thread and
+every model trained here is tiny.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parents[1]
+MOSES = REPO / "data" / "moses"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Keep torch on one thread for the whole session (some code under test calls set_num_threads)."""
+    torch.set_num_threads(1)
+    yield
+
+
+def _moses_sample(split: str, n: int, seed: int = 0) -> list[str]:
+    """``n`` SMILES drawn (without replacement, fixed seed) from ``data/moses/<split>.csv.gz``."""
+    path = MOSES / f"{split}.csv.gz"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    return pd.read_csv(path)["SMILES"].sample(n, random_state=seed).tolist()
+
+
+@pytest.fixture(scope="session")
+def moses_sample():
+    """``moses_sample(split, n, seed)``: n SMILES from a MOSES split (skips the test if the data is absent)."""
+    return _moses_sample
+
+
+@pytest.fixture(scope="session")
+def moses_test_3000() -> list[str]:
+    """3000 real molecules from the MOSES test set (seed 0)."""
+    return _moses_sample("test", 3000, seed=0)
