@@ -124,7 +124,15 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
 
         train = train.subset(np.random.default_rng(args.seed).permutation(len(train))[: args.limit])
     config_path = run_dir / "model" / "tokenizer" / "config.json"
-    if config_path.exists() and args.resume:
+    init_from = None
+    if args.init_from:
+        from molgen.checkpoint import load_domain, load_tokenizer
+
+        init_from = load_tokenizer(Path(args.init_from) / "tokenizer")
+        if load_domain(Path(args.init_from) / "domain.json").vocab.to_dict() != train.vocab.to_dict():
+            raise CLIError(f"--init-from {args.init_from}: its vocabulary differs from the training data's; featurize with --vocab {args.init_from}")
+        config = init_from.config
+    elif config_path.exists() and args.resume:
         config = TokenizerConfig.load(config_path)  # resuming: the network must keep its shape
     else:
         max_nodes = int(max(train.num_nodes.max(), val.num_nodes.max() if val is not None else 0))
@@ -159,7 +167,9 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
         progress=args.progress,
     )
     domain_config = MoleculeDomain(train.vocab).to_config()
-    module = train_tokenizer(train, run_dir, config, settings, val=val, domain_config=domain_config, resume=args.resume)
+    module = train_tokenizer(
+        train, run_dir, config, settings, val=val, domain_config=domain_config, resume=args.resume, init_from=init_from
+    )
     print(f"trained for {module.train_seconds():.0f} s in total; model directory: {run_dir / 'model'}")
 
 
@@ -269,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default="auto", help="Lightning strategy: auto, ddp, ddp_spawn, ...")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-resume", dest="resume", action="store_false", help="start afresh even if a checkpoint exists")
+    p.add_argument("--init-from", default=None, help="start from this model directory's tokenizer weights (fine-tune)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_train_tokenizer)
 

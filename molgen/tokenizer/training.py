@@ -286,12 +286,15 @@ def train_tokenizer(
     val: GraphDataset | None = None,
     domain_config: dict | None = None,
     resume: bool = True,
+    init_from: GraphTokenizer | None = None,
 ) -> TokenizerModule:
     """Train (or resume training of) a tokenizer.
 
     Lightning checkpoints (for resuming) go to ``run_dir/checkpoints``; at every checkpoint and at the end the
     model is also exported as a model directory, ``run_dir/model`` (``domain.json`` + ``tokenizer/``), which
     :class:`molgen.pipeline.MolgenPipeline` loads and which can be copied to ``checkpoints/<name>``.
+    ``init_from`` starts from a trained tokenizer's weights (fresh optimiser and schedule) instead of at random;
+    its config must equal ``config``.
     """
     run_dir = Path(run_dir)
     L.seed_everything(settings.seed, workers=True)
@@ -307,6 +310,10 @@ def train_tokenizer(
         warmup_steps=settings.warmup_steps,
         total_steps=settings.max_steps,
     )
+    if init_from is not None:
+        if init_from.config.to_dict() != config.to_dict():
+            raise ValueError("init_from: the tokenizer's config differs from the one to train")
+        module.model.load_state_dict(init_from.state_dict())
     module.export_dir = run_dir / "model" / "tokenizer"
     module.export_extra = {"train_size": len(train), "val_size": len(val), "settings": settings.__dict__}
     if domain_config is not None:

@@ -207,6 +207,29 @@ def test_train_tokenizer_with_val_molecule_file(tmp_path, train_smi):
     assert main(["train", "tokenizer", str(train_smi), "--val", str(val), "--out", str(tmp_path / "run"), *TINY]) == 0
 
 
+def test_train_tokenizer_init_from_starts_from_the_given_weights(cli_run, train_smi, tmp_path):
+    from molgen.checkpoint import load_tokenizer
+
+    start = load_tokenizer(cli_run / "model" / "tokenizer")
+    run = tmp_path / "finetune"
+    args = ["train", "tokenizer", str(train_smi), "--out", str(run), "--init-from", str(cli_run / "model"), *TINY]
+    args[args.index("--max-steps") + 1] = "1"
+    assert main(args) == 0
+    tuned = load_tokenizer(run / "model" / "tokenizer")
+    assert tuned.config == start.config
+    # One small step away from the starting weights, far closer than a fresh random initialisation would be.
+    diff = max((a - b).abs().max().item() for a, b in zip(start.state_dict().values(), tuned.state_dict().values()))
+    assert 0 < diff < 0.05
+
+
+def test_train_tokenizer_init_from_other_vocabulary_exits_2(cli_run, tmp_path, capsys):
+    other = tmp_path / "other.smi"
+    other.write_text("CC[Se]C\nCC[Se]CC\n")
+    args = ["train", "tokenizer", str(other), "--out", str(tmp_path / "run"), "--init-from", str(cli_run / "model"), *TINY]
+    assert main(args) == 2
+    assert "vocabulary differs" in capsys.readouterr().err
+
+
 # --- the console script and argument errors -------------------------------------------------------------------
 
 
