@@ -170,7 +170,8 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     module = train_tokenizer(
         train, run_dir, config, settings, val=val, domain_config=domain_config, resume=args.resume, init_from=init_from
     )
-    print(f"trained for {module.train_seconds():.0f} s in total; model directory: {run_dir / 'model'}")
+    if module.trainer.is_global_zero:
+        print(f"trained for {module.train_seconds():.0f} s in total; model directory: {run_dir / 'model'}")
 
 
 def _devices(text: str):

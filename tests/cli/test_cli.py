@@ -230,6 +230,23 @@ def test_train_tokenizer_init_from_other_vocabulary_exits_2(cli_run, tmp_path, c
     assert "vocabulary differs" in capsys.readouterr().err
 
 
+def test_train_tokenizer_two_process_ddp_on_cpu(train_smi, tmp_path):
+    """Scaling goes through Lightning's strategies: two CPU processes (gloo) train a few steps together."""
+    run = tmp_path / "ddp"
+    args = list(TINY)
+    del args[args.index("--devices") : args.index("--devices") + 2]
+    args[args.index("--max-steps") + 1] = "3"
+    result = subprocess.run(
+        ["molgen", "train", "tokenizer", str(train_smi), "--out", str(run), *args, "--devices", "2", "--strategy", "ddp"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("model directory") == 1  # only rank 0 reports
+    training = json.loads((run / "model" / "tokenizer" / "training.json").read_text())
+    assert training["global_step"] == 3
+    assert "world_size=2" in result.stderr or "distributed_backend=gloo" in result.stderr
+
+
 # --- the console script and argument errors -------------------------------------------------------------------
 
 
