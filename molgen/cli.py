@@ -206,6 +206,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     writer = csv.writer(out) if out else None
     if writer:
         writer.writerow(["location", "input", "canonical", "reconstructed", "exact", "error"])
+    else:
+        print("input\treconstructed\tresult")
     n_exact = n_failed = 0
     try:
         results = pipe.reconstruct([s for _, s in rows], batch_size=args.batch_size)
@@ -216,9 +218,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
                 writer.writerow([location, r.input, r.canonical or "", r.reconstructed or "", int(r.exact), r.error or ""])
                 out.flush()
             else:
-                status = "exact" if r.exact else ("error: " + r.error if r.canonical is None else "DIFFERENT")
-                print(f"{r.input}\t{r.reconstructed or ''}\t{status}")
-            if r.canonical is None:
+                print(f"{r.input}\t{r.reconstructed or '-'}\t{_status(r)}")
+            if r.canonical is None and writer:
                 print(f"skipped {location}: {r.error}", file=sys.stderr)
     finally:
         if out:
@@ -226,6 +227,14 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     n_ok = len(rows) - n_failed
     rate = n_exact / n_ok if n_ok else 0.0
     print(f"exact reconstruction: {n_exact}/{n_ok} ({100 * rate:.2f}%); {n_failed} inputs could not be encoded")
+
+
+def _status(r) -> str:
+    if r.canonical is None:
+        return f"bad input: {r.error}"
+    if r.reconstructed is None:
+        return f"decoded to an invalid molecule: {r.error}"
+    return "exact" if r.exact else "different molecule"
 
 
 # --- parser ----------------------------------------------------------------------------------------
