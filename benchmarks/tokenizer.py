@@ -26,6 +26,17 @@ from molgen.tokenizer.training import latent_health, reconstruction_metrics
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _training_time(training: dict) -> str:
+    """Wall time and steps over the chain of runs (a run started with --init-from records its predecessor)."""
+    seconds, steps, stages = 0.0, 0, 0
+    while training:
+        seconds += float(training.get("train_seconds", 0.0))
+        steps += int(training.get("global_step", 0))
+        stages += 1
+        training = (training.get("initialized_from") or {}).get("training")
+    return f"{seconds / 3600:.2f} h, {steps:,} steps of batch 256, in {stages} run(s)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=str(ROOT / "checkpoints" / "moses"))
@@ -92,7 +103,7 @@ def main() -> None:
         ]
     rows += [
         ("parameters", f"{sum(p.numel() for p in tokenizer.parameters()):,}"),
-        ("training time (CPU)", f"{training.get('train_seconds', float('nan')) / 3600:.2f} h, {training.get('global_step', '?')} steps"),
+        ("training time (this CPU)", _training_time(training)),
     ]
     notes = ""
     if config.bottleneck == "gaussian":

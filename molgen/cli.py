@@ -124,7 +124,7 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
 
         train = train.subset(np.random.default_rng(args.seed).permutation(len(train))[: args.limit])
     config_path = run_dir / "model" / "tokenizer" / "config.json"
-    init_from = None
+    init_from = init_from_info = None
     if args.init_from:
         from molgen.checkpoint import load_domain, load_tokenizer
 
@@ -132,6 +132,8 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
         if load_domain(Path(args.init_from) / "domain.json").vocab.to_dict() != train.vocab.to_dict():
             raise CLIError(f"--init-from {args.init_from}: its vocabulary differs from the training data's; featurize with --vocab {args.init_from}")
         config = init_from.config
+        previous = Path(args.init_from) / "tokenizer" / "training.json"
+        init_from_info = {"path": str(args.init_from), "training": json.loads(previous.read_text()) if previous.exists() else None}
     elif config_path.exists() and args.resume:
         config = TokenizerConfig.load(config_path)  # resuming: the network must keep its shape
     else:
@@ -168,7 +170,8 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     )
     domain_config = MoleculeDomain(train.vocab).to_config()
     module = train_tokenizer(
-        train, run_dir, config, settings, val=val, domain_config=domain_config, resume=args.resume, init_from=init_from
+        train, run_dir, config, settings, val=val, domain_config=domain_config, resume=args.resume, init_from=init_from,
+        init_from_info=init_from_info,
     )
     if module.trainer.is_global_zero:
         print(f"trained for {module.train_seconds():.0f} s in total; model directory: {run_dir / 'model'}")

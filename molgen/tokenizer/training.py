@@ -287,6 +287,7 @@ def train_tokenizer(
     domain_config: dict | None = None,
     resume: bool = True,
     init_from: GraphTokenizer | None = None,
+    init_from_info: dict | None = None,
 ) -> TokenizerModule:
     """Train (or resume training of) a tokenizer.
 
@@ -294,7 +295,7 @@ def train_tokenizer(
     model is also exported as a model directory, ``run_dir/model`` (``domain.json`` + ``tokenizer/``), which
     :class:`molgen.pipeline.MolgenPipeline` loads and which can be copied to ``checkpoints/<name>``.
     ``init_from`` starts from a trained tokenizer's weights (fresh optimiser and schedule) instead of at random;
-    its config must equal ``config``.
+    its config must equal ``config``; ``init_from_info`` (e.g. its training.json) is recorded in the export.
     """
     run_dir = Path(run_dir)
     L.seed_everything(settings.seed, workers=True)
@@ -316,6 +317,8 @@ def train_tokenizer(
         module.model.load_state_dict(init_from.state_dict())
     module.export_dir = run_dir / "model" / "tokenizer"
     module.export_extra = {"train_size": len(train), "val_size": len(val), "settings": settings.__dict__}
+    if init_from_info is not None:
+        module.export_extra["initialized_from"] = init_from_info
     if domain_config is not None:
         module.export_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "model" / "domain.json").write_text(json.dumps(domain_config, indent=1))
