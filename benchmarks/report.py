@@ -31,7 +31,9 @@ def machine() -> str:
 
 def write_section(title: str, rows: list[tuple[str, str]], notes: str = "", sample: str = "") -> str:
     """Replace (or append) the section ``## title`` with command, date, machine, sample and a metric table."""
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    script = Path(sys.argv[0])
+    runner = f"python -m benchmarks.{script.stem}" if script.parent.name == "benchmarks" else f"python {sys.argv[0]}"
+    command = " ".join([runner, *(shlex.quote(a) for a in sys.argv[1:])])
     lines = [
         f"## {title}",
         "",

@@ -1,6 +1,6 @@
 """SMILES -> graph -> SMILES on MOSES test: how many come back as the identical canonical SMILES.
 
-    python benchmarks/roundtrip.py [--limit N]
+    python -m benchmarks.roundtrip [--limit N] [--workers W]
 
 Comparison is on non-isomeric canonical SMILES (MOSES has no stereochemistry). Writes BENCHMARKS.md.
 """
@@ -46,7 +46,7 @@ def main() -> None:
         ("molecules", f"{len(smiles):,}"),
         ("identical canonical SMILES after SMILES -> graph -> SMILES", f"{len(smiles) - len(failures):,} ({100 * (1 - len(failures) / len(smiles)):.3f}%)"),
         ("failures", str(len(failures))),
-        (f"throughput (molecules/s, {args.workers or mp.cpu_count()} processes)", f"{len(smiles) / seconds:,.0f}"),
+        (f"throughput (molecules/s, {args.workers or mp.cpu_count()} worker processes)", f"{len(smiles) / seconds:,.0f}"),
     ]
     notes = "\n".join(f"- failure: `{s}` {e}" for s, e in failures[:20])
     sample = f"MOSES {args.split}.csv.gz, {'all' if args.limit is None else 'first'} {len(smiles):,} rows"

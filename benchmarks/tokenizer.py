@@ -1,6 +1,6 @@
 """Tokenizer reconstruction on held-out MOSES test molecules.
 
-    python benchmarks/tokenizer.py [--model checkpoints/moses] [--n 10000] [--seed 0]
+    python -m benchmarks.tokenizer [--model checkpoints/moses] [--n 10000] [--seed 0]
 
 Reports exact reconstruction (canonical SMILES equal), node / edge / bond accuracy, latent size, latent
 health and encode+decode throughput on this machine. Writes a section of BENCHMARKS.md.

@@ -1,0 +1,52 @@
+"""The model shipped in checkpoints/moses: it loads without pickle, and reconstructs real molecules.
+
+The reconstruction *rate* is measured by benchmarks/tokenizer.py on 10,000 molecules (BENCHMARKS.md); here a
+smaller sample guards against a broken or mismatched checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from molgen.pipeline import MolgenPipeline
+
+MODEL = Path(__file__).resolve().parents[2] / "checkpoints" / "moses"
+EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "examples" / "molecules.smi"
+
+
+@pytest.fixture(scope="module")
+def pipe() -> MolgenPipeline:
+    return MolgenPipeline.from_pretrained(MODEL, device="cpu")
+
+
+def test_checkpoint_holds_only_json_and_safetensors():
+    files = [p for p in MODEL.rglob("*") if p.is_file()]
+    assert files, f"no shipped model under {MODEL}"
+    assert {p.suffix for p in files} <= {".json", ".safetensors"}
+    assert sum(p.stat().st_size for p in files) < 50 * 2**20  # tens of MB at most
+
+
+def test_shipped_model_reconstructs_held_out_moses_molecules(pipe):
+    smiles = pd.read_csv(MODEL.parents[1] / "data" / "moses" / "test.csv.gz")["SMILES"].sample(300, random_state=123)
+    results = list(pipe.reconstruct(smiles.tolist()))
+    assert all(r.canonical is not None for r in results)  # every MOSES molecule fits the vocabulary
+    exact = sum(r.exact for r in results) / len(results)
+    assert exact >= 0.97, [(r.canonical, r.reconstructed) for r in results if not r.exact][:5]
+
+
+def test_latents_have_one_token_per_heavy_atom(pipe):
+    latents = pipe.encode(["CC(=O)Oc1ccccc1C(=O)O", "c1ccccc1"])
+    assert latents.mask.sum(1).tolist() == [13, 6]
+    assert latents.z.shape[-1] == pipe.tokenizer.config.latent_dim
+    assert [m.smiles for m in pipe.decode(latents)] == ["CC(=O)Oc1ccccc1C(=O)O", "c1ccccc1"]
+
+
+def test_example_file_round_trips_except_its_broken_row(pipe):
+    rows = [ln.split()[0] for ln in EXAMPLES.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    results = list(pipe.reconstruct(rows))
+    bad = [r for r in results if r.canonical is None]
+    assert [r.input for r in bad] == ["C1C(N)"] and "unclosed ring" in bad[0].error
+    assert all(r.exact for r in results if r.canonical is not None)
