@@ -38,10 +38,12 @@ def test_shipped_model_reconstructs_held_out_moses_molecules(pipe):
 
 
 def test_latents_have_one_token_per_heavy_atom(pipe):
-    latents = pipe.encode(["CC(=O)Oc1ccccc1C(=O)O", "c1ccccc1"])
-    assert latents.mask.sum(1).tolist() == [13, 6]
+    # Molecules in the training distribution (MOSES: 14-26 heavy atoms for 99.9% of it).
+    smiles = ["CC(=O)Oc1ccccc1C(=O)O", "CN1C(=O)CN=C(c2ccccc2)c2cc(Cl)ccc21"]
+    latents = pipe.encode(smiles)
+    assert latents.mask.sum(1).tolist() == [13, 20]
     assert latents.z.shape[-1] == pipe.tokenizer.config.latent_dim
-    assert [m.smiles for m in pipe.decode(latents)] == ["CC(=O)Oc1ccccc1C(=O)O", "c1ccccc1"]
+    assert [m.smiles for m in pipe.decode(latents)] == smiles
 
 
 def test_example_file_round_trips_except_its_broken_row(pipe):
