@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from molgen.dataset import GraphDataset
+from molgen.dataset import GraphDataset, local_offsets
 from molgen.graph import Graph
 
 __all__ = ["GraphBatch", "batch_from_dataset", "batch_from_graphs", "graphs_from_dense"]
@@ -47,13 +47,13 @@ def _dense(
     num_fields = x.shape[1]
     # Node k of graph b sits at x[node_starts[b] + k].
     b_nodes = np.repeat(np.arange(batch_size), node_counts)
-    local = np.arange(node_counts.sum()) - np.repeat(np.cumsum(node_counts) - node_counts, node_counts)
+    local = local_offsets(node_counts)
     dense_x = np.zeros((batch_size, n_max, num_fields), dtype=np.int64)
     dense_x[b_nodes, local] = x[np.repeat(node_starts, node_counts) + local]
     mask = np.zeros((batch_size, n_max), dtype=bool)
     mask[b_nodes, local] = True
     b_edges = np.repeat(np.arange(batch_size), edge_counts)
-    local_e = np.arange(edge_counts.sum()) - np.repeat(np.cumsum(edge_counts) - edge_counts, edge_counts)
+    local_e = local_offsets(edge_counts)
     rows = np.repeat(edge_starts, edge_counts) + local_e
     i, j = edge_index[rows, 0].astype(np.int64), edge_index[rows, 1].astype(np.int64)
     adj = np.zeros((batch_size, n_max, n_max), dtype=np.int64)

@@ -123,10 +123,14 @@ class GraphDataset:
         return cls(items=items, vocab=vocab, **data)
 
 
+def local_offsets(counts: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(count) for each count, without a Python loop: [2, 3] -> [0, 1, 0, 1, 2]."""
+    return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Concatenation of arange(start, start + count) for each pair, without a Python loop."""
-    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    return np.repeat(starts, counts) + offsets
+    """Concatenation of arange(start, start + count) for each pair."""
+    return np.repeat(starts, counts) + local_offsets(counts)
 
 
 def _concat(arrays: list[np.ndarray], empty_shape: tuple[int, ...], dtype) -> np.ndarray:
