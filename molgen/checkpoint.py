@@ -6,6 +6,9 @@ A model directory (``checkpoints/<name>/``) looks like::
     tokenizer/config.json       TokenizerConfig
     tokenizer/model.safetensors weights
     tokenizer/training.json     how it was trained (steps, data sizes, time)
+    prior/config.json           PriorConfig (with the data statistics it normalises with)
+    prior/model.safetensors     EMA weights of the prior
+    prior/training.json
 """
 
 from __future__ import annotations
@@ -18,14 +21,25 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from molgen.domains import DOMAINS
+from molgen.prior.config import PriorConfig
+from molgen.prior.model import LatentPrior
 from molgen.tokenizer.config import TokenizerConfig
 from molgen.tokenizer.model import GraphTokenizer
 
-__all__ = ["load_domain", "load_tokenizer", "save_domain", "save_tokenizer"]
+__all__ = ["load_domain", "load_prior", "load_tokenizer", "save_domain", "save_prior", "save_tokenizer"]
 
 
 def save_tokenizer(model: GraphTokenizer, directory: str | Path, training: dict[str, Any] | None = None) -> None:
     """Write ``config.json``, ``model.safetensors`` (and ``training.json``) into ``directory``."""
+    _save_component(model, directory, training)
+
+
+def save_prior(model: LatentPrior, directory: str | Path, training: dict[str, Any] | None = None) -> None:
+    """Write a prior's ``config.json``, ``model.safetensors`` (and ``training.json``) into ``directory``."""
+    _save_component(model, directory, training)
+
+
+def _save_component(model: GraphTokenizer | LatentPrior, directory: str | Path, training: dict[str, Any] | None) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model.config.save(directory / "config.json")
@@ -37,11 +51,20 @@ def save_tokenizer(model: GraphTokenizer, directory: str | Path, training: dict[
 
 def load_tokenizer(directory: str | Path, device: str | torch.device = "cpu") -> GraphTokenizer:
     """Rebuild a tokenizer from its config and load its weights (eval mode)."""
+    return _load_component(directory, "tokenizer", lambda path: GraphTokenizer(TokenizerConfig.load(path)), device)
+
+
+def load_prior(directory: str | Path, device: str | torch.device = "cpu") -> LatentPrior:
+    """Rebuild a prior from its config and load its (EMA) weights (eval mode)."""
+    return _load_component(directory, "prior", lambda path: LatentPrior(PriorConfig.load(path)), device)
+
+
+def _load_component(directory: str | Path, kind: str, build, device: str | torch.device):
     directory = Path(directory)
     for name in ("config.json", "model.safetensors"):
         if not (directory / name).exists():
-            raise FileNotFoundError(f"{directory}: not a tokenizer checkpoint (missing {name})")
-    model = GraphTokenizer(TokenizerConfig.load(directory / "config.json"))
+            raise FileNotFoundError(f"{directory}: not a {kind} checkpoint (missing {name})")
+    model = build(directory / "config.json")
     model.load_state_dict(load_file(str(directory / "model.safetensors"), device=str(device)))
     return model.to(device).eval()
 

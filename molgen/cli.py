@@ -151,23 +151,7 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
             decoder_layers=args.decoder_layers,
             edge_hidden=args.edge_hidden,
         )
-    settings = TrainSettings(
-        batch_size=args.batch_size,
-        lr=args.lr,
-        kl_weight=args.kl_weight,
-        warmup_steps=args.warmup_steps,
-        max_steps=args.max_steps,
-        max_time=args.max_time,
-        val_every=args.val_every,
-        checkpoint_minutes=args.checkpoint_minutes,
-        seed=args.seed,
-        accelerator=args.accelerator,
-        devices=_devices(args.devices),
-        num_nodes=args.num_nodes,
-        strategy=args.strategy,
-        threads=args.threads,
-        progress=args.progress,
-    )
+    settings = TrainSettings(kl_weight=args.kl_weight, **_trainer_settings(args))
     domain_config = MoleculeDomain(train.vocab).to_config()
     module = train_tokenizer(
         train, run_dir, config, settings, val=val, domain_config=domain_config, resume=args.resume, init_from=init_from,
@@ -175,6 +159,88 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     )
     if module.trainer.is_global_zero:
         print(f"trained for {module.train_seconds():.0f} s in total; model directory: {run_dir / 'model'}")
+
+
+# --- train prior -----------------------------------------------------------------------------------
+
+
+def _latents_for_training(args: argparse.Namespace, run_dir: Path):
+    """Encode the training data with the model's tokenizer (cached; a cache from another tokenizer is redone)
+    and compute its conditioning properties."""
+    from molgen.checkpoint import load_domain, load_tokenizer
+    from molgen.latents import LatentDataset, compute_property_table, encode_dataset, tokenizer_fingerprint
+
+    model_dir = Path(args.model)
+    tokenizer = load_tokenizer(model_dir / "tokenizer")
+    domain = load_domain(model_dir / "domain.json")
+    cache = Path(args.latents) if args.latents else run_dir / "latents"
+    if (cache / "latents.npz").exists():
+        latents = LatentDataset.load(cache)
+        if latents.tokenizer == tokenizer_fingerprint(tokenizer):
+            return latents, domain
+        log.warning("%s was encoded by another tokenizer; encoding again", cache)
+    data_path = Path(args.data)
+    graphs = _dataset_for_training(data_path, data_path if data_path.is_dir() else run_dir / "data" / "train", args, vocab_dir=model_dir)
+    if graphs.vocab.to_dict() != domain.vocab.to_dict():
+        raise CLIError(f"{args.data}: its vocabulary differs from the tokenizer's; featurize it with --vocab {model_dir}")
+    bar = _progress(len(graphs), "encode", args.progress)
+    latents = encode_dataset(tokenizer, graphs, progress=bar.update)
+    bar.close()
+    names = list(getattr(domain, "property_names", ()))
+    if names:
+        limit = args.property_limit
+        bar = _progress(min(limit or len(graphs), len(graphs)), "properties", args.progress)
+        latents.properties = compute_property_table(domain, graphs.items, names, limit=limit, seed=args.seed, progress=bar.update)
+        latents.property_names = names
+        bar.close()
+    latents.save(cache)
+    return latents, domain
+
+
+def _progress(total: int, what: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=what, unit="graph", disable=not enabled, file=sys.stderr)
+
+
+def cmd_train_prior(args: argparse.Namespace) -> None:
+    import shutil
+
+    import numpy as np
+
+    from molgen.checkpoint import load_prior, save_domain
+    from molgen.prior.config import PriorConfig
+    from molgen.prior.training import PriorTrainSettings, prior_config_from_data, train_prior
+
+    run_dir = Path(args.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    latents, domain = _latents_for_training(args, run_dir)
+    if args.limit:
+        latents = latents.subset(np.random.default_rng(args.seed).permutation(len(latents))[: args.limit])
+    tokenizer_dir = Path(args.model) / "tokenizer"
+    max_nodes = json.loads((tokenizer_dir / "config.json").read_text())["max_nodes"]
+    config_path = run_dir / "model" / "prior" / "config.json"
+    init_from = None
+    if args.init_from:
+        init_from = load_prior(Path(args.init_from) / "prior")
+        config = init_from.config
+    elif config_path.exists() and args.resume:
+        config = PriorConfig.load(config_path)  # resuming: same network and statistics
+    else:
+        prediction = args.prediction or ("velocity" if args.objective == "flow" else "v_prediction")
+        config = prior_config_from_data(
+            latents, max_nodes, objective=args.objective, prediction=prediction, d_model=args.d_model, n_heads=args.heads,
+            layers=args.layers, default_steps=args.default_steps, default_sampler="euler" if args.objective == "flow" else "dpm",
+        )  # fmt: skip
+    # The exported model directory is complete: the tokenizer and domain it was trained with, and the prior.
+    model_out = run_dir / "model"
+    if not (model_out / "tokenizer").exists():
+        shutil.copytree(tokenizer_dir, model_out / "tokenizer")
+        save_domain(domain, model_out / "domain.json")
+    settings = PriorTrainSettings(ema_decay=args.ema_decay, drop_all=args.drop_all, drop_each=args.drop_each, **_trainer_settings(args))
+    module = train_prior(latents, run_dir, config, settings, resume=args.resume, init_from=init_from, export_extra={"tokenizer": str(args.model)})
+    if module.trainer.is_global_zero:
+        print(f"trained for {module.train_seconds():.0f} s in total; model directory: {model_out}")
 
 
 def _devices(text: str):
@@ -243,6 +309,51 @@ def _status(r) -> str:
 # --- parser ----------------------------------------------------------------------------------------
 
 
+# --- sample --------------------------------------------------------------------------------------------
+
+
+def _parse_conditions(items: list[str] | None) -> dict[str, float]:
+    conditions = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        try:
+            conditions[name.strip()] = float(value)
+        except ValueError:
+            raise CLIError(f"--condition {item!r}: expected NAME=VALUE with a number, e.g. QED=0.8") from None
+        if not sep or not name.strip():
+            raise CLIError(f"--condition {item!r}: expected NAME=VALUE, e.g. QED=0.8")
+    return conditions
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from molgen.io import MoleculeWriter
+    from molgen.pipeline import MolgenPipeline
+
+    if args.n < 1:
+        raise CLIError(f"-n {args.n}: ask for at least one molecule")
+    conditions = _parse_conditions(args.condition)
+    pipe = MolgenPipeline.from_pretrained(args.model, device=args.device)
+    names = list(getattr(pipe.domain, "property_names", ())) if args.properties else []
+    molecules = pipe.sample_iter(
+        args.n, steps=args.steps, seed=args.seed, batch_size=args.batch_size, conditions=conditions or None,
+        guidance_scale=args.guidance, num_nodes=args.num_nodes, sampler=args.sampler, decoding=args.decoding,
+        properties=args.properties,
+    )  # fmt: skip
+    counts: dict[str, int] = {}
+    bar = _progress(args.n, "sample", args.progress)
+    try:
+        with MoleculeWriter(args.out, names) as writer:
+            for molecule in molecules:
+                writer.write(molecule.smiles, molecule.state, molecule.error, molecule.properties)
+                counts[molecule.state] = counts.get(molecule.state, 0) + 1
+                bar.update(1)
+    finally:
+        bar.close()
+        total = sum(counts.values())
+        summary = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("valid", "duplicate", "invalid"))
+        print(f"wrote {total} samples to {args.out}: {summary} ({args.decoding} decoding)", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="molgen", description="Generative design of molecules.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -281,20 +392,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--kl-weight", type=float, default=1e-4)
     p.add_argument("--warmup-steps", type=int, default=500)
-    p.add_argument("--max-steps", type=int, default=100_000)
-    p.add_argument("--max-time", default=None, help="stop after DD:HH:MM:SS (resume later)")
-    p.add_argument("--val-every", type=int, default=2000, help="steps between validations")
-    p.add_argument("--checkpoint-minutes", type=float, default=5.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu, ...")
-    p.add_argument("--devices", default="auto", help="Lightning devices: auto, a count, or a list")
-    p.add_argument("--num-nodes", type=int, default=1, help="machines, for multi-node DDP")
-    p.add_argument("--strategy", default="auto", help="Lightning strategy: auto, ddp, ddp_spawn, ...")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--no-resume", dest="resume", action="store_false", help="start afresh even if a checkpoint exists")
+    _add_trainer_arguments(p)
     p.add_argument("--init-from", default=None, help="start from this model directory's tokenizer weights (fine-tune)")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_train_tokenizer)
+
+    p = train.add_parser("prior", help="train the latent prior on a tokenizer's latents (resumes like the tokenizer)")
+    p.add_argument("data", help="featurized dataset directory, or a .smi/.csv/.sdf file (featurized first)")
+    p.add_argument("--model", required=True, help="model directory with the trained tokenizer (domain.json + tokenizer/)")
+    p.add_argument("--out", required=True, help="run directory; RUN/model becomes a complete model directory")
+    p.add_argument("--latents", default=None, help="latent cache directory (default: RUN/latents; reused if made by the same tokenizer)")
+    p.add_argument("--smiles-column", default=None)
+    p.add_argument("--limit", type=int, default=None, help="train on a random subset of this many graphs")
+    p.add_argument("--property-limit", type=int, default=None, help="compute conditioning properties for this many random graphs only (about 2 ms each)")
+    p.add_argument("--objective", choices=["flow", "diffusion"], default="flow")
+    p.add_argument("--prediction", default=None, help="flow: velocity; diffusion: epsilon or v_prediction (default)")
+    p.add_argument("--d-model", type=int, default=128)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--default-steps", type=int, default=20, help="sampling steps the model uses unless told otherwise")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--drop-all", type=float, default=0.1, help="probability of dropping all conditions (guidance)")
+    p.add_argument("--drop-each", type=float, default=0.3, help="probability of dropping each condition")
+    p.add_argument("--warmup-steps", type=int, default=500)
+    _add_trainer_arguments(p)
+    p.add_argument("--init-from", default=None, help="start from this model directory's prior weights (fine-tune)")
+    p.set_defaults(func=cmd_train_prior)
+
+    p = sub.add_parser("sample", help="sample molecules from a model and stream them to a file")
+    p.add_argument("-n", type=int, required=True, help="number of samples (invalid ones included)")
+    p.add_argument("--out", required=True, help="output .csv, .sdf (properties as SD tags) or .smi")
+    p.add_argument("--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped model)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
+    p.add_argument("--sampler", default=None, help="scheduler: euler or heun (flow); ddpm, ddim or dpm (diffusion)")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--condition", action="append", metavar="NAME=VALUE", help="property target, e.g. QED=0.8 (repeatable)")
+    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale for --condition")
+    p.add_argument("--num-nodes", type=int, default=None, help="heavy atoms per molecule (default: as in training)")
+    p.add_argument("--decoding", choices=["raw", "valence"], default="raw", help="raw argmax, or valence-aware (always valid)")
+    p.add_argument("--no-properties", dest="properties", action="store_false", help="do not compute properties (faster)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("reconstruct", help="encode molecules to latent tokens and decode them back")
     p.add_argument("input", nargs="?", help=".smi, .csv or .sdf file")
@@ -306,6 +447,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_reconstruct)
     return parser
+
+
+def _add_trainer_arguments(p: argparse.ArgumentParser) -> None:
+    """Options every training command shares: length, checkpoints, and Lightning's Trainer (scaling)."""
+    p.add_argument("--max-steps", type=int, default=100_000)
+    p.add_argument("--max-time", default=None, help="stop after DD:HH:MM:SS (resume later)")
+    p.add_argument("--val-every", type=int, default=2000, help="steps between validations")
+    p.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu, ...")
+    p.add_argument("--devices", default="auto", help="Lightning devices: auto, a count, or a list")
+    p.add_argument("--num-nodes", type=int, default=1, help="machines, for multi-node DDP")
+    p.add_argument("--strategy", default="auto", help="Lightning strategy: auto, ddp, ddp_spawn, ...")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--no-resume", dest="resume", action="store_false", help="start afresh even if a checkpoint exists")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def _trainer_settings(args: argparse.Namespace) -> dict:
+    return {
+        "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup_steps, "max_steps": args.max_steps,
+        "max_time": args.max_time, "val_every": args.val_every, "checkpoint_minutes": args.checkpoint_minutes,
+        "seed": args.seed, "accelerator": args.accelerator, "devices": _devices(args.devices), "num_nodes": args.num_nodes,
+        "strategy": args.strategy, "threads": args.threads, "progress": args.progress,
+    }  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

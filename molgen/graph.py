@@ -46,6 +46,15 @@ class Graph:
     def num_edges(self) -> int:
         return int(self.edge_index.shape[0])
 
+    def num_components(self) -> int:
+        """Number of connected components (edges labelled 0 do not connect)."""
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        edges = self.edge_index[self.edge_attr > 0]
+        adjacency = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(self.num_nodes, self.num_nodes))
+        return int(connected_components(adjacency, directed=False)[0])
+
     def dense_edges(self) -> np.ndarray:
         """(N, N) symmetric matrix of edge labels, 0 where there is no edge."""
         adj = np.zeros((self.num_nodes, self.num_nodes), dtype=np.int64)

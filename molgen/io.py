@@ -138,3 +138,83 @@ def write_bad_rows(bad_rows: list[BadRow], path: str | Path) -> None:
         handle.write("location\treason\ttext\n")
         for bad in bad_rows:
             handle.write(f"{bad.location}\t{bad.reason}\t{bad.text}\n")
+
+
+# --- writing sampled molecules ------------------------------------------------------------------------
+
+
+class MoleculeWriter:
+    """Stream molecule records (SMILES, state, error, properties) to a ``.csv``, ``.sdf`` or ``.smi`` file.
+
+    Rows are flushed as they are written, so an interrupted run keeps everything written so far. Nothing is
+    dropped: in ``.sdf`` an invalid sample is an empty record whose tags give its state and error; in ``.smi``
+    it is a ``#`` comment line (which molgen's reader skips).
+    """
+
+    def __init__(self, path: str | Path, property_names: list[str], extra_columns: list[str] | None = None) -> None:
+        self.path = Path(path)
+        fmt = file_format(self.path)
+        if self.path.suffix == ".gz":
+            raise ValueError(f"{self.path}: write uncompressed output (.csv, .sdf or .smi)")
+        self.format = fmt
+        self.property_names = list(property_names)
+        self.extra = list(extra_columns or [])
+        self.count = 0
+        self._file = open(self.path, "w", encoding="utf-8", newline="")
+        if fmt == "csv":
+            self._csv = csv.writer(self._file)
+            self._csv.writerow(["index", "smiles", "state", *self.extra, *self.property_names, "error"])
+        elif fmt == "sdf":
+            from rdkit import Chem
+
+            self._sdf = Chem.SDWriter(self._file)
+
+    def write(self, smiles: str | None, state: str, error: str | None = None, properties: dict[str, float] | None = None, extra: dict | None = None) -> None:
+        properties, extra = properties or {}, extra or {}
+        index = self.count
+        self.count += 1
+        if self.format == "csv":
+            values = [_fmt(properties.get(n)) for n in self.property_names]
+            self._csv.writerow([index, smiles or "", state, *[_fmt(extra.get(c)) for c in self.extra], *values, error or ""])
+        elif self.format == "smi":
+            self._file.write(f"{smiles}\t{index}\t{state}\n" if smiles else f"# {index}\t{state}\t{error or ''}\n")
+        else:
+            self._write_sdf(index, smiles, state, error, properties, extra)
+        self._file.flush()
+
+    def _write_sdf(self, index: int, smiles: str | None, state: str, error: str | None, properties: dict, extra: dict) -> None:
+        from rdkit import Chem
+
+        mol = Chem.MolFromSmiles(smiles) if smiles else None
+        mol = mol if mol is not None else Chem.Mol()
+        mol.SetProp("_Name", f"molgen_{index}")
+        mol.SetProp("index", str(index))
+        mol.SetProp("state", state)
+        if smiles:
+            mol.SetProp("smiles", smiles)
+        if error:
+            mol.SetProp("error", error)
+        for name, value in {**extra, **properties}.items():
+            if value is not None:
+                mol.SetProp(name, _fmt(value))
+        self._sdf.write(mol)
+        self._sdf.flush()
+
+    def close(self) -> None:
+        if self.format == "sdf":
+            self._sdf.close()
+        self._file.close()
+
+    def __enter__(self) -> MoleculeWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)

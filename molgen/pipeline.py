@@ -1,10 +1,12 @@
-"""The user-facing object: load a model directory and turn SMILES into latent tokens and back.
+"""The user-facing object: load a model directory, sample molecules, turn SMILES into latent tokens and back.
 
-No Lightning here: only the domain, the batcher and the tokenizer's ``nn.Module``.
+No Lightning here: only the domain, the batcher, the tokenizer's and the prior's ``nn.Module``s and
+diffusers' schedulers. The pipeline owns the sampling loop: draw sizes and noise, ``set_timesteps``, then
+``prior -> guidance -> scheduler.step`` per timestep, then decode and check every output.
 
 >>> pipe = MolgenPipeline.from_pretrained("checkpoints/moses")      # doctest: +SKIP
->>> latents = pipe.encode(["CCO", "c1ccccc1"])                      # doctest: +SKIP
->>> [m.smiles for m in pipe.decode(latents)]                        # doctest: +SKIP
+>>> [m.smiles for m in pipe.sample(3, seed=0)]                      # doctest: +SKIP
+>>> [m.smiles for m in pipe.decode(pipe.encode(["CCO", "c1ccccc1"]))]  # doctest: +SKIP
 ['CCO', 'c1ccccc1']
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -20,11 +22,17 @@ import torch
 from torch import Tensor
 
 from molgen.batch import batch_from_graphs, graphs_from_dense
-from molgen.checkpoint import load_domain, load_tokenizer
+from molgen.checkpoint import load_domain, load_prior, load_tokenizer
 from molgen.graph import DomainError
+from molgen.prior.model import LatentPrior
+from molgen.prior.scheduling import make_scheduler, model_time
 from molgen.tokenizer.model import GraphTokenizer
 
-__all__ = ["Latents", "MolgenPipeline", "Reconstruction", "DecodedMolecule"]
+__all__ = ["DECODINGS", "DecodedMolecule", "Latents", "MolgenPipeline", "Reconstruction"]
+
+DECODINGS = ("raw", "valence")
+"""``raw``: argmax of the decoder, checked afterwards; ``valence``: bonds placed within each atom's valence
+(valid by construction; see the domain's ``from_scores``). Figures of the two are never mixed."""
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +54,16 @@ class Latents:
 
 @dataclass
 class DecodedMolecule:
-    """One decoded graph: canonical SMILES if valid, else None with the reason in ``error``."""
+    """One decoded graph: canonical SMILES if valid, else None with the reason in ``error``.
+
+    ``state`` is ``valid``, ``invalid`` or (in a sample) ``duplicate``: a valid molecule already produced
+    earlier in the same call. ``properties`` are filled for valid and duplicate molecules when asked for.
+    """
 
     smiles: str | None
-    state: Literal["valid", "invalid"]
+    state: Literal["valid", "invalid", "duplicate"]
     error: str | None = None
+    properties: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -71,21 +84,187 @@ def _resolve_device(device: str | torch.device) -> torch.device:
 
 
 class MolgenPipeline:
-    """A graph domain + tokenizer (+ the prior, in a later version) loaded from ``checkpoints/<name>/``."""
+    """A graph domain + tokenizer + (optional) prior loaded from ``checkpoints/<name>/``."""
 
-    def __init__(self, domain, tokenizer: GraphTokenizer, device: str | torch.device = "cpu") -> None:
+    def __init__(self, domain, tokenizer: GraphTokenizer, prior: LatentPrior | None = None, device: str | torch.device = "cpu") -> None:
         self.domain = domain
         self.device = _resolve_device(device)
         self.tokenizer = tokenizer.to(self.device).eval()
+        self.prior = None if prior is None else prior.to(self.device).eval()
+        if prior is not None and prior.config.latent_dim != tokenizer.config.latent_dim:
+            raise ValueError(f"prior latent_dim={prior.config.latent_dim} does not match the tokenizer's {tokenizer.config.latent_dim}")
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "auto") -> MolgenPipeline:
-        """Load ``path/domain.json`` and ``path/tokenizer/``."""
+        """Load ``path/domain.json``, ``path/tokenizer/`` and, if present, ``path/prior/``."""
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: no such model directory")
         device = _resolve_device(device)
-        return cls(load_domain(path / "domain.json"), load_tokenizer(path / "tokenizer", device=device), device)
+        prior = load_prior(path / "prior", device=device) if (path / "prior" / "config.json").exists() else None
+        return cls(load_domain(path / "domain.json"), load_tokenizer(path / "tokenizer", device=device), prior, device)
+
+    # --- sampling: noise -> latents -> molecules ------------------------------------------------------
+
+    def sample(
+        self,
+        n: int,
+        steps: int | None = None,
+        seed: int = 0,
+        batch_size: int = 512,
+        conditions: dict[str, float] | None = None,
+        guidance_scale: float = 1.0,
+        num_nodes: int | None = None,
+        sampler: str | None = None,
+        decoding: str = "raw",
+        properties: bool = True,
+    ) -> list[DecodedMolecule]:
+        """Sample ``n`` molecules; one record per sample, in order, invalid ones included.
+
+        See :meth:`sample_latents` for the arguments of the prior; ``decoding`` is one of :data:`DECODINGS`;
+        ``properties`` computes the domain's properties of each valid molecule (about 2 ms each).
+        """
+        return list(self.sample_iter(n, steps, seed, batch_size, conditions, guidance_scale, num_nodes, sampler, decoding, properties))
+
+    def sample_iter(
+        self,
+        n: int,
+        steps: int | None = None,
+        seed: int = 0,
+        batch_size: int = 512,
+        conditions: dict[str, float] | None = None,
+        guidance_scale: float = 1.0,
+        num_nodes: int | None = None,
+        sampler: str | None = None,
+        decoding: str = "raw",
+        properties: bool = True,
+    ) -> Iterator[DecodedMolecule]:
+        """Like :meth:`sample`, yielding molecules batch by batch (for streaming to disk and progress bars).
+
+        The same ``seed`` and ``batch_size`` give the same molecules.
+        """
+        if decoding not in DECODINGS:
+            raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
+        seen: set[str] = set()
+        generator = torch.Generator().manual_seed(seed)
+        for start in range(0, n, batch_size):
+            count = min(batch_size, n - start)
+            latents = self._sample_batch(count, steps, generator, conditions, guidance_scale, num_nodes, sampler)
+            for molecule in self.decode(latents, batch_size=count, decoding=decoding):
+                if molecule.smiles is not None:
+                    if molecule.smiles in seen:
+                        molecule.state = "duplicate"
+                    seen.add(molecule.smiles)
+                    if properties:
+                        molecule.properties = self.domain.properties(molecule.smiles)
+                yield molecule
+
+    def sample_latents(
+        self,
+        n: int,
+        steps: int | None = None,
+        seed: int = 0,
+        batch_size: int = 512,
+        conditions: dict[str, float] | None = None,
+        guidance_scale: float = 1.0,
+        num_nodes: int | None = None,
+        sampler: str | None = None,
+    ) -> Latents:
+        """Sample latent tokens of ``n`` graphs from the prior.
+
+        ``steps``: scheduler steps (default: the prior's ``default_steps``); ``sampler``: one of
+        ``molgen.prior.scheduling.SAMPLERS`` for the prior's objective; ``num_nodes``: the size of every
+        graph (default: drawn from the training distribution); ``conditions``: property name -> target value
+        (any subset of the prior's ``property_names``), with ``guidance_scale`` the classifier-free guidance
+        weight (1 = plain conditional sampling, > 1 pushes harder toward the targets).
+        """
+        generator = torch.Generator().manual_seed(seed)
+        chunks = [
+            self._sample_batch(min(batch_size, n - k), steps, generator, conditions, guidance_scale, num_nodes, sampler)
+            for k in range(0, n, batch_size)
+        ]
+        return _concat_latents(chunks)
+
+    def _require_prior(self) -> LatentPrior:
+        if self.prior is None:
+            raise RuntimeError("this model has no prior (no prior/ in its directory): it can encode and decode, not sample")
+        return self.prior
+
+    def _sizes(self, n: int, num_nodes: int | None, generator: torch.Generator) -> Tensor:
+        config = self._require_prior().config
+        if num_nodes is not None:
+            if not 1 <= num_nodes <= config.max_nodes:
+                raise ValueError(f"num_nodes={num_nodes}: must be between 1 and this model's max_nodes={config.max_nodes}")
+            return torch.full((n,), num_nodes, dtype=torch.long)
+        counts = torch.tensor(config.num_nodes_counts, dtype=torch.float64)
+        return torch.multinomial(counts, n, replacement=True, generator=generator)
+
+    def _conditions(self, conditions: dict[str, float] | None, batch: int) -> tuple[Tensor, Tensor] | None:
+        """Property targets -> normalised (B, P) values and (B, P) presence mask; errors name the property."""
+        if not conditions:
+            return None
+        config = self._require_prior().config
+        names = config.property_names
+        values = torch.zeros(len(names))
+        given = torch.zeros(len(names), dtype=torch.bool)
+        for name, value in conditions.items():
+            if name not in names:
+                raise ValueError(f"condition {name!r}: this prior is conditioned on {names} only")
+            value = float(value)
+            if not torch.isfinite(torch.tensor(value)):
+                raise ValueError(f"condition {name!r}: target {value} is not a finite number")
+            k = names.index(name)
+            values[k] = (value - config.property_mean[k]) / config.property_std[k]
+            given[k] = True
+        return values.expand(batch, -1).to(self.device), given.expand(batch, -1).to(self.device)
+
+    @torch.no_grad()
+    def _sample_batch(
+        self,
+        batch: int,
+        steps: int | None,
+        generator: torch.Generator,
+        conditions: dict[str, float] | None,
+        guidance_scale: float,
+        num_nodes: int | None,
+        sampler: str | None,
+    ) -> Latents:
+        prior = self._require_prior()
+        config = prior.config
+        steps = config.default_steps if steps is None else steps
+        if steps < 1:
+            raise ValueError(f"steps={steps}: need at least one sampling step")
+        sizes = self._sizes(batch, num_nodes, generator)  # (B,)
+        n = int(sizes.max())
+        mask = (torch.arange(n)[None, :] < sizes[:, None]).to(self.device)  # (B, N)
+        noise = torch.randn(batch, n, config.latent_dim, generator=generator).to(self.device)
+        condition = self._conditions(conditions, batch)
+        scheduler = make_scheduler(config, sampler)  # fresh: schedulers keep state between steps
+        scheduler.set_timesteps(steps, device=self.device)
+        x = noise * getattr(scheduler, "init_noise_sigma", 1.0) * mask.unsqueeze(-1)  # flow matching starts at sigma = 1
+        for timestep in scheduler.timesteps:
+            model_in = scheduler.scale_model_input(x, timestep) if hasattr(scheduler, "scale_model_input") else x
+            t = model_time(timestep, config, batch, self.device)
+            prediction = self._guided(prior, model_in, t, mask, condition, guidance_scale)
+            x = scheduler.step(prediction, timestep, x).prev_sample * mask.unsqueeze(-1)
+        mean = torch.tensor(config.latent_mean, device=self.device)
+        std = torch.tensor(config.latent_std, device=self.device)
+        return Latents((x * std + mean) * mask.unsqueeze(-1), mask)
+
+    @staticmethod
+    def _guided(prior: LatentPrior, x: Tensor, t: Tensor, mask: Tensor, condition: tuple[Tensor, Tensor] | None, scale: float) -> Tensor:
+        """The prior's prediction, with classifier-free guidance: uncond + scale (cond - uncond)."""
+        if condition is None:
+            return prior(x, t, mask)
+        values, given = condition
+        if scale == 1.0:
+            return prior(x, t, mask, values, given)
+        both = prior(
+            torch.cat([x, x]), torch.cat([t, t]), torch.cat([mask, mask]),
+            torch.cat([values, values]), torch.cat([given, torch.zeros_like(given)]),
+        )  # fmt: skip
+        cond, uncond = both.chunk(2)
+        return uncond + scale * (cond - uncond)
 
     # --- SMILES -> latents ---------------------------------------------------------------------------
 
@@ -110,19 +289,42 @@ class MolgenPipeline:
 
     # --- latents -> SMILES ---------------------------------------------------------------------------
 
-    def decode(self, latents: Latents, batch_size: int = 512) -> list[DecodedMolecule]:
-        """Decode latent tokens to molecules (argmax decoding); invalid graphs are kept, with the reason."""
+    def decode(self, latents: Latents, batch_size: int = 512, decoding: str = "raw", connected: bool = True) -> list[DecodedMolecule]:
+        """Decode latent tokens to molecules; invalid graphs are kept, with the reason.
+
+        ``raw``: argmax decoding; a graph that is not a valid molecule (or, with ``connected``, falls apart
+        into fragments) is ``invalid``. ``valence``: valence-aware decoding (see :data:`DECODINGS`), which
+        always gives one connected molecule.
+        """
+        if decoding not in DECODINGS:
+            raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
         out: list[DecodedMolecule] = []
         for k in range(0, len(latents), batch_size):
             z = latents.z[k : k + batch_size].to(self.device)
             mask = latents.mask[k : k + batch_size].to(self.device)
-            x, adj = self.tokenizer.decode(z, mask)
-            for graph in graphs_from_dense(x, adj, mask):
-                try:
-                    out.append(DecodedMolecule(self.domain.from_graph(graph), "valid"))
-                except ValueError as exc:
-                    out.append(DecodedMolecule(None, "invalid", str(exc)))
+            if decoding == "raw":
+                x, adj = self.tokenizer.decode(z, mask)
+                out.extend(self._from_graph(graph, connected) for graph in graphs_from_dense(x, adj, mask))
+                continue
+            node_probs, edge_probs = self.tokenizer.decode_probs(z, mask)
+            node_probs = [p.cpu().numpy() for p in node_probs]
+            edge_probs = edge_probs.cpu().numpy()
+            for b, size in enumerate(mask.sum(1).tolist()):
+                nodes = [p[b, :size] for p in node_probs]
+                out.append(self._checked(lambda nodes=nodes, b=b, size=size: self.domain.from_scores(nodes, edge_probs[b, :size, :size])))
         return out
+
+    def _from_graph(self, graph, connected: bool) -> DecodedMolecule:
+        if connected and graph.num_nodes and (parts := graph.num_components()) > 1:
+            return DecodedMolecule(None, "invalid", f"decoded graph falls apart into {parts} fragments")
+        return self._checked(lambda: self.domain.from_graph(graph))
+
+    @staticmethod
+    def _checked(make_item) -> DecodedMolecule:
+        try:
+            return DecodedMolecule(make_item(), "valid")
+        except ValueError as exc:
+            return DecodedMolecule(None, "invalid", str(exc))
 
     # --- round trip ----------------------------------------------------------------------------------
 
@@ -138,7 +340,7 @@ class MolgenPipeline:
                 except ValueError as exc:  # invalid SMILES, unsupported or out-of-vocabulary atoms, too large
                     results[n] = Reconstruction(s, None, None, False, str(exc))
             if graphs:
-                decoded = self.decode(self._encode_graphs([g for _, g in graphs]))
+                decoded = self.decode(self._encode_graphs([g for _, g in graphs]), connected=False)
                 for (n, _), c, d in zip(graphs, canon, decoded, strict=True):
                     results[n] = Reconstruction(chunk[n], c, d.smiles, d.smiles == c, d.error)
             yield from results

@@ -11,15 +11,17 @@ with, non-isomeric canonical SMILES. Isotopes and radicals are rejected with a c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from rdkit import Chem, rdBase
 
-from molgen.chem import InvalidMoleculeError, StandardizeOptions, canonical_smiles, parse_smiles
+from molgen.chem import InvalidMoleculeError, StandardizeOptions, canonical_smiles, compute_properties, parse_smiles
 from molgen.graph import DomainError, Graph, OutOfVocabularyError, Vocabulary
 
 __all__ = [
+    "CONDITION_PROPERTIES",
     "EDGE_FIELD",
     "NODE_FIELDS",
     "MoleculeDomain",
@@ -30,6 +32,8 @@ __all__ = [
 ]
 
 NODE_FIELDS = ["atomic_num", "formal_charge", "num_hs"]
+CONDITION_PROPERTIES = ("QED", "logP", "MW", "SA", "TPSA", "HBD", "HBA")
+"""Properties a prior trained on molecules is conditioned on (any subset can be given when sampling)."""
 EDGE_FIELD = "bond_order"
 
 _BOND_ORDER = {Chem.BondType.SINGLE: 1, Chem.BondType.DOUBLE: 2, Chem.BondType.TRIPLE: 3}
@@ -106,7 +110,17 @@ def raw_graph_to_mol(graph: Graph) -> Chem.Mol:
         except Exception as exc:
             reason = str(exc) or log.messages.strip() or "sanitization failed"
             raise InvalidMoleculeError(f"decoded graph is not a valid molecule: {reason}") from None
+    for atom in mol.GetAtoms():  # too few hydrogens for an atom's bonds leaves unpaired electrons
+        if atom.GetNumRadicalElectrons():
+            raise InvalidMoleculeError(f"decoded graph is not a valid molecule: {_atom_name(atom)} has unpaired electrons")
     return mol
+
+
+def _max_valence(atomic_num: int, charge: int) -> int:
+    """Largest valence RDKit allows an atom (charged atoms take that of the isoelectronic element)."""
+    table = Chem.GetPeriodicTable()
+    valences = [v for v in table.GetValenceList(max(1, atomic_num - charge)) if v >= 0]
+    return max(valences) if valences else 4
 
 
 def _input_atom_name(smiles: str, raw_atom: np.ndarray) -> str:
@@ -184,9 +198,88 @@ class MoleculeDomain:
         """Labelled graph -> canonical (non-isomeric) SMILES; raises InvalidMoleculeError when invalid."""
         return canonical_smiles(self.to_mol(graph), isomeric=False)
 
+    def from_scores(self, node_probs: list[np.ndarray], edge_probs: np.ndarray) -> str:
+        """Valence-aware decoding: a valid, connected molecule from decoder probabilities, by construction.
+
+        ``node_probs`` holds one (n, K_f) array per node field, ``edge_probs`` is (n, n, K_e) (label 0 = no
+        bond). If the argmax graph is already a valid connected molecule it is returned unchanged. Otherwise
+        atoms keep their argmax element and charge; bonds are added from the most to the least probable
+        (those more likely present than absent), each with its most probable order that still fits both atoms'
+        largest allowed valence (lowered if needed, skipped if no order fits); remaining fragments are then
+        joined by the most probable single bonds between atoms with free valence; hydrogens fill the rest.
+        If fragments cannot be joined (no free valence), the largest one is kept.
+        """
+        x = np.stack([p.argmax(-1) for p in node_probs], axis=-1)  # (n, F) labels
+        adj = edge_probs.argmax(-1)  # (n, n)
+        n = len(x)
+        graph = Graph.from_dense(x, np.triu(adj, 1))
+        if graph.num_components() == 1:
+            try:
+                return self.from_graph(graph)
+            except InvalidMoleculeError:
+                pass
+        raw = self.vocab.node_raw(x)  # (n, F) raw values
+        bond_orders = [0, *self.vocab.edge_values]  # label -> bond order (label 0: no bond)
+        capacity = np.array([_max_valence(int(z), int(c)) for z, c, _ in raw.tolist()])
+        i_idx, j_idx = np.triu_indices(n, 1)
+        present = 1.0 - edge_probs[i_idx, j_idx, 0]  # (P,) probability that a bond exists
+        order_probs = edge_probs[i_idx, j_idx, 1:]  # (P, K_e - 1)
+        rw = Chem.RWMol()
+        for z, c, _ in raw.tolist():
+            atom = Chem.Atom(int(z))
+            atom.SetFormalCharge(int(c))
+            rw.AddAtom(atom)
+        parent = list(range(n))
+
+        def root(a: int) -> int:
+            while parent[a] != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            return a
+
+        def add(i: int, j: int, order_: int) -> None:
+            rw.AddBond(i, j, _BOND_TYPE[order_])
+            capacity[i] -= order_
+            capacity[j] -= order_
+            parent[root(i)] = root(j)
+
+        # 1. likely bonds, most probable first, each with the most probable order that fits
+        for p in np.argsort(-present, kind="stable"):
+            if present[p] < 0.5:
+                break
+            i, j = int(i_idx[p]), int(j_idx[p])
+            for label in np.argsort(-order_probs[p], kind="stable") + 1:
+                order_ = int(bond_orders[label])
+                if order_ <= min(capacity[i], capacity[j]):
+                    add(i, j, order_)
+                    break
+        # 2. join fragments with the most probable single bonds between atoms with free valence
+        for p in np.argsort(-present, kind="stable"):
+            i, j = int(i_idx[p]), int(j_idx[p])
+            if root(i) != root(j) and min(capacity[i], capacity[j]) >= 1:
+                add(i, j, 1)
+        mol = rw.GetMol()
+        with rdBase.CaptureErrorLog() as log:
+            try:
+                Chem.SanitizeMol(mol)
+            except Exception as exc:
+                reason = str(exc) or log.messages.strip() or "sanitization failed"
+                raise InvalidMoleculeError(f"valence-aware decoding failed: {reason}") from None
+        fragments = Chem.GetMolFrags(mol, asMols=True)
+        mol = max(fragments, key=lambda m: m.GetNumAtoms())
+        return canonical_smiles(mol, isomeric=False)
+
     def canonical(self, smiles: str) -> str:
         """The form a round trip is compared in: non-isomeric canonical SMILES after this domain's standardisation."""
         return canonical_smiles(parse_smiles(smiles, self.standardize_with), isomeric=False)
+
+    # --- properties (what the prior can be conditioned on) ------------------------------------------------
+
+    property_names: tuple[str, ...] = CONDITION_PROPERTIES
+
+    def properties(self, item: str, names: Sequence[str] | None = None) -> dict[str, float]:
+        """Named properties of a SMILES (default: :attr:`property_names`); raises InvalidMoleculeError."""
+        return compute_properties(parse_smiles(item, self.standardize_with), list(names or self.property_names))
 
     def to_config(self) -> dict[str, Any]:
         opts = self.standardize_with

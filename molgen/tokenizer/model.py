@@ -29,13 +29,15 @@ class Posterior:
 
     ``z`` (B, N, latent_dim) is the latent used for decoding (a sample in training, the mean otherwise);
     ``mean`` the deterministic latent tokens; ``kl`` (B, N, latent_dim) the Gaussian KL per dimension
-    (None for FSQ); ``indices`` (B, N) the FSQ code of each node (None for Gaussian).
+    (None for FSQ); ``indices`` (B, N) the FSQ code of each node (None for Gaussian); ``logvar``
+    (B, N, latent_dim) the Gaussian posterior's log-variance (None for FSQ).
     """
 
     z: Tensor
     mean: Tensor
     kl: Tensor | None = None
     indices: Tensor | None = None
+    logvar: Tensor | None = None
 
 
 @dataclass
@@ -63,7 +65,7 @@ class GaussianBottleneck(nn.Module):
         logvar = logvar.clamp(-12.0, 6.0)
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar) if sample else mean
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar)  # (B, N, d_lat)
-        return Posterior(z=z, mean=mean, kl=kl)
+        return Posterior(z=z, mean=mean, kl=kl, logvar=logvar)
 
 
 class FSQBottleneck(nn.Module):
@@ -221,6 +223,21 @@ class GraphTokenizer(nn.Module):
         adj[b, i, j] = labels
         adj[b, j, i] = labels
         return x * mask.unsqueeze(-1), adj
+
+    @torch.no_grad()
+    def decode_probs(self, z: Tensor, mask: Tensor) -> tuple[list[Tensor], Tensor]:
+        """Decoder probabilities: one (B, N, K_f) per node field and (B, N, N, K_e) symmetric edge-label
+        probabilities (pairs involving padding read as certainly "no edge")."""
+        out = self.decode_logits(z, mask)
+        node_probs = [logits.softmax(-1) for logits in out.node_logits]
+        batch, n = mask.shape
+        edge_probs = torch.zeros(batch, n, n, self.config.edge_vocab_size, device=z.device)
+        edge_probs[..., 0] = 1.0
+        b, i, j = out.pairs.unbind(-1)
+        probs = out.edge_logits.softmax(-1)  # (P, K_e)
+        edge_probs[b, i, j] = probs
+        edge_probs[b, j, i] = probs
+        return node_probs, edge_probs
 
     def forward(self, batch: GraphBatch, sample: bool = True) -> tuple[Posterior, DecoderOutput]:
         posterior = self.posterior(batch, sample=sample and self.training)

@@ -10,22 +10,19 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 from torch import Tensor
-from torch.utils.data import DataLoader
 
 from molgen.batch import GraphBatch, batch_from_dataset
 from molgen.dataset import GraphDataset
 from molgen.tokenizer.config import TokenizerConfig
 from molgen.tokenizer.model import DecoderOutput, GraphTokenizer, Posterior
+from molgen.training import TrainSettings as BaseTrainSettings
+from molgen.training import IndexBatches, adamw_warmup_cosine, fit
 
 __all__ = ["GraphDataModule", "TokenizerModule", "TrainSettings", "reconstruction_metrics", "train_tokenizer"]
 
@@ -145,24 +142,8 @@ class TokenizerModule(L.LightningModule):
     # --- optimisation --------------------------------------------------------------------------------
 
     def configure_optimizers(self):
-        decay, no_decay = [], []
-        for name, param in self.model.named_parameters():
-            (no_decay if param.ndim < 2 or "embedding" in name or "position" in name else decay).append(param)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.hparams.lr,
-            foreach=True,
-        )
-        warmup, total = self.hparams.warmup_steps, max(self.hparams.total_steps, self.hparams.warmup_steps + 1)
-
-        def schedule(step: int) -> float:  # linear warm-up, cosine decay to 5%
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / (total - warmup))
-            return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        h = self.hparams
+        return adamw_warmup_cosine(self.model, h.lr, h.weight_decay, h.warmup_steps, h.total_steps)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["train_seconds"] = self.train_seconds()
@@ -209,17 +190,6 @@ def latent_health(model: GraphTokenizer, latents: Tensor) -> dict[str, float | l
     }
 
 
-class _Indices(torch.utils.data.Dataset):
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> int:
-        return i
-
-
 class _Collate:
     """Indices -> dense batch of ``dataset`` (a class, not a lambda, so spawned workers can pickle it)."""
 
@@ -230,52 +200,18 @@ class _Collate:
         return batch_from_dataset(self.dataset, indices)
 
 
-class GraphDataModule(L.LightningDataModule):
+class GraphDataModule(IndexBatches):
     """Random batches of a :class:`GraphDataset`, densified in ``collate`` (so DDP samplers work unchanged)."""
 
     def __init__(self, train: GraphDataset, val: GraphDataset, batch_size: int = 256, num_workers: int = 0) -> None:
-        super().__init__()
-        self.train, self.val = train, val
-        self.batch_size, self.num_workers = batch_size, num_workers
-
-    def _loader(self, dataset: GraphDataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            _Indices(len(dataset)),
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            collate_fn=_Collate(dataset),
-            num_workers=self.num_workers,
-            drop_last=False,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val, shuffle=False)
+        super().__init__(_Collate(train), len(train), _Collate(val), len(val), batch_size, num_workers)
 
 
 @dataclass
-class TrainSettings:
-    """How to run training: optimisation, schedule, checkpointing and Lightning Trainer options."""
+class TrainSettings(BaseTrainSettings):
+    """Training settings of a tokenizer: the shared ones plus the weight of the KL term."""
 
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.01
     kl_weight: float = 1e-4
-    warmup_steps: int = 500
-    max_steps: int = 100_000
-    max_time: str | None = None  # "DD:HH:MM:SS", passed to the Trainer
-    val_every: int = 2000  # steps between validations
-    val_size: int = 2000
-    checkpoint_minutes: float = 5.0
-    seed: int = 0
-    accelerator: str = "auto"
-    devices: str | int = "auto"
-    num_nodes: int = 1
-    strategy: str = "auto"
-    threads: int | None = None
-    progress: bool = True
 
 
 def train_tokenizer(
@@ -322,34 +258,5 @@ def train_tokenizer(
     if domain_config is not None:
         module.export_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "model" / "domain.json").write_text(json.dumps(domain_config, indent=1))
-    checkpoint = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints",
-        save_last=True,
-        save_top_k=0,
-        train_time_interval=timedelta(minutes=settings.checkpoint_minutes),
-    )
-    val_every = min(settings.val_every, max(1, math.ceil(len(train) / settings.batch_size)))
-    trainer = L.Trainer(
-        default_root_dir=run_dir,
-        accelerator=settings.accelerator,
-        devices=settings.devices,
-        num_nodes=settings.num_nodes,
-        strategy=settings.strategy,
-        max_steps=settings.max_steps,
-        max_time=settings.max_time,
-        val_check_interval=val_every,
-        check_val_every_n_epoch=None,
-        callbacks=[checkpoint],
-        logger=CSVLogger(run_dir, name="logs"),
-        enable_progress_bar=settings.progress,
-        gradient_clip_val=1.0,
-        num_sanity_val_steps=0,
-        log_every_n_steps=50,
-    )
-    last = run_dir / "checkpoints" / "last.ckpt"
-    ckpt_path = str(last) if resume and last.exists() else None
-    if ckpt_path:
-        log.info("resuming from %s", ckpt_path)
-    trainer.fit(module, datamodule=GraphDataModule(train, val, settings.batch_size), ckpt_path=ckpt_path)
-    trainer.save_checkpoint(last)  # also exports via on_save_checkpoint
+    fit(module, GraphDataModule(train, val, settings.batch_size), run_dir, settings, len(train), resume)
     return module

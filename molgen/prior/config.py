@@ -1,0 +1,68 @@
+"""The prior's config: network shape, objective, and the data statistics it was fitted with (saved as JSON)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["OBJECTIVES", "PriorConfig"]
+
+OBJECTIVES: dict[str, tuple[str, ...]] = {
+    # objective -> what the network may predict
+    "flow": ("velocity",),  # flow matching: x_t = (1 - t) x0 + t noise, the network predicts noise - x0
+    "diffusion": ("epsilon", "v_prediction"),  # DDPM forward process (diffusers' DDPMScheduler)
+}
+
+
+@dataclass
+class PriorConfig:
+    """Shape of a :class:`~molgen.prior.model.LatentPrior` and the statistics it normalises with.
+
+    ``latent_mean``/``latent_std`` (per latent dimension), ``property_mean``/``property_std`` (per
+    conditioning property) and ``num_nodes_counts`` (how many training graphs had N nodes, index N) are
+    computed from the training latents, never typed in.
+    """
+
+    latent_dim: int
+    max_nodes: int
+    objective: Literal["flow", "diffusion"] = "flow"
+    prediction: str = "velocity"
+    d_model: int = 128
+    n_heads: int = 4
+    layers: int = 4
+    ff_mult: int = 4
+    dropout: float = 0.0
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"  # diffusion only
+    default_sampler: str = "euler"
+    default_steps: int = 20
+    latent_mean: list[float] = field(default_factory=list)
+    latent_std: list[float] = field(default_factory=list)
+    property_names: list[str] = field(default_factory=list)
+    property_mean: list[float] = field(default_factory=list)
+    property_std: list[float] = field(default_factory=list)
+    num_nodes_counts: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {self.objective!r}")
+        if self.prediction not in OBJECTIVES[self.objective]:
+            raise ValueError(f"objective {self.objective!r} predicts one of {OBJECTIVES[self.objective]}, got {self.prediction!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+
+    @property
+    def num_properties(self) -> int:
+        return len(self.property_names)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> PriorConfig:
+        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))

@@ -1,0 +1,100 @@
+"""The prior's network: a transformer over the latent tokens of one graph, in the tokenizer's canonical order.
+
+Each token gets a learned embedding of its position; the noise level, the number of nodes and the optional
+property conditions form one conditioning vector that modulates every block (adaptive layer norm with
+zero-initialised gates, as in DiT). Properties come with a presence mask, so any subset can be given;
+with none given the network is the unconditional prior (classifier-free guidance mixes the two).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from molgen.prior.config import PriorConfig
+
+__all__ = ["LatentPrior", "timestep_embedding"]
+
+
+def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
+    """(B,) times in [0, 1] -> (B, dim) sinusoidal features (of 1000 t, the scale diffusers' timesteps use)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = 1000.0 * t.float()[:, None] * freqs[None]  # (B, half)
+    return torch.cat([angles.cos(), angles.sin()], dim=-1)
+
+
+class _Block(nn.Module):
+    """Pre-norm self-attention + MLP, each modulated (shift, scale, gate) by the conditioning vector."""
+
+    def __init__(self, d: int, n_heads: int, ff_mult: int, dropout: float) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.norm1 = nn.LayerNorm(d, elementwise_affine=False)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.norm2 = nn.LayerNorm(d, elementwise_affine=False)
+        self.mlp = nn.Sequential(nn.Linear(d, ff_mult * d), nn.GELU(approximate="tanh"), nn.Linear(ff_mult * d, d))
+        self.modulation = nn.Linear(d, 6 * d)
+        nn.init.zeros_(self.modulation.weight)
+        nn.init.zeros_(self.modulation.bias)
+        self.dropout = dropout
+
+    def forward(self, h: Tensor, c: Tensor, attn_mask: Tensor) -> Tensor:
+        batch, n, d = h.shape
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(c).unsqueeze(1).chunk(6, dim=-1)  # (B, 1, d) each
+        a = self.norm1(h) * (1 + scale1) + shift1
+        q, k, v = self.qkv(a).view(batch, n, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)  # (B, H, N, dh)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0)
+        h = h + gate1 * self.proj(a.transpose(1, 2).reshape(batch, n, d))
+        return h + gate2 * self.mlp(self.norm2(h) * (1 + scale2) + shift2)
+
+
+class LatentPrior(nn.Module):
+    """(B, N, latent_dim) noisy normalised latents + (B,) time in [0, 1] -> (B, N, latent_dim) prediction.
+
+    What the prediction means (velocity, epsilon or v) is ``config.prediction``; see
+    :mod:`molgen.prior.scheduling` for how it is trained and sampled.
+    """
+
+    def __init__(self, config: PriorConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.latent_in = nn.Linear(config.latent_dim, d)
+        self.position = nn.Embedding(config.max_nodes, d)
+        self.size = nn.Embedding(config.max_nodes + 1, d)
+        self.time = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        p = max(config.num_properties, 1)
+        self.condition = nn.Sequential(nn.Linear(2 * p, d), nn.SiLU(), nn.Linear(d, d))
+        self.blocks = nn.ModuleList(_Block(d, config.n_heads, config.ff_mult, config.dropout) for _ in range(config.layers))
+        self.norm_out = nn.LayerNorm(d, elementwise_affine=False)
+        self.modulation_out = nn.Linear(d, 2 * d)
+        self.out = nn.Linear(d, config.latent_dim)
+        for layer in (self.modulation_out, self.out):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: Tensor, t: Tensor, mask: Tensor, properties: Tensor | None = None, property_mask: Tensor | None = None) -> Tensor:
+        """``x`` (B, N, d_lat), ``t`` (B,), ``mask`` (B, N) real tokens; ``properties`` (B, P) normalised values
+        and ``property_mask`` (B, P) which of them are given (None: unconditional)."""
+        batch, n, _ = x.shape
+        if n > self.config.max_nodes:
+            raise ValueError(f"{n} latent tokens, more than this prior's max_nodes={self.config.max_nodes}")
+        p = max(self.config.num_properties, 1)
+        if properties is None or property_mask is None or self.config.num_properties == 0:
+            cond_in = torch.zeros(batch, 2 * p, device=x.device)
+        else:
+            m = property_mask.float()
+            cond_in = torch.cat([properties.float() * m, m], dim=-1)  # (B, 2P): absent values read as 0
+        c = self.time(timestep_embedding(t, self.config.d_model)) + self.size(mask.sum(1)) + self.condition(cond_in)  # (B, d)
+        c = F.silu(c)
+        h = self.latent_in(x) + self.position.weight[:n].unsqueeze(0)  # (B, N, d)
+        attn_mask = mask[:, None, None, :]  # (B, 1, 1, N): attend to real tokens only
+        for block in self.blocks:
+            h = block(h, c, attn_mask)
+        shift, scale = self.modulation_out(c).unsqueeze(1).chunk(2, dim=-1)
+        return self.out(self.norm_out(h) * (1 + scale) + shift) * mask.unsqueeze(-1)

@@ -1,0 +1,73 @@
+"""The one place that says what the prior's network predicts, how its training pairs are made, and which
+diffusers scheduler samples it. Schedulers are used unmodified, and a fresh one is made per sampling call
+(they keep state between ``step`` calls).
+
+- ``flow``: x_t = (1 - s) x0 + s noise with s = sigma in [0, 1] (1 is pure noise, as in diffusers'
+  FlowMatchEulerDiscreteScheduler); the network predicts the velocity ``noise - x0``; samplers run from
+  sigma = 1 to 0 with timesteps ``1000 sigma`` taken from ``scheduler.timesteps``.
+- ``diffusion``: DDPM forward process of ``DDPMScheduler`` (``clip_sample=False``: latents are not in
+  [-1, 1]); the network predicts epsilon or v; DDPM, DDIM or DPM-Solver++ sample it.
+
+The network's time input is always ``timestep / num_train_timesteps`` in [0, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    FlowMatchEulerDiscreteScheduler,
+    FlowMatchHeunDiscreteScheduler,
+)
+from torch import Tensor
+
+from molgen.prior.config import PriorConfig
+
+__all__ = ["SAMPLERS", "make_scheduler", "model_time", "training_pair"]
+
+SAMPLERS: dict[str, dict[str, type]] = {
+    "flow": {"euler": FlowMatchEulerDiscreteScheduler, "heun": FlowMatchHeunDiscreteScheduler},
+    "diffusion": {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler},
+}
+
+
+def _ddpm(config: PriorConfig) -> DDPMScheduler:
+    return DDPMScheduler(
+        num_train_timesteps=config.num_train_timesteps,
+        beta_schedule=config.beta_schedule,
+        prediction_type=config.prediction,
+        clip_sample=False,
+    )
+
+
+def make_scheduler(config: PriorConfig, sampler: str | None = None, **options):
+    """A fresh diffusers scheduler for ``config``'s objective; ``sampler`` names one of :data:`SAMPLERS`."""
+    sampler = sampler or config.default_sampler
+    choices = SAMPLERS[config.objective]
+    if sampler not in choices:
+        raise ValueError(f"sampler {sampler!r} does not fit a {config.objective} prior; choose one of {sorted(choices)}")
+    if config.objective == "flow":
+        return choices[sampler](num_train_timesteps=config.num_train_timesteps, **options)
+    return choices[sampler].from_config(_ddpm(config).config, **options)
+
+
+def model_time(timestep: Tensor | float, config: PriorConfig, batch: int, device: torch.device) -> Tensor:
+    """A scheduler timestep -> (B,) network time input in [0, 1]."""
+    t = torch.as_tensor(timestep, dtype=torch.float32, device=device) / config.num_train_timesteps
+    return t.expand(batch) if t.ndim == 0 else t
+
+
+def training_pair(config: PriorConfig, x0: Tensor, noise: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Clean latents ``x0`` (B, N, d) and ``noise`` -> (noisy x_t, (B,) time input, regression target)."""
+    batch = x0.shape[0]
+    if config.objective == "flow":
+        sigma = torch.rand(batch, device=x0.device, generator=generator)  # (B,)
+        s = sigma[:, None, None]
+        return (1 - s) * x0 + s * noise, sigma, noise - x0
+    scheduler = _ddpm(config)
+    timesteps = torch.randint(0, config.num_train_timesteps, (batch,), device=x0.device, generator=generator)
+    x_t = scheduler.add_noise(x0, noise, timesteps)
+    target = noise if config.prediction == "epsilon" else scheduler.get_velocity(x0, noise, timesteps)
+    return x_t, timesteps.float() / config.num_train_timesteps, target

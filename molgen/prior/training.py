@@ -1,0 +1,224 @@
+"""Training the prior with Lightning on cached latent tokens: flow-matching or diffusion loss, property
+conditions dropped at random (classifier-free guidance), EMA weights, resumable runs.
+
+Nothing here is needed to sample from a trained prior: see ``molgen.checkpoint`` and ``molgen.pipeline``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from molgen.latents import LatentDataset
+from molgen.prior.config import PriorConfig
+from molgen.prior.model import LatentPrior
+from molgen.prior.scheduling import training_pair
+from molgen.training import IndexBatches, adamw_warmup_cosine, fit
+from molgen.training import TrainSettings as BaseTrainSettings
+
+__all__ = ["PriorModule", "PriorTrainSettings", "latent_batches", "prior_config_from_data", "train_prior"]
+
+log = logging.getLogger(__name__)
+
+LatentBatch = tuple[Tensor, Tensor, Tensor, Tensor]  # z (B, N, d) normalised, mask (B, N), properties (B, P), property mask (B, P)
+
+
+def prior_config_from_data(latents: LatentDataset, max_nodes: int, **shape) -> PriorConfig:
+    """A :class:`PriorConfig` whose normalisation statistics and size histogram come from ``latents``."""
+    mean = latents.mean.astype(np.float64)
+    props = latents.properties.astype(np.float64)
+    known = ~np.isnan(props)
+    if props.shape[1] and known.sum(0).min() < 2:
+        missing = [n for n, k in zip(latents.property_names, known.sum(0)) if k < 2]
+        raise ValueError(f"properties {missing} are known for fewer than 2 graphs; cannot normalise them")
+    with np.errstate(invalid="ignore"):
+        p_mean, p_std = np.nanmean(props, 0), np.nanstd(props, 0)
+    counts = np.bincount(latents.num_nodes, minlength=max_nodes + 1)
+    if len(counts) > max_nodes + 1:
+        raise ValueError(f"a graph has {len(counts) - 1} nodes, more than max_nodes={max_nodes}")
+    return PriorConfig(
+        latent_dim=latents.latent_dim,
+        max_nodes=max_nodes,
+        latent_mean=[float(v) for v in mean.mean(0)],
+        latent_std=[float(max(v, 1e-6)) for v in mean.std(0)],
+        property_names=list(latents.property_names),
+        property_mean=[float(v) for v in p_mean],
+        property_std=[float(max(v, 1e-6)) for v in p_std],
+        num_nodes_counts=[int(c) for c in counts],
+        **shape,
+    )
+
+
+class _LatentCollate:
+    """Indices -> normalised dense latents and properties (NaN properties become absent)."""
+
+    def __init__(self, data: LatentDataset, config: PriorConfig, sample: bool) -> None:
+        self.data, self.sample = data, sample
+        self.latent_mean, self.latent_std = torch.tensor(config.latent_mean), torch.tensor(config.latent_std)
+        self.property_mean = torch.tensor(config.property_mean, dtype=torch.float32)
+        self.property_std = torch.tensor(config.property_std, dtype=torch.float32)
+
+    def __call__(self, indices: list[int]) -> LatentBatch:
+        z, mask = self.data.dense(indices, sample=self.sample)  # (B, N, d), (B, N)
+        z = (z - self.latent_mean) / self.latent_std * mask.unsqueeze(-1)
+        props = torch.from_numpy(self.data.properties[np.asarray(indices)])  # (B, P), NaN = unknown
+        known = ~torch.isnan(props)
+        props = torch.where(known, (props - self.property_mean) / self.property_std, torch.zeros_like(props))
+        return z, mask, props, known
+
+
+def latent_batches(train: LatentDataset, val: LatentDataset, config: PriorConfig, batch_size: int, sample: bool = True) -> IndexBatches:
+    """Training batches draw each token from its posterior (``sample``); validation uses the means."""
+    return IndexBatches(_LatentCollate(train, config, sample), len(train), _LatentCollate(val, config, False), len(val), batch_size)
+
+
+class PriorModule(L.LightningModule):
+    """Mean squared error of the prediction over real tokens; conditions dropped for guidance; EMA weights.
+
+    ``drop_all``: probability of training a batch row unconditionally; ``drop_each``: probability of hiding
+    each given property otherwise (so every subset of properties is seen).
+    """
+
+    def __init__(
+        self,
+        config: dict,
+        lr: float = 5e-4,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 500,
+        total_steps: int = 100_000,
+        ema_decay: float = 0.999,
+        drop_all: float = 0.1,
+        drop_each: float = 0.3,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = LatentPrior(PriorConfig(**config))
+        self.ema = self._new_ema()
+        self.export_dir: Path | None = None
+        self.export_extra: dict = {}
+        self._seconds_before = 0.0
+        self._started = time.time()
+
+    def _new_ema(self) -> AveragedModel:
+        ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.hparams.ema_decay), use_buffers=True)
+        ema.requires_grad_(False)  # not trained by gradients (and so invisible to DDP's gradient sync)
+        return ema
+
+    def reset_ema(self) -> None:
+        """Restart the average from the current weights (after loading weights from elsewhere)."""
+        self.ema = self._new_ema()
+
+    def train_seconds(self) -> float:
+        return self._seconds_before + (time.time() - self._started)
+
+    def on_train_start(self) -> None:
+        self._started = time.time()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._seconds_before = float(checkpoint.get("train_seconds", 0.0))
+
+    def loss(self, network: torch.nn.Module, batch: LatentBatch, drop: bool, generator: torch.Generator | None = None) -> Tensor:
+        z, mask, props, known = batch
+        config = self.model.config
+        if drop:
+            rows = torch.rand(known.shape[0], 1, device=z.device, generator=generator) >= self.hparams.drop_all
+            each = torch.rand(known.shape, device=z.device, generator=generator) >= self.hparams.drop_each
+            known = known & rows & each
+        noise = torch.randn(z.shape, device=z.device, generator=generator) * mask.unsqueeze(-1)
+        x_t, t, target = training_pair(config, z, noise, generator)
+        pred = network(x_t, t, mask, props, known)  # (B, N, d)
+        squared = (pred - target).pow(2) * mask.unsqueeze(-1)
+        return squared.sum() / (mask.sum() * config.latent_dim)
+
+    def training_step(self, batch: LatentBatch, batch_idx: int) -> Tensor:
+        loss = self.loss(self.model, batch, drop=True)
+        self.log("train/loss", loss, batch_size=len(batch[0]))
+        self.log("loss", loss, prog_bar=True, logger=False, batch_size=len(batch[0]))
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self.ema.update_parameters(self.model)
+
+    def validation_step(self, batch: LatentBatch, batch_idx: int) -> None:
+        # The same noise at every validation (seeded per batch), so losses are comparable across steps.
+        generator = torch.Generator(device=batch[0].device).manual_seed(batch_idx)
+        loss = self.loss(self.ema.module, batch, drop=False, generator=generator)
+        self.log("val/loss", loss, batch_size=len(batch[0]), sync_dist=True, prog_bar=True)
+
+    def configure_optimizers(self):
+        h = self.hparams
+        return adamw_warmup_cosine(self.model, h.lr, h.weight_decay, h.warmup_steps, h.total_steps)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["train_seconds"] = self.train_seconds()
+        if self.export_dir is not None and self.trainer.is_global_zero:
+            from molgen.checkpoint import save_prior
+
+            extra = {
+                **self.export_extra,
+                "weights": "EMA",
+                "global_step": int(self.global_step),
+                "epoch": int(self.current_epoch),
+                "train_seconds": round(self.train_seconds(), 1),
+                "val": {k: round(float(v), 6) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")},
+            }
+            save_prior(self.ema.module, self.export_dir, training=extra)
+
+
+@dataclass
+class PriorTrainSettings(BaseTrainSettings):
+    """Training settings of a prior: the shared ones plus EMA and condition dropout."""
+
+    batch_size: int = 512
+    lr: float = 5e-4
+    ema_decay: float = 0.999
+    drop_all: float = 0.1
+    drop_each: float = 0.3
+    posterior_sample: bool = True  # train on posterior samples of each token rather than its mean
+
+
+def train_prior(
+    train: LatentDataset,
+    run_dir: str | Path,
+    config: PriorConfig,
+    settings: PriorTrainSettings,
+    val: LatentDataset | None = None,
+    resume: bool = True,
+    init_from: LatentPrior | None = None,
+    export_extra: dict | None = None,
+) -> PriorModule:
+    """Train (or resume training of) a prior on latent tokens; exports EMA weights to ``run_dir/model/prior``."""
+    run_dir = Path(run_dir)
+    L.seed_everything(settings.seed, workers=True)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    if val is None:
+        train, val = train.split(min(settings.val_size / max(len(train), 1), 0.1), seed=settings.seed)
+    module = PriorModule(
+        config.to_dict(),
+        lr=settings.lr,
+        weight_decay=settings.weight_decay,
+        warmup_steps=settings.warmup_steps,
+        total_steps=settings.max_steps,
+        ema_decay=settings.ema_decay,
+        drop_all=settings.drop_all,
+        drop_each=settings.drop_each,
+    )
+    if init_from is not None:
+        if init_from.config.to_dict() != config.to_dict():
+            raise ValueError("init_from: the prior's config differs from the one to train")
+        module.model.load_state_dict(init_from.state_dict())
+        module.reset_ema()
+    module.export_dir = run_dir / "model" / "prior"
+    module.export_extra = {"train_size": len(train), "val_size": len(val), "settings": settings.__dict__, **(export_extra or {})}
+    batches = latent_batches(train, val, config, settings.batch_size, sample=settings.posterior_sample)
+    fit(module, batches, run_dir, settings, len(train), resume)
+    return module

@@ -1,0 +1,143 @@
+"""What training any molgen component shares: run settings, AdamW with warm-up + cosine, and the Lightning
+Trainer (resumable, checkpointing every few minutes, scaling through Lightning's accelerators and strategies).
+
+The component-specific parts (losses, metrics, exports) live beside each network: ``molgen.tokenizer.training``
+and ``molgen.prior.training``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+__all__ = ["IndexBatches", "TrainSettings", "adamw_warmup_cosine", "fit"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainSettings:
+    """How to run training: optimisation, schedule, checkpointing and Lightning Trainer options."""
+
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 500
+    max_steps: int = 100_000
+    max_time: str | None = None  # "DD:HH:MM:SS", passed to the Trainer
+    val_every: int = 2000  # steps between validations
+    val_size: int = 2000
+    checkpoint_minutes: float = 5.0
+    seed: int = 0
+    accelerator: str = "auto"
+    devices: str | int = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    threads: int | None = None
+    progress: bool = True
+
+
+class _Indices(Dataset):
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+class IndexBatches(L.LightningDataModule):
+    """Batches of indices 0..n-1 turned into tensors by a collate callable (one per split).
+
+    Sampling indices rather than items keeps Lightning's distributed samplers working unchanged, and lets
+    the collate densify a whole batch at once from compact arrays.
+    """
+
+    def __init__(self, train_collate, train_size: int, val_collate, val_size: int, batch_size: int, num_workers: int = 0) -> None:
+        super().__init__()
+        self.train_collate, self.train_size = train_collate, train_size
+        self.val_collate, self.val_size = val_collate, val_size
+        self.batch_size, self.num_workers = batch_size, num_workers
+
+    def _loader(self, collate, size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(_Indices(size), batch_size=self.batch_size, shuffle=shuffle, collate_fn=collate, num_workers=self.num_workers)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_collate, self.train_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_collate, self.val_size, shuffle=False)
+
+
+def adamw_warmup_cosine(model: nn.Module, lr: float, weight_decay: float, warmup_steps: int, total_steps: int) -> dict:
+    """AdamW (no decay on biases, norms and embeddings), linear warm-up then cosine decay to 5% of ``lr``;
+    the dict ``LightningModule.configure_optimizers`` returns."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or "embedding" in name or "position" in name else decay).append(param)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr, foreach=True
+    )
+    total = max(total_steps, warmup_steps + 1)
+
+    def schedule(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / (total - warmup_steps))
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def fit(module: L.LightningModule, datamodule: L.LightningDataModule, run_dir: str | Path, settings: TrainSettings, train_size: int, resume: bool = True) -> None:
+    """Train ``module`` with a Trainer built from ``settings``; resumes from ``run_dir/checkpoints/last.ckpt``.
+
+    A checkpoint is written every ``settings.checkpoint_minutes`` of training and at the end; modules export
+    their shippable weights in ``on_save_checkpoint``.
+    """
+    run_dir = Path(run_dir)
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        save_last=True,
+        save_top_k=0,
+        train_time_interval=timedelta(minutes=settings.checkpoint_minutes),
+    )
+    val_every = min(settings.val_every, max(1, math.ceil(train_size / settings.batch_size)))
+    trainer = L.Trainer(
+        default_root_dir=run_dir,
+        accelerator=settings.accelerator,
+        devices=settings.devices,
+        num_nodes=settings.num_nodes,
+        strategy=settings.strategy,
+        max_steps=settings.max_steps,
+        max_time=settings.max_time,
+        val_check_interval=val_every,
+        check_val_every_n_epoch=None,
+        callbacks=[checkpoint],
+        logger=CSVLogger(run_dir, name="logs"),
+        enable_progress_bar=settings.progress,
+        gradient_clip_val=1.0,
+        num_sanity_val_steps=0,
+        log_every_n_steps=50,
+    )
+    last = run_dir / "checkpoints" / "last.ckpt"
+    ckpt_path = str(last) if resume and last.exists() else None
+    if ckpt_path:
+        log.info("resuming from %s", ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    trainer.save_checkpoint(last)  # also exports via on_save_checkpoint

@@ -1,0 +1,290 @@
+"""The latent prior: latent caches, training pairs, tiny trainings (flow and diffusion), and sampling through the
+pipeline, including property conditioning and valence-aware decoding."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDPMScheduler
+
+from molgen.checkpoint import load_domain, load_prior, load_tokenizer, save_domain, save_tokenizer
+from molgen.dataset import GraphDataset
+from molgen.latents import LatentDataset, compute_property_table, encode_dataset, tokenizer_fingerprint
+from molgen.pipeline import Latents, MolgenPipeline
+from molgen.prior.config import PriorConfig
+from molgen.prior.model import LatentPrior
+from molgen.prior.scheduling import SAMPLERS, make_scheduler, training_pair
+from molgen.prior.training import PriorTrainSettings, prior_config_from_data, train_prior
+
+from ..conftest import REPO
+
+SHIPPED = REPO / "checkpoints" / "moses"
+# Two MOSES-like molecules with the same number of heavy atoms (15) but far apart in logP and TPSA.
+OILY = "CCCCCc1ccc(CCC)cc1C"
+POLAR = "NC(=O)c1cc(O)c(O)c(C(N)=O)c1O"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    if not (SHIPPED / "tokenizer" / "model.safetensors").exists():
+        pytest.skip("shipped tokenizer not present")
+    return load_domain(SHIPPED / "domain.json"), load_tokenizer(SHIPPED / "tokenizer")
+
+
+def _latents(domain, tokenizer, smiles: list[str]) -> LatentDataset:
+    graphs = [domain.to_graph(s) for s in smiles]
+    dataset = GraphDataset.from_graphs(graphs, [domain.canonical(s) for s in smiles], domain.vocab)
+    latents = encode_dataset(tokenizer, dataset, batch_size=64)
+    latents.properties = compute_property_table(domain, dataset.items, domain.property_names, workers=1)
+    latents.property_names = list(domain.property_names)
+    return latents
+
+
+def _settings(**kw) -> PriorTrainSettings:
+    base = dict(batch_size=32, lr=3e-3, warmup_steps=10, max_steps=250, val_every=1000, ema_decay=0.9,
+                progress=False, accelerator="cpu", devices=1, threads=1)  # fmt: skip
+    base.update(kw)
+    return PriorTrainSettings(**base)
+
+
+def _model_dir(tmp_path, domain, tokenizer, run_dir):
+    model = tmp_path / "model"
+    model.mkdir(parents=True, exist_ok=True)
+    save_domain(domain, model / "domain.json")
+    save_tokenizer(tokenizer, model / "tokenizer")
+    shutil.copytree(run_dir / "model" / "prior", model / "prior")
+    return model
+
+
+# --- configs and training pairs ------------------------------------------------------------------------------
+
+
+def test_config_rejects_a_prediction_the_objective_cannot_make():
+    with pytest.raises(ValueError, match="predicts one of"):
+        PriorConfig(latent_dim=4, max_nodes=8, objective="flow", prediction="epsilon")
+    with pytest.raises(ValueError, match="objective must be"):
+        PriorConfig(latent_dim=4, max_nodes=8, objective="score")
+
+
+def test_sampler_must_fit_the_objective():
+    config = PriorConfig(latent_dim=4, max_nodes=8)
+    assert type(make_scheduler(config)).__name__ == "FlowMatchEulerDiscreteScheduler"
+    with pytest.raises(ValueError, match="does not fit a flow prior"):
+        make_scheduler(config, "ddim")
+    diffusion = PriorConfig(latent_dim=4, max_nodes=8, objective="diffusion", prediction="epsilon", default_sampler="dpm")
+    for name in SAMPLERS["diffusion"]:
+        scheduler = make_scheduler(diffusion, name)
+        assert scheduler.config.prediction_type == "epsilon"
+        assert scheduler.config.clip_sample is False if "clip_sample" in scheduler.config else True
+
+
+def test_flow_training_pair_interpolates_and_targets_the_velocity():
+    config = PriorConfig(latent_dim=3, max_nodes=5)
+    x0, noise = torch.randn(6, 5, 3), torch.randn(6, 5, 3)
+    x_t, t, target = training_pair(config, x0, noise, torch.Generator().manual_seed(0))
+    s = t[:, None, None]
+    assert torch.all((t >= 0) & (t <= 1))
+    torch.testing.assert_close(target, noise - x0)
+    torch.testing.assert_close(x_t, (1 - s) * x0 + s * noise)
+    # One Euler step of the exact velocity from x_t to sigma = 0 recovers x0.
+    torch.testing.assert_close(x_t - s * target, x0)
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
+def test_diffusion_training_pair_follows_ddpm(prediction):
+    config = PriorConfig(latent_dim=3, max_nodes=5, objective="diffusion", prediction=prediction, default_sampler="dpm")
+    x0, noise = torch.randn(6, 5, 3), torch.randn(6, 5, 3)
+    x_t, t, target = training_pair(config, x0, noise, torch.Generator().manual_seed(0))
+    timesteps = (t * config.num_train_timesteps).round().long()
+    ddpm = DDPMScheduler(num_train_timesteps=1000, beta_schedule=config.beta_schedule, prediction_type=prediction)
+    torch.testing.assert_close(x_t, ddpm.add_noise(x0, noise, timesteps))
+    expected = noise if prediction == "epsilon" else ddpm.get_velocity(x0, noise, timesteps)
+    torch.testing.assert_close(target, expected)
+
+
+def test_prior_ignores_padding_tokens():
+    config = PriorConfig(latent_dim=4, max_nodes=10, d_model=32, n_heads=4, layers=2, property_names=["a"], property_mean=[0.0], property_std=[1.0])
+    prior = LatentPrior(config).eval()
+    for p in prior.parameters():  # leave the zero-initialised output layers non-zero, so outputs depend on inputs
+        torch.nn.init.normal_(p, std=0.2)
+    x = torch.randn(1, 10, 4)
+    mask = torch.tensor([[True] * 6 + [False] * 4])
+    t = torch.tensor([0.5])
+    out = prior(x, t, mask)
+    x2 = x.clone()
+    x2[0, 6:] = 100.0  # garbage in the padding
+    torch.testing.assert_close(prior(x2, t, mask)[0, :6], out[0, :6])
+    assert torch.all(out[0, 6:] == 0)
+    # A condition changes the output; an absent condition (mask False) is the same as none.
+    given = prior(x, t, mask, torch.tensor([[2.0]]), torch.tensor([[True]]))
+    absent = prior(x, t, mask, torch.tensor([[2.0]]), torch.tensor([[False]]))
+    assert not torch.allclose(given, out)
+    torch.testing.assert_close(absent, out)
+
+
+# --- latent caches --------------------------------------------------------------------------------------------
+
+
+def test_latent_dataset_dense_subset_and_round_trip(shipped, tmp_path, moses_sample):
+    domain, tokenizer = shipped
+    smiles = moses_sample("test", 12, 3)
+    latents = _latents(domain, tokenizer, smiles)
+    assert latents.tokenizer == tokenizer_fingerprint(tokenizer)
+    assert latents.properties.shape == (12, len(domain.property_names))
+    assert not np.isnan(latents.properties).any()
+    qed = domain.property_names.index("QED")
+    assert latents.properties[0, qed] == pytest.approx(domain.properties(smiles[0])["QED"], rel=1e-5)
+    # Dense means equal the encoder's output for the same molecules.
+    z, mask = latents.dense([4, 0])
+    expected = MolgenPipeline(domain, tokenizer).encode([smiles[4], smiles[0]])
+    assert torch.equal(mask, expected.mask[:, : mask.shape[1]])
+    torch.testing.assert_close(z, expected.z[:, : z.shape[1]], atol=2e-3, rtol=2e-3)  # float16 storage
+    # Posterior samples differ from the means, by about the posterior's spread.
+    sampled, _ = latents.dense([4, 0], sample=True, generator=torch.Generator().manual_seed(0))
+    spread = (sampled - z)[mask].std().item()
+    assert 0.01 < spread < 1.0
+    latents.save(tmp_path / "lat")
+    again = LatentDataset.load(tmp_path / "lat")
+    assert np.array_equal(again.mean, latents.mean) and np.array_equal(again.ptr, latents.ptr)
+    np.testing.assert_array_equal(again.properties, latents.properties)
+    assert again.property_names == latents.property_names and again.tokenizer == latents.tokenizer
+    sub = latents.subset(np.array([5, 1]))
+    assert np.array_equal(sub.num_nodes, latents.num_nodes[[5, 1]])
+    np.testing.assert_array_equal(sub.dense([0])[0], latents.dense([5])[0])
+
+
+def test_property_table_limit_leaves_the_rest_unknown(shipped):
+    domain, _ = shipped
+    items = ["CCO", "c1ccccc1", "not a smiles", "CC(=O)O", "CCN"]
+    full = compute_property_table(domain, items, ["MW", "HBD"], workers=1)
+    assert np.isnan(full[2]).all()  # unreadable item: unknown, not a crash
+    assert full[0, 0] == pytest.approx(46.069, abs=1e-3) and full[0, 1] == 1
+    part = compute_property_table(domain, items, ["MW"], limit=2, seed=1, workers=1)
+    assert (~np.isnan(part[:, 0])).sum() <= 2
+
+
+def test_config_from_data_records_statistics(shipped, moses_sample):
+    domain, tokenizer = shipped
+    latents = _latents(domain, tokenizer, moses_sample("test", 20, 5))
+    latents.properties[:10, 0] = np.nan  # QED known for half the graphs only
+    config = prior_config_from_data(latents, tokenizer.config.max_nodes)
+    assert config.property_names == list(domain.property_names)
+    assert config.property_mean[0] == pytest.approx(float(np.nanmean(latents.properties[:, 0])), rel=1e-5)
+    assert sum(config.num_nodes_counts) == 20
+    assert config.num_nodes_counts[int(latents.num_nodes[0])] >= 1
+    assert len(config.latent_std) == tokenizer.config.latent_dim and min(config.latent_std) > 0
+
+
+# --- training and sampling --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_molecule_model(shipped, tmp_path_factory):
+    """A tiny flow prior trained on two molecules (same size, far apart in logP), as a complete model directory."""
+    domain, tokenizer = shipped
+    latents = _latents(domain, tokenizer, [OILY, POLAR] * 64)
+    config = prior_config_from_data(latents, tokenizer.config.max_nodes, d_model=32, n_heads=4, layers=2, default_steps=20)
+    tmp = tmp_path_factory.mktemp("two")
+    module = train_prior(latents, tmp / "run", config, _settings(max_steps=500, val_size=8, drop_each=0.0))
+    return _model_dir(tmp, domain, tokenizer, tmp / "run"), module
+
+
+def test_training_lowers_the_loss_and_exports_ema_weights(two_molecule_model):
+    model_dir, module = two_molecule_model
+    prior = load_prior(model_dir / "prior")
+    for name, value in prior.state_dict().items():  # the export holds the EMA weights, not the raw ones
+        torch.testing.assert_close(value, module.ema.module.state_dict()[name])
+    lines = next((model_dir.parent / "run" / "logs").rglob("metrics.csv")).read_text().splitlines()
+    column = lines[0].split(",").index("train/loss")
+    losses = [float(r.split(",")[column]) for r in lines[1:] if r.split(",")[column]]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_sampling_reproduces_the_training_molecules(two_molecule_model):
+    pipe = MolgenPipeline.from_pretrained(two_molecule_model[0], device="cpu")
+    samples = pipe.sample(40, seed=0, batch_size=16)
+    assert len(samples) == 40
+    counts = Counter(m.smiles for m in samples if m.smiles)
+    canonical = {pipe.domain.canonical(OILY), pipe.domain.canonical(POLAR)}
+    assert sum(counts[s] for s in canonical) >= 30, counts
+    # States: the first of each molecule is valid, later copies are duplicates; properties attached.
+    first = next(m for m in samples if m.smiles in canonical)
+    assert first.state == "valid" and first.properties["MW"] > 0
+    assert sum(m.state == "valid" for m in samples) <= 2 + sum(m.smiles not in canonical for m in samples if m.smiles)
+    assert all(m.state == "duplicate" for m in samples if m.smiles in canonical and m is not first and m.smiles == first.smiles)
+
+
+def test_sampling_is_reproducible_by_seed(two_molecule_model):
+    pipe = MolgenPipeline.from_pretrained(two_molecule_model[0], device="cpu")
+    a = pipe.sample_latents(8, seed=5, batch_size=4, steps=5)
+    b = pipe.sample_latents(8, seed=5, batch_size=4, steps=5)
+    c = pipe.sample_latents(8, seed=6, batch_size=4, steps=5)
+    torch.testing.assert_close(a.z, b.z)
+    assert not torch.allclose(a.z, c.z[:, : a.z.shape[1]]) if a.z.shape == c.z.shape else True
+    assert all(int(s) == 15 for s in a.mask.sum(1))  # both training molecules have 15 atoms
+
+
+def test_conditioning_steers_toward_the_requested_molecule(two_molecule_model):
+    pipe = MolgenPipeline.from_pretrained(two_molecule_model[0], device="cpu")
+    logp = {s: pipe.domain.properties(s)["logP"] for s in (OILY, POLAR)}
+    for target, other in ((OILY, POLAR), (POLAR, OILY)):
+        samples = pipe.sample(24, seed=1, conditions={"logP": logp[target]}, guidance_scale=2.0, properties=False)
+        counts = Counter(m.smiles for m in samples)
+        assert counts[pipe.domain.canonical(target)] >= 18, (target, counts)
+        assert counts[pipe.domain.canonical(other)] <= 3
+
+
+def test_bad_sampling_requests_name_the_problem(two_molecule_model):
+    pipe = MolgenPipeline.from_pretrained(two_molecule_model[0], device="cpu")
+    with pytest.raises(ValueError, match="'potency'.*conditioned on"):
+        pipe.sample(2, conditions={"potency": 5})
+    with pytest.raises(ValueError, match="not a finite number"):
+        pipe.sample(2, conditions={"QED": math.nan})
+    with pytest.raises(ValueError, match="num_nodes=99"):
+        pipe.sample(2, num_nodes=99)
+    with pytest.raises(ValueError, match="decoding must be"):
+        pipe.sample(2, decoding="greedy")
+    with pytest.raises(ValueError, match="steps=0"):
+        pipe.sample(2, steps=0)
+    with pytest.raises(RuntimeError, match="no prior"):
+        MolgenPipeline(pipe.domain, pipe.tokenizer).sample(2)
+
+
+def test_valence_decoding_is_always_valid_and_keeps_valid_raw_results(two_molecule_model):
+    pipe = MolgenPipeline.from_pretrained(two_molecule_model[0], device="cpu")
+    # Random latents: raw decoding is mostly invalid, valence-aware decoding never is.
+    generator = torch.Generator().manual_seed(0)
+    sizes = torch.randint(8, 26, (64,), generator=generator)
+    mask = torch.arange(26)[None] < sizes[:, None]
+    latents = Latents(torch.randn(64, 26, pipe.tokenizer.config.latent_dim, generator=generator) * 2 * mask[..., None], mask)
+    raw = pipe.decode(latents, decoding="raw")
+    valence = pipe.decode(latents, decoding="valence")
+    assert sum(m.state == "invalid" for m in raw) > 0
+    assert all(m.state == "valid" and "." not in m.smiles for m in valence)
+    for r, v in zip(raw, valence, strict=True):
+        if r.state == "valid":
+            assert r.smiles == v.smiles
+    # Real latents decode to the same molecules either way.
+    real = pipe.encode([OILY, POLAR])
+    assert [m.smiles for m in pipe.decode(real, decoding="valence")] == [m.smiles for m in pipe.decode(real)]
+
+
+def test_diffusion_prior_trains_and_samples_with_each_scheduler(shipped, tmp_path):
+    domain, tokenizer = shipped
+    latents = _latents(domain, tokenizer, [OILY] * 32)
+    config = prior_config_from_data(
+        latents, tokenizer.config.max_nodes, objective="diffusion", prediction="v_prediction", default_sampler="dpm",
+        d_model=32, n_heads=4, layers=2, default_steps=20,
+    )  # fmt: skip
+    train_prior(latents, tmp_path / "run", config, _settings(max_steps=200, val_size=4))
+    pipe = MolgenPipeline.from_pretrained(_model_dir(tmp_path, domain, tokenizer, tmp_path / "run"), device="cpu")
+    target = domain.canonical(OILY)
+    for sampler in ("dpm", "ddim"):
+        samples = pipe.sample(12, seed=0, sampler=sampler, properties=False)
+        assert sum(m.smiles == target for m in samples) >= 9, (sampler, Counter(m.smiles for m in samples))
+    assert len(pipe.sample(3, sampler="ddpm", steps=50, properties=False)) == 3
