@@ -354,6 +354,40 @@ def cmd_sample(args: argparse.Namespace) -> None:
         print(f"wrote {total} samples to {args.out}: {summary} ({args.decoding} decoding)", file=sys.stderr)
 
 
+# --- evaluate ------------------------------------------------------------------------------------------
+
+
+def _smiles_of(path: str, smiles_column: str | None) -> list[str | None]:
+    """Every record of a molecule file, in order; unreadable or invalid records become None (counted invalid)."""
+    from molgen.io import BadRow, read_molecules
+
+    return [None if isinstance(row, BadRow) else row.smiles for row in read_molecules(path, smiles_column)]
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from molgen.metrics import NoveltyReference, ReferenceStats, compute_metrics, moses_references
+
+    generated = _smiles_of(args.input, args.smiles_column)
+    if not generated:
+        raise CLIError(f"{args.input}: no molecules in the file")
+    options = {"device": args.device, "n_jobs": args.jobs}
+    if args.test:
+        test = ReferenceStats.cached(_smiles_of(args.test, args.smiles_column), "user_test", **options)
+        scaffolds = ReferenceStats.cached(_smiles_of(args.test_scaffolds, args.smiles_column), "user_test_scaffolds", **options) if args.test_scaffolds else None
+        train = NoveltyReference.cached(_smiles_of(args.train, args.smiles_column), "user_train", n_jobs=args.jobs) if args.train else None
+    else:
+        if args.test_scaffolds or args.train:
+            raise CLIError("--test-scaffolds and --train need --test (without them, MOSES' splits are used)")
+        test, scaffolds, train = moses_references(**options)
+    metrics = compute_metrics(generated, test, scaffolds, train, **options)
+    width = max(len(k) for k in metrics)
+    for name, value in metrics.items():
+        print(f"{name:<{width}}  {value:.4f}")
+    print(f"(n = {len(generated):,} samples from {args.input})", file=sys.stderr)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"input": str(args.input), "n": len(generated), "metrics": metrics}, indent=1))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="molgen", description="Generative design of molecules.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -436,6 +470,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("evaluate", help="MOSES metrics of a file of sampled molecules")
+    p.add_argument("input", help=".csv (molgen sample output or a 'smiles' column), .smi or .sdf; empty/invalid rows count as invalid")
+    p.add_argument("--smiles-column", default=None)
+    p.add_argument("--test", default=None, help="reference set for FCD/SNN/Frag/Scaf/properties (default: MOSES test)")
+    p.add_argument("--test-scaffolds", default=None, help="second reference set for the /TestSF metrics")
+    p.add_argument("--train", default=None, help="training set for Novelty")
+    p.add_argument("--out", default=None, help="also write the metrics as JSON here")
+    p.add_argument("--device", default="cpu", help="device for ChemNet and the similarity products")
+    p.add_argument("--jobs", type=int, default=2, help="processes for RDKit features")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("reconstruct", help="encode molecules to latent tokens and decode them back")
     p.add_argument("input", nargs="?", help=".smi, .csv or .sdf file")

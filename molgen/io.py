@@ -73,10 +73,16 @@ def read_molecules(path: str | Path, smiles_column: str | None = None) -> Iterat
     yield from readers[file_format(path)](path)
 
 
+INVALID_SAMPLE_MARK = "# invalid sample"
+
+
 def _read_smi(path: Path) -> Iterator[Row | BadRow]:
     with _open_text(path) as handle:
         for number, line in enumerate(handle, start=1):
             text = line.strip()
+            if text.startswith(INVALID_SAMPLE_MARK):  # molgen sample's record of an invalid sample
+                yield BadRow(f"line {number}", "", "invalid sample")
+                continue
             if not text or text.startswith("#"):
                 continue
             parts = text.split(maxsplit=1)
@@ -148,7 +154,7 @@ class MoleculeWriter:
 
     Rows are flushed as they are written, so an interrupted run keeps everything written so far. Nothing is
     dropped: in ``.sdf`` an invalid sample is an empty record whose tags give its state and error; in ``.smi``
-    it is a ``#`` comment line (which molgen's reader skips).
+    it is a comment line ``# invalid sample <index>: <error>`` (molgen's reader reports it as a bad row).
     """
 
     def __init__(self, path: str | Path, property_names: list[str], extra_columns: list[str] | None = None) -> None:
@@ -177,7 +183,7 @@ class MoleculeWriter:
             values = [_fmt(properties.get(n)) for n in self.property_names]
             self._csv.writerow([index, smiles or "", state, *[_fmt(extra.get(c)) for c in self.extra], *values, error or ""])
         elif self.format == "smi":
-            self._file.write(f"{smiles}\t{index}\t{state}\n" if smiles else f"# {index}\t{state}\t{error or ''}\n")
+            self._file.write(f"{smiles}\t{index}\t{state}\n" if smiles else f"{INVALID_SAMPLE_MARK} {index}: {error or ''}\n")
         else:
             self._write_sdf(index, smiles, state, error, properties, extra)
         self._file.flush()

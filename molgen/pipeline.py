@@ -187,7 +187,7 @@ class MolgenPipeline:
 
     def _require_prior(self) -> LatentPrior:
         if self.prior is None:
-            raise RuntimeError("this model has no prior (no prior/ in its directory): it can encode and decode, not sample")
+            raise ValueError("this model has no prior (no prior/ in its directory): it can encode and decode, not sample")
         return self.prior
 
     def _sizes(self, n: int, num_nodes: int | None, generator: torch.Generator) -> Tensor:

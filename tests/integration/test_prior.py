@@ -251,7 +251,7 @@ def test_bad_sampling_requests_name_the_problem(two_molecule_model):
         pipe.sample(2, decoding="greedy")
     with pytest.raises(ValueError, match="steps=0"):
         pipe.sample(2, steps=0)
-    with pytest.raises(RuntimeError, match="no prior"):
+    with pytest.raises(ValueError, match="no prior"):
         MolgenPipeline(pipe.domain, pipe.tokenizer).sample(2)
 
 

@@ -1,0 +1,153 @@
+"""Training your own model with two commands, then ``molgen sample`` and ``molgen evaluate`` on it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+
+import pytest
+from rdkit import Chem
+
+from molgen.cli import main
+from molgen.io import BadRow, read_molecules
+
+from .test_cli import TINY, cli_run, train_smi  # noqa: F401  (fixtures: a tiny tokenizer trained on train_smi)
+
+PRIOR_TINY = [
+    "--max-steps", "6", "--d-model", "32", "--heads", "4", "--layers", "1", "--batch-size", "16", "--warmup-steps", "2",
+    "--no-progress", "--accelerator", "cpu", "--devices", "1", "--threads", "1", "--default-steps", "4",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def prior_run(tmp_path_factory, cli_run, train_smi):  # noqa: F811
+    """Second command of the two: a prior on the tokenizer of the first (``molgen train tokenizer``)."""
+    run = tmp_path_factory.mktemp("prior_run")
+    assert main(["train", "prior", str(train_smi), "--model", str(cli_run / "model"), "--out", str(run), *PRIOR_TINY]) == 0
+    return run
+
+
+def test_train_prior_makes_a_complete_model_directory(prior_run, cli_run):  # noqa: F811
+    model = prior_run / "model"
+    assert (model / "domain.json").read_text() == (cli_run / "model" / "domain.json").read_text()
+    assert (model / "tokenizer" / "model.safetensors").read_bytes() == (cli_run / "model" / "tokenizer" / "model.safetensors").read_bytes()
+    config = json.loads((model / "prior" / "config.json").read_text())
+    assert (config["objective"], config["prediction"], config["d_model"], config["layers"]) == ("flow", "velocity", 32, 1)
+    assert config["property_names"] == ["QED", "logP", "MW", "SA", "TPSA", "HBD", "HBA"]
+    assert sum(config["num_nodes_counts"]) == 40  # size histogram of the 40 training molecules
+    training = json.loads((model / "prior" / "training.json").read_text())
+    assert training["global_step"] == 6 and training["weights"] == "EMA"
+    assert (prior_run / "latents" / "latents.npz").is_file()
+
+
+def test_train_prior_reuses_its_latent_cache_and_resumes(prior_run, cli_run, train_smi, capsys):  # noqa: F811
+    cache = prior_run / "latents" / "latents.npz"
+    before = cache.stat().st_mtime_ns
+    args = list(PRIOR_TINY)
+    args[args.index("--max-steps") + 1] = "8"
+    assert main(["train", "prior", str(train_smi), "--model", str(cli_run / "model"), "--out", str(prior_run), *args]) == 0
+    assert cache.stat().st_mtime_ns == before  # same tokenizer: not encoded again
+    assert json.loads((prior_run / "model" / "prior" / "training.json").read_text())["global_step"] == 8  # resumed at 6
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".sdf", ".smi"])
+def test_sample_streams_every_sample_to_the_file(prior_run, tmp_path, suffix, capsys):
+    out = tmp_path / f"samples{suffix}"
+    args = ["sample", "-n", "20", "--out", str(out), "--model", str(prior_run / "model"), "--seed", "3", "--batch-size", "8",
+            "--device", "cpu", "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    rows = list(read_molecules(out))
+    assert len(rows) == 20  # invalid samples are kept (as bad rows when read back)
+    n_invalid = sum(isinstance(r, BadRow) or not r.smiles for r in rows)
+    assert f"{n_invalid} invalid" in err and "wrote 20 samples" in err
+    if suffix == ".csv":
+        with open(out, newline="") as handle:
+            table = list(csv.DictReader(handle))
+        assert [int(r["index"]) for r in table] == list(range(20))
+        for r in table:
+            assert r["state"] in ("valid", "invalid", "duplicate")
+            assert (r["state"] == "invalid") == (r["smiles"] == "")
+            assert (r["state"] == "invalid") == (r["error"] != "")
+            if r["state"] != "invalid":
+                assert Chem.MolFromSmiles(r["smiles"]) is not None and float(r["MW"]) > 0
+    if suffix == ".sdf":
+        records = [m for m in Chem.SDMolSupplier(str(out))]
+        assert len(records) == 20 and all(m.HasProp("state") for m in records)
+        assert all(m.HasProp("QED") for m in records if m.GetProp("state") != "invalid")
+
+
+def test_sample_is_reproducible_and_valence_decoding_is_valid(prior_run, tmp_path):
+    def run(name, *extra):
+        out = tmp_path / name
+        assert main(["sample", "-n", "12", "--out", str(out), "--model", str(prior_run / "model"), "--device", "cpu", "--no-progress", *extra]) == 0
+        with open(out, newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    assert run("a.csv", "--seed", "1") == run("b.csv", "--seed", "1")
+    valence = run("v.csv", "--seed", "1", "--decoding", "valence", "--no-properties", "--condition", "QED=0.9", "--guidance", "2")
+    assert all(r["state"] in ("valid", "duplicate") and Chem.MolFromSmiles(r["smiles"]) for r in valence)
+    assert "QED" not in valence[0]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--condition", "QED"], "expected NAME=VALUE"),
+        (["--condition", "QED=high"], "expected NAME=VALUE with a number"),
+        (["--condition", "potency=3"], "'potency'"),
+        (["--num-nodes", "500"], "num_nodes=500"),
+    ],
+)
+def test_sample_bad_requests_exit_2_with_a_message(prior_run, tmp_path, capsys, extra, message):
+    out = tmp_path / "x.csv"
+    assert main(["sample", "-n", "4", "--out", str(out), "--model", str(prior_run / "model"), "--no-progress", *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_sample_from_a_model_without_prior_exits_2(cli_run, tmp_path, capsys):  # noqa: F811
+    assert main(["sample", "-n", "2", "--out", str(tmp_path / "x.csv"), "--model", str(cli_run / "model"), "--no-progress"]) == 2
+    assert "no prior" in capsys.readouterr().err
+
+
+def test_evaluate_against_a_user_reference(tmp_path, capsys, moses_sample):
+    reference = moses_sample("test", 60, 11)
+    (tmp_path / "ref.smi").write_text("\n".join(reference) + "\n")
+    (tmp_path / "train.smi").write_text("\n".join(reference[:30]) + "\n")
+    generated = tmp_path / "gen.csv"
+    with open(generated, "w", newline="") as handle:  # molgen sample's layout: invalid rows have no SMILES
+        writer = csv.writer(handle)
+        writer.writerow(["index", "smiles", "state"])
+        for i, s in enumerate(reference[20:40] + [""] * 5):
+            writer.writerow([i, s, "valid" if s else "invalid"])
+    out = tmp_path / "metrics.json"
+    args = ["evaluate", str(generated), "--test", str(tmp_path / "ref.smi"), "--train", str(tmp_path / "train.smi"), "--out", str(out), "--jobs", "1"]
+    assert main(args) == 0
+    metrics = json.loads(out.read_text())["metrics"]
+    assert metrics["valid"] == pytest.approx(20 / 25)
+    assert metrics["Novelty"] == pytest.approx(0.5)  # 10 of the 20 are in the training file
+    assert metrics["SNN/Test"] == pytest.approx(1.0)  # every generated molecule is in the reference
+    assert "FCD/Test" in capsys.readouterr().out
+
+
+def test_evaluate_reference_options_need_test(tmp_path, capsys):
+    (tmp_path / "g.smi").write_text("CCO\n")
+    assert main(["evaluate", str(tmp_path / "g.smi"), "--train", str(tmp_path / "g.smi")]) == 2
+    assert "need --test" in capsys.readouterr().err
+
+
+def test_train_prior_two_process_ddp_on_cpu(prior_run, cli_run, train_smi, tmp_path):  # noqa: F811
+    """The prior scales like the tokenizer: two CPU processes (gloo) train a few steps together."""
+    args = list(PRIOR_TINY)
+    del args[args.index("--devices") : args.index("--devices") + 2]
+    args[args.index("--max-steps") + 1] = "3"
+    run = tmp_path / "ddp"
+    command = ["molgen", "train", "prior", str(train_smi), "--model", str(cli_run / "model"), "--out", str(run),
+               "--latents", str(prior_run / "latents"), *args, "--devices", "2", "--strategy", "ddp"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("model directory") == 1  # only rank 0 reports
+    assert json.loads((run / "model" / "prior" / "training.json").read_text())["global_step"] == 3
+    assert "world_size=2" in result.stderr or "distributed_backend=gloo" in result.stderr
