@@ -52,3 +52,15 @@ def write_section(title: str, rows: list[tuple[str, str]], notes: str = "", samp
     text = pattern.sub(section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
     BENCHMARKS.write_text(text)
     return section
+
+
+def training_chain(training: dict) -> tuple[float, int, int]:
+    """Seconds, steps and number of runs over a chain of runs (a run started with ``--init-from`` records its
+    predecessor's training.json)."""
+    seconds, steps, runs = 0.0, 0, 0
+    while training:
+        seconds += float(training.get("train_seconds", 0.0))
+        steps += int(training.get("global_step", 0))
+        runs += 1
+        training = (training.get("initialized_from") or {}).get("training")
+    return seconds, steps, runs

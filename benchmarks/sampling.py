@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.report import write_section
+from benchmarks.report import training_chain, write_section
 from molgen.metrics import compute_metrics, moses_references
 from molgen.pipeline import MolgenPipeline
 
@@ -29,17 +29,6 @@ METRICS = [
     "valid", "unique@1k", "unique@10k", "FCD/Test", "SNN/Test", "Frag/Test", "Scaf/Test", "FCD/TestSF", "SNN/TestSF",
     "Frag/TestSF", "Scaf/TestSF", "IntDiv", "IntDiv2", "Filters", "Novelty", "logP", "SA", "QED", "weight",
 ]  # fmt: skip
-
-
-def _chain(training: dict) -> tuple[float, int, int]:
-    """Seconds, steps and number of runs over a chain of runs (``--init-from`` records the predecessor)."""
-    seconds, steps, runs = 0.0, 0, 0
-    while training:
-        seconds += float(training.get("train_seconds", 0.0))
-        steps += int(training.get("global_step", 0))
-        runs += 1
-        training = (training.get("initialized_from") or {}).get("training")
-    return seconds, steps, runs
 
 
 def _fmt(value: float) -> str:
@@ -53,6 +42,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--sampler", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--title", default="Sampling and MOSES metrics, shipped model")
@@ -65,7 +55,7 @@ def main() -> None:
 
     # 1. Sample latents once (timed), then decode them both ways (timed separately).
     start = time.time()
-    latents = pipe.sample_latents(args.n, steps=steps, seed=args.seed, batch_size=args.batch_size, sampler=args.sampler)
+    latents = pipe.sample_latents(args.n, steps=steps, seed=args.seed, batch_size=args.batch_size, sampler=args.sampler, temperature=args.temperature)
     prior_seconds = time.time() - start
     decoded, seconds = {}, {}
     for decoding in ("raw", "valence"):
@@ -89,12 +79,12 @@ def main() -> None:
     model = Path(args.model)
     for stage in ("tokenizer", "prior"):
         training = json.loads((model / stage / "training.json").read_text())
-        s, n_steps, runs = _chain(training)
+        s, n_steps, runs = training_chain(training)
         rows.append((f"training time, {stage}", f"{s / 3600:.2f} h, {n_steps:,} steps in {runs} run(s)"))
     params = sum(p.numel() for p in pipe.prior.parameters())
     notes = (
         f"Prior: {config.objective} ({config.prediction}), d_model {config.d_model}, {config.layers} layers, {params / 1e3:.0f}k "
-        f"parameters, sampler {args.sampler or config.default_sampler}, {steps} steps, EMA weights. Both columns decode the "
+        f"parameters, sampler {args.sampler or config.default_sampler}, {steps} steps, noise temperature {args.temperature}, EMA weights. Both columns decode the "
         "same sampled latents: raw = argmax of the decoder (a graph that is not one valid molecule counts as invalid, "
         "including unpaired electrons and fragments); valence-aware = bonds placed within each atom's valence. "
         "Metrics: molgen.metrics (MOSES' definitions, checked against MOSES' reference code in the section "

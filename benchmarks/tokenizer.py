@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks.report import write_section
+from benchmarks.report import training_chain, write_section
 from molgen.batch import batch_from_graphs
 from molgen.pipeline import MolgenPipeline
 from molgen.tokenizer.training import latent_health, reconstruction_metrics
@@ -28,12 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _training_time(training: dict) -> str:
     """Wall time and steps over the chain of runs (a run started with --init-from records its predecessor)."""
-    seconds, steps, stages = 0.0, 0, 0
-    while training:
-        seconds += float(training.get("train_seconds", 0.0))
-        steps += int(training.get("global_step", 0))
-        stages += 1
-        training = (training.get("initialized_from") or {}).get("training")
+    seconds, steps, stages = training_chain(training)
     return f"{seconds / 3600:.2f} h, {steps:,} steps of batch 256, in {stages} run(s)"
 
 

@@ -337,7 +337,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     molecules = pipe.sample_iter(
         args.n, steps=args.steps, seed=args.seed, batch_size=args.batch_size, conditions=conditions or None,
         guidance_scale=args.guidance, num_nodes=args.num_nodes, sampler=args.sampler, decoding=args.decoding,
-        properties=args.properties,
+        properties=args.properties, temperature=args.temperature,
     )  # fmt: skip
     counts: dict[str, int] = {}
     bar = _progress(args.n, "sample", args.progress)
@@ -465,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--condition", action="append", metavar="NAME=VALUE", help="property target, e.g. QED=0.8 (repeatable)")
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale for --condition")
     p.add_argument("--num-nodes", type=int, default=None, help="heavy atoms per molecule (default: as in training)")
+    p.add_argument("--temperature", type=float, default=1.0, help="scale of the starting noise (<1: more valid, less diverse)")
     p.add_argument("--decoding", choices=["raw", "valence"], default="raw", help="raw argmax, or valence-aware (always valid)")
     p.add_argument("--no-properties", dest="properties", action="store_false", help="do not compute properties (faster)")
     p.add_argument("--device", default="auto")

@@ -106,25 +106,13 @@ class MolgenPipeline:
 
     # --- sampling: noise -> latents -> molecules ------------------------------------------------------
 
-    def sample(
-        self,
-        n: int,
-        steps: int | None = None,
-        seed: int = 0,
-        batch_size: int = 512,
-        conditions: dict[str, float] | None = None,
-        guidance_scale: float = 1.0,
-        num_nodes: int | None = None,
-        sampler: str | None = None,
-        decoding: str = "raw",
-        properties: bool = True,
-    ) -> list[DecodedMolecule]:
+    def sample(self, n: int, **options) -> list[DecodedMolecule]:
         """Sample ``n`` molecules; one record per sample, in order, invalid ones included.
 
-        See :meth:`sample_latents` for the arguments of the prior; ``decoding`` is one of :data:`DECODINGS`;
-        ``properties`` computes the domain's properties of each valid molecule (about 2 ms each).
+        Takes the keyword arguments of :meth:`sample_iter` (steps, seed, batch_size, conditions,
+        guidance_scale, num_nodes, sampler, decoding, properties, temperature).
         """
-        return list(self.sample_iter(n, steps, seed, batch_size, conditions, guidance_scale, num_nodes, sampler, decoding, properties))
+        return list(self.sample_iter(n, **options))
 
     def sample_iter(
         self,
@@ -138,10 +126,13 @@ class MolgenPipeline:
         sampler: str | None = None,
         decoding: str = "raw",
         properties: bool = True,
+        temperature: float = 1.0,
     ) -> Iterator[DecodedMolecule]:
-        """Like :meth:`sample`, yielding molecules batch by batch (for streaming to disk and progress bars).
+        """Sample ``n`` molecules, yielded batch by batch (for streaming to disk and progress bars).
 
-        The same ``seed`` and ``batch_size`` give the same molecules.
+        See :meth:`sample_latents` for the prior's arguments; ``decoding`` is one of :data:`DECODINGS`;
+        ``properties`` computes the domain's properties of each valid molecule (about 2 ms each). The same
+        ``seed`` and ``batch_size`` give the same molecules.
         """
         if decoding not in DECODINGS:
             raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
@@ -149,7 +140,7 @@ class MolgenPipeline:
         generator = torch.Generator().manual_seed(seed)
         for start in range(0, n, batch_size):
             count = min(batch_size, n - start)
-            latents = self._sample_batch(count, steps, generator, conditions, guidance_scale, num_nodes, sampler)
+            latents = self._sample_batch(count, steps, generator, conditions, guidance_scale, num_nodes, sampler, temperature)
             for molecule in self.decode(latents, batch_size=count, decoding=decoding):
                 if molecule.smiles is not None:
                     if molecule.smiles in seen:
@@ -169,6 +160,7 @@ class MolgenPipeline:
         guidance_scale: float = 1.0,
         num_nodes: int | None = None,
         sampler: str | None = None,
+        temperature: float = 1.0,
     ) -> Latents:
         """Sample latent tokens of ``n`` graphs from the prior.
 
@@ -176,11 +168,12 @@ class MolgenPipeline:
         ``molgen.prior.scheduling.SAMPLERS`` for the prior's objective; ``num_nodes``: the size of every
         graph (default: drawn from the training distribution); ``conditions``: property name -> target value
         (any subset of the prior's ``property_names``), with ``guidance_scale`` the classifier-free guidance
-        weight (1 = plain conditional sampling, > 1 pushes harder toward the targets).
+        weight (1 = plain conditional sampling, > 1 pushes harder toward the targets); ``temperature``
+        scales the starting noise (below 1: more conservative, more often valid, less diverse samples).
         """
         generator = torch.Generator().manual_seed(seed)
         chunks = [
-            self._sample_batch(min(batch_size, n - k), steps, generator, conditions, guidance_scale, num_nodes, sampler)
+            self._sample_batch(min(batch_size, n - k), steps, generator, conditions, guidance_scale, num_nodes, sampler, temperature)
             for k in range(0, n, batch_size)
         ]
         return _concat_latents(chunks)
@@ -228,8 +221,11 @@ class MolgenPipeline:
         guidance_scale: float,
         num_nodes: int | None,
         sampler: str | None,
+        temperature: float = 1.0,
     ) -> Latents:
         prior = self._require_prior()
+        if not temperature > 0:
+            raise ValueError(f"temperature={temperature}: must be a positive number")
         config = prior.config
         steps = config.default_steps if steps is None else steps
         if steps < 1:
@@ -241,7 +237,7 @@ class MolgenPipeline:
         condition = self._conditions(conditions, batch)
         scheduler = make_scheduler(config, sampler)  # fresh: schedulers keep state between steps
         scheduler.set_timesteps(steps, device=self.device)
-        x = noise * getattr(scheduler, "init_noise_sigma", 1.0) * mask.unsqueeze(-1)  # flow matching starts at sigma = 1
+        x = noise * temperature * getattr(scheduler, "init_noise_sigma", 1.0) * mask.unsqueeze(-1)  # flow matching starts at sigma = 1
         for timestep in scheduler.timesteps:
             model_in = scheduler.scale_model_input(x, timestep) if hasattr(scheduler, "scale_model_input") else x
             t = model_time(timestep, config, batch, self.device)

@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["IndexBatches", "TrainSettings", "adamw_warmup_cosine", "fit"]
+__all__ = ["IndexBatches", "TrainSettings", "adamw_warmup_cosine", "fit", "start_run"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,17 @@ class TrainSettings:
     strategy: str = "auto"
     threads: int | None = None
     progress: bool = True
+
+
+def start_run(settings: TrainSettings, train, val=None):
+    """Seed everything, set torch's threads, and hold out ``settings.val_size`` items (at most 10%) for
+    validation when no validation set is given. ``train``/``val`` are datasets with ``split(fraction, seed)``."""
+    L.seed_everything(settings.seed, workers=True)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    if val is None:
+        train, val = train.split(min(settings.val_size / max(len(train), 1), 0.1), seed=settings.seed)
+    return train, val
 
 
 class _Indices(Dataset):

@@ -103,16 +103,21 @@ def raw_graph_to_mol(graph: Graph) -> Chem.Mol:
         if i == j:
             raise InvalidMoleculeError(f"decoded graph has a self-loop on atom {i}")
         rw.AddBond(int(i), int(j), _BOND_TYPE[int(order_)])
-    mol = rw.GetMol()
+    mol = _sanitized(rw.GetMol(), "decoded graph is not a valid molecule")
+    for atom in mol.GetAtoms():  # too few hydrogens for an atom's bonds leaves unpaired electrons
+        if atom.GetNumRadicalElectrons():
+            raise InvalidMoleculeError(f"decoded graph is not a valid molecule: {_atom_name(atom)} has unpaired electrons")
+    return mol
+
+
+def _sanitized(mol: Chem.Mol, failure: str) -> Chem.Mol:
+    """Sanitise in place; InvalidMoleculeError ``"<failure>: <RDKit's reason>"`` if RDKit refuses."""
     with rdBase.CaptureErrorLog() as log:
         try:
             Chem.SanitizeMol(mol)
         except Exception as exc:
             reason = str(exc) or log.messages.strip() or "sanitization failed"
-            raise InvalidMoleculeError(f"decoded graph is not a valid molecule: {reason}") from None
-    for atom in mol.GetAtoms():  # too few hydrogens for an atom's bonds leaves unpaired electrons
-        if atom.GetNumRadicalElectrons():
-            raise InvalidMoleculeError(f"decoded graph is not a valid molecule: {_atom_name(atom)} has unpaired electrons")
+            raise InvalidMoleculeError(f"{failure}: {reason}") from None
     return mol
 
 
@@ -258,13 +263,7 @@ class MoleculeDomain:
             i, j = int(i_idx[p]), int(j_idx[p])
             if root(i) != root(j) and min(capacity[i], capacity[j]) >= 1:
                 add(i, j, 1)
-        mol = rw.GetMol()
-        with rdBase.CaptureErrorLog() as log:
-            try:
-                Chem.SanitizeMol(mol)
-            except Exception as exc:
-                reason = str(exc) or log.messages.strip() or "sanitization failed"
-                raise InvalidMoleculeError(f"valence-aware decoding failed: {reason}") from None
+        mol = _sanitized(rw.GetMol(), "valence-aware decoding failed")
         fragments = Chem.GetMolFrags(mol, asMols=True)
         mol = max(fragments, key=lambda m: m.GetNumAtoms())
         return canonical_smiles(mol, isomeric=False)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Literal
+
+from molgen.config import JsonConfig
 
 __all__ = ["OBJECTIVES", "PriorConfig"]
 
@@ -17,7 +17,7 @@ OBJECTIVES: dict[str, tuple[str, ...]] = {
 
 
 @dataclass
-class PriorConfig:
+class PriorConfig(JsonConfig):
     """Shape of a :class:`~molgen.prior.model.LatentPrior` and the statistics it normalises with.
 
     ``latent_mean``/``latent_std`` (per latent dimension), ``property_mean``/``property_std`` (per
@@ -57,12 +57,3 @@ class PriorConfig:
     def num_properties(self) -> int:
         return len(self.property_names)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: str | Path) -> PriorConfig:
-        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))

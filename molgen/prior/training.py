@@ -21,7 +21,7 @@ from molgen.latents import LatentDataset
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
 from molgen.prior.scheduling import training_pair
-from molgen.training import IndexBatches, adamw_warmup_cosine, fit
+from molgen.training import IndexBatches, adamw_warmup_cosine, fit, start_run
 from molgen.training import TrainSettings as BaseTrainSettings
 
 __all__ = ["PriorModule", "PriorTrainSettings", "latent_batches", "prior_config_from_data", "train_prior"]
@@ -197,11 +197,7 @@ def train_prior(
 ) -> PriorModule:
     """Train (or resume training of) a prior on latent tokens; exports EMA weights to ``run_dir/model/prior``."""
     run_dir = Path(run_dir)
-    L.seed_everything(settings.seed, workers=True)
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    if val is None:
-        train, val = train.split(min(settings.val_size / max(len(train), 1), 0.1), seed=settings.seed)
+    train, val = start_run(settings, train, val)
     module = PriorModule(
         config.to_dict(),
         lr=settings.lr,

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Literal
+
+from molgen.config import JsonConfig
 
 __all__ = ["TokenizerConfig"]
 
 
 @dataclass
-class TokenizerConfig:
+class TokenizerConfig(JsonConfig):
     """Shape of a :class:`~molgen.tokenizer.model.GraphTokenizer`.
 
     ``node_vocab_sizes``, ``edge_vocab_size`` and ``max_nodes`` come from the training data.
@@ -39,12 +39,3 @@ class TokenizerConfig:
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: str | Path) -> TokenizerConfig:
-        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))

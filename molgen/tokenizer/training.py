@@ -22,7 +22,7 @@ from molgen.dataset import GraphDataset
 from molgen.tokenizer.config import TokenizerConfig
 from molgen.tokenizer.model import DecoderOutput, GraphTokenizer, Posterior
 from molgen.training import TrainSettings as BaseTrainSettings
-from molgen.training import IndexBatches, adamw_warmup_cosine, fit
+from molgen.training import IndexBatches, adamw_warmup_cosine, fit, start_run
 
 __all__ = ["GraphDataModule", "TokenizerModule", "TrainSettings", "reconstruction_metrics", "train_tokenizer"]
 
@@ -234,11 +234,7 @@ def train_tokenizer(
     its config must equal ``config``; ``init_from_info`` (e.g. its training.json) is recorded in the export.
     """
     run_dir = Path(run_dir)
-    L.seed_everything(settings.seed, workers=True)
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    if val is None:
-        train, val = train.split(min(settings.val_size / max(len(train), 1), 0.1), seed=settings.seed)
+    train, val = start_run(settings, train, val)
     module = TokenizerModule(
         config.to_dict(),
         lr=settings.lr,

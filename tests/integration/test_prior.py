@@ -225,6 +225,9 @@ def test_sampling_is_reproducible_by_seed(two_molecule_model):
     b = pipe.sample_latents(8, seed=5, batch_size=4, steps=5)
     c = pipe.sample_latents(8, seed=6, batch_size=4, steps=5)
     torch.testing.assert_close(a.z, b.z)
+    # The temperature scales the starting noise: same seed, different latents.
+    cold = pipe.sample_latents(8, seed=5, batch_size=4, steps=5, temperature=0.1)
+    assert not torch.allclose(cold.z, a.z)
     assert not torch.allclose(a.z, c.z[:, : a.z.shape[1]]) if a.z.shape == c.z.shape else True
     assert all(int(s) == 15 for s in a.mask.sum(1))  # both training molecules have 15 atoms
 
@@ -249,6 +252,8 @@ def test_bad_sampling_requests_name_the_problem(two_molecule_model):
         pipe.sample(2, num_nodes=99)
     with pytest.raises(ValueError, match="decoding must be"):
         pipe.sample(2, decoding="greedy")
+    with pytest.raises(ValueError, match="temperature=0"):
+        pipe.sample(2, temperature=0)
     with pytest.raises(ValueError, match="steps=0"):
         pipe.sample(2, steps=0)
     with pytest.raises(ValueError, match="no prior"):
