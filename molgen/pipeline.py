@@ -124,7 +124,7 @@ class MolgenPipeline:
         guidance_scale: float = 1.0,
         num_nodes: int | None = None,
         sampler: str | None = None,
-        decoding: str = "raw",
+        decoding: str = "valence",
         properties: bool = True,
         temperature: float = 1.0,
     ) -> Iterator[DecodedMolecule]:

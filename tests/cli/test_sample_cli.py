@@ -112,7 +112,8 @@ def test_sample_from_a_model_without_prior_exits_2(cli_run, tmp_path, capsys):  
     assert "no prior" in capsys.readouterr().err
 
 
-def test_evaluate_against_a_user_reference(tmp_path, capsys, moses_sample):
+def test_evaluate_against_a_user_reference(tmp_path, capsys, moses_sample, monkeypatch):
+    monkeypatch.setenv("MOLGEN_CACHE", str(tmp_path / "cache"))  # reference statistics are cached here
     reference = moses_sample("test", 60, 11)
     (tmp_path / "ref.smi").write_text("\n".join(reference) + "\n")
     (tmp_path / "train.smi").write_text("\n".join(reference[:30]) + "\n")
@@ -130,6 +131,7 @@ def test_evaluate_against_a_user_reference(tmp_path, capsys, moses_sample):
     assert metrics["Novelty"] == pytest.approx(0.5)  # 10 of the 20 are in the training file
     assert metrics["SNN/Test"] == pytest.approx(1.0)  # every generated molecule is in the reference
     assert "FCD/Test" in capsys.readouterr().out
+    assert len(list((tmp_path / "cache").rglob("*.json"))) >= 2  # the user's test and train statistics, cached
 
 
 def test_evaluate_reference_options_need_test(tmp_path, capsys):

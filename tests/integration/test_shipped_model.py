@@ -52,3 +52,27 @@ def test_example_file_round_trips_except_its_broken_row(pipe):
     bad = [r for r in results if r.canonical is None]
     assert [r.input for r in bad] == ["C1C(N)"] and "unclosed ring" in bad[0].error
     assert all(r.exact for r in results if r.canonical is not None)
+
+
+def test_shipped_model_samples_checked_molecules(pipe):
+    """The shipped prior samples; every valence-aware output is one valid molecule of MOSES' size, with properties.
+
+    Sample quality (validity of raw decoding, FCD, ...) is measured by benchmarks/sampling.py on 30,000 samples.
+    """
+    from rdkit import Chem
+
+    assert pipe.prior is not None, "checkpoints/moses has no prior/"
+    samples = pipe.sample(24, seed=0, batch_size=12, decoding="valence")
+    assert len(samples) == 24
+    for m in samples:
+        assert m.state in ("valid", "duplicate")
+        mol = Chem.MolFromSmiles(m.smiles)
+        assert mol is not None and len(Chem.GetMolFrags(mol)) == 1
+        assert 5 <= mol.GetNumHeavyAtoms() <= pipe.prior.config.max_nodes
+        assert 0 < m.properties["QED"] <= 1 and m.properties["MW"] > 50
+    assert len({m.smiles for m in samples}) >= 20  # not collapsed onto a few molecules
+    raw = pipe.sample(24, seed=0, batch_size=12, decoding="raw")  # same latents, raw decoding: invalid ones kept with a reason
+    assert [m.state == "invalid" for m in raw].count(True) == sum(m.error is not None for m in raw)
+    for r, v in zip(raw, samples, strict=True):  # where raw decoding is valid, both decodings agree
+        if r.smiles is not None:
+            assert r.smiles == v.smiles
