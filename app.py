@@ -1,65 +1,342 @@
-"""molgen web UI (early version): round-trip molecules through the shipped tokenizer and see their properties.
+"""molgen web UI: generate, explore and optimise molecules with the shipped model, in a browser.
 
-    python app.py [--port 7860] [--model checkpoints/moses] [--public]
+    python app.py                                  # http://127.0.0.1:7860, model checkpoints/moses
+    python app.py --port 8000 --model runs/prior/model --auth chemist:secret
+    python app.py --public --auth chemist:secret   # listen on every interface (only when asked)
 
-The full chemist's UI (generation, analogs, scaffolds, optimisation) comes with the sampling issues; this
-page only uses the public Python API.
+Login can also come from the environment: MOLGEN_UI_AUTH=user:password. Nothing is downloaded: the model is
+read from disk and Gradio's telemetry is off. The page only calls the public Python API (molgen.design
+through molgen.ui.service); drawing, tables and files live in molgen/ui/.
 """
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry or version check: nothing leaves the machine
+
 import argparse
+import functools
+import logging
+import time
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 
-from molgen.chem import InvalidMoleculeError, compute_properties, parse_smiles, structural_alerts
 from molgen.pipeline import MolgenPipeline
+from molgen.ui import depict, results
+from molgen.ui.forms import FormError, Limits, check_count, parse_auth, parse_lines, parse_optional_float, parse_targets
+from molgen.ui.service import DesignService, FeatureUnavailable
+
+log = logging.getLogger("molgen.app")
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "checkpoints" / "moses"
-MAX_LINES = 500
-COLUMNS = ["input", "reconstructed", "exact", "QED", "logP", "MW", "SA", "alerts", "error"]
+GRID_MAX = 120  # depictions drawn per request; the table and the files hold every result
+MODEL_QUEUE = "model"  # every tab's job shares one concurrency limit: they all use the same CPU / GPU
+OBJECTIVES = ["QED", "logP window", "similarity to reference", "weighted combination"]
+THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])  # no web fonts
+CSS = ".molgen-grid img {background: white}"
 
 
-def reconstruct_table(pipe: MolgenPipeline, text: str) -> list[list]:
-    """One row per non-empty input line; bad lines get their error in the last column."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    if len(lines) > MAX_LINES:
-        raise gr.Error(f"{len(lines)} lines given; at most {MAX_LINES} per request")
-    rows = []
-    for r in pipe.reconstruct(lines):
-        if r.canonical is None or r.reconstructed is None:
-            rows.append([r.input, r.reconstructed or "", False, None, None, None, None, "", r.error or ""])
-            continue
+# --- turning results into what the page shows -------------------------------------------------------
+
+
+def _summary(records: list, seconds: float, what: str) -> str:
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    parts = ", ".join(f"{v} {k}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return f"**{len(records)} {what}** ({parts}) in {seconds:.1f} s"
+
+
+def _present(records: list, stem: str, started: float, what: str = "molecules", reference: depict.Reference | None = None, score_name: str = "score"):
+    """(summary, grid, table, CSV button, SDF button) for a list of result records."""
+    if not records:
+        gr.Warning("No molecules came back; try other settings.")
+    shown = [(k, r) for k, r in enumerate(records) if r.smiles][:GRID_MAX]
+    drawable = sum(1 for r in records if r.smiles)
+    tiles = [depict.Tile(r.smiles, results.legend(k, r, score_name), muted=r.state != "valid") for k, r in shown]
+    note = f"Showing the first {len(shown)} of {drawable} molecules; the table and the files have all of them." if drawable > len(shown) else ""
+    if any(r.state == "valid" for r in records) is False and records:
+        gr.Warning("None of the results is a valid molecule that passed the constraints; see the table for why.")
+    csv_path, sdf_path = results.write_files(records, stem)
+    return (
+        _summary(records, time.perf_counter() - started, what),
+        depict.grid_html(tiles, reference, note),
+        results.table(records),
+        gr.DownloadButton(value=str(csv_path), interactive=True),
+        gr.DownloadButton(value=str(sdf_path), interactive=True),
+    )
+
+
+def _on_page(fn):
+    """Show bad input and missing features as a message on the page; the app keeps serving."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
         try:
-            mol = parse_smiles(r.reconstructed)
-        except InvalidMoleculeError as exc:
-            rows.append([r.input, r.reconstructed, r.exact, None, None, None, None, "", str(exc)])
-            continue
-        props = compute_properties(mol, ["QED", "logP", "MW", "SA"])
-        alerts = "; ".join(f"{a.catalog}: {a.description}" for a in structural_alerts(mol))
-        rows.append([r.input, r.reconstructed, r.exact, *(round(props[k], 3) for k in ("QED", "logP", "MW", "SA")), alerts, ""])
-    return rows
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except FeatureUnavailable as exc:
+            raise gr.Error(str(exc), title="Not available in this version", duration=None, print_exception=False) from None
+        except ValueError as exc:  # FormError, DesignInputError, InvalidMoleculeError, pipeline argument errors
+            raise gr.Error(str(exc), title="Please check the input", duration=None, print_exception=False) from None
+        except Exception as exc:
+            log.exception("request failed")
+            raise gr.Error(f"The server could not finish this request ({type(exc).__name__}: {exc}). It is still running; try again or change the settings.", title="Server error", duration=None) from None
+
+    return wrapper
 
 
-def build(pipe: MolgenPipeline) -> gr.Blocks:
-    with gr.Blocks(title="molgen") as demo:
-        gr.Markdown("# molgen\nRound-trip molecules through the graph tokenizer (one SMILES per line).")
-        text = gr.Textbox(lines=8, label="SMILES", value="CC(=O)Oc1ccccc1C(=O)O\nc1ccc2ccccc2c1\nC1CC")
-        run = gr.Button("Reconstruct", variant="primary")
-        table = gr.Dataframe(headers=COLUMNS, label="results", interactive=False)
-        run.click(lambda t: reconstruct_table(pipe, t), inputs=text, outputs=table, concurrency_limit=2)
+def _progress_callback(progress: gr.Progress, desc: str):
+    return lambda done, total: progress((done, total), desc=desc)
+
+
+# --- the handlers: one per tab ------------------------------------------------------------------------
+
+
+class Handlers:
+    """What each button does: read the form, call the design service, present the records."""
+
+    def __init__(self, service: DesignService, limits: Limits) -> None:
+        self.service = service
+        self.limits = limits
+
+    def _common(self, n, steps, alerts, sa_max, contain, avoid):
+        n = check_count("number of molecules", n, 1, self.limits.max_n)
+        steps = check_count("steps", steps, 1, self.limits.max_steps)
+        filters = self.service.filters(bool(alerts), parse_optional_float("SA ceiling", sa_max))
+        return n, steps, filters, parse_lines(contain), parse_lines(avoid)
+
+    @_on_page
+    def generate(self, n, seed, steps, guidance, contain, avoid, alerts, sa_max, *targets, progress=gr.Progress()):
+        started = time.perf_counter()
+        n, steps, filters, contain, avoid = self._common(n, steps, alerts, sa_max, contain, avoid)
+        targets = parse_targets(dict(zip(self.service.property_names, targets, strict=True)))
+        records = self.service.generate(
+            n, seed=int(seed or 0), steps=steps, targets=targets, guidance_scale=float(guidance),
+            must_contain=contain, must_avoid=avoid, filters=filters, progress=_progress_callback(progress, "generating"),
+        )  # fmt: skip
+        return _present(records, "molgen_generate", started)
+
+    @_on_page
+    def analogs(self, smiles, n, similarity, seed, steps, contain, avoid, alerts, sa_max, progress=gr.Progress()):
+        started = time.perf_counter()
+        smiles = _required("seed SMILES", smiles)
+        n, steps, filters, contain, avoid = self._common(n, steps, alerts, sa_max, contain, avoid)
+        records = self.service.analogs(
+            smiles, n, similarity=float(similarity), seed=int(seed or 0), steps=steps, must_contain=tuple(contain),
+            must_avoid=tuple(avoid), filters=filters, progress=_progress_callback(progress, "generating analogs"),
+        )  # fmt: skip
+        return _present(records, "molgen_analogs", started, "analogs", depict.reference_from_smiles(smiles))
+
+    @_on_page
+    def decorate(self, core, n, seed, steps, contain, avoid, alerts, sa_max, progress=gr.Progress()):
+        started = time.perf_counter()
+        core = _required("core", core)
+        n, steps, filters, contain, avoid = self._common(n, steps, alerts, sa_max, contain, avoid)
+        records = self.service.decorate(
+            core, n, seed=int(seed or 0), steps=steps, must_contain=tuple(contain), must_avoid=tuple(avoid),
+            filters=filters, progress=_progress_callback(progress, "decorating"),
+        )  # fmt: skip
+        return _present(records, "molgen_decorations", started, "decorations", depict.reference_from_core(core))
+
+    @_on_page
+    def optimize(self, kind, logp_low, logp_high, reference, w_qed, w_logp, w_sim, start, n, iterations, seed, alerts, sa_max, progress=gr.Progress()):
+        started = time.perf_counter()
+        n = check_count("population size", n, 2, self.limits.max_n)
+        iterations = check_count("iterations", iterations, 1, self.limits.max_iterations)
+        low, high = parse_optional_float("logP low", logp_low), parse_optional_float("logP high", logp_high)
+        weights = {"QED": float(w_qed or 0), "logP window": float(w_logp or 0), "similarity to reference": float(w_sim or 0)}
+        uses = {kind} if kind != "weighted combination" else {k for k, w in weights.items() if w}
+        if "logP window" in uses and (low is None or high is None or low > high):
+            raise FormError("logP window: give a low and a high end, low below high (e.g. 1 and 3)")
+        if "similarity to reference" in uses:
+            reference = _required("reference SMILES", reference)
+        objective = self.service.objective(kind, logp_low=low, logp_high=high, reference=reference, weights=weights)
+        filters = self.service.filters(bool(alerts), parse_optional_float("SA ceiling", sa_max))
+        outcome = self.service.optimize(
+            objective, start=parse_lines(start) or None, n=n, iterations=iterations, seed=int(seed or 0),
+            filters=filters, progress=_progress_callback(progress, "optimising"),
+        )  # fmt: skip
+        shown = _present(outcome.best, "molgen_optimized", started, "best molecules", score_name="score")
+        trajectory = pd.DataFrame(outcome.trajectory)
+        if not trajectory.empty:
+            trajectory = trajectory.melt(id_vars="iteration", value_vars=[c for c in ("best_score", "mean_score") if c in trajectory], var_name="curve", value_name="score")
+        return (*shown, trajectory)
+
+    @_on_page
+    def interpolate(self, smiles_a, smiles_b, points, alerts, sa_max):
+        started = time.perf_counter()
+        smiles_a, smiles_b = _required("first molecule", smiles_a), _required("second molecule", smiles_b)
+        points = check_count("points", points, 2, self.limits.max_points)
+        filters = self.service.filters(bool(alerts), parse_optional_float("SA ceiling", sa_max))
+        records = self.service.interpolate(smiles_a, smiles_b, points, filters=filters)
+        return _present(records, "molgen_interpolation", started, "points", depict.reference_from_smiles(smiles_a))
+
+
+def _required(name: str, text: str | None) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise FormError(f"{name}: paste a SMILES first")
+    return text
+
+
+# --- the page -------------------------------------------------------------------------------------------
+
+
+def _outputs(tab: str) -> list:
+    """Summary, grid, table and download buttons of one tab (element ids: ``<tab>-summary``, ...)."""
+    summary = gr.Markdown(elem_id=f"{tab}-summary")
+    grid = gr.HTML(elem_id=f"{tab}-grid")
+    table = gr.Dataframe(label="results (click a column header to sort)", interactive=False, elem_id=f"{tab}-table", wrap=True)
+    with gr.Row():
+        csv = gr.DownloadButton("Download CSV", interactive=False, elem_id=f"{tab}-csv", size="sm")
+        sdf = gr.DownloadButton("Download SDF", interactive=False, elem_id=f"{tab}-sdf", size="sm")
+    return [summary, grid, table, csv, sdf]
+
+
+def _constraints(tab: str, smarts: bool = True) -> list:
+    """Must-contain / must-avoid SMARTS and the filters, folded away until wanted."""
+    with gr.Accordion("Constraints and filters", open=False):
+        fields = []
+        if smarts:
+            with gr.Row():
+                fields.append(gr.Textbox(label="must contain (SMARTS, one per line)", lines=2, placeholder="c1ccccc1\n[NX3][CX3]=O", elem_id=f"{tab}-contain"))
+                fields.append(gr.Textbox(label="must avoid (SMARTS, one per line)", lines=2, placeholder="[N+](=O)[O-]", elem_id=f"{tab}-avoid"))
+        with gr.Row():
+            fields.append(gr.Checkbox(label="reject structural alerts (PAINS, Brenk, NIH)", elem_id=f"{tab}-alerts"))
+            fields.append(gr.Number(label="SA ceiling (1 easy - 10 hard; empty: none)", value=None, elem_id=f"{tab}-sa"))
+    return fields
+
+
+def _unavailable(service: DesignService, method: str) -> None:
+    if not service.has(method):
+        gr.Markdown(f"> **Not available in this version of molgen** (the design API has no `Designer.{method}`).")
+
+
+def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
+    """The page: one tab per design task, each with its form, a grid of depictions, a table and downloads."""
+    handlers = Handlers(service, limits)
+    steps = service.default_steps
+    run = dict(concurrency_id=MODEL_QUEUE, api_visibility="public")
+    with gr.Blocks(title="molgen", analytics_enabled=False) as demo:
+        gr.Markdown(
+            "# molgen\nGenerate molecules with a graph-tokenizer + latent-prior model. "
+            f"Limits per request on this server: {limits.max_n} molecules, {limits.max_steps} steps."
+        )
+        with gr.Tabs():
+            with gr.Tab("Generate", id="generate"):
+                with gr.Row():
+                    n = gr.Number(label="number of molecules", value=24, precision=0, elem_id="generate-n")
+                    seed = gr.Number(label="seed", value=0, precision=0, elem_id="generate-seed")
+                    n_steps = gr.Number(label="steps", value=steps, precision=0, elem_id="generate-steps")
+                    guidance = gr.Slider(1.0, 5.0, value=2.0, step=0.1, label="guidance strength (toward the targets)", elem_id="generate-guidance")
+                with gr.Accordion("Property targets: a value (0.9) or a range (300-400); empty: no target", open=True):
+                    with gr.Row():
+                        targets = [gr.Textbox(label=name, max_lines=1, elem_id=f"generate-target-{name}", min_width=90) for name in service.property_names]
+                constraints = _constraints("generate")
+                button = gr.Button("Generate", variant="primary", elem_id="generate-run")
+                outputs = _outputs("generate")
+                button.click(handlers.generate, [n, seed, n_steps, guidance, *constraints, *targets], outputs, api_name="generate", **run)
+
+            with gr.Tab("Analogs", id="analogs"):
+                _unavailable(service, "analogs")
+                with gr.Row():
+                    smiles = gr.Textbox(label="seed SMILES", value="CC(=O)Nc1ccc(O)cc1", max_lines=1, scale=3, elem_id="analogs-smiles")
+                    similarity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="similarity to the seed (0 loose - 1 close)", scale=2, elem_id="analogs-similarity")
+                with gr.Row():
+                    a_n = gr.Number(label="number of analogs", value=24, precision=0, elem_id="analogs-n")
+                    a_seed = gr.Number(label="seed", value=0, precision=0)
+                    a_steps = gr.Number(label="steps", value=steps, precision=0)
+                constraints = _constraints("analogs")
+                button = gr.Button("Find analogs", variant="primary", elem_id="analogs-run")
+                outputs = _outputs("analogs")
+                button.click(handlers.analogs, [smiles, a_n, similarity, a_seed, a_steps, *constraints], outputs, api_name="analogs", **run)
+
+            with gr.Tab("Scaffold decoration", id="decorate"):
+                _unavailable(service, "decorate")
+                core = gr.Textbox(label="core (mark attachment points [*:1], [*:2], ...)", value="c1ccc2[nH]c([*:1])nc2c1", max_lines=1, elem_id="decorate-core")
+                with gr.Row():
+                    d_n = gr.Number(label="number of decorations", value=24, precision=0, elem_id="decorate-n")
+                    d_seed = gr.Number(label="seed", value=0, precision=0)
+                    d_steps = gr.Number(label="steps", value=steps, precision=0)
+                constraints = _constraints("decorate")
+                button = gr.Button("Decorate", variant="primary", elem_id="decorate-run")
+                outputs = _outputs("decorate")
+                button.click(handlers.decorate, [core, d_n, d_seed, d_steps, *constraints], outputs, api_name="decorate", **run)
+
+            with gr.Tab("Optimize", id="optimize"):
+                _unavailable(service, "optimize")
+                with gr.Row():
+                    kind = gr.Dropdown(OBJECTIVES, value="QED", label="objective", elem_id="optimize-objective")
+                    logp_low = gr.Number(label="logP window: low", value=1.0)
+                    logp_high = gr.Number(label="logP window: high", value=3.0)
+                    reference = gr.Textbox(label="reference SMILES (similarity)", value="CC(=O)Nc1ccc(O)cc1", max_lines=1)
+                with gr.Row():
+                    w_qed = gr.Slider(0, 1, value=1.0, step=0.05, label="weight: QED (weighted combination)")
+                    w_logp = gr.Slider(0, 1, value=0.5, step=0.05, label="weight: logP window")
+                    w_sim = gr.Slider(0, 1, value=0.0, step=0.05, label="weight: similarity")
+                start = gr.Textbox(label="start from (SMILES, one per line; empty: random molecules)", lines=2)
+                with gr.Row():
+                    o_n = gr.Number(label="population size", value=32, precision=0, elem_id="optimize-n")
+                    iterations = gr.Number(label="iterations", value=5, precision=0, elem_id="optimize-iterations")
+                    o_seed = gr.Number(label="seed", value=0, precision=0)
+                filters = _constraints("optimize", smarts=False)
+                button = gr.Button("Optimize", variant="primary", elem_id="optimize-run")
+                outputs = _outputs("optimize")
+                curve = gr.LinePlot(x="iteration", y="score", color="curve", label="score per iteration", elem_id="optimize-curve")
+                inputs = [kind, logp_low, logp_high, reference, w_qed, w_logp, w_sim, start, o_n, iterations, o_seed, *filters]
+                button.click(handlers.optimize, inputs, [*outputs, curve], api_name="optimize", **run)
+
+            with gr.Tab("Interpolate", id="interpolate"):
+                _unavailable(service, "interpolate")
+                with gr.Row():
+                    first = gr.Textbox(label="from (SMILES)", value="CC(=O)Nc1ccc(O)cc1", max_lines=1, elem_id="interpolate-a")
+                    second = gr.Textbox(label="to (SMILES)", value="CC(C)Cc1ccc(C(C)C(=O)O)cc1", max_lines=1, elem_id="interpolate-b")
+                    points = gr.Number(label="points on the path", value=8, precision=0, elem_id="interpolate-points")
+                filters = _constraints("interpolate", smarts=False)
+                button = gr.Button("Interpolate", variant="primary", elem_id="interpolate-run")
+                outputs = _outputs("interpolate")
+                button.click(handlers.interpolate, [first, second, points, *filters], outputs, api_name="interpolate", **run)
     return demo
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(DEFAULT_MODEL))
+    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped checkpoints/moses)")
     parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--public", action="store_true", help="bind 0.0.0.0 instead of 127.0.0.1")
-    args = parser.parse_args()
-    demo = build(MolgenPipeline.from_pretrained(args.model))
-    demo.queue(max_size=32).launch(server_name="0.0.0.0" if args.public else "127.0.0.1", server_port=args.port)
+    parser.add_argument("--public", action="store_true", help="listen on 0.0.0.0 instead of 127.0.0.1 (reachable from other machines)")
+    parser.add_argument("--auth", default=os.environ.get("MOLGEN_UI_AUTH"), help="require a login, user:password (or env MOLGEN_UI_AUTH)")
+    parser.add_argument("--max-n", type=int, default=Limits.max_n, help="molecules per request at most")
+    parser.add_argument("--max-steps", type=int, default=Limits.max_steps, help="sampling steps per request at most")
+    parser.add_argument("--max-iterations", type=int, default=Limits.max_iterations, help="optimisation iterations per request at most")
+    parser.add_argument("--concurrency", type=int, default=1, help="model jobs running at once; the others wait in the queue")
+    parser.add_argument("--queue-size", type=int, default=64, help="requests waiting at most; beyond that the page says the server is busy")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        auth = parse_auth(args.auth)
+    except FormError as exc:
+        parser.error(str(exc))
+    if args.public and auth is None:
+        log.warning("--public without --auth: anyone who can reach this machine can use the page")
+    limits = Limits(max_n=args.max_n, max_steps=args.max_steps, max_iterations=args.max_iterations)
+    service = DesignService(MolgenPipeline.from_pretrained(args.model, device=args.device))
+    demo = build(service, limits)
+    demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
+    demo.launch(
+        server_name="0.0.0.0" if args.public else "127.0.0.1",
+        server_port=args.port,
+        auth=auth,
+        share=False,
+        theme=THEME,
+        css=CSS,
+        footer_links=["api"],
+    )
 
 
 if __name__ == "__main__":
