@@ -13,11 +13,12 @@ diffusers' schedulers. The pipeline owns the sampling loop: draw sizes and noise
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -161,6 +162,10 @@ class MolgenPipeline:
         num_nodes: int | None = None,
         sampler: str | None = None,
         temperature: float = 1.0,
+        start: Latents | None = None,
+        strength: float = 1.0,
+        keep: Tensor | None = None,
+        step_hook: StepHook | None = None,
     ) -> Latents:
         """Sample latent tokens of ``n`` graphs from the prior.
 
@@ -170,12 +175,31 @@ class MolgenPipeline:
         (any subset of the prior's ``property_names``), with ``guidance_scale`` the classifier-free guidance
         weight (1 = plain conditional sampling, > 1 pushes harder toward the targets); ``temperature``
         scales the starting noise (below 1: more conservative, more often valid, less diverse samples).
+
+        Editing existing latents (analogs, inpainting; SDEdit and RePaint in image diffusion):
+
+        - ``start``: latents (``len(start)`` is ``n`` or 1, broadcast), e.g. from :meth:`encode`; the graphs
+          keep their sizes. With ``strength`` < 1 they are noised to that fraction of the schedule (flow:
+          x_s = (1 - s) x0 + s noise at the scheduler's sigma s nearest below ``strength``; diffusion:
+          ``scheduler.add_noise``) and denoised from there: small strengths give close neighbours.
+        - ``keep``: (n or 1, N) bool, tokens of ``start`` held fixed: after every step they are reset to
+          ``start`` noised to the current level (with the same noise), so the prior fills in the others
+          around them and the last step returns them exactly.
+        - ``step_hook(index, timestep, x)``: called after every scheduler step with the (B, N, d) normalised
+          latents; returns them, possibly changed (for guidance by an external model).
         """
+        if start is not None and len(start) not in (1, n):
+            raise ValueError(f"start holds {len(start)} graphs; give 1 (broadcast) or n={n}")
+        if keep is not None and start is None:
+            raise ValueError("keep needs start: the latents whose tokens are kept")
+        if not 0 < strength <= 1:
+            raise ValueError(f"strength={strength}: must be in (0, 1] (1 = start from pure noise)")
         generator = torch.Generator().manual_seed(seed)
-        chunks = [
-            self._sample_batch(min(batch_size, n - k), steps, generator, conditions, guidance_scale, num_nodes, sampler, temperature)
-            for k in range(0, n, batch_size)
-        ]
+        chunks = []
+        for k in range(0, n, batch_size):
+            count = min(batch_size, n - k)
+            edit = None if start is None else _Edit(_rows(start, k, count), strength, None if keep is None else _rows(keep, k, count))
+            chunks.append(self._sample_batch(count, steps, generator, conditions, guidance_scale, num_nodes, sampler, temperature, edit, step_hook))
         return _concat_latents(chunks)
 
     def _require_prior(self) -> LatentPrior:
@@ -222,6 +246,8 @@ class MolgenPipeline:
         num_nodes: int | None,
         sampler: str | None,
         temperature: float = 1.0,
+        edit: _Edit | None = None,
+        step_hook: StepHook | None = None,
     ) -> Latents:
         prior = self._require_prior()
         if not temperature > 0:
@@ -230,21 +256,44 @@ class MolgenPipeline:
         steps = config.default_steps if steps is None else steps
         if steps < 1:
             raise ValueError(f"steps={steps}: need at least one sampling step")
-        sizes = self._sizes(batch, num_nodes, generator)  # (B,)
-        n = int(sizes.max())
-        mask = (torch.arange(n)[None, :] < sizes[:, None]).to(self.device)  # (B, N)
+        mean = torch.tensor(config.latent_mean, device=self.device)
+        std = torch.tensor(config.latent_std, device=self.device)
+        if edit is None:
+            sizes = self._sizes(batch, num_nodes, generator)  # (B,)
+            n = int(sizes.max())
+            mask = (torch.arange(n)[None, :] < sizes[:, None]).to(self.device)  # (B, N)
+        else:
+            mask = edit.start.mask.to(self.device).bool().expand(batch, -1)  # (B, N)
+            n = mask.shape[1]
+            x0 = (edit.start.z.to(self.device) - mean) / std * mask.unsqueeze(-1)  # (B, N, d) normalised
         noise = torch.randn(batch, n, config.latent_dim, generator=generator).to(self.device)
         condition = self._conditions(conditions, batch)
         scheduler = make_scheduler(config, sampler)  # fresh: schedulers keep state between steps
         scheduler.set_timesteps(steps, device=self.device)
+        flow = config.objective == "flow"
         x = noise * temperature * getattr(scheduler, "init_noise_sigma", 1.0) * mask.unsqueeze(-1)  # flow matching starts at sigma = 1
-        for timestep in scheduler.timesteps:
+        begin, keep = 0, None
+        if edit is not None:
+            noise = noise * temperature
+            begin = _begin_index(scheduler, flow, edit.strength)
+            if begin > 0:
+                x = _noised(scheduler, flow, x0, noise, begin) * mask.unsqueeze(-1)
+                if hasattr(scheduler, "set_begin_index"):
+                    scheduler.set_begin_index(begin)
+            keep = None if edit.keep is None else edit.keep.to(self.device).bool().expand(batch, -1).unsqueeze(-1)  # (B, N, 1)
+            if keep is not None:
+                x = torch.where(keep, _noised(scheduler, flow, x0, noise, begin), x)
+        for index, timestep in enumerate(scheduler.timesteps[begin:], start=begin):
             model_in = scheduler.scale_model_input(x, timestep) if hasattr(scheduler, "scale_model_input") else x
             t = model_time(timestep, config, batch, self.device)
             prediction = self._guided(prior, model_in, t, mask, condition, guidance_scale)
             x = scheduler.step(prediction, timestep, x).prev_sample * mask.unsqueeze(-1)
-        mean = torch.tensor(config.latent_mean, device=self.device)
-        std = torch.tensor(config.latent_std, device=self.device)
+            if keep is not None:
+                # Known tokens follow their own noising path, so the prior always sees them at the current level.
+                level = scheduler.step_index if flow else index + 1
+                x = torch.where(keep, _noised(scheduler, flow, x0, noise, level), x)
+            if step_hook is not None:
+                x = step_hook(index, timestep, x) * mask.unsqueeze(-1)
         return Latents((x * std + mean) * mask.unsqueeze(-1), mask)
 
     @staticmethod
@@ -285,15 +334,21 @@ class MolgenPipeline:
 
     # --- latents -> SMILES ---------------------------------------------------------------------------
 
-    def decode(self, latents: Latents, batch_size: int = 512, decoding: str = "raw", connected: bool = True) -> list[DecodedMolecule]:
+    def decode(
+        self, latents: Latents, batch_size: int = 512, decoding: str = "raw", connected: bool = True, adjust: ScoreAdjuster | None = None
+    ) -> list[DecodedMolecule]:
         """Decode latent tokens to molecules; invalid graphs are kept, with the reason.
 
         ``raw``: argmax decoding; a graph that is not a valid molecule (or, with ``connected``, falls apart
         into fragments) is ``invalid``. ``valence``: valence-aware decoding (see :data:`DECODINGS`), which
-        always gives one connected molecule.
+        always gives one connected molecule. ``adjust(index, node_probs, edge_probs)`` (valence decoding
+        only) may change graph ``index``'s decoder probabilities first, e.g. to fix atoms and bonds known in
+        advance (scaffold decoration).
         """
         if decoding not in DECODINGS:
             raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
+        if adjust is not None and decoding != "valence":
+            raise ValueError("adjust works on decoder probabilities: use it with decoding='valence'")
         out: list[DecodedMolecule] = []
         for k in range(0, len(latents), batch_size):
             z = latents.z[k : k + batch_size].to(self.device)
@@ -306,8 +361,10 @@ class MolgenPipeline:
             node_probs = [p.cpu().numpy() for p in node_probs]
             edge_probs = edge_probs.cpu().numpy()
             for b, size in enumerate(mask.sum(1).tolist()):
-                nodes = [p[b, :size] for p in node_probs]
-                out.append(self._checked(lambda nodes=nodes, b=b, size=size: self.domain.from_scores(nodes, edge_probs[b, :size, :size])))
+                nodes, edges = [p[b, :size] for p in node_probs], edge_probs[b, :size, :size]
+                if adjust is not None:
+                    nodes, edges = adjust(k + b, nodes, edges)
+                out.append(self._checked(lambda nodes=nodes, edges=edges: self.domain.from_scores(nodes, edges)))
         return out
 
     def _from_graph(self, graph, connected: bool) -> DecodedMolecule:
@@ -340,6 +397,57 @@ class MolgenPipeline:
                 for (n, _), c, d in zip(graphs, canon, decoded, strict=True):
                     results[n] = Reconstruction(chunk[n], c, d.smiles, d.smiles == c, d.error)
             yield from results
+
+
+ScoreAdjuster = Callable[[int, list[np.ndarray], np.ndarray], tuple[list[np.ndarray], np.ndarray]]
+"""``adjust(index, node_probs, edge_probs) -> (node_probs, edge_probs)`` for graph ``index`` of a decode call:
+one (n, K_f) array per node field and the (n, n, K_e) edge-label probabilities (label 0 = no bond)."""
+
+StepHook = Callable[[int, Tensor, Tensor], Tensor]
+"""``step_hook(index, timestep, x) -> x``: sees (and may change) the normalised (B, N, d) latents after each step."""
+
+
+@dataclass
+class _Edit:
+    """Latents to start from (one or B graphs), how much of the schedule to redo, and which tokens to keep."""
+
+    start: Latents
+    strength: float
+    keep: Tensor | None
+
+
+def _rows(value: Latents | Tensor, k: int, count: int) -> Latents | Tensor:
+    """Rows k..k+count of a batch, or the single row of a broadcast batch of one."""
+    if len(value) == 1:
+        return value
+    if isinstance(value, Latents):
+        return Latents(value.z[k : k + count], value.mask[k : k + count])
+    return value[k : k + count]
+
+
+def _begin_index(scheduler, flow: bool, strength: float) -> int:
+    """First step of the schedule to run for a start noised to ``strength`` of the way (1: from pure noise)."""
+    if strength >= 1:
+        return 0
+    if flow:  # the first step whose sigma is at most ``strength``
+        sigmas = scheduler.sigmas[: len(scheduler.timesteps)].cpu()
+        return min(int((sigmas > strength + 1e-6).sum()), len(scheduler.timesteps) - 1)
+    steps = len(scheduler.timesteps)
+    return min(steps - 1, int(round(steps * (1 - strength))))
+
+
+def _noised(scheduler, flow: bool, x0: Tensor, noise: Tensor, index: int) -> Tensor:
+    """``x0`` noised to the level of schedule position ``index`` (``len(timesteps)``: clean), with ``noise``.
+
+    Flow: x = (1 - s) x0 + s noise with s = ``scheduler.sigmas[index]`` (the last sigma is 0); diffusion:
+    the scheduler's own ``add_noise`` at ``timesteps[index]``.
+    """
+    if flow:
+        sigma = scheduler.sigmas[index].to(x0)
+        return (1 - sigma) * x0 + sigma * noise
+    if index >= len(scheduler.timesteps):
+        return x0
+    return scheduler.add_noise(x0, noise, scheduler.timesteps[index : index + 1])
 
 
 def _concat_latents(chunks: list[Latents]) -> Latents:

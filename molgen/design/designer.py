@@ -1,0 +1,345 @@
+"""The guided-design entry point: :class:`Designer` wraps a :class:`~molgen.pipeline.MolgenPipeline` and turns
+design requests (targets, analogs, decoration, interpolation, optimisation) into checked molecules.
+
+Every call returns one :class:`~molgen.design.results.DesignResult` per attempt, in order, invalid and
+rejected ones included; ``*_iter`` variants yield them batch by batch (for streaming to a file: an
+interrupted run keeps what it wrote). Bad input raises :class:`DesignInputError` naming it.
+
+>>> designer = Designer.from_pretrained("checkpoints/moses")                  # doctest: +SKIP
+>>> designer.generate(10, targets={"QED": 0.9, "MW": (300, 400)})              # doctest: +SKIP
+>>> designer.analogs("CC(=O)Nc1ccc(O)cc1", 10, similarity=0.6)                 # doctest: +SKIP
+>>> designer.decorate("O=C(N[*:1])c1ccccc1", 10)                               # doctest: +SKIP
+>>> designer.optimize(objectives.qed(), n=32, iterations=5).best[:3]           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+
+import torch
+
+from molgen.chem import InvalidMoleculeError
+from molgen.domains.molecule import NODE_FIELDS
+from molgen.design import objectives as objectives_module
+from molgen.design.chemistry import Core, parse_core
+from molgen.design.constraints import Filters, Screen
+from molgen.design.editing import CoreConstraint, calibrate_strength, decoration_grid, interpolation_path, stack_tokens
+from molgen.design.optimization import LatentOptimizer
+from molgen.design.results import DesignInputError, DesignResult, OptimizationResult
+from molgen.design.targets import Target, parse_targets
+from molgen.pipeline import DECODINGS, Latents, MolgenPipeline
+
+__all__ = ["Designer", "Progress"]
+
+Progress = Callable[[int, int], None]
+"""``progress(done, total)``, called after each batch."""
+
+_SEED_STRIDE = 100_003  # batch b of a call with seed s samples with seed s * stride + b
+
+
+class Designer:
+    """Guided design on top of a pipeline.
+
+    Args:
+        pipeline: a :class:`MolgenPipeline` with a prior.
+        decoding: ``valence`` (default: every graph a valid molecule) or ``raw`` (argmax, checked).
+        batch_size: molecules sampled and decoded at once.
+    """
+
+    def __init__(self, pipeline: MolgenPipeline, decoding: str = "valence", batch_size: int = 256) -> None:
+        if decoding not in DECODINGS:
+            raise DesignInputError(f"decoding={decoding!r}: choose one of {DECODINGS}")
+        pipeline._require_prior()
+        self.pipe = pipeline
+        self.decoding = decoding
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str = "auto", **options) -> Designer:
+        return cls(MolgenPipeline.from_pretrained(path, device=device), **options)
+
+    @property
+    def property_names(self) -> list[str]:
+        """Properties that can be targeted (those the prior is conditioned on)."""
+        return list(self.pipe.prior.config.property_names)
+
+    # --- checks shared by every call --------------------------------------------------------------------
+
+    def parse_targets(self, targets: Mapping[str, float | tuple[float, float]] | None) -> dict[str, Target]:
+        """Validate targets against this model (unknown, impossible or untrained-for targets raise)."""
+        config = self.pipe.prior.config
+        return parse_targets(targets, list(config.property_names), config.property_mean, config.property_std)
+
+    def _screen(self, must_contain, must_avoid, filters: Filters | None, core: Core | None = None, reference: str | None = None) -> Screen:
+        return Screen(self.pipe.domain, must_contain, must_avoid, filters, core=core, reference=reference)
+
+    def _encode(self, smiles: str, what: str) -> Latents:
+        try:
+            return self.pipe.encode([smiles])
+        except ValueError as exc:  # invalid SMILES, atoms outside the vocabulary, too many atoms
+            raise DesignInputError(f"{what}: {exc}") from None
+
+    @staticmethod
+    def _count(n: int, what: str = "n") -> None:
+        if not isinstance(n, int) or n < 1:
+            raise DesignInputError(f"{what}={n!r}: ask for at least one molecule")
+
+    def _stream(
+        self, n: int, sample: Callable[[int, int, int], Latents], screen: Screen, progress: Progress | None, adjust: CoreConstraint | None = None
+    ) -> Iterator[DesignResult]:
+        """Sample (``sample(start, count, batch_index)``), decode and screen ``n`` molecules, batch by batch."""
+        decoding = "valence" if adjust is not None else self.decoding
+        for b, start in enumerate(range(0, n, self.batch_size)):
+            count = min(self.batch_size, n - start)
+            latents = sample(start, count, b)
+            for molecule in self.pipe.decode(latents, batch_size=count, decoding=decoding, adjust=adjust):
+                yield screen(molecule.smiles, molecule.error)
+            if progress is not None:
+                progress(start + count, n)
+
+    # --- 1. property targets ------------------------------------------------------------------------------
+
+    def generate(self, n: int, **options) -> list[DesignResult]:
+        """``n`` molecules toward property ``targets``; see :meth:`generate_iter`."""
+        return list(self.generate_iter(n, **options))
+
+    def generate_iter(
+        self,
+        n: int,
+        *,
+        seed: int = 0,
+        steps: int | None = None,
+        targets: Mapping[str, float | tuple[float, float]] | None = None,
+        guidance_scale: float = 2.0,
+        must_contain: Iterable[str] = (),
+        must_avoid: Iterable[str] = (),
+        filters: Filters | None = None,
+        progress: Progress | None = None,
+        temperature: float = 1.0,
+        num_nodes: int | None = None,
+    ) -> Iterator[DesignResult]:
+        """Sample ``n`` molecules, conditioned on ``targets`` ({name: value or (low, high)}; a range conditions
+        on its middle) with classifier-free guidance ``guidance_scale`` (1: plain conditional; > 1 pushes
+        harder). Targets steer, they do not filter: put hard limits in ``filters.windows``."""
+        self._count(n)
+        parsed = self.parse_targets(targets)
+        conditions = {name: t.value for name, t in parsed.items()} or None
+        screen = self._screen(must_contain, must_avoid, filters)
+
+        def sample(start: int, count: int, b: int) -> Latents:
+            return self.pipe.sample_latents(
+                count, steps=steps, seed=seed * _SEED_STRIDE + b, batch_size=count, conditions=conditions,
+                guidance_scale=guidance_scale, num_nodes=num_nodes, temperature=temperature,
+            )  # fmt: skip
+
+        yield from self._stream(n, sample, screen, progress)
+
+    # --- 2. analogs ---------------------------------------------------------------------------------------
+
+    def analogs(self, smiles: str, n: int, **options) -> list[DesignResult]:
+        """``n`` neighbours of a seed molecule; see :meth:`analogs_iter`."""
+        return list(self.analogs_iter(smiles, n, **options))
+
+    def analogs_iter(
+        self,
+        smiles: str,
+        n: int,
+        *,
+        similarity: float = 0.5,
+        seed: int = 0,
+        steps: int | None = None,
+        must_contain: Iterable[str] = (),
+        must_avoid: Iterable[str] = (),
+        filters: Filters | None = None,
+        progress: Progress | None = None,
+        strength: float | None = None,
+    ) -> Iterator[DesignResult]:
+        """Neighbours of ``smiles``: its latents noised part of the way and denoised again by the prior.
+
+        ``similarity`` in [0, 1] is the mean Morgan Tanimoto to aim for: the noise strength giving it is found
+        by bisection on small probe batches (about a second); give ``strength`` in (0, 1] to set it directly
+        (1 = a fresh sample of the same size). Every output reports its similarity to the seed.
+        """
+        self._count(n)
+        if not isinstance(similarity, (int, float)) or not 0 <= similarity <= 1:
+            raise DesignInputError(f"similarity={similarity!r}: must be in [0, 1]")
+        if strength is not None and not 0 < strength <= 1:
+            raise DesignInputError(f"strength={strength!r}: must be in (0, 1]")
+        latents = self._encode(smiles, f"seed SMILES {smiles!r}")
+        screen = self._screen(must_contain, must_avoid, filters, reference=smiles)
+        screen.seen.add(self.pipe.domain.canonical(smiles))  # the seed itself comes back as a duplicate
+        if strength is None:
+            strength = self.strength_for_similarity(latents, similarity, seed=seed, steps=steps, reference=smiles)
+
+        def sample(start: int, count: int, b: int) -> Latents:
+            return self.pipe.sample_latents(count, steps=steps, seed=seed * _SEED_STRIDE + b, batch_size=count, start=latents, strength=strength)
+
+        yield from self._stream(n, sample, screen, progress)
+
+    def strength_for_similarity(self, latents: Latents, similarity: float, *, seed: int = 0, steps: int | None = None, reference: str, probe: int = 16) -> float:
+        """The noise strength whose re-denoised outputs have mean Tanimoto ``similarity`` to ``reference``."""
+        screen = self._screen((), (), None, reference=reference)
+
+        def mean_similarity(strength: float) -> float:
+            out = self.pipe.sample_latents(probe, steps=steps, seed=seed + 1, batch_size=probe, start=latents, strength=strength)
+            sims = [r.similarity for r in map(lambda m: screen(m.smiles, m.error), self.pipe.decode(out, decoding=self.decoding)) if r.similarity is not None]
+            return sum(sims) / len(sims) if sims else 0.0
+
+        return calibrate_strength(mean_similarity, float(similarity))
+
+    # --- 3. scaffold decoration ---------------------------------------------------------------------------
+
+    def decorate(self, core: str, n: int, **options) -> list[DesignResult]:
+        """``n`` decorations of a core; see :meth:`decorate_iter`."""
+        return list(self.decorate_iter(core, n, **options))
+
+    def decorate_iter(
+        self,
+        core: str,
+        n: int,
+        *,
+        seed: int = 0,
+        steps: int | None = None,
+        must_contain: Iterable[str] = (),
+        must_avoid: Iterable[str] = (),
+        filters: Filters | None = None,
+        progress: Progress | None = None,
+        extra_atoms: int | tuple[int, int] | None = None,
+        fix_core: bool = True,
+    ) -> Iterator[DesignResult]:
+        """Molecules keeping ``core``: with attachment points (``[*:1]``, ``[*:2]`` ...) substituents go there
+        only; a plain core may be substituted wherever it has a hydrogen.
+
+        The core's tokens are kept while the prior generates the rest (see :mod:`molgen.design.editing`);
+        ``extra_atoms`` (a count or a (low, high) range) sets how many atoms are added, by default drawn
+        from the training size distribution. Outputs that do not keep the core exactly are ``rejected`` (core
+        not retained), so every ``valid`` output contains it. ``fix_core`` (default) also fixes the core's
+        atoms and bonds in the decoder's probabilities (:class:`~molgen.design.editing.CoreConstraint`);
+        without it the kept tokens alone carry the core.
+        """
+        self._count(n)
+        try:
+            parsed = parse_core(core)
+        except InvalidMoleculeError as exc:
+            raise DesignInputError(str(exc)) from None
+        template = self._encode(parsed.template, f"core {core!r} (as {parsed.template!r})")[0]  # (T, d)
+        sizes = self._decoration_sizes(template.shape[0], n, extra_atoms, seed, core)
+        screen = self._screen(must_contain, must_avoid, filters, core=parsed, reference=parsed.template)
+        adjust = self._core_constraint(parsed) if fix_core else None
+
+        def sample(start: int, count: int, b: int) -> Latents:
+            grid, keep = decoration_grid(template, parsed.core_positions, sizes[start : start + count])
+            return self.pipe.sample_latents(count, steps=steps, seed=seed * _SEED_STRIDE + b, batch_size=count, start=grid, keep=keep)
+
+        yield from self._stream(n, sample, screen, progress, adjust)
+
+    def _core_constraint(self, core: Core) -> CoreConstraint:
+        domain = self.pipe.domain
+        graph = domain.to_graph(core.template)
+        hydrogens = domain.raw_graph(graph).x[:, NODE_FIELDS.index("num_hs")]
+        open_atoms = [] if core.attachment_points else [p for p in core.core_positions if hydrogens[p] > 0]
+        return CoreConstraint(graph.x, graph.dense_edges(), core.core_positions, open_atoms)
+
+    def _decoration_sizes(self, length: int, n: int, extra_atoms, seed: int, core: str) -> list[int]:
+        config = self.pipe.prior.config
+        room = config.max_nodes - length
+        if room < 1:
+            raise DesignInputError(f"core {core!r}: {length} atoms with its caps leaves no room under this model's max_nodes={config.max_nodes}")
+        generator = torch.Generator().manual_seed(seed)
+        if extra_atoms is None:  # the training size distribution above the template's size
+            counts = torch.tensor(config.num_nodes_counts, dtype=torch.float64)[length + 1 :]
+            if counts.sum() == 0:
+                counts = torch.ones(room)
+            return (torch.multinomial(counts, n, replacement=True, generator=generator) + length + 1).tolist()
+        low, high = (extra_atoms, extra_atoms) if isinstance(extra_atoms, int) else extra_atoms
+        if not 0 <= low <= high or high > room:
+            raise DesignInputError(f"extra_atoms={extra_atoms!r}: must be between 0 and {room} for core {core!r}")
+        return (torch.randint(low, high + 1, (n,), generator=generator) + length).tolist()
+
+    # --- 4. interpolation ---------------------------------------------------------------------------------
+
+    def interpolate(
+        self, smiles_a: str, smiles_b: str, n_points: int = 8, *, filters: Filters | None = None, refine: float = 0.0, seed: int = 0, steps: int | None = None
+    ) -> list[DesignResult]:
+        """Molecules along the straight latent line from ``smiles_a`` to ``smiles_b`` (ends included);
+        ``similarity`` is to ``smiles_a``. ``refine`` in [0, 1) re-denoises the inner points with the prior
+        at that strength (pulls them back toward molecules the prior knows)."""
+        if not isinstance(n_points, int) or n_points < 2:
+            raise DesignInputError(f"n_points={n_points!r}: an interpolation needs at least 2 points")
+        if not 0 <= refine < 1:
+            raise DesignInputError(f"refine={refine!r}: must be in [0, 1)")
+        a = self._encode(smiles_a, f"first SMILES {smiles_a!r}")[0]
+        b = self._encode(smiles_b, f"second SMILES {smiles_b!r}")[0]
+        path = interpolation_path(a, b, n_points)
+        if refine > 0 and n_points > 2:
+            inner = Latents(path.z[1:-1], path.mask[1:-1])
+            inner = self.pipe.sample_latents(n_points - 2, steps=steps, seed=seed, start=inner, strength=refine)
+            path.z[1:-1, : inner.z.shape[1]] = inner.z.cpu()
+        screen = self._screen((), (), filters, reference=smiles_a)
+        return [screen(m.smiles, m.error) for m in self.pipe.decode(path, decoding=self.decoding)]
+
+    # --- 5. optimisation ----------------------------------------------------------------------------------
+
+    def optimize(
+        self,
+        objective: objectives_module.Objective,
+        *,
+        start: list[str] | None = None,
+        n: int = 64,
+        iterations: int = 10,
+        seed: int = 0,
+        filters: Filters | None = None,
+        progress: Progress | None = None,
+        must_contain: Iterable[str] = (),
+        must_avoid: Iterable[str] = (),
+        reference: str | None = None,
+        strength: float = 0.6,
+        surrogate: bool = True,
+        oversample: int = 4,
+        steps: int | None = None,
+    ) -> OptimizationResult:
+        """Maximise a black-box ``objective`` (``list[str] -> list[float]``) through latent space.
+
+        ``start``: SMILES to start from (default: ``n`` samples from the prior); each iteration mutates the
+        best molecules so far by partial re-denoising at ``strength`` and evaluates ``n`` candidates picked
+        by a latent surrogate out of ``oversample * n`` (see :mod:`molgen.design.optimization`). Only molecules
+        passing every constraint and filter can become parents or ``best``. ``reference``: report similarity
+        to it (with ``filters.min_similarity`` a hard constraint). A molecule whose score raises or is not a
+        finite number is ``invalid`` with that error; Ctrl-C returns what was found so far.
+        """
+        if not callable(objective):
+            raise DesignInputError(f"objective {objective!r} is not callable: pass a function list[str] -> list[float]")
+        self._count(n)
+        if not isinstance(iterations, int) or iterations < 0:
+            raise DesignInputError(f"iterations={iterations!r}: must be a non-negative whole number")
+        latents = None
+        if start is not None:
+            if isinstance(start, str) or not list(start):
+                raise DesignInputError(f"start={start!r}: give a list of SMILES to start from, or None for samples from the prior")
+            latents = stack_tokens([self._encode(s, f"start SMILES {s!r}")[0] for s in start])
+        screen = self._screen(must_contain, must_avoid, filters, reference=reference)
+        scores: dict[str, tuple[float | None, str | None]] = {}
+
+        def evaluate(batch: Latents) -> list[DesignResult]:
+            results = [screen(m.smiles, m.error) for m in self.pipe.decode(batch, decoding=self.decoding)]
+            todo = sorted({r.smiles for r in results if r.smiles is not None and r.smiles not in scores})
+            scores.update(zip(todo, objectives_module.evaluate(objective, todo), strict=True))
+            for r in results:
+                if r.smiles is None:
+                    continue
+                r.score, error = scores[r.smiles]
+                if error is not None:
+                    r.state, r.error = "invalid", error
+            return results
+
+        def sample(count: int, s: int) -> Latents:
+            return self.pipe.sample_latents(count, steps=steps, seed=s, batch_size=self.batch_size)
+
+        def mutate(parents: Latents, strength_: float, s: int) -> Latents:
+            return self.pipe.sample_latents(len(parents), steps=steps, seed=s, batch_size=self.batch_size, start=parents, strength=strength_)
+
+        optimizer = LatentOptimizer(
+            sample, mutate, evaluate, self.pipe.prior.config.max_nodes, strength=strength, oversample=oversample, surrogate=surrogate
+        )
+        return optimizer.run(n, iterations, seed=seed, start=latents, progress=progress)
