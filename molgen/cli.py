@@ -388,6 +388,200 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         Path(args.out).write_text(json.dumps({"input": str(args.input), "n": len(generated), "metrics": metrics}, indent=1))
 
 
+# --- design ----------------------------------------------------------------------------------------------
+
+
+def _parse_ranges(items: list[str] | None, option: str, allow_value: bool = True) -> dict:
+    """``NAME=VALUE`` or ``NAME=LOW:HIGH`` items -> {name: value or (low, high)}."""
+    parsed: dict = {}
+    for item in items or []:
+        name, sep, text = item.partition("=")
+        try:
+            values = tuple(float(v) for v in text.split(":"))
+        except ValueError:
+            values = ()
+        if not sep or not name.strip() or len(values) not in ((1, 2) if allow_value else (2,)):
+            example = "QED=0.9 or MW=300:400" if allow_value else "MW=200:500"
+            raise CLIError(f"{option} {item!r}: expected {'NAME=VALUE or ' if allow_value else ''}NAME=LOW:HIGH, e.g. {example}")
+        parsed[name.strip()] = values[0] if len(values) == 1 else values
+    return parsed
+
+
+def _design_filters(args: argparse.Namespace):
+    from molgen.design import Filters
+
+    return Filters(
+        alerts=args.alerts, sa_max=args.sa_max, windows=_parse_ranges(args.window, "--window", allow_value=False) or None,
+        novelty=args.novelty, min_similarity=getattr(args, "min_similarity", None),
+    )  # fmt: skip
+
+
+def _design_inputs(args: argparse.Namespace, what: str) -> list[tuple[str, str]]:
+    """(location, SMILES) of the inputs given as arguments or in ``--input`` (bad rows reported, skipped)."""
+    from molgen.io import BadRow, read_molecules
+
+    rows = [("argument", s) for s in args.smiles or []]
+    if args.input:
+        for row in read_molecules(args.input, smiles_column=args.smiles_column):
+            if isinstance(row, BadRow):
+                print(f"skipped {row}", file=sys.stderr)
+            else:
+                rows.append((row.location, row.smiles))
+    if not rows:
+        raise CLIError(f"give a {what} SMILES or --input FILE")
+    return rows
+
+
+def _write_design(args: argparse.Namespace, designer, batches) -> None:
+    """Stream (input SMILES, results or error) batches to ``args.out``; a bad input is reported and skipped."""
+    from molgen.design import DesignInputError
+    from molgen.io import MoleculeWriter
+
+    counts: dict[str, int] = {}
+    extra = ["input", "similarity", "score", "alerts", "reasons"]
+    with MoleculeWriter(args.out, designer.property_names, extra_columns=extra) as writer:
+        for source, results in batches:
+            try:
+                for r in results:
+                    writer.write(r.smiles, r.state, r.error, r.properties, {
+                        "input": source, "similarity": r.similarity, "score": r.score,
+                        "alerts": "; ".join(r.alerts), "reasons": "; ".join(r.reasons),
+                    })  # fmt: skip
+                    counts[r.state] = counts.get(r.state, 0) + 1
+            except DesignInputError as exc:
+                if source is None:
+                    raise
+                print(f"skipped {source!r}: {exc}", file=sys.stderr)
+                counts["bad input"] = counts.get("bad input", 0) + 1
+    summary = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("valid", "rejected", "duplicate", "invalid", "bad input") if counts.get(k))
+    print(f"wrote {writer.count} rows to {args.out}: {summary or 'nothing'}", file=sys.stderr)
+
+
+def _designer(args: argparse.Namespace):
+    from molgen.design import Designer
+
+    return Designer.from_pretrained(args.model, device=args.device, decoding=args.decoding)
+
+
+def cmd_design_generate(args: argparse.Namespace) -> None:
+    designer = _designer(args)
+    results = designer.generate_iter(
+        args.n, seed=args.seed, steps=args.steps, targets=_parse_ranges(args.target, "--target") or None, guidance_scale=args.guidance,
+        must_contain=args.must_contain or (), must_avoid=args.must_avoid or (), filters=_design_filters(args),
+    )  # fmt: skip
+    _write_design(args, designer, [(None, results)])
+
+
+def cmd_design_analogs(args: argparse.Namespace) -> None:
+    designer = _designer(args)
+    options = {"similarity": args.similarity, "strength": args.strength, "seed": args.seed, "steps": args.steps,
+               "must_contain": args.must_contain or (), "must_avoid": args.must_avoid or (), "filters": _design_filters(args)}  # fmt: skip
+    rows = _design_inputs(args, "seed")
+    _write_design(args, designer, ((s, designer.analogs_iter(s, args.n, **options)) for _, s in rows))
+
+
+def cmd_design_decorate(args: argparse.Namespace) -> None:
+    designer = _designer(args)
+    options = {"seed": args.seed, "steps": args.steps, "must_contain": args.must_contain or (), "must_avoid": args.must_avoid or (),
+               "filters": _design_filters(args)}  # fmt: skip
+    rows = _design_inputs(args, "core")
+    _write_design(args, designer, ((s, designer.decorate_iter(s, args.n, **options)) for _, s in rows))
+
+
+def cmd_design_interpolate(args: argparse.Namespace) -> None:
+    designer = _designer(args)
+    results = designer.interpolate(args.smiles_a, args.smiles_b, args.points, filters=_design_filters(args), refine=args.refine, seed=args.seed)
+    _write_design(args, designer, [(args.smiles_a, results)])
+
+
+def cmd_design_optimize(args: argparse.Namespace) -> None:
+    from molgen.design import objectives
+
+    name, _, parameter = args.objective.partition(":")
+    factories = {"qed": objectives.qed, "plogp": objectives.penalized_logp, "similarity": objectives.similarity,
+                 "logp-window": lambda p: objectives.logp_window(*(float(v) for v in p.split(":")))}  # fmt: skip
+    if name not in factories or (name in ("similarity", "logp-window")) != bool(parameter):
+        raise CLIError(f"--objective {args.objective!r}: choose qed, plogp, similarity:SMILES or logp-window:LOW:HIGH")
+    objective = factories[name](parameter) if parameter else factories[name]()
+    designer = _designer(args)
+    start = [s for _, s in _design_inputs(args, "start")] if (args.smiles or args.input) else None
+    bar = _progress(args.iterations + 1, "iterations", args.progress)
+    result = designer.optimize(
+        objective, start=start, n=args.n, iterations=args.iterations, seed=args.seed, steps=args.steps, filters=_design_filters(args),
+        must_contain=args.must_contain or (), must_avoid=args.must_avoid or (), reference=args.reference,
+        progress=lambda done, total: bar.update(1),
+    )  # fmt: skip
+    bar.close()
+    for step in result.trajectory:
+        print(f"iteration {step['iteration']}: best {step['best_score']:.4f}, mean {step['mean_score']:.4f}, {step['valid']}/{step['evaluated']} valid", file=sys.stderr)
+    if result.stopped:
+        print(f"stopped early: {result.stopped}", file=sys.stderr)
+    _write_design(args, designer, [(None, result.best if args.best_only else result.evaluated)])
+
+
+def _add_design_parser(sub) -> None:
+    """``molgen design generate|analogs|decorate|interpolate|optimize``."""
+    design = sub.add_parser("design", help="guided design: targets, analogs, scaffolds, interpolation, optimisation")
+    commands = design.add_subparsers(dest="design_command", required=True)
+
+    def common(p: argparse.ArgumentParser, inputs: str | None = None) -> None:
+        if inputs:
+            p.add_argument("smiles", nargs="*", help=f"{inputs} SMILES (or give --input)")
+            p.add_argument("--input", default=None, help=f".smi/.csv/.sdf file of {inputs}s (bad rows reported and skipped)")
+            p.add_argument("--smiles-column", default=None)
+        p.add_argument("--out", required=True, help="output .csv, .sdf or .smi (rows streamed; invalid and rejected kept)")
+        p.add_argument("--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped model)")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
+        p.add_argument("--decoding", choices=["valence", "raw"], default="valence")
+        p.add_argument("--device", default="auto")
+        p.add_argument("--must-contain", action="append", metavar="SMARTS", help="required substructure (repeatable)")
+        p.add_argument("--must-avoid", action="append", metavar="SMARTS", help="forbidden substructure (repeatable)")
+        p.add_argument("--alerts", action="store_true", help="reject molecules with structural alerts (PAINS, Brenk, NIH)")
+        p.add_argument("--sa-max", type=float, default=None, help="reject molecules with SA score above this")
+        p.add_argument("--window", action="append", metavar="NAME=LOW:HIGH", help="hard property window, e.g. MW=200:500 (repeatable)")
+        p.add_argument("--novelty", action="store_true", help="reject molecules in MOSES train")
+
+    p = commands.add_parser("generate", help="molecules toward property targets (classifier-free guidance)")
+    common(p)
+    p.add_argument("-n", type=int, required=True)
+    p.add_argument("--target", action="append", metavar="NAME=VALUE|LOW:HIGH", help="property target, e.g. QED=0.9 or MW=300:400")
+    p.add_argument("--guidance", type=float, default=2.0, help="guidance scale (1: plain conditional)")
+    p.set_defaults(func=cmd_design_generate)
+
+    p = commands.add_parser("analogs", help="neighbours of seed molecules (partial noising and re-denoising)")
+    common(p, "seed")
+    p.add_argument("-n", type=int, required=True, help="analogs per seed")
+    p.add_argument("--similarity", type=float, default=0.5, help="mean Tanimoto to aim for, 0-1")
+    p.add_argument("--strength", type=float, default=None, help="noise strength in (0, 1] instead of --similarity")
+    p.add_argument("--min-similarity", type=float, default=None, help="reject analogs less similar than this")
+    p.set_defaults(func=cmd_design_analogs)
+
+    p = commands.add_parser("decorate", help="decorate cores ([*:1] attachment points, or a plain core)")
+    common(p, "core")
+    p.add_argument("-n", type=int, required=True, help="attempts per core")
+    p.set_defaults(func=cmd_design_decorate)
+
+    p = commands.add_parser("interpolate", help="molecules on the latent line between two molecules")
+    common(p)
+    p.add_argument("smiles_a")
+    p.add_argument("smiles_b")
+    p.add_argument("--points", type=int, default=8)
+    p.add_argument("--refine", type=float, default=0.0, help="re-denoise inner points at this strength, [0, 1)")
+    p.set_defaults(func=cmd_design_interpolate)
+
+    p = commands.add_parser("optimize", help="maximise an objective through latent space")
+    common(p, "start")
+    p.add_argument("--objective", required=True, help="qed, plogp, similarity:SMILES or logp-window:LOW:HIGH")
+    p.add_argument("-n", type=int, default=64, help="molecules scored per iteration")
+    p.add_argument("--iterations", type=int, default=10)
+    p.add_argument("--reference", default=None, help="report similarity to this SMILES (with --min-similarity: a constraint)")
+    p.add_argument("--min-similarity", type=float, default=None)
+    p.add_argument("--best-only", action="store_true", help="write the best distinct molecules only (default: all scored)")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=cmd_design_optimize)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="molgen", description="Generative design of molecules.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -492,6 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_reconstruct)
+    _add_design_parser(sub)
     return parser
 
 

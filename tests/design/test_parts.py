@@ -1,0 +1,278 @@
+"""The design package's parts without a model: targets, constraints and filters, objectives, cores, latent
+grids, strength calibration and the optimisation loop (with stand-in operations)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from rdkit import Chem
+
+from molgen.checkpoint import load_domain
+from molgen.design import DesignInputError, DesignResult, Filters, objectives, target_report
+from molgen.design.chemistry import parse_core, penalized_logp
+from molgen.design.constraints import Screen, compile_patterns
+from molgen.design.editing import CoreConstraint, calibrate_strength, decoration_grid, interpolation_path, stack_tokens
+from molgen.design.optimization import LatentOptimizer, Surrogate
+from molgen.design.targets import parse_targets
+from molgen.pipeline import Latents
+
+from ..conftest import REPO
+
+NAMES = ["QED", "logP", "MW", "SA", "TPSA", "HBD", "HBA"]
+MEANS = [0.8, 2.4, 307.0, 2.4, 65.0, 1.1, 4.5]
+STDS = [0.1, 1.0, 40.0, 0.5, 15.0, 0.8, 1.3]
+
+
+@pytest.fixture(scope="module")
+def domain():
+    return load_domain(REPO / "checkpoints" / "moses" / "domain.json")
+
+
+# --- targets ------------------------------------------------------------------------------------------------
+
+
+def test_targets_accept_values_and_ranges():
+    targets = parse_targets({"QED": 0.9, "MW": (300, 400)}, NAMES, MEANS, STDS)
+    assert targets["QED"].value == 0.9 and targets["MW"].value == 350
+    assert targets["MW"].contains(320) and not targets["MW"].contains(401)
+    assert targets["MW"].error(410) == pytest.approx(10) and targets["MW"].error(350) == 0
+
+
+@pytest.mark.parametrize(
+    "targets, message",
+    [
+        ({"potency": 5}, "'potency'.*conditioned on"),
+        ({"MW": 5000}, "MW 5000 is far outside what this model was trained on"),
+        ({"logP": (3, 1)}, r"logP range \[3, 1\] is empty"),
+        ({"QED": 1.5}, r"QED 1.5 is impossible.*\[0, 1\]"),
+        ({"SA": math.nan}, "not a finite number"),
+        ({"HBD": "many"}, "expected a number"),
+        ({"MW": (1, 2, 3)}, r"\(low, high\) pair"),
+    ],
+)
+def test_bad_targets_name_the_target(targets, message):
+    with pytest.raises(DesignInputError, match=message):
+        parse_targets(targets, NAMES, MEANS, STDS)
+
+
+def test_target_report_measures_mae_and_share_in_range():
+    results = [DesignResult("C", "valid", properties={"MW": mw, "QED": 0.5}) for mw in (290, 350, 420)]
+    results.append(DesignResult(None, "invalid", "bad"))
+    report = target_report(results, parse_targets({"MW": (300, 400), "QED": 0.5}, NAMES))
+    assert report["MW"]["n"] == 3
+    assert report["MW"]["mae"] == pytest.approx((10 + 0 + 20) / 3)
+    assert report["MW"]["in_range"] == pytest.approx(1 / 3)
+    assert report["QED"] == {"mae": 0.0, "in_range": 1.0, "n": 3}
+
+
+# --- constraints and filters -----------------------------------------------------------------------------------
+
+
+def test_bad_smarts_and_filters_name_the_input(domain):
+    with pytest.raises(DesignInputError, match=r"must_avoid SMARTS '\[C' is not a valid SMARTS"):
+        compile_patterns(["c1ccccc1", "[C"], "must_avoid")
+    with pytest.raises(DesignInputError, match="filter window 'potency'"):
+        Screen(domain, filters=Filters(windows={"potency": (1, 2)}))
+    with pytest.raises(DesignInputError, match=r"filter window MW \[500, 200\] is empty"):
+        Screen(domain, filters=Filters(windows={"MW": (500, 200)}))
+    with pytest.raises(DesignInputError, match="sa_max=12"):
+        Screen(domain, filters=Filters(sa_max=12))
+    with pytest.raises(DesignInputError, match="min_similarity needs a molecule"):
+        Screen(domain, filters=Filters(min_similarity=0.4))
+
+
+def test_screen_reports_every_failed_constraint_and_marks_duplicates(domain):
+    screen = Screen(
+        domain, must_contain=["c1ccccc1"], must_avoid=["[Cl]"], filters=Filters(sa_max=1.0, windows={"MW": (0, 250)}, novelty=["CCO"]),
+        reference="c1ccccc1CC(=O)O",
+    )  # fmt: skip
+    good = screen("OCc1ccccc1")
+    assert good.state == "rejected" and good.reasons == [f"SA {good.properties['SA']:.2f} above the ceiling 1"]
+    chlorinated = screen("Clc1ccc(CCCCCCCCCCC)cc1")
+    assert any("forbidden substructure '[Cl]'" in r for r in chlorinated.reasons)
+    assert any(r.startswith("MW") and "outside [0, 250]" in r for r in chlorinated.reasons)
+    no_ring = screen("CCO")
+    assert "missing required substructure 'c1ccccc1'" in no_ring.reasons and "in the training set (not novel)" in no_ring.reasons
+    assert screen("OCc1ccccc1").state == "duplicate"
+    invalid = screen(None, "decoded graph is not a valid molecule")
+    assert invalid.state == "invalid" and invalid.error == "decoded graph is not a valid molecule"
+    assert 0 < good.similarity < 1 and set(good.properties) == set(domain.property_names)
+
+
+def test_alert_filter_rejects_pains(domain):
+    catechol_imine = "Oc1ccc(C=NN)cc1O"  # catechol: a PAINS / Brenk alert
+    passed = Screen(domain)(catechol_imine)
+    assert passed.state == "valid" and passed.alerts
+    rejected = Screen(domain, filters=Filters(alerts=True))(catechol_imine)
+    assert rejected.state == "rejected" and rejected.reasons[0].startswith("structural alert")
+
+
+# --- objectives --------------------------------------------------------------------------------------------------
+
+
+def test_objectives_score_and_combine():
+    smiles = ["CCO", "CC(=O)Nc1ccc(O)cc1"]
+    q = objectives.qed()(smiles)
+    assert all(0 < v < 1 for v in q)
+    window = objectives.logp_window(1, 2)(smiles)
+    assert window[1] == 1.0  # paracetamol: Crippen logP 1.35
+    assert objectives.similarity("CCO")(smiles)[0] == 1.0
+    both = objectives.weighted([(objectives.qed(), 1.0), (objectives.similarity("CCO"), 3.0)])(smiles)
+    assert both[0] == pytest.approx((q[0] + 3.0) / 4)
+    assert objectives.sigmoid(objectives.property_score("MW"), 100, 200)(["CCO"])[0] < 0.05
+    assert set(objectives.NAMED) >= {"QED", "penalized logP", "similarity"}
+    with pytest.raises(DesignInputError, match="similarity objective: invalid SMILES 'C1CC'"):
+        objectives.similarity("C1CC")
+
+
+def test_evaluate_isolates_failing_molecules():
+    def picky(smiles):
+        return [1.0 / (len(s) - 3) if "N" not in s else math.nan for s in smiles]  # 'CCC' divides by zero
+
+    results = objectives.evaluate(picky, ["CCCC", "CCC", "CCN"])
+    assert results[0] == (1.0, None)
+    assert results[1][0] is None and "ZeroDivisionError" in results[1][1]
+    assert results[2] == (None, "objective returned nan")
+    assert objectives.evaluate(lambda s: ["high"] * len(s), ["C"]) == [(None, "objective returned 'high', not a number")]
+    with pytest.raises(DesignInputError, match="returned 1 scores for 2 molecules"):
+        objectives.evaluate(lambda s: [1.0], ["C", "CC"])
+
+
+def test_penalized_logp_rewards_chains_and_punishes_large_rings():
+    chain = penalized_logp(Chem.MolFromSmiles("CCCCCCCCCC"))
+    assert chain > penalized_logp(Chem.MolFromSmiles("OCC(O)CO"))
+    assert penalized_logp(Chem.MolFromSmiles("C1CCCCCCCCC1")) < chain
+
+
+# --- cores -------------------------------------------------------------------------------------------------------
+
+
+def test_cores_map_to_template_positions():
+    core = parse_core("O=C(N[*:1])c1ccccc1")
+    template = Chem.MolFromSmiles(core.template)
+    assert core.attachment_points == 1 and len(core.core_positions) == 9 and len(core.free_positions) == 1
+    assert template.GetAtomWithIdx(core.free_positions[0]).GetSymbol() == "C"  # the cap
+    assert core.retained(Chem.MolFromSmiles("O=C(NCCO)c1ccccc1"))
+    assert not core.retained(Chem.MolFromSmiles("O=C(N)c1ccccc1"))  # nothing on the attachment point
+    assert not core.retained(Chem.MolFromSmiles("O=C(NC)c1ccccc1Cl"))  # substituted off the attachment point
+    plain = parse_core("c1ccncc1")
+    assert plain.attachment_points == 0 and plain.free_positions == () and plain.retained(Chem.MolFromSmiles("Clc1ccncc1"))
+
+
+@pytest.mark.parametrize(
+    "core, message",
+    [
+        ("C1CC", "unclosed ring"),
+        ("[*:1]", "only attachment points"),
+        ("[*:1]=CC", "attachment point 0 must be bonded to one core atom by a single bond"),
+        ("FC(F)(F)C(F)(F)F", "no free valence"),
+    ],
+)
+def test_bad_cores_name_the_core(core, message):
+    from molgen.chem import InvalidMoleculeError
+
+    with pytest.raises(InvalidMoleculeError, match=message):
+        parse_core(core)
+
+
+# --- latent grids -------------------------------------------------------------------------------------------------
+
+
+def test_interpolation_path_runs_from_a_to_b():
+    a, b = torch.randn(5, 3), torch.randn(7, 3)
+    path = interpolation_path(a, b, 5)
+    assert path.mask.sum(1).tolist() == [5, 6, 6, 6, 7]  # sizes rounded along the way
+    torch.testing.assert_close(path[0], a)
+    torch.testing.assert_close(path[4], b)
+    torch.testing.assert_close(path[2][:5], (a + b[:5]) / 2)
+
+
+def test_decoration_grid_keeps_core_tokens_in_place():
+    template = torch.randn(4, 3)
+    start, keep = decoration_grid(template, [1, 2, 3], [6, 4])
+    assert start.mask.sum(1).tolist() == [6, 4]
+    torch.testing.assert_close(start.z[0, :4], template)
+    assert keep[0].tolist() == [False, True, True, True, False, False]
+    with pytest.raises(ValueError, match="at least the template's 4 atoms"):
+        decoration_grid(template, [1], [3])
+
+
+def test_core_constraint_fixes_core_atoms_and_bonds():
+    labels = np.array([[0, 0, 3], [1, 0, 1], [0, 0, 0]])  # C-N(-C): core N and C at 1, 2; cap at 0
+    bonds = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]])
+    rng = np.random.default_rng(0)
+    nodes = [rng.dirichlet(np.ones(k), size=5) for k in (7, 1, 4)]
+    edges = rng.dirichlet(np.ones(4), size=(5, 5))
+    edges = (edges + edges.transpose(1, 0, 2)) / 2
+    fixed_nodes, fixed_edges = CoreConstraint(labels, bonds, core=[1, 2])(0, nodes, edges)
+    assert fixed_nodes[0][1].argmax() == 1 and fixed_nodes[0][1].max() == 1.0
+    assert fixed_edges[1, 0, 1] == 1.0 and fixed_edges[1, 2, 1] == 1.0  # template bonds, to the cap too
+    assert fixed_edges[2, 3, 0] == 1.0 and fixed_edges[4, 1, 0] == 1.0  # no new bonds to closed core atoms
+    np.testing.assert_array_equal(fixed_edges[0, 3], edges[0, 3])  # the cap's other bonds are free
+    opened = CoreConstraint(labels, bonds, core=[1, 2], open_atoms=[2])(0, nodes, edges)[1]
+    np.testing.assert_array_equal(opened[2, 3], edges[2, 3])
+
+
+def test_calibrate_strength_finds_the_similarity():
+    strength = calibrate_strength(lambda s: 1 - s, 0.3, rounds=12)
+    assert strength == pytest.approx(0.7, abs=0.01)
+    assert calibrate_strength(lambda s: 1 - s, 0.999) == 0.02
+    assert calibrate_strength(lambda s: 0.5, 0.1) == 1.0
+
+
+# --- the optimisation loop with stand-in operations -----------------------------------------------------------------
+
+
+def _toy_operations():
+    """Latents whose first coordinate, averaged over tokens, is the 'molecule'; the score rewards it near 2."""
+    generator = torch.Generator().manual_seed(0)
+
+    def sample(n, seed):
+        return stack_tokens([torch.randn(4, 3, generator=generator) for _ in range(n)])
+
+    def mutate(parents, strength, seed):
+        return Latents(parents.z + strength * torch.randn(parents.z.shape, generator=generator) * parents.mask[..., None], parents.mask)
+
+    def evaluate(latents):
+        out = []
+        for b in range(len(latents)):
+            x = float(latents[b][:, 0].mean())
+            out.append(DesignResult(f"x{x:.6f}", "valid", score=-abs(x - 2.0)))
+        return out
+
+    return sample, mutate, evaluate
+
+
+def test_optimizer_improves_a_black_box_score():
+    sample, mutate, evaluate = _toy_operations()
+    result = LatentOptimizer(sample, mutate, evaluate, max_nodes=8, strength=0.5).run(n=16, iterations=6, seed=0)
+    assert len(result.trajectory) == 7 and len(result.evaluated) == 7 * 16
+    assert result.trajectory[-1]["best_score"] > result.trajectory[0]["best_score"]
+    scores = [r.score for r in result.best]
+    assert scores == sorted(scores, reverse=True) and len({r.smiles for r in result.best}) == len(result.best)
+    assert result.stopped is None
+
+
+def test_optimizer_keeps_results_when_a_later_iteration_fails():
+    sample, mutate, evaluate = _toy_operations()
+    calls = []
+
+    def failing(latents):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("scoring service down")
+        return evaluate(latents)
+
+    result = LatentOptimizer(sample, mutate, failing, max_nodes=8).run(n=8, iterations=5)
+    assert result.stopped == "stopped at iteration 2: scoring service down"
+    assert len(result.trajectory) == 2 and len(result.evaluated) == 16 and result.best
+
+
+def test_surrogate_learns_a_latent_score():
+    latents = stack_tokens([torch.randn(5, 3) for _ in range(64)])
+    target = latents.z[:, :, 0].sum(1) / 5
+    predicted = Surrogate(scale=8, steps=300).fit(latents, target).predict(latents)
+    assert np.corrcoef(predicted.numpy(), target.numpy())[0, 1] > 0.9
