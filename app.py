@@ -26,7 +26,7 @@ import pandas as pd
 
 from molgen.pipeline import MolgenPipeline
 from molgen.ui import depict, results
-from molgen.ui.forms import FormError, Limits, check_count, parse_auth, parse_lines, parse_optional_float, parse_targets
+from molgen.ui.forms import FormError, Limits, check_count, parse_atom_count, parse_auth, parse_lines, parse_optional_float, parse_targets
 from molgen.ui.service import DesignService, FeatureUnavailable
 
 log = logging.getLogger("molgen.app")
@@ -50,19 +50,26 @@ def _summary(records: list, seconds: float, what: str) -> str:
     return f"**{len(records)} {what}** ({parts}) in {seconds:.1f} s"
 
 
-def _present(records: list, stem: str, started: float, what: str = "molecules", reference: depict.Reference | None = None, score_name: str = "score"):
+def _target_line(report: dict[str, dict[str, float]]) -> str:
+    """'on target: QED 40% (mean distance 0.08) · MW 75% (...)' from the design API's target report."""
+    parts = [f"{name} {r['in_range']:.0%} (mean distance {r['mae']:.3g})" for name, r in report.items() if r.get("n")]
+    return "On target: " + " · ".join(parts) if parts else ""
+
+
+def _present(records: list, stem: str, started: float, what: str = "molecules", reference: depict.Reference | None = None, score_name: str = "score", extra: str = ""):
     """(summary, grid, table, CSV button, SDF button) for a list of result records."""
     if not records:
         gr.Warning("No molecules came back; try other settings.")
-    shown = [(k, r) for k, r in enumerate(records) if r.smiles][:GRID_MAX]
-    drawable = sum(1 for r in records if r.smiles)
+    drawable = [(k, r) for k, r in enumerate(records) if r.smiles and r.state != "duplicate"]  # repeats: table only
+    shown = drawable[:GRID_MAX]
     tiles = [depict.Tile(r.smiles, results.legend(k, r, score_name), muted=r.state != "valid") for k, r in shown]
-    note = f"Showing the first {len(shown)} of {drawable} molecules; the table and the files have all of them." if drawable > len(shown) else ""
+    hidden = len(records) - len(shown)
+    note = f"{len(shown)} drawn (rejected ones greyed); {hidden} more (duplicates, invalid, beyond {GRID_MAX}) are in the table and the files." if hidden else ""
     if any(r.state == "valid" for r in records) is False and records:
         gr.Warning("None of the results is a valid molecule that passed the constraints; see the table for why.")
     csv_path, sdf_path = results.write_files(records, stem)
     return (
-        _summary(records, time.perf_counter() - started, what),
+        _summary(records, time.perf_counter() - started, what) + (f"  \n{extra}" if extra else ""),
         depict.grid_html(tiles, reference, note),
         results.table(records),
         gr.DownloadButton(value=str(csv_path), interactive=True),
@@ -104,22 +111,23 @@ class Handlers:
         self.service = service
         self.limits = limits
 
-    def _common(self, n, steps, alerts, sa_max, contain, avoid):
+    def _common(self, n, steps, alerts, sa_max, contain, avoid, windows=None):
         n = check_count("number of molecules", n, 1, self.limits.max_n)
         steps = check_count("steps", steps, 1, self.limits.max_steps)
-        filters = self.service.filters(bool(alerts), parse_optional_float("SA ceiling", sa_max))
+        filters = self.service.filters(bool(alerts), parse_optional_float("SA ceiling", sa_max), windows)
         return n, steps, filters, parse_lines(contain), parse_lines(avoid)
 
     @_on_page
-    def generate(self, n, seed, steps, guidance, contain, avoid, alerts, sa_max, *targets, progress=gr.Progress()):
+    def generate(self, n, seed, steps, guidance, hard, contain, avoid, alerts, sa_max, *targets, progress=gr.Progress()):
         started = time.perf_counter()
-        n, steps, filters, contain, avoid = self._common(n, steps, alerts, sa_max, contain, avoid)
         targets = parse_targets(dict(zip(self.service.property_names, targets, strict=True)))
+        windows = {name: t for name, t in targets.items() if isinstance(t, tuple)} if hard else None
+        n, steps, filters, contain, avoid = self._common(n, steps, alerts, sa_max, contain, avoid, windows)
         records = self.service.generate(
-            n, seed=int(seed or 0), steps=steps, targets=targets, guidance_scale=float(guidance),
-            must_contain=contain, must_avoid=avoid, filters=filters, progress=_progress_callback(progress, "generating"),
+            n, seed=int(seed or 0), steps=steps, targets=targets or None, guidance_scale=float(guidance),
+            must_contain=tuple(contain), must_avoid=tuple(avoid), filters=filters, progress=_progress_callback(progress, "generating"),
         )  # fmt: skip
-        return _present(records, "molgen_generate", started)
+        return _present(records, "molgen_generate", started, extra=_target_line(self.service.target_report(records, targets)))
 
     @_on_page
     def analogs(self, smiles, n, similarity, seed, steps, contain, avoid, alerts, sa_max, progress=gr.Progress()):
@@ -133,18 +141,18 @@ class Handlers:
         return _present(records, "molgen_analogs", started, "analogs", depict.reference_from_smiles(smiles))
 
     @_on_page
-    def decorate(self, core, n, seed, steps, contain, avoid, alerts, sa_max, progress=gr.Progress()):
+    def decorate(self, core, n, extra_atoms, seed, steps, contain, avoid, alerts, sa_max, progress=gr.Progress()):
         started = time.perf_counter()
         core = _required("core", core)
         n, steps, filters, contain, avoid = self._common(n, steps, alerts, sa_max, contain, avoid)
         records = self.service.decorate(
             core, n, seed=int(seed or 0), steps=steps, must_contain=tuple(contain), must_avoid=tuple(avoid),
-            filters=filters, progress=_progress_callback(progress, "decorating"),
+            filters=filters, progress=_progress_callback(progress, "decorating"), extra_atoms=parse_atom_count("atoms to add", extra_atoms),
         )  # fmt: skip
         return _present(records, "molgen_decorations", started, "decorations", depict.reference_from_core(core))
 
     @_on_page
-    def optimize(self, kind, logp_low, logp_high, reference, w_qed, w_logp, w_sim, start, n, iterations, seed, alerts, sa_max, progress=gr.Progress()):
+    def optimize(self, kind, logp_low, logp_high, reference, w_qed, w_logp, w_sim, start, n, iterations, seed, contain, avoid, alerts, sa_max, progress=gr.Progress()):
         started = time.perf_counter()
         n = check_count("population size", n, 2, self.limits.max_n)
         iterations = check_count("iterations", iterations, 1, self.limits.max_iterations)
@@ -153,13 +161,13 @@ class Handlers:
         uses = {kind} if kind != "weighted combination" else {k for k, w in weights.items() if w}
         if "logP window" in uses and (low is None or high is None or low > high):
             raise FormError("logP window: give a low and a high end, low below high (e.g. 1 and 3)")
-        if "similarity to reference" in uses:
-            reference = _required("reference SMILES", reference)
+        reference = _required("reference SMILES", reference) if "similarity to reference" in uses else None
         objective = self.service.objective(kind, logp_low=low, logp_high=high, reference=reference, weights=weights)
         filters = self.service.filters(bool(alerts), parse_optional_float("SA ceiling", sa_max))
         outcome = self.service.optimize(
-            objective, start=parse_lines(start) or None, n=n, iterations=iterations, seed=int(seed or 0),
-            filters=filters, progress=_progress_callback(progress, "optimising"),
+            objective, start=parse_lines(start) or None, n=n, iterations=iterations, seed=int(seed or 0), filters=filters,
+            must_contain=tuple(parse_lines(contain)), must_avoid=tuple(parse_lines(avoid)), reference=reference,
+            progress=_progress_callback(progress, "optimising"),
         )  # fmt: skip
         shown = _present(outcome.best, "molgen_optimized", started, "best molecules", score_name="score")
         trajectory = pd.DataFrame(outcome.trajectory)
@@ -168,12 +176,12 @@ class Handlers:
         return (*shown, trajectory)
 
     @_on_page
-    def interpolate(self, smiles_a, smiles_b, points, alerts, sa_max):
+    def interpolate(self, smiles_a, smiles_b, points, refine, alerts, sa_max):
         started = time.perf_counter()
         smiles_a, smiles_b = _required("first molecule", smiles_a), _required("second molecule", smiles_b)
         points = check_count("points", points, 2, self.limits.max_points)
         filters = self.service.filters(bool(alerts), parse_optional_float("SA ceiling", sa_max))
-        records = self.service.interpolate(smiles_a, smiles_b, points, filters=filters)
+        records = self.service.interpolate(smiles_a, smiles_b, points, filters=filters, refine=float(refine or 0))
         return _present(records, "molgen_interpolation", started, "points", depict.reference_from_smiles(smiles_a))
 
 
@@ -237,10 +245,11 @@ def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
                 with gr.Accordion("Property targets: a value (0.9) or a range (300-400); empty: no target", open=True):
                     with gr.Row():
                         targets = [gr.Textbox(label=name, max_lines=1, elem_id=f"generate-target-{name}", min_width=90) for name in service.property_names]
+                    hard = gr.Checkbox(label="ranges are hard limits (reject molecules outside them; targets only steer otherwise)", elem_id="generate-hard")
                 constraints = _constraints("generate")
                 button = gr.Button("Generate", variant="primary", elem_id="generate-run")
                 outputs = _outputs("generate")
-                button.click(handlers.generate, [n, seed, n_steps, guidance, *constraints, *targets], outputs, api_name="generate", **run)
+                button.click(handlers.generate, [n, seed, n_steps, guidance, hard, *constraints, *targets], outputs, api_name="generate", **run)
 
             with gr.Tab("Analogs", id="analogs"):
                 _unavailable(service, "analogs")
@@ -261,12 +270,13 @@ def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
                 core = gr.Textbox(label="core (mark attachment points [*:1], [*:2], ...)", value="c1ccc2[nH]c([*:1])nc2c1", max_lines=1, elem_id="decorate-core")
                 with gr.Row():
                     d_n = gr.Number(label="number of decorations", value=24, precision=0, elem_id="decorate-n")
+                    extra_atoms = gr.Textbox(label="atoms to add (5, or a range 3-8; empty: as in the training data)", max_lines=1, elem_id="decorate-extra")
                     d_seed = gr.Number(label="seed", value=0, precision=0)
                     d_steps = gr.Number(label="steps", value=steps, precision=0)
                 constraints = _constraints("decorate")
                 button = gr.Button("Decorate", variant="primary", elem_id="decorate-run")
                 outputs = _outputs("decorate")
-                button.click(handlers.decorate, [core, d_n, d_seed, d_steps, *constraints], outputs, api_name="decorate", **run)
+                button.click(handlers.decorate, [core, d_n, extra_atoms, d_seed, d_steps, *constraints], outputs, api_name="decorate", **run)
 
             with gr.Tab("Optimize", id="optimize"):
                 _unavailable(service, "optimize")
@@ -284,7 +294,7 @@ def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
                     o_n = gr.Number(label="population size", value=32, precision=0, elem_id="optimize-n")
                     iterations = gr.Number(label="iterations", value=5, precision=0, elem_id="optimize-iterations")
                     o_seed = gr.Number(label="seed", value=0, precision=0)
-                filters = _constraints("optimize", smarts=False)
+                filters = _constraints("optimize")
                 button = gr.Button("Optimize", variant="primary", elem_id="optimize-run")
                 outputs = _outputs("optimize")
                 curve = gr.LinePlot(x="iteration", y="score", color="curve", label="score per iteration", elem_id="optimize-curve")
@@ -297,10 +307,11 @@ def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
                     first = gr.Textbox(label="from (SMILES)", value="CC(=O)Nc1ccc(O)cc1", max_lines=1, elem_id="interpolate-a")
                     second = gr.Textbox(label="to (SMILES)", value="CC(C)Cc1ccc(C(C)C(=O)O)cc1", max_lines=1, elem_id="interpolate-b")
                     points = gr.Number(label="points on the path", value=8, precision=0, elem_id="interpolate-points")
+                    refine = gr.Slider(0.0, 0.9, value=0.0, step=0.05, label="refine (0: straight latent line; higher: pulled toward molecules the model knows)")
                 filters = _constraints("interpolate", smarts=False)
                 button = gr.Button("Interpolate", variant="primary", elem_id="interpolate-run")
                 outputs = _outputs("interpolate")
-                button.click(handlers.interpolate, [first, second, points, *filters], outputs, api_name="interpolate", **run)
+                button.click(handlers.interpolate, [first, second, points, refine, *filters], outputs, api_name="interpolate", **run)
     return demo
 
 

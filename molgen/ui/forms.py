@@ -7,7 +7,7 @@ import math
 import re
 from dataclasses import dataclass
 
-__all__ = ["FormError", "Limits", "check_count", "parse_auth", "parse_lines", "parse_optional_float", "parse_target", "parse_targets"]
+__all__ = ["FormError", "Limits", "check_count", "parse_atom_count", "parse_auth", "parse_lines", "parse_optional_float", "parse_target", "parse_targets"]
 
 
 class FormError(ValueError):
@@ -53,6 +53,17 @@ def parse_targets(texts: dict[str, str | None]) -> dict[str, float | tuple[float
     """Property name -> target, for the fields that are filled in."""
     targets = {name: parse_target(name, text) for name, text in texts.items()}
     return {name: t for name, t in targets.items() if t is not None}
+
+
+def parse_atom_count(name: str, text: str | None) -> int | tuple[int, int] | None:
+    """``"5"`` -> 5, ``"3-8"`` -> (3, 8), empty -> None; whole non-negative numbers only."""
+    target = parse_target(name, text)
+    values = target if isinstance(target, tuple) else (target,)
+    if target is None:
+        return None
+    if any(v < 0 or not float(v).is_integer() for v in values):
+        raise FormError(f"{name} {text!r}: give a whole number of atoms (5) or a range (3-8)")
+    return tuple(int(v) for v in values) if isinstance(target, tuple) else int(target)
 
 
 def parse_lines(text: str | None) -> list[str]:

@@ -1,23 +1,20 @@
-"""The one place where the web UI reaches the library: :class:`molgen.design.Designer` when this version
-has it, else plain sampling from :class:`molgen.pipeline.MolgenPipeline` for the Generate tab.
+"""The one place where the web UI reaches the library: :class:`molgen.design.Designer` over a loaded
+:class:`molgen.pipeline.MolgenPipeline`.
 
-A design feature this version lacks raises :class:`FeatureUnavailable` with a message for the page,
-instead of an AttributeError in the middle of a request.
+A design feature this version of molgen lacks raises :class:`FeatureUnavailable` with a message for the
+page, instead of an AttributeError in the middle of a request; the tabs that need it say so.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from molgen.pipeline import MolgenPipeline
 
 __all__ = ["DesignService", "FeatureUnavailable"]
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[int, int], None]
-FALLBACK_BATCH = 64  # small batches so the progress bar moves; fixed so that a seed gives the same molecules
 
 
 class FeatureUnavailable(RuntimeError):
@@ -28,7 +25,7 @@ def _load_design():
     try:
         import molgen.design as design
     except ImportError as exc:
-        log.warning("molgen.design not importable (%s): only plain generation is available", exc)
+        log.warning("molgen.design not importable (%s): the design tabs will say they are unavailable", exc)
         return None
     return design
 
@@ -39,7 +36,7 @@ class DesignService:
     def __init__(self, pipeline: MolgenPipeline) -> None:
         self.pipeline = pipeline
         self.design = _load_design()
-        designer = getattr(self.design, "Designer", None)  # a half-built molgen.design has no Designer yet
+        designer = getattr(self.design, "Designer", None)
         self.designer = designer(pipeline) if designer is not None else None
 
     @property
@@ -60,50 +57,29 @@ class DesignService:
             raise FeatureUnavailable(f"{tab} is not available in this version of molgen (molgen.design has no Designer.{method})")
         return getattr(self.designer, method)
 
-    def filters(self, alerts: bool, sa_max: float | None):
+    def _design_attr(self, name: str, what: str):
+        value = getattr(self.design, name, None)
+        if value is None:
+            raise FeatureUnavailable(f"{what} is not available in this version of molgen (no molgen.design.{name})")
+        return value
+
+    def filters(self, alerts: bool, sa_max: float | None, windows: dict[str, tuple[float, float]] | None = None):
         """A ``molgen.design.Filters``, or None when nothing is asked for."""
-        if not alerts and sa_max is None:
+        if not alerts and sa_max is None and not windows:
             return None
-        if self.design is None or not hasattr(self.design, "Filters"):
-            raise FeatureUnavailable("filters (alerts, SA ceiling) are not available in this version of molgen")
-        return self.design.Filters(alerts=alerts, sa_max=sa_max)
+        return self._design_attr("Filters", "filtering")(alerts=alerts, sa_max=sa_max, windows=windows or None)
+
+    def target_report(self, records: Sequence, targets: dict) -> dict[str, dict[str, float]]:
+        """Per target: share of molecules on target (``in_range``) and mean distance (``mae``); {} if none."""
+        report = getattr(self.design, "target_report", None)
+        if not targets or report is None or not self.has("parse_targets"):
+            return {}
+        return report(records, self.designer.parse_targets(targets))
 
     # --- the five tabs -------------------------------------------------------------------------------
 
-    def generate(
-        self,
-        n: int,
-        *,
-        seed: int,
-        steps: int | None,
-        targets: dict,
-        guidance_scale: float,
-        must_contain: Sequence[str],
-        must_avoid: Sequence[str],
-        filters,
-        progress: Progress | None = None,
-    ) -> list:
-        if self.has("generate"):
-            return self.designer.generate(
-                n, seed=seed, steps=steps, targets=targets or None, guidance_scale=guidance_scale,
-                must_contain=tuple(must_contain), must_avoid=tuple(must_avoid), filters=filters, progress=progress,
-            )  # fmt: skip
-        return self._plain_generate(n, seed, steps, targets, guidance_scale, must_contain, must_avoid, progress)
-
-    def _plain_generate(self, n, seed, steps, targets, guidance_scale, must_contain, must_avoid, progress) -> list:
-        if must_contain or must_avoid:
-            raise FeatureUnavailable("SMARTS constraints are not available in this version of molgen (no molgen.design)")
-        ranges = [name for name, t in targets.items() if isinstance(t, tuple)]
-        if ranges:
-            raise FeatureUnavailable(f"range targets ({', '.join(ranges)}) are not available in this version of molgen; give single values")
-        records = []
-        for molecule in self.pipeline.sample_iter(
-            n, steps=steps, seed=seed, batch_size=FALLBACK_BATCH, conditions=targets or None, guidance_scale=guidance_scale
-        ):
-            records.append(molecule)
-            if progress is not None and (len(records) % FALLBACK_BATCH == 0 or len(records) == n):
-                progress(len(records), n)
-        return records
+    def generate(self, n: int, **options) -> list:
+        return self._require("generate", "Generation")(n, **options)
 
     def analogs(self, smiles: str, n: int, **options) -> list:
         return self._require("analogs", "Analogs")(smiles, n, **options)
@@ -118,11 +94,9 @@ class DesignService:
         """A ``molgen.design.OptimizationResult`` (``best``, ``trajectory``)."""
         return self._require("optimize", "Optimisation")(objective, **options)
 
-    def objective(self, kind: str, *, logp_low: float, logp_high: float, reference: str, weights: dict[str, float]):
+    def objective(self, kind: str, *, logp_low: float | None, logp_high: float | None, reference: str, weights: dict[str, float]):
         """The objective chosen on the Optimize tab, from the design API's objective factories."""
-        objectives = getattr(self.design, "objectives", None)
-        if objectives is None:
-            raise FeatureUnavailable("Optimisation is not available in this version of molgen (no molgen.design.objectives)")
+        objectives = self._design_attr("objectives", "Optimisation")
         parts = {
             "QED": lambda: objectives.qed(),
             "logP window": lambda: objectives.logp_window(logp_low, logp_high),

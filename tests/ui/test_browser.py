@@ -1,0 +1,240 @@
+"""The web UI as a chemist uses it: ``python app.py`` with the shipped model, driven in headless Chromium.
+
+Open the page, generate a few molecules, see the depictions and the table, download the CSV (and SDF) and
+read it back, make mistakes and read the messages, then use every other tab once. A tab whose design feature
+this version of molgen lacks must say so on the page.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` and the ``selenium`` package (``.ci/run`` installs
+them); without them the tests fail with what to install, they do not skip.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.ui.harness import REPO, BrowserMissing, chromium, running_app
+
+pytest.importorskip("gradio")
+
+MODEL = REPO / "checkpoints" / "moses"
+CAP = 40  # --max-n of the app under test
+WAIT = 180  # seconds; generous, the CI machine is shared with training jobs
+
+
+def designer_has(method: str) -> bool:
+    try:
+        from molgen.design import Designer
+    except ImportError:
+        return False
+    return callable(getattr(Designer, method, None))
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    if not (MODEL / "prior" / "config.json").exists():
+        pytest.fail(f"the shipped model {MODEL} (with its prior) is missing")
+    with running_app("--max-n", str(CAP), "--max-steps", "20", "--max-iterations", "3", "--device", "cpu") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def page(app_url, downloads):
+    try:
+        browser = chromium(downloads)
+    except BrowserMissing as exc:
+        pytest.fail(f"the UI tests need headless Chromium: {exc}")
+    page = Page(browser, downloads)
+    browser.get(app_url)
+    page.wait(lambda: page.find("#generate-run"), "the page to load")
+    yield page
+    browser.quit()
+
+
+class Page:
+    """A few verbs on the Gradio page, by the element ids app.py gives its components."""
+
+    def __init__(self, browser, downloads: Path) -> None:
+        from selenium.webdriver.common.by import By
+
+        self.browser, self.downloads, self.by = browser, downloads, By
+
+    def find(self, css: str):
+        found = self.browser.find_elements(self.by.CSS_SELECTOR, css)
+        return found[0] if found else None
+
+    def all(self, css: str) -> list:
+        return self.browser.find_elements(self.by.CSS_SELECTOR, css)
+
+    def wait(self, condition, what: str, seconds: float = WAIT):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if result := condition():
+                return result
+            time.sleep(0.25)
+        raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}; errors on the page: {self.errors()}")
+
+    def fill(self, elem_id: str, text) -> None:
+        field = self.find(f"#{elem_id} input, #{elem_id} textarea")
+        assert field is not None, f"no input field #{elem_id}"
+        from selenium.webdriver.common.keys import Keys
+
+        # Typed as a person would: clear() alone fires no input event, so the page would keep the old value.
+        field.send_keys(Keys.CONTROL, "a")
+        field.send_keys(Keys.BACKSPACE)
+        if str(text):
+            field.send_keys(str(text))
+
+    def click(self, css: str) -> None:
+        self.find(css).click()
+
+    def tab(self, label: str) -> None:
+        button = next(b for b in self.all("[role=tab]") if b.text.strip() == label)
+        button.click()
+        self.wait(lambda: button.get_attribute("aria-selected") == "true", f"tab {label!r} to open")
+
+    def errors(self) -> list[str]:
+        texts = [t.text.replace("\n", " ").strip() for t in self.all(".toast-body.error")]
+        return [t for t in texts if t]  # a closing message keeps its element, empty, for a moment
+
+    def close_messages(self) -> None:
+        self.browser.execute_script("document.querySelectorAll('.toast-close').forEach(b => b.click())")
+        self.wait(lambda: not self.all(".toast-body"), "the messages to close", seconds=10)
+
+    def run(self, tab: str) -> str:
+        """Click the tab's run button and wait for its summary line or an error message; return the summary."""
+        before = self.summary(tab)
+        self.click(f"#{tab}-run")
+        self.wait(lambda: self.errors() or (self.summary(tab) not in ("", before)), f"{tab} results")
+        assert not self.errors(), f"{tab}: unexpected error {self.errors()}"
+        return self.summary(tab)
+
+    def summary(self, tab: str) -> str:
+        """The text of the tab's summary line (not the status label Gradio lays over it while busy)."""
+        content = self.find(f"#{tab}-summary .prose")
+        return content.text.strip() if content is not None else ""
+
+    def expect_error(self, tab: str, fragment: str) -> str:
+        self.click(f"#{tab}-run")
+        message = self.wait(lambda: next((e for e in self.errors() if fragment in e), None), f"an error mentioning {fragment!r}")
+        self.close_messages()
+        return message
+
+    def images(self, tab: str) -> list:
+        return self.all(f"#{tab}-grid img.molgen-mol")
+
+    def table_rows(self, tab: str) -> int:
+        grid = self.find(f"#{tab}-table [role=grid]")
+        return int(grid.get_attribute("aria-rowcount")) - 1  # minus the header row
+
+    def download(self, css: str, suffix: str) -> Path:
+        for old in self.downloads.glob(f"*{suffix}"):
+            old.unlink()
+        self.click(css)
+        return self.wait(lambda: next(iter(self.downloads.glob(f"*{suffix}")), None), f"the {suffix} download")
+
+    def open_accordion(self, label: str) -> None:
+        """Open the (visible) accordion whose title starts with ``label``."""
+        for header in self.all(".label-wrap"):
+            if header.is_displayed() and header.text.strip().startswith(label):
+                if "open" not in (header.get_attribute("class") or ""):
+                    header.click()
+                return
+        raise AssertionError(f"no accordion {label!r} on the visible tab")
+
+    def rendered(self, image) -> bool:
+        return self.browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image)
+
+
+def test_generate_shows_depictions_table_and_downloads(page):
+    page.tab("Generate")
+    page.fill("generate-n", 6)
+    page.fill("generate-steps", 8)
+    summary = page.run("generate")
+    assert summary.startswith("6 molecules"), summary
+    images = page.wait(lambda: page.images("generate") if len(page.images("generate")) == 6 else None, "6 depictions")
+    assert all(page.rendered(img) for img in images), "a depiction did not render"
+    assert all(img.get_attribute("src").startswith("data:image/svg+xml") for img in images)
+    assert page.table_rows("generate") == 6
+    headers = [h.text for h in page.all("#generate-table th")]
+    assert {"SMILES", "state", "QED", "MW", "alerts"} <= set(headers), headers
+
+    rows = list(csv.DictReader(page.download("#generate-csv", ".csv").open()))
+    assert len(rows) == 6
+    assert {"smiles", "state", "QED", "logP", "MW", "SA", "alerts", "error"} <= set(rows[0])
+    from molgen.chem import parse_smiles
+
+    for row in rows:
+        if row["state"] in ("valid", "duplicate", "rejected"):
+            parse_smiles(row["smiles"])  # every listed molecule is real chemistry
+    sdf = page.download("#generate-sdf", ".sdf").read_text()
+    assert sdf.count("$$$$") == 6
+
+
+def test_bad_input_is_a_message_and_the_page_keeps_working(page):
+    page.tab("Generate")
+    page.fill("generate-steps", 8)
+    page.fill("generate-n", CAP + 1)
+    assert f"at most {CAP}" in page.expect_error("generate", "per request")
+    page.fill("generate-n", 3)
+    page.fill("generate-target-QED", "very high")
+    assert "QED target 'very high'" in page.expect_error("generate", "QED target")
+    page.fill("generate-target-QED", "")
+    assert page.run("generate").startswith("3 molecules")
+    assert page.table_rows("generate") == 3
+
+
+def test_generate_with_targets_smarts_and_filters(page):
+    page.tab("Generate")
+    page.fill("generate-n", 5)
+    page.fill("generate-steps", 8)
+    page.fill("generate-target-MW", "250-400")
+    page.open_accordion("Constraints and filters")
+    page.fill("generate-avoid", "[C")
+    assert "[C" in page.expect_error("generate", "SMARTS")
+    page.fill("generate-avoid", "[N+](=O)[O-]")
+    page.fill("generate-sa", 6)
+    summary = page.run("generate")
+    assert summary.startswith("5 molecules"), summary
+    for field in ("generate-target-MW", "generate-avoid", "generate-sa"):
+        page.fill(field, "")
+
+
+TABS = [
+    # (tab label, element prefix, design method, what the summary counts)
+    ("Analogs", "analogs", "analogs", "analogs"),
+    ("Scaffold decoration", "decorate", "decorate", "decorations"),
+    ("Optimize", "optimize", "optimize", "best molecules"),
+    ("Interpolate", "interpolate", "interpolate", "points"),
+]
+
+
+@pytest.mark.parametrize(("label", "prefix", "method", "noun"), TABS, ids=[t[1] for t in TABS])
+def test_each_design_tab_once(page, label, prefix, method, noun):
+    page.tab(label)
+    if not designer_has(method):
+        message = page.expect_error(prefix, "not available in this version")
+        assert method in message
+        return
+    for field, value in {"analogs-n": 4, "decorate-n": 4, "optimize-n": 8, "optimize-iterations": 2, "interpolate-points": 4}.items():
+        if field.startswith(prefix):
+            page.fill(field, value)
+    summary = page.run(prefix)
+    assert noun in summary, summary
+    assert page.images(prefix), f"{label}: no depictions"
+    assert page.table_rows(prefix) >= 1
+
+
+def test_bad_smiles_is_a_message(page):
+    page.tab("Analogs")
+    page.fill("analogs-smiles", "C1CC(")
+    assert "C1CC(" in page.expect_error("analogs", "invalid SMILES")
+    page.fill("analogs-smiles", "CC(=O)Nc1ccc(O)cc1")
