@@ -1,0 +1,76 @@
+"""``molgen design ...`` on the tiny model: every subcommand writes its rows; bad inputs are reported and skipped."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from molgen.cli import main
+
+from .conftest import TRAINING
+
+
+def _rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _run(tiny_model, *argv) -> int:
+    return main(["design", *argv, "--model", str(tiny_model), "--device", "cpu"])
+
+
+def test_generate_writes_targets_and_filters(tiny_model, tmp_path, capsys):
+    out = tmp_path / "gen.csv"
+    code = _run(tiny_model, "generate", "-n", "12", "--out", str(out), "--target", "logP=1:4", "--target", "QED=0.8",
+                "--must-avoid", "[Cl]", "--window", "MW=0:400", "--sa-max", "6")  # fmt: skip
+    assert code == 0
+    rows = _rows(out)
+    assert len(rows) == 12
+    assert {"smiles", "state", "similarity", "score", "alerts", "reasons", "QED", "MW", "error"} <= set(rows[0])
+    assert all(r["state"] != "valid" or "Cl" not in r["smiles"] for r in rows)
+    assert "wrote 12 rows" in capsys.readouterr().err
+
+
+def test_analogs_skip_bad_seeds_and_keep_going(tiny_model, tmp_path, capsys):
+    seeds = tmp_path / "seeds.smi"
+    seeds.write_text(f"{TRAINING[0]} first\nC1CC broken\n{TRAINING[1]} second\n")
+    out = tmp_path / "analogs.sdf"
+    assert _run(tiny_model, "analogs", "--input", str(seeds), "-n", "4", "--strength", "0.5", "--out", str(out)) == 0
+    err = capsys.readouterr().err
+    assert "skipped 'C1CC'" in err and "unclosed ring" in err and "1 bad input" in err
+    from rdkit import Chem
+
+    records = [m for m in Chem.SDMolSupplier(str(out)) if m is not None]
+    assert len(records) == 8 and {m.GetProp("input") for m in records} == set(TRAINING[:2])
+    assert all(0 <= float(m.GetProp("similarity")) <= 1 for m in records if m.HasProp("similarity"))
+
+
+def test_decorate_interpolate_optimize(tiny_model, tmp_path):
+    out = tmp_path / "dec.csv"
+    assert _run(tiny_model, "decorate", "O=C(N[*:1])c1ccccc1", "-n", "6", "--out", str(out)) == 0
+    assert len(_rows(out)) == 6
+    out = tmp_path / "path.smi"
+    assert _run(tiny_model, "interpolate", TRAINING[2], TRAINING[4], "--points", "5", "--out", str(out)) == 0
+    assert len(out.read_text().splitlines()) == 5
+    out = tmp_path / "opt.csv"
+    assert _run(tiny_model, "optimize", "--objective", "qed", "-n", "6", "--iterations", "2", "--no-progress", "--out", str(out)) == 0
+    rows = _rows(out)
+    assert len(rows) == 18 and all(r["score"] for r in rows if r["state"] == "valid")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["generate", "-n", "4", "--target", "MW=5000"], "MW 5000 is far outside"),
+        (["generate", "-n", "4", "--target", "QED"], "expected NAME=VALUE or NAME=LOW:HIGH"),
+        (["generate", "-n", "4", "--must-contain", "[C"], "must_contain SMARTS '[C'"),
+        (["decorate", "[*:1]", "-n", "4"], "skipped '[*:1]': core '[*:1]': only attachment points"),
+        (["optimize", "--objective", "potency", "-n", "4"], "choose qed, plogp"),
+    ],
+)
+def test_bad_input_is_reported(tiny_model, tmp_path, capsys, argv, message):
+    code = _run(tiny_model, *argv, "--out", str(tmp_path / "x.csv"))
+    err = capsys.readouterr().err
+    assert message in err
+    assert code == (0 if argv[0] == "decorate" else 2)
