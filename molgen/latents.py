@@ -121,9 +121,12 @@ class LatentDataset:
 
 
 def tokenizer_fingerprint(tokenizer: GraphTokenizer) -> str:
-    """A short hash of a tokenizer's weights: a latent cache made by another tokenizer is never reused."""
+    """A short hash of the weights that make the latent tokens (encoder and bottleneck): a latent cache made by
+    another encoder is never reused, while one whose decoder alone was fine-tuned keeps its cache and prior."""
     digest = hashlib.sha256()
     for name, tensor in sorted(tokenizer.state_dict().items()):
+        if name.startswith("decoder."):
+            continue
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().float().numpy().tobytes())
     return digest.hexdigest()[:16]

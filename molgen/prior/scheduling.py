@@ -59,15 +59,33 @@ def model_time(timestep: Tensor | float, config: PriorConfig, batch: int, device
     return t.expand(batch) if t.ndim == 0 else t
 
 
-def training_pair(config: PriorConfig, x0: Tensor, noise: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+TIME_SAMPLINGS = ("uniform", "logit_normal")
+"""How training draws noise levels: ``uniform`` in [0, 1], or ``logit_normal`` (sigmoid of a standard normal,
+Esser et al. 2024, SD3), which spends more of training on the middle noise levels where a graph's global
+structure is decided."""
+
+
+def _training_times(batch: int, time_sampling: str, device: torch.device, generator: torch.Generator | None) -> Tensor:
+    """(B,) times in (0, 1)."""
+    if time_sampling == "uniform":
+        return torch.rand(batch, device=device, generator=generator)
+    if time_sampling == "logit_normal":
+        return torch.sigmoid(torch.randn(batch, device=device, generator=generator))
+    raise ValueError(f"time_sampling must be one of {TIME_SAMPLINGS}, got {time_sampling!r}")
+
+
+def training_pair(
+    config: PriorConfig, x0: Tensor, noise: Tensor, generator: torch.Generator | None = None, time_sampling: str = "uniform"
+) -> tuple[Tensor, Tensor, Tensor]:
     """Clean latents ``x0`` (B, N, d) and ``noise`` -> (noisy x_t, (B,) time input, regression target)."""
     batch = x0.shape[0]
+    times = _training_times(batch, time_sampling, x0.device, generator)  # (B,) in (0, 1)
     if config.objective == "flow":
-        sigma = torch.rand(batch, device=x0.device, generator=generator)  # (B,)
+        sigma = times  # (B,)
         s = sigma[:, None, None]
         return (1 - s) * x0 + s * noise, sigma, noise - x0
     scheduler = _ddpm(config)
-    timesteps = torch.randint(0, config.num_train_timesteps, (batch,), device=x0.device, generator=generator)
+    timesteps = (times * config.num_train_timesteps).long().clamp(0, config.num_train_timesteps - 1)  # (B,)
     x_t = scheduler.add_noise(x0, noise, timesteps)
     target = noise if config.prediction == "epsilon" else scheduler.get_velocity(x0, noise, timesteps)
     return x_t, timesteps.float() / config.num_train_timesteps, target

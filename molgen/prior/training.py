@@ -97,6 +97,7 @@ class PriorModule(L.LightningModule):
         ema_decay: float = 0.999,
         drop_all: float = 0.1,
         drop_each: float = 0.3,
+        time_sampling: str = "uniform",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -133,7 +134,9 @@ class PriorModule(L.LightningModule):
             each = torch.rand(known.shape, device=z.device, generator=generator) >= self.hparams.drop_each
             known = known & rows & each
         noise = torch.randn(z.shape, device=z.device, generator=generator) * mask.unsqueeze(-1)
-        x_t, t, target = training_pair(config, z, noise, generator)
+        # Validation always draws times uniformly, so its loss stays comparable between runs.
+        time_sampling = self.hparams.get("time_sampling", "uniform") if drop else "uniform"
+        x_t, t, target = training_pair(config, z, noise, generator, time_sampling)
         pred = network(x_t, t, mask, props, known)  # (B, N, d)
         squared = (pred - target).pow(2) * mask.unsqueeze(-1)
         return squared.sum() / (mask.sum() * config.latent_dim)
@@ -183,6 +186,7 @@ class PriorTrainSettings(BaseTrainSettings):
     drop_all: float = 0.1
     drop_each: float = 0.3
     posterior_sample: bool = True  # train on posterior samples of each token rather than its mean
+    time_sampling: str = "uniform"  # see molgen.prior.scheduling.TIME_SAMPLINGS
 
 
 def train_prior(
@@ -207,6 +211,7 @@ def train_prior(
         ema_decay=settings.ema_decay,
         drop_all=settings.drop_all,
         drop_each=settings.drop_each,
+        time_sampling=settings.time_sampling,
     )
     if init_from is not None:
         if init_from.config.to_dict() != config.to_dict():

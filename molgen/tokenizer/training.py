@@ -15,7 +15,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from molgen.batch import GraphBatch, batch_from_dataset
 from molgen.dataset import GraphDataset
@@ -61,10 +61,16 @@ class TokenizerModule(L.LightningModule):
         kl_weight: float = 1e-4,
         warmup_steps: int = 500,
         total_steps: int = 100_000,
+        latent_noise: float = 0.0,
+        freeze_encoder: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = GraphTokenizer(TokenizerConfig(**config))
+        if freeze_encoder:
+            # The latent tokens stay exactly as they were (a prior trained on them stays valid); only the decoder learns.
+            self.model.encoder.requires_grad_(False)
+            self.model.bottleneck.requires_grad_(False)
         self.export_dir: Path | None = None  # where on_save_checkpoint also writes safetensors + JSON
         self.export_extra: dict = {}
         self._val: dict[str, Tensor] = {}
@@ -101,7 +107,16 @@ class TokenizerModule(L.LightningModule):
         return losses
 
     def training_step(self, batch: GraphBatch, batch_idx: int) -> Tensor:
-        posterior, out = self.model(batch, sample=True)
+        if self.hparams.freeze_encoder:
+            with torch.no_grad():
+                posterior = self.model.posterior(batch, sample=True)
+            posterior.kl = None  # nothing to regularise: the latents are fixed
+        else:
+            posterior = self.model.posterior(batch, sample=True)
+        z = posterior.z
+        if self.hparams.latent_noise > 0:
+            z = noisy_latents(z, batch.mask, self.hparams.latent_noise)
+        out = self.model.decode_logits(z, batch.mask)
         losses = self.losses(batch, posterior, out)
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=False, batch_size=len(batch))
         self.log("loss", losses["loss"], prog_bar=True, logger=False, batch_size=len(batch))
@@ -118,6 +133,12 @@ class TokenizerModule(L.LightningModule):
         x_hat, adj_hat = self.model.decode(posterior.mean, batch.mask)
         for key, value in reconstruction_metrics(batch, x_hat, adj_hat).items():
             self._val[key] = self._val.get(key, 0) + value
+        if self.hparams.latent_noise > 0:
+            # Exactness when every token is off by noise of the largest trained scale (the same noise each time).
+            generator = torch.Generator(device=batch.mask.device).manual_seed(batch_idx)
+            z = noisy_latents(posterior.mean, batch.mask, self.hparams.latent_noise, generator, fixed=True)
+            x_hat, adj_hat = self.model.decode(z, batch.mask)
+            self._val["noisy_exact"] = self._val.get("noisy_exact", 0) + reconstruction_metrics(batch, x_hat, adj_hat)["graphs_exact"]
         out = self.model.decode_logits(posterior.mean, batch.mask)
         self.log("val/loss", self.losses(batch, posterior, out)["loss"], batch_size=len(batch), sync_dist=True)
         if posterior.indices is not None:
@@ -135,6 +156,8 @@ class TokenizerModule(L.LightningModule):
             "val/bond_acc": totals["bonds_correct"] / totals["bonds"],
             "val/exact": totals["graphs_exact"] / totals["graphs"],
         }
+        if "noisy_exact" in totals:
+            metrics["val/exact_at_noise"] = totals["noisy_exact"] / totals["graphs"]
         metrics.update({f"val/{k}": torch.tensor(v) for k, v in latent_health(self.model, torch.cat(self._val_latents)).items() if not isinstance(v, list)})
         self.log_dict(metrics, prog_bar=False, sync_dist=False)
         self.log("exact", metrics["val/exact"], prog_bar=True, logger=False)
@@ -143,7 +166,7 @@ class TokenizerModule(L.LightningModule):
 
     def configure_optimizers(self):
         h = self.hparams
-        return adamw_warmup_cosine(self.model, h.lr, h.weight_decay, h.warmup_steps, h.total_steps)
+        return adamw_warmup_cosine(self.model, h.lr, h.weight_decay, h.warmup_steps, h.total_steps)  # trainable parameters only
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["train_seconds"] = self.train_seconds()
@@ -158,6 +181,19 @@ class TokenizerModule(L.LightningModule):
                 "val": {k: round(float(v), 6) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")},
             }
             save_tokenizer(self.model, self.export_dir, training=extra)
+
+
+def noisy_latents(z: Tensor, mask: Tensor, scale: float, generator: torch.Generator | None = None, fixed: bool = False) -> Tensor:
+    """``z`` (B, N, d) plus isotropic Gaussian noise on real tokens: standard deviation ``scale`` for every graph
+    if ``fixed``, else drawn per graph uniformly from [0, scale].
+
+    Training the decoder on such latents makes it tolerate the errors of a prior's samples: it learns to
+    decode the nearest consistent graph rather than trusting each token to within the posterior's tiny spread.
+    """
+    batch = z.shape[0]
+    sigma = torch.full((batch,), scale, device=z.device) if fixed else torch.rand(batch, device=z.device, generator=generator) * scale
+    noise = torch.randn(z.shape, device=z.device, generator=generator)  # (B, N, d)
+    return z + sigma[:, None, None] * noise * mask.unsqueeze(-1)
 
 
 def latent_health(model: GraphTokenizer, latents: Tensor) -> dict[str, float | list[float]]:
@@ -212,6 +248,30 @@ class TrainSettings(BaseTrainSettings):
     """Training settings of a tokenizer: the shared ones plus the weight of the KL term."""
 
     kl_weight: float = 1e-4
+    latent_noise: float = 0.0  # decoder trained on latents plus noise of std up to this (see noisy_latents)
+    freeze_encoder: bool = False  # train the decoder only (the latent tokens do not change)
+
+
+def load_deepening(model: GraphTokenizer, source: GraphTokenizer) -> None:
+    """Copy ``source``'s weights into ``model``, whose config may differ only by more decoder layers.
+
+    The extra decoder layers start as identities (their attention and feed-forward outputs are zero), so the
+    deepened tokenizer decodes exactly as ``source`` did before fine-tuning.
+    """
+    mine, theirs = model.config.to_dict(), source.config.to_dict()
+    extra = mine.pop("decoder_layers") - theirs.pop("decoder_layers")
+    if mine != theirs or extra < 0:
+        raise ValueError("init_from: the tokenizer's config differs from the one to train (only more decoder layers are allowed)")
+    missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+    if unexpected:
+        raise ValueError(f"init_from: unexpected weights {unexpected[:3]}")
+    for layer in model.decoder.layers[len(model.decoder.layers) - extra :]:
+        for projection in (layer.self_attn.out_proj, layer.linear2):
+            nn.init.zeros_(projection.weight)
+            nn.init.zeros_(projection.bias)
+    new = {f"decoder.layers.{k}." for k in range(len(model.decoder.layers) - extra, len(model.decoder.layers))}
+    if any(not any(key.startswith(prefix) for prefix in new) for key in missing):
+        raise ValueError(f"init_from: weights missing from the source: {missing[:3]}")
 
 
 def train_tokenizer(
@@ -242,11 +302,11 @@ def train_tokenizer(
         kl_weight=settings.kl_weight,
         warmup_steps=settings.warmup_steps,
         total_steps=settings.max_steps,
+        latent_noise=settings.latent_noise,
+        freeze_encoder=settings.freeze_encoder,
     )
     if init_from is not None:
-        if init_from.config.to_dict() != config.to_dict():
-            raise ValueError("init_from: the tokenizer's config differs from the one to train")
-        module.model.load_state_dict(init_from.state_dict())
+        load_deepening(module.model, init_from)
     module.export_dir = run_dir / "model" / "tokenizer"
     module.export_extra = {"train_size": len(train), "val_size": len(val), "settings": settings.__dict__}
     if init_from_info is not None:

@@ -18,7 +18,7 @@ from molgen.latents import LatentDataset, compute_property_table, encode_dataset
 from molgen.pipeline import Latents, MolgenPipeline
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
-from molgen.prior.scheduling import SAMPLERS, make_scheduler, training_pair
+from molgen.prior.scheduling import SAMPLERS, TIME_SAMPLINGS, make_scheduler, training_pair
 from molgen.prior.training import PriorTrainSettings, prior_config_from_data, train_prior
 
 from ..conftest import REPO
@@ -105,6 +105,21 @@ def test_diffusion_training_pair_follows_ddpm(prediction):
     torch.testing.assert_close(x_t, ddpm.add_noise(x0, noise, timesteps))
     expected = noise if prediction == "epsilon" else ddpm.get_velocity(x0, noise, timesteps)
     torch.testing.assert_close(target, expected)
+
+
+@pytest.mark.parametrize("objective", ["flow", "diffusion"])
+def test_logit_normal_time_sampling_favours_middle_noise_levels(objective):
+    config = PriorConfig(latent_dim=3, max_nodes=5, objective=objective, **({"default_sampler": "dpm", "prediction": "epsilon"} if objective == "diffusion" else {}))
+    x0, noise = torch.zeros(4000, 1, 3), torch.randn(4000, 1, 3)
+    middle = {}
+    for sampling in TIME_SAMPLINGS:
+        _, t, _ = training_pair(config, x0, noise, torch.Generator().manual_seed(0), sampling)
+        assert torch.all((t >= 0) & (t <= 1))
+        middle[sampling] = float(((t > 0.25) & (t < 0.75)).float().mean())
+    assert abs(middle["uniform"] - 0.5) < 0.05
+    assert middle["logit_normal"] > 0.65  # P(|N(0,1)| < logit(0.75) = 1.10) = 0.73
+    with pytest.raises(ValueError, match="time_sampling must be one of"):
+        training_pair(config, x0, noise, None, "cosine")
 
 
 def test_prior_ignores_padding_tokens():

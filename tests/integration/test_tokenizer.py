@@ -27,6 +27,7 @@ from molgen.domains.molecule import MoleculeDomain
 from molgen.featurize import featurize_molecules
 from molgen.graph import DomainError
 from molgen.io import Row
+from molgen.latents import tokenizer_fingerprint
 from molgen.pipeline import MolgenPipeline
 from molgen.tokenizer.config import TokenizerConfig
 from molgen.tokenizer.model import GraphTokenizer, node_pairs
@@ -34,6 +35,8 @@ from molgen.tokenizer.training import (
     TokenizerModule,
     TrainSettings,
     latent_health,
+    load_deepening,
+    noisy_latents,
     reconstruction_metrics,
     train_tokenizer,
 )
@@ -525,3 +528,56 @@ def test_train_tokenizer_fsq_and_val_metrics_without_fast_path(moses_dataset, tm
     val = json.loads((tmp_path / "run" / "model" / "tokenizer" / "training.json").read_text())["val"]
     assert 0 < val["val/codebook_utilization"] <= 1
     assert all(math.isfinite(v) for v in val.values()), val
+
+
+# --- decoder fine-tuning for robustness to prior samples ------------------------------------------------
+
+
+def test_deepened_decoder_starts_by_decoding_exactly_as_before(random_model, sym_batch):
+    deeper = GraphTokenizer(TokenizerConfig(**{**random_model.config.to_dict(), "decoder_layers": random_model.config.decoder_layers + 2}))
+    load_deepening(deeper, random_model)
+    deeper.eval()
+    z = random_model.encode(sym_batch)
+    assert torch.equal(deeper.encode(sym_batch), z)
+    before, after = random_model.decode_logits(z, sym_batch.mask), deeper.decode_logits(z, sym_batch.mask)
+    assert torch.allclose(before.edge_logits, after.edge_logits, atol=1e-5)
+    for a, b in zip(before.node_logits, after.node_logits, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_deepening_refuses_any_other_change(random_model):
+    wider = GraphTokenizer(TokenizerConfig(**{**random_model.config.to_dict(), "d_model": 64}))
+    with pytest.raises(ValueError, match="only more decoder layers"):
+        load_deepening(wider, random_model)
+    shallower = GraphTokenizer(TokenizerConfig(**{**random_model.config.to_dict(), "decoder_layers": 0}))
+    with pytest.raises(ValueError, match="only more decoder layers"):
+        load_deepening(shallower, random_model)
+
+
+def test_noisy_latents_only_touch_real_tokens_at_the_asked_scale(sym_batch):
+    z = torch.zeros(*sym_batch.mask.shape, 8)
+    noisy = noisy_latents(z, sym_batch.mask, 0.5, torch.Generator().manual_seed(0), fixed=True)
+    assert torch.all(noisy[~sym_batch.mask] == 0)
+    assert abs(float(noisy[sym_batch.mask].std()) - 0.5) < 0.05
+    ranged = noisy_latents(z, sym_batch.mask, 0.5, torch.Generator().manual_seed(0))
+    per_graph = torch.stack([ranged[b][sym_batch.mask[b]].std() for b in range(len(sym_batch))])
+    assert float(per_graph.max()) < 0.75 and float(per_graph.min()) < 0.4  # one scale per graph, up to 0.5
+
+
+def test_frozen_encoder_fine_tuning_trains_only_the_decoder(tokenizer_run, moses_dataset, tmp_path):
+    run_dir, module, config = tokenizer_run
+    source = module.model
+    deeper = TokenizerConfig(**{**config.to_dict(), "decoder_layers": config.decoder_layers + 1})
+    tuned = train_tokenizer(
+        moses_dataset, tmp_path / "tune", deeper, _settings(max_steps=3, latent_noise=0.5, freeze_encoder=True),
+        init_from=source,
+    ).model
+    for name, value in source.state_dict().items():
+        if name.startswith(("encoder.", "bottleneck.")):
+            assert torch.equal(tuned.state_dict()[name].cpu(), value.cpu()), name
+    assert not torch.equal(tuned.decoder.latent_in.weight, source.decoder.latent_in.weight)
+    # The latent tokens, and so a latent cache and a prior trained on them, are unchanged.
+    assert tokenizer_fingerprint(tuned) == tokenizer_fingerprint(source)
+    val = json.loads((tmp_path / "tune" / "model" / "tokenizer" / "training.json").read_text())["val"]
+    assert 0 <= val["val/exact_at_noise"] <= 1
+    assert "val/kl_per_node" in val
