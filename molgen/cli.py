@@ -132,6 +132,9 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
         if load_domain(Path(args.init_from) / "domain.json").vocab.to_dict() != train.vocab.to_dict():
             raise CLIError(f"--init-from {args.init_from}: its vocabulary differs from the training data's; featurize with --vocab {args.init_from}")
         config = init_from.config
+        if args.decoder_layers is not None and args.decoder_layers != config.decoder_layers:
+            # deepen the decoder (the extra layers start as identities; see load_deepening)
+            config = TokenizerConfig(**{**config.to_dict(), "decoder_layers": args.decoder_layers})
         previous = Path(args.init_from) / "tokenizer" / "training.json"
         init_from_info = {"path": str(args.init_from), "training": json.loads(previous.read_text()) if previous.exists() else None}
     elif config_path.exists() and args.resume:
@@ -148,10 +151,12 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
             d_model=args.d_model,
             n_heads=args.heads,
             encoder_layers=args.encoder_layers,
-            decoder_layers=args.decoder_layers,
+            decoder_layers=args.decoder_layers or 3,
             edge_hidden=args.edge_hidden,
         )
-    settings = TrainSettings(kl_weight=args.kl_weight, **_trainer_settings(args))
+    if args.freeze_encoder and not (args.init_from or (config_path.exists() and args.resume)):
+        raise CLIError("--freeze-encoder needs a trained encoder: give --init-from MODEL (or resume a run)")
+    settings = TrainSettings(kl_weight=args.kl_weight, latent_noise=args.latent_noise, freeze_encoder=args.freeze_encoder, **_trainer_settings(args))
     domain_config = MoleculeDomain(train.vocab).to_config()
     module = train_tokenizer(
         train, run_dir, config, settings, val=val, domain_config=domain_config, resume=args.resume, init_from=init_from,
@@ -237,7 +242,7 @@ def cmd_train_prior(args: argparse.Namespace) -> None:
     if not (model_out / "tokenizer").exists():
         shutil.copytree(tokenizer_dir, model_out / "tokenizer")
         save_domain(domain, model_out / "domain.json")
-    settings = PriorTrainSettings(ema_decay=args.ema_decay, drop_all=args.drop_all, drop_each=args.drop_each, **_trainer_settings(args))
+    settings = PriorTrainSettings(ema_decay=args.ema_decay, drop_all=args.drop_all, drop_each=args.drop_each, time_sampling=args.time_sampling, **_trainer_settings(args))
     module = train_prior(latents, run_dir, config, settings, resume=args.resume, init_from=init_from, export_extra={"tokenizer": str(args.model)})
     if module.trainer.is_global_zero:
         print(f"trained for {module.train_seconds():.0f} s in total; model directory: {model_out}")
@@ -613,12 +618,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--d-model", type=int, default=128)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--encoder-layers", type=int, default=3)
-    p.add_argument("--decoder-layers", type=int, default=3)
+    p.add_argument("--decoder-layers", type=int, default=None, help="default 3; with --init-from: the model's, or more to deepen its decoder")
     p.add_argument("--edge-hidden", type=int, default=64)
     p.add_argument("--max-nodes", type=int, default=None, help="default: largest training graph + 8")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--kl-weight", type=float, default=1e-4)
+    p.add_argument("--latent-noise", type=float, default=0.0, help="train the decoder on latents plus noise of std up to this (robust decoding of prior samples)")
+    p.add_argument("--freeze-encoder", action="store_true", help="train the decoder only, keeping the latent tokens (and a prior trained on them) valid")
     p.add_argument("--warmup-steps", type=int, default=500)
     _add_trainer_arguments(p)
     p.add_argument("--init-from", default=None, help="start from this model directory's tokenizer weights (fine-tune)")
@@ -643,6 +650,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--drop-all", type=float, default=0.1, help="probability of dropping all conditions (guidance)")
     p.add_argument("--drop-each", type=float, default=0.3, help="probability of dropping each condition")
+    p.add_argument("--time-sampling", choices=["uniform", "logit_normal"], default="uniform", help="how training draws noise levels (logit_normal: more mid-noise training, as SD3)")
     p.add_argument("--warmup-steps", type=int, default=500)
     _add_trainer_arguments(p)
     p.add_argument("--init-from", default=None, help="start from this model directory's prior weights (fine-tune)")
