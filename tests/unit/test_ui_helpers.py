@@ -1,0 +1,128 @@
+"""The web UI's helpers without a browser: form parsing, result tables and files, depictions."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import re
+
+import pytest
+
+from molgen.design import DesignResult
+from molgen.ui import depict, results
+from molgen.ui.forms import FormError, check_count, parse_atom_count, parse_auth, parse_lines, parse_optional_float, parse_target, parse_targets
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0.9", 0.9),
+        (" 350 ", 350.0),
+        ("300-400", (300.0, 400.0)),
+        ("300 .. 400", (300.0, 400.0)),
+        ("-1 to 3", (-1.0, 3.0)),
+        ("-2--0.5", (-2.0, -0.5)),
+        ("1e2, 2e2", (100.0, 200.0)),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_target(text, expected):
+    assert parse_target("logP", text) == expected
+
+
+@pytest.mark.parametrize(("text", "fragment"), [("high", "write a value"), ("400-300", "low end"), ("1-2-3", "write a value")])
+def test_bad_target_names_the_property(text, fragment):
+    with pytest.raises(FormError, match="MW target") as info:
+        parse_target("MW", text)
+    assert fragment in str(info.value)
+
+
+def test_parse_targets_keeps_filled_fields_only():
+    assert parse_targets({"QED": "0.8", "MW": "", "logP": "1-3"}) == {"QED": 0.8, "logP": (1.0, 3.0)}
+
+
+def test_counts_and_caps():
+    assert check_count("n", 5.0, 1, 10) == 5
+    with pytest.raises(FormError, match="at most 10 per request"):
+        check_count("n", 11, 1, 10)
+    with pytest.raises(FormError, match="at least 1"):
+        check_count("n", 0, 1, 10)
+    with pytest.raises(FormError, match="whole number"):
+        check_count("n", 2.5, 1, 10)
+    with pytest.raises(FormError, match="enter a whole number"):
+        check_count("n", None, 1, 10)
+
+
+def test_small_fields():
+    assert parse_atom_count("atoms", "5") == 5
+    assert parse_atom_count("atoms", "3-8") == (3, 8)
+    assert parse_atom_count("atoms", "") is None
+    with pytest.raises(FormError, match="whole number of atoms"):
+        parse_atom_count("atoms", "2.5")
+    assert parse_lines("c1ccccc1\n\n [N,O] \n") == ["c1ccccc1", "[N,O]"]
+    assert parse_optional_float("SA", "") is None and parse_optional_float("SA", 4) == 4.0
+    with pytest.raises(FormError, match="SA 'x'"):
+        parse_optional_float("SA", "x")
+    assert parse_auth("me:pw:x") == ("me", "pw:x") and parse_auth(None) is None
+    with pytest.raises(FormError, match="user:password"):
+        parse_auth("nopassword")
+
+
+@pytest.fixture
+def records() -> list[DesignResult]:
+    props = {"QED": 0.7, "logP": 1.2, "MW": 151.2, "SA": 1.4, "TPSA": 49.3, "HBD": 2.0, "HBA": 2.0}
+    return [
+        DesignResult("CC(=O)Nc1ccc(O)cc1", "valid", properties=props, similarity=1.0),
+        DesignResult(None, "invalid", error="decoded graph falls apart into 2 fragments"),
+        DesignResult("CC(=O)Nc1ccc(Cl)cc1", "rejected", error="alerts", properties=props, alerts=["BRENK: x"], similarity=0.6, reasons=["structural alert BRENK: x"]),
+        DesignResult("CC(=O)Nc1ccc(O)cc1", "duplicate", properties=props, similarity=1.0),
+    ]
+
+
+def test_table_has_one_row_per_record_in_order(records):
+    frame = results.table(records)
+    assert frame["#"].tolist() == [0, 1, 2, 3]
+    assert frame["state"].tolist() == ["valid", "invalid", "rejected", "duplicate"]
+    assert "score" not in frame.columns  # nobody scored anything: no empty column
+    assert frame.loc[2, "alerts"] == "BRENK: x" and frame.loc[2, "reason"] == "structural alert BRENK: x"
+    assert frame.loc[1, "reason"].startswith("decoded graph")
+    assert frame.loc[0, "HBD"] == 2
+
+
+def test_files_keep_every_record(records, tmp_path):
+    csv_path, sdf_path = results.write_files(records, "out", tmp_path)
+    rows = list(csv.DictReader(csv_path.open()))
+    assert [r["state"] for r in rows] == ["valid", "invalid", "rejected", "duplicate"]
+    assert rows[2]["reasons"] == "structural alert BRENK: x" and rows[0]["similarity"] == "1"
+    assert sdf_path.read_text().count("$$$$") == 4
+
+
+def test_legend_lines(records):
+    assert results.legend(0, records[0])[0] == "#0"
+    lines = results.legend(2, records[2])
+    assert lines[0] == "#2 · rejected" and "sim 0.60 · 1 alert" in lines and lines[-1] == "structural alert BRENK: x"
+
+
+def _decoded(grid: str) -> list[str]:
+    return [base64.b64decode(m).decode() for m in re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", grid)]
+
+
+def test_depictions_align_and_highlight_the_core():
+    core = depict.reference_from_core("c1ccc2[nH]c([*:1])nc2c1")
+    assert core is not None and core.pattern.GetNumAtoms() == 9
+    svg = depict.molecule_svg("CCc1nc2ccccc2[nH]1", "#0", reference=core)
+    assert svg.startswith("<?xml") and "</svg>" in svg
+    highlight = "#{:02X}{:02X}{:02X}".format(*(round(255 * c) for c in depict.HIGHLIGHT))
+    assert highlight in svg.upper()  # the core is highlighted
+    assert highlight not in depict.molecule_svg("CCO").upper()
+
+
+def test_analog_reference_and_bad_smiles_never_raise():
+    seed = depict.reference_from_smiles("CC(=O)Nc1ccc(O)cc1")
+    assert seed is not None and seed.use_mcs
+    assert depict.reference_from_smiles("C1CC(") is None and depict.reference_from_core("") is None
+    assert "cannot draw" in depict.molecule_svg("C1CC(")
+    grid = depict.grid_html([depict.Tile("CCO", ["#0"]), depict.Tile("c1ccccc1Cl", ["#1", "QED 0.5"], muted=True)], seed, note="2 drawn")
+    assert grid.count('class="molgen-cell"') == 2 and "2 drawn" in grid and "opacity" in grid
+    assert all("</svg>" in svg for svg in _decoded(grid))
