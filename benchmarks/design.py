@@ -1,0 +1,252 @@
+"""Guided design on the shipped model: property targeting (MAE against targets, with validity, against
+unguided sampling), QED optimisation, similarity-constrained penalized-logP optimisation on 800 MOSES test
+molecules, scaffold decoration and analogs.
+
+    python -m benchmarks.design [--model checkpoints/moses] [--quick] [--only targets,optimization,scaffolds]
+
+``--quick`` runs every part at toy scale (to check the script, not to quote). Writes three sections of
+BENCHMARKS.md ("Guided design: ..."); the figures are for whatever model ``--model`` holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from benchmarks.report import write_section
+from molgen.design import Designer, Filters, objectives, target_report
+from molgen.design.chemistry import parse_core
+
+ROOT = Path(__file__).resolve().parent.parent
+MOSES_TEST = ROOT / "data" / "moses" / "test.csv.gz"
+JOINT = ("QED", "SA", "logP", "MW")  # MolHIT's multi-property conditioning
+SWEEPS = {"QED": [0.6, 0.9], "logP": [1.0, 3.0, 5.0], "MW": [250.0, 350.0, 450.0], "SA": [2.0, 3.0, 4.0], "TPSA": [40.0, 90.0]}
+CORES = ["O=C(N[*:1])c1ccccc1", "[*:1]c1ccc([*:2])cc1", "O=C1CCCN1[*:1]", "c1ccc2[nH]ccc2c1", "C1CCN(CC1)C(=O)[*:1]"]
+SEEDS = ["CC(=O)Nc1ccc(OCC(=O)N2CCCC2)cc1", "O=C(NCc1ccco1)c1ccc(Cl)cc1Cl", "COc1ccc(CNC(=O)c2ccccc2)cc1",
+         "Cc1cc(C)n(CC(=O)NC2CCCCC2)n1", "CCOC(=O)c1ccc(NC(=O)C2CC2)cc1"]  # fmt: skip
+
+
+def _f(value: float, digits: int = 3) -> str:
+    return "n/a" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def _test_sample(n: int, seed: int = 0) -> list[str]:
+    return pd.read_csv(MOSES_TEST)["SMILES"].sample(n, random_state=seed).tolist()
+
+
+# --- 1. property targeting -------------------------------------------------------------------------------------
+
+
+def targeting(designer: Designer, raw: Designer, args: argparse.Namespace) -> None:
+    """Joint targets taken from MOSES test molecules (MolHIT's protocol), then single-property sweeps."""
+    refs = _test_sample(args.n_targets, seed=1)
+    props = pd.DataFrame([designer.pipe.domain.properties(s) for s in _test_sample(args.n_range, seed=2)])
+    span = {name: float(props[name].max() - props[name].min()) for name in designer.property_names}
+    rows: list[tuple[str, str]] = []
+    errors: dict[str, list[float]] = {name: [] for name in JOINT}
+    baseline: dict[str, list[float]] = {name: [] for name in JOINT}
+    n_valid_raw = n_valid = 0
+    start = time.time()
+    for k, smiles in enumerate(refs):
+        target = {name: value for name, value in designer.pipe.domain.properties(smiles).items() if name in JOINT}
+        (guided,) = designer.generate(1, seed=k, targets=target, guidance_scale=args.guidance)
+        (unguided,) = designer.generate(1, seed=k)
+        (argmax,) = raw.generate(1, seed=k, targets=target, guidance_scale=args.guidance)
+        n_valid += guided.smiles is not None
+        n_valid_raw += argmax.smiles is not None
+        for name in JOINT:
+            if guided.smiles is not None:
+                errors[name].append(abs(guided.properties[name] - target[name]))
+            if unguided.smiles is not None:
+                baseline[name].append(abs(unguided.properties[name] - target[name]))
+    seconds = time.time() - start
+    for name in JOINT:
+        mae, base = statistics.fmean(errors[name]), statistics.fmean(baseline[name])
+        rows.append((f"joint targets: {name} normalized MAE (MAE)", f"{_f(mae / span[name])} ({_f(mae)}); unguided {_f(base / span[name])}"))
+    rows.append(("joint targets: validity, valence-aware / raw decoding", f"{n_valid / len(refs):.1%} / {n_valid_raw / len(refs):.1%}"))
+    rows.append(("joint targets: time", f"{seconds:.0f} s for {len(refs)} targets x 3 samples"))
+
+    for name, values in SWEEPS.items():
+        unguided = designer.generate(args.n_sweep, seed=99)
+        for value in values:
+            targets = designer.parse_targets({name: value})
+            guided = designer.generate(args.n_sweep, seed=7, targets={name: value}, guidance_scale=args.guidance)
+            g, u = target_report(guided, targets)[name], target_report(unguided, targets)[name]
+            valid = sum(r.smiles is not None for r in raw.generate(args.n_sweep, seed=7, targets={name: value}, guidance_scale=args.guidance))
+            rows.append((
+                f"{name} = {value:g}: MAE, within 10% (unguided)",
+                f"{_f(g['mae'])}, {g['in_range']:.0%} ({_f(u['mae'])}, {u['in_range']:.0%}); raw validity {valid / args.n_sweep:.0%}",
+            ))  # fmt: skip
+    notes = (
+        f"Joint targets: for each of {len(refs)} MOSES test molecules, one sample conditioned on its QED, SA, logP "
+        f"and MW together (guidance scale {args.guidance}), as in MolHIT's multi-property experiment; MAE between "
+        f"the sample's property and the target. **Normalisation: MAE divided by the property's range (max - min) "
+        f"over {args.n_range:,} MOSES test molecules** (QED {span['QED']:.2f}, SA {span['SA']:.2f}, logP "
+        f"{span['logP']:.2f}, MW {span['MW']:.0f}); MolHIT's anchor on MOSES: normalized MAE QED 0.061, SA 0.040, "
+        "logP 0.049, MW 0.081 at 96.3% validity (their normalisation may differ in detail). 'unguided': a sample "
+        "with the same seed and no condition, scored against the same target. Validity: valence-aware decoding "
+        "is valid by construction; raw = argmax decoding of the same latents, checked. Sweeps: "
+        f"{args.n_sweep} samples per single-property target; 'within 10%' = within 10% of the target value "
+        "(0.05 for QED)."
+    )
+    print(write_section("Guided design: property targeting", rows, notes, sample=f"{len(refs)} joint targets, {args.n_sweep} samples per sweep target, seeds fixed"))
+
+
+# --- 2. optimisation -------------------------------------------------------------------------------------------
+
+
+def optimization(designer: Designer, args: argparse.Namespace) -> None:
+    rows: list[tuple[str, str]] = []
+    start = time.time()
+    result = designer.optimize(objectives.qed(), n=args.qed_n, iterations=args.qed_iterations, seed=0)
+    seconds = time.time() - start
+    top = result.best[:3]
+    rows.append(("QED optimisation: top-3 QED", ", ".join(f"{r.score:.3f}" for r in top)))
+    rows.append(("QED optimisation: top-3 molecules", ", ".join(f"`{r.smiles}`" for r in top)))
+    rows.append(("QED optimisation: wall time", f"{seconds:.0f} s ({torch.get_num_threads()} threads), {len(result.evaluated):,} molecules scored"))
+    rows.append(("QED optimisation: best QED after each iteration", ", ".join(f"{t['best_score']:.3f}" for t in result.trajectory)))
+
+    starts = _lowest_plogp(args.plogp_n, args.plogp_pool)
+    plogp = objectives.penalized_logp()
+    improvements, sims, winners = [], [], []
+    start = time.time()
+    for k, (smiles, before) in enumerate(starts):
+        run = designer.optimize(
+            plogp, start=[smiles], n=args.plogp_batch, iterations=args.plogp_iterations, seed=k, reference=smiles,
+            filters=Filters(min_similarity=0.4),
+        )  # fmt: skip
+        better = [r for r in run.best if r.score > before + 1e-9 and r.smiles != run.evaluated[0].smiles]
+        if better:
+            improvements.append(better[0].score - before)
+            sims.append(better[0].similarity)
+            winners.append(better[0])
+    seconds = time.time() - start
+    n = len(starts)
+    if improvements:
+        rows.append(("penalized logP (sim >= 0.4): success", f"{len(improvements) / n:.2%} of {n}"))
+        rows.append(("penalized logP: mean improvement of successes", f"{statistics.fmean(improvements):.2f} ± {statistics.pstdev(improvements):.2f}"))
+        rows.append(("penalized logP: mean improvement over all (0 for failures)", f"{sum(improvements) / n:.2f}"))
+        rows.append(("penalized logP: similarity of winners", f"{statistics.fmean(sims):.2f} ± {statistics.pstdev(sims):.2f}"))
+        rows.append(("penalized logP: winners' QED / SA (mean)", f"{statistics.fmean(w.properties['QED'] for w in winners):.2f} / {statistics.fmean(w.properties['SA'] for w in winners):.2f}"))
+        longest = statistics.fmean(_longest_chain(w.smiles) for w in winners)
+        rows.append(("penalized logP: winners' longest acyclic carbon chain (mean atoms)", f"{longest:.1f}"))
+    else:
+        rows.append(("penalized logP (sim >= 0.4): success", f"0 of {n}"))
+    rows.append(("penalized logP: wall time", f"{seconds:.0f} s ({seconds / n:.1f} s per molecule)"))
+    notes = (
+        f"QED: `Designer.optimize(objectives.qed(), n={args.qed_n}, iterations={args.qed_iterations})` from prior "
+        "samples (known ceiling about 0.948). Penalized logP: the JT-VAE / GCPN / MoFlow task with their normalised "
+        f"penalized logP (ZINC250k statistics); the {n} molecules of lowest penalized logP among {args.plogp_pool:,} "
+        f"random MOSES test molecules; per molecule `optimize(start=[it], n={args.plogp_batch}, "
+        f"iterations={args.plogp_iterations}, filters=Filters(min_similarity=0.4))`; success = a different molecule "
+        "with Morgan (r=2, 2048 bits) Tanimoto >= 0.4 and higher penalized logP. MoFlow reports 4.71 ± 4.55 at "
+        "85.75% success (on ZINC250k, not MOSES). QED / SA and chain length show whether winners game the score "
+        "with long carbon chains."
+    )
+    print(write_section("Guided design: optimisation", rows, notes, sample=f"QED: {len(result.evaluated):,} scored; penalized logP: {n} start molecules"))
+
+
+def _lowest_plogp(n: int, pool: int) -> list[tuple[str, float]]:
+    smiles = _test_sample(pool, seed=3)
+    scores = objectives.penalized_logp()(smiles)
+    order = np.argsort(scores)[:n]
+    return [(smiles[i], float(scores[i])) for i in order]
+
+
+def _longest_chain(smiles: str) -> int:
+    """Atoms in the longest path of acyclic sp3 carbons (a crude 'long carbon chain' detector)."""
+    from rdkit import Chem
+
+    mol = Chem.MolFromSmiles(smiles)
+    carbons = {a.GetIdx() for a in mol.GetAtoms() if a.GetSymbol() == "C" and not a.IsInRing()}
+    best = 0
+
+    def walk(atom: int, seen: frozenset) -> int:
+        nxt = [n.GetIdx() for n in mol.GetAtomWithIdx(atom).GetNeighbors() if n.GetIdx() in carbons and n.GetIdx() not in seen]
+        return 1 + max((walk(b, seen | {b}) for b in nxt), default=0)
+
+    for atom in carbons:
+        best = max(best, walk(atom, frozenset({atom})))
+    return best
+
+
+# --- 3. scaffolds and analogs --------------------------------------------------------------------------------------
+
+
+def scaffolds(designer: Designer, args: argparse.Namespace) -> None:
+    from rdkit import Chem
+
+    rows: list[tuple[str, str]] = []
+    for core in CORES:
+        parsed = parse_core(core)
+        cells = []
+        for fix in (True, False):
+            start = time.time()
+            results = designer.decorate(core, args.n_decorate, seed=0, fix_core=fix)
+            seconds = time.time() - start
+            decoded = [r for r in results if r.smiles is not None]
+            kept = [r for r in decoded if parsed.retained(Chem.MolFromSmiles(r.smiles))]
+            reported = [r for r in results if r.state == "valid"]
+            assert all(parsed.retained(Chem.MolFromSmiles(r.smiles)) for r in reported), core
+            cells.append(
+                f"{'fixed core' if fix else 'tokens only'}: valid {len(decoded) / len(results):.0%}, retained {len(kept) / max(len(decoded), 1):.0%}, "
+                f"unique retained {len({r.smiles for r in kept})}, {len(results) / seconds:.0f}/s"
+            )
+        rows.append((f"decorate `{core}`", "; ".join(cells)))
+    for seed in SEEDS:
+        cells = []
+        for knob in (0.3, 0.5, 0.7):
+            results = designer.analogs(seed, args.n_analogs, similarity=knob, seed=0)
+            sims = [r.similarity for r in results if r.similarity is not None]
+            distinct = {r.smiles for r in results if r.state in ("valid", "rejected")}
+            states = Counter(r.state for r in results)
+            cells.append(
+                f"knob {knob}: sim {statistics.fmean(sims):.2f} (median {statistics.median(sims):.2f}), "
+                f"{len(distinct)} new distinct, {states['duplicate']} repeats"
+            )
+        rows.append((f"analogs of `{seed}`", "; ".join(cells)))
+    notes = (
+        f"Decoration: {args.n_decorate} attempts per core; 'fixed core' = core tokens kept while the prior samples "
+        "the rest (inpainting) and the core's atoms and bonds fixed in the decoder's probabilities (the default); "
+        "'tokens only' = inpainting alone. valid = decoded to a molecule (valence-aware decoding); retained = "
+        "RDKit substructure match of the core (with attachment points: substituents only there). Only retained "
+        f"molecules are reported `valid` (100% retention of reported outputs, checked). Analogs: {args.n_analogs} per "
+        "seed and similarity knob (the mean Morgan Tanimoto aimed for; the noise strength is calibrated by "
+        "bisection on 16-sample probes); 'sim' is measured on all outputs including repeats of the seed; 'new "
+        "distinct' excludes the seed itself."
+    )
+    print(write_section("Guided design: scaffolds and analogs", rows, notes, sample=f"{len(CORES)} cores, {len(SEEDS)} seeds"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default=str(ROOT / "checkpoints" / "moses"))
+    parser.add_argument("--quick", action="store_true", help="toy sizes: checks the script, figures not to quote")
+    parser.add_argument("--only", default="targets,optimization,scaffolds")
+    parser.add_argument("--guidance", type=float, default=2.0)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    sizes = dict(n_targets=1000, n_range=10_000, n_sweep=500, qed_n=64, qed_iterations=20, plogp_n=800, plogp_pool=20_000,
+                 plogp_batch=16, plogp_iterations=4, n_decorate=200, n_analogs=100)  # fmt: skip
+    if args.quick:
+        sizes = dict(n_targets=6, n_range=200, n_sweep=8, qed_n=8, qed_iterations=2, plogp_n=3, plogp_pool=100,
+                     plogp_batch=4, plogp_iterations=1, n_decorate=8, n_analogs=8)  # fmt: skip
+    vars(args).update(sizes)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    designer = Designer.from_pretrained(args.model, device="cpu")
+    parts = {"targets": lambda: targeting(designer, Designer(designer.pipe, decoding="raw"), args),
+             "optimization": lambda: optimization(designer, args), "scaffolds": lambda: scaffolds(designer, args)}  # fmt: skip
+    for name in args.only.split(","):
+        parts[name.strip()]()
+
+
+if __name__ == "__main__":
+    main()
