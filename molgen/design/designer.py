@@ -14,6 +14,7 @@ interrupted run keeps what it wrote). Bad input raises :class:`DesignInputError`
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -35,6 +36,8 @@ __all__ = ["Designer", "Progress"]
 Progress = Callable[[int, int], None]
 """``progress(done, total)``, called after each batch."""
 
+log = logging.getLogger(__name__)
+
 _SEED_STRIDE = 100_003  # batch b of a call with seed s samples with seed s * stride + b
 
 
@@ -50,7 +53,8 @@ class Designer:
     def __init__(self, pipeline: MolgenPipeline, decoding: str = "valence", batch_size: int = 256) -> None:
         if decoding not in DECODINGS:
             raise DesignInputError(f"decoding={decoding!r}: choose one of {DECODINGS}")
-        pipeline._require_prior()
+        if pipeline.prior is None:
+            raise DesignInputError("this model has no prior (no prior/ in its directory): it cannot generate, so it cannot design")
         self.pipe = pipeline
         self.decoding = decoding
         self.batch_size = batch_size
@@ -170,23 +174,28 @@ class Designer:
         screen = self._screen(must_contain, must_avoid, filters, reference=smiles)
         screen.seen.add(self.pipe.domain.canonical(smiles))  # the seed itself comes back as a duplicate
         if strength is None:
-            strength = self.strength_for_similarity(latents, similarity, seed=seed, steps=steps, reference=smiles)
+            strength = self.strength_for_similarity(smiles, similarity, seed=seed, steps=steps)
 
         def sample(start: int, count: int, b: int) -> Latents:
             return self.pipe.sample_latents(count, steps=steps, seed=seed * _SEED_STRIDE + b, batch_size=count, start=latents, strength=strength)
 
         yield from self._stream(n, sample, screen, progress)
 
-    def strength_for_similarity(self, latents: Latents, similarity: float, *, seed: int = 0, steps: int | None = None, reference: str, probe: int = 16) -> float:
-        """The noise strength whose re-denoised outputs have mean Tanimoto ``similarity`` to ``reference``."""
-        screen = self._screen((), (), None, reference=reference)
+    def strength_for_similarity(self, smiles: str, similarity: float, *, seed: int = 0, steps: int | None = None, probe: int = 16) -> float:
+        """The noise strength whose re-denoised outputs have mean Morgan Tanimoto ``similarity`` to ``smiles``
+        (bisection, six rounds of ``probe`` samples each)."""
+        latents = self._encode(smiles, f"seed SMILES {smiles!r}")
+        screen = self._screen((), (), None, reference=smiles)
 
         def mean_similarity(strength: float) -> float:
             out = self.pipe.sample_latents(probe, steps=steps, seed=seed + 1, batch_size=probe, start=latents, strength=strength)
-            sims = [r.similarity for r in map(lambda m: screen(m.smiles, m.error), self.pipe.decode(out, decoding=self.decoding)) if r.similarity is not None]
+            sims = [screen(m.smiles, m.error).similarity for m in self.pipe.decode(out, decoding=self.decoding)]
+            sims = [s for s in sims if s is not None]
             return sum(sims) / len(sims) if sims else 0.0
 
-        return calibrate_strength(mean_similarity, float(similarity))
+        strength = calibrate_strength(mean_similarity, float(similarity))
+        log.info("analogs of %s: strength %.3f for a mean similarity of %.2f", smiles, strength, similarity)
+        return strength
 
     # --- 3. scaffold decoration ---------------------------------------------------------------------------
 

@@ -116,9 +116,8 @@ def test_similarity_knob_maps_to_a_strength(designer):
     # The tiny model memorises its eight molecules, so only the ends of the knob are meaningful here (the
     # bisection itself is tested in test_parts).
     seed = TRAINING[1]
-    latents = designer.pipe.encode([seed])
-    identical = designer.strength_for_similarity(latents, 1.0, reference=seed)
-    anything = designer.strength_for_similarity(latents, 0.0, reference=seed)
+    identical = designer.strength_for_similarity(seed, 1.0)
+    anything = designer.strength_for_similarity(seed, 0.0)
     assert 0 < identical < anything <= 1.0
 
 
