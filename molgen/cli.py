@@ -510,7 +510,9 @@ def cmd_design_optimize(args: argparse.Namespace) -> None:
     objective = factories[name](parameter) if parameter else factories[name]()
     designer = _designer(args)
     start = [s for _, s in _design_inputs(args, "start")] if (args.smiles or args.input) else None
-    bar = _progress(args.iterations + 1, "iterations", args.progress)
+    from tqdm import tqdm
+
+    bar = tqdm(total=args.iterations + 1, desc="optimize", unit="iteration", disable=not args.progress, file=sys.stderr)
     result = designer.optimize(
         objective, start=start, n=args.n, iterations=args.iterations, seed=args.seed, steps=args.steps, filters=_design_filters(args),
         must_contain=args.must_contain or (), must_avoid=args.must_avoid or (), reference=args.reference,
