@@ -63,8 +63,14 @@ def _present(records: list, stem: str, started: float, what: str = "molecules", 
     drawable = [(k, r) for k, r in enumerate(records) if r.smiles and r.state != "duplicate"]  # repeats: table only
     shown = drawable[:GRID_MAX]
     tiles = [depict.Tile(r.smiles, results.legend(k, r, score_name), muted=r.state != "valid") for k, r in shown]
-    hidden = len(records) - len(shown)
-    note = f"{len(shown)} drawn (rejected ones greyed); {hidden} more (duplicates, invalid, beyond {GRID_MAX}) are in the table and the files." if hidden else ""
+    left_out = {
+        "duplicates": sum(r.state == "duplicate" for r in records),
+        "invalid": sum(r.smiles is None for r in records),
+        f"beyond the first {GRID_MAX}": len(drawable) - len(shown),
+    }
+    left_out = ", ".join(f"{count} {what}" for what, count in left_out.items() if count)
+    greyed = " (rejected ones greyed)" if any(r.state == "rejected" for _, r in shown) else ""
+    note = f"{len(shown)} drawn{greyed}; not drawn but in the table and the files: {left_out}." if left_out else ""
     if any(r.state == "valid" for r in records) is False and records:
         gr.Warning("None of the results is a valid molecule that passed the constraints; see the table for why.")
     csv_path, sdf_path = results.write_files(records, stem)

@@ -15,7 +15,7 @@ from pathlib import Path
 from tests.ui.harness import REPO, chromium, running_app
 
 TABS = {"generate": "Generate", "analogs": "Analogs", "decorate": "Scaffold decoration", "optimize": "Optimize", "interpolate": "Interpolate"}
-COUNTS = {"generate": ("generate-n", 12), "analogs": ("analogs-n", 12), "decorate": ("decorate-n", 12), "optimize": ("optimize-n", 16), "interpolate": ("interpolate-points", 8)}
+COUNTS = {"generate": ("generate-n", 12), "analogs": ("analogs-n", 24), "decorate": ("decorate-n", 12), "optimize": ("optimize-n", 16), "interpolate": ("interpolate-points", 8)}
 
 
 def main() -> None:
