@@ -205,7 +205,7 @@ def _outputs(tab: str) -> list:
     """Summary, grid, table and download buttons of one tab (element ids: ``<tab>-summary``, ...)."""
     summary = gr.Markdown(elem_id=f"{tab}-summary")
     grid = gr.HTML(elem_id=f"{tab}-grid")
-    table = gr.Dataframe(label="results (click a column header to sort)", interactive=False, elem_id=f"{tab}-table", wrap=True)
+    table = gr.Dataframe(label="results (sort: the ⋮ menu of a column header)", interactive=False, elem_id=f"{tab}-table", wrap=True)
     with gr.Row():
         csv = gr.DownloadButton("Download CSV", interactive=False, elem_id=f"{tab}-csv", size="sm")
         sdf = gr.DownloadButton("Download SDF", interactive=False, elem_id=f"{tab}-sdf", size="sm")

@@ -141,6 +141,20 @@ class Page:
         self.click(css)
         return self.wait(lambda: next(iter(self.downloads.glob(f"*{suffix}")), None), f"the {suffix} download")
 
+    def sort(self, tab: str, column: str, order: str) -> None:
+        """Sort the tab's table by ``column`` through the column's menu (``Sort ascending`` / ``Sort descending``)."""
+        header = next(h for h in self.all(f"#{tab}-table th") if h.text.strip() == column)
+        self.browser.execute_script("arguments[0].click()", header.find_element(self.by.CSS_SELECTOR, "button.cell-menu-button"))
+        item = self.wait(lambda: next((b for b in self.all("button, [role=menuitem]") if b.text.strip() == order and b.is_displayed()), None), f"the {order!r} menu item")
+        item.click()
+
+    def first_row(self, tab: str) -> list[str]:
+        """Cell texts of the first row the table shows."""
+        width = len(self.all(f"#{tab}-table th"))
+        cells = [c.get_attribute("textContent").strip() for c in self.all(f"#{tab}-table td")]  # the table renders the rows in view
+        assert len(cells) >= width, f"{tab}: the table shows no row"
+        return cells[:width]
+
     def open_accordion(self, label: str) -> None:
         """Open the (visible) accordion whose title starts with ``label``."""
         for header in self.all(".label-wrap"):
@@ -177,6 +191,10 @@ def test_generate_shows_depictions_table_and_downloads(page):
             parse_smiles(row["smiles"])  # every listed molecule is real chemistry
     sdf = page.download("#generate-sdf", ".sdf").read_text()
     assert sdf.count("$$$$") == 6
+
+    page.sort("generate", "QED", "Sort descending")  # the table sorts in the page, as a chemist would
+    best = max(float(r["QED"]) for r in rows if r["QED"])
+    assert float(page.first_row("generate")[headers.index("QED")]) == pytest.approx(best, abs=1e-3)
 
 
 def test_bad_input_is_a_message_and_the_page_keeps_working(page):
