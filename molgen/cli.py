@@ -437,12 +437,14 @@ def _design_inputs(args: argparse.Namespace, what: str) -> list[tuple[str, str]]
     return rows
 
 
-def _write_design(args: argparse.Namespace, designer, batches) -> None:
-    """Stream (input SMILES, results or error) batches to ``args.out``; a bad input is reported and skipped."""
+def _write_design(args: argparse.Namespace, designer, batches) -> list:
+    """Stream (input SMILES, results) batches to ``args.out``, returning the results; a bad input is reported
+    and skipped."""
     from molgen.design import DesignInputError
     from molgen.io import MoleculeWriter
 
     counts: dict[str, int] = {}
+    written = []
     extra = ["input", "similarity", "score", "alerts", "reasons"]
     with MoleculeWriter(args.out, designer.property_names, extra_columns=extra) as writer:
         for source, results in batches:
@@ -453,6 +455,7 @@ def _write_design(args: argparse.Namespace, designer, batches) -> None:
                         "alerts": "; ".join(r.alerts), "reasons": "; ".join(r.reasons),
                     })  # fmt: skip
                     counts[r.state] = counts.get(r.state, 0) + 1
+                    written.append(r)
             except DesignInputError as exc:
                 if source is None:
                     raise
@@ -460,6 +463,7 @@ def _write_design(args: argparse.Namespace, designer, batches) -> None:
                 counts["bad input"] = counts.get("bad input", 0) + 1
     summary = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("valid", "rejected", "duplicate", "invalid", "bad input") if counts.get(k))
     print(f"wrote {writer.count} rows to {args.out}: {summary or 'nothing'}", file=sys.stderr)
+    return written
 
 
 def _designer(args: argparse.Namespace):
@@ -469,12 +473,17 @@ def _designer(args: argparse.Namespace):
 
 
 def cmd_design_generate(args: argparse.Namespace) -> None:
+    from molgen.design import target_report
+
     designer = _designer(args)
+    targets = _parse_ranges(args.target, "--target")
     results = designer.generate_iter(
-        args.n, seed=args.seed, steps=args.steps, targets=_parse_ranges(args.target, "--target") or None, guidance_scale=args.guidance,
+        args.n, seed=args.seed, steps=args.steps, targets=targets or None, guidance_scale=args.guidance,
         must_contain=args.must_contain or (), must_avoid=args.must_avoid or (), filters=_design_filters(args),
     )  # fmt: skip
-    _write_design(args, designer, [(None, results)])
+    written = _write_design(args, designer, [(None, results)])
+    for name, report in target_report(written, designer.parse_targets(targets)).items():
+        print(f"{name}: MAE {report['mae']:.3g}, {report['in_range']:.0%} on target ({report['n']} molecules)", file=sys.stderr)
 
 
 def cmd_design_analogs(args: argparse.Namespace) -> None:

@@ -29,7 +29,8 @@ def test_generate_writes_targets_and_filters(tiny_model, tmp_path, capsys):
     assert len(rows) == 12
     assert {"smiles", "state", "similarity", "score", "alerts", "reasons", "QED", "MW", "error"} <= set(rows[0])
     assert all(r["state"] != "valid" or "Cl" not in r["smiles"] for r in rows)
-    assert "wrote 12 rows" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "wrote 12 rows" in err and "logP: MAE" in err and "QED: MAE" in err
 
 
 def test_analogs_skip_bad_seeds_and_keep_going(tiny_model, tmp_path, capsys):
