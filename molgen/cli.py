@@ -179,11 +179,13 @@ def _latents_for_training(args: argparse.Namespace, run_dir: Path):
     tokenizer = load_tokenizer(model_dir / "tokenizer")
     domain = load_domain(model_dir / "domain.json")
     cache = Path(args.latents) if args.latents else run_dir / "latents"
+    stale = None
     if (cache / "latents.npz").exists():
         latents = LatentDataset.load(cache)
         if latents.tokenizer == tokenizer_fingerprint(tokenizer):
             return latents, domain
         log.warning("%s was encoded by another tokenizer; encoding again", cache)
+        stale = latents
     data_path = Path(args.data)
     graphs = _dataset_for_training(data_path, data_path if data_path.is_dir() else run_dir / "data" / "train", args, vocab_dir=model_dir)
     if graphs.vocab.to_dict() != domain.vocab.to_dict():
@@ -192,7 +194,11 @@ def _latents_for_training(args: argparse.Namespace, run_dir: Path):
     latents = encode_dataset(tokenizer, graphs, progress=bar.update)
     bar.close()
     names = list(getattr(domain, "property_names", ()))
-    if names:
+    if stale is not None and stale.property_names == names and len(stale.properties) == len(latents):
+        # Properties belong to the molecules, not to the tokenizer: keep the ones already computed.
+        log.info("reusing the property table of the earlier cache (%d graphs)", len(latents))
+        latents.properties, latents.property_names = stale.properties, names
+    elif names:
         limit = args.property_limit
         bar = _progress(min(limit or len(graphs), len(graphs)), "properties", args.progress)
         latents.properties = compute_property_table(domain, graphs.items, names, limit=limit, seed=args.seed, progress=bar.update)

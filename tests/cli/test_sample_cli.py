@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
+
+import numpy as np
 
 import pytest
 from rdkit import Chem
 
 from molgen.cli import main
 from molgen.io import BadRow, read_molecules
+from molgen.latents import LatentDataset
 
 from .test_cli import TINY, cli_run, train_smi  # noqa: F401  (fixtures: a tiny tokenizer trained on train_smi)
 
@@ -153,3 +157,34 @@ def test_train_prior_two_process_ddp_on_cpu(prior_run, cli_run, train_smi, tmp_p
     assert result.stdout.count("model directory") == 1  # only rank 0 reports
     assert json.loads((run / "model" / "prior" / "training.json").read_text())["global_step"] == 3
     assert "world_size=2" in result.stderr or "distributed_backend=gloo" in result.stderr
+
+
+def _fine_tuned(cli_run, train_smi, out, *extra):  # noqa: F811
+    args = list(TINY)
+    args[args.index("--max-steps") + 1] = "2"
+    assert main(["train", "tokenizer", str(train_smi), "--out", str(out), "--init-from", str(cli_run / "model"), *args, *extra]) == 0
+    return out / "model"
+
+
+def test_a_decoder_only_fine_tune_keeps_the_latent_cache(prior_run, cli_run, train_smi, tmp_path):  # noqa: F811
+    model = _fine_tuned(cli_run, train_smi, tmp_path / "tok", "--freeze-encoder", "--latent-noise", "0.5", "--decoder-layers", "2")
+    assert json.loads((model / "tokenizer" / "config.json").read_text())["decoder_layers"] == 2
+    shutil.copytree(prior_run / "latents", tmp_path / "latents")
+    before = (tmp_path / "latents" / "latents.npz").stat().st_mtime_ns
+    assert main(["train", "prior", str(train_smi), "--model", str(model), "--out", str(tmp_path / "prior"), "--latents", str(tmp_path / "latents"), *PRIOR_TINY]) == 0
+    assert (tmp_path / "latents" / "latents.npz").stat().st_mtime_ns == before
+
+
+def test_a_new_encoder_re_encodes_but_keeps_the_computed_properties(prior_run, cli_run, train_smi, tmp_path, monkeypatch):  # noqa: F811
+    model = _fine_tuned(cli_run, train_smi, tmp_path / "tok")
+    shutil.copytree(prior_run / "latents", tmp_path / "latents")
+    old = LatentDataset.load(tmp_path / "latents")
+
+    def recomputed(*args, **kwargs):
+        raise AssertionError("properties were computed again")
+
+    monkeypatch.setattr("molgen.latents.compute_property_table", recomputed)
+    assert main(["train", "prior", str(train_smi), "--model", str(model), "--out", str(tmp_path / "prior"), "--latents", str(tmp_path / "latents"), *PRIOR_TINY]) == 0
+    new = LatentDataset.load(tmp_path / "latents")
+    assert new.tokenizer != old.tokenizer and not np.array_equal(new.mean, old.mean)
+    np.testing.assert_array_equal(new.properties, old.properties)
