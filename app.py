@@ -136,7 +136,7 @@ class Handlers:
         return _present(records, "molgen_generate", started, extra=_target_line(self.service.target_report(records, targets)))
 
     @_on_page
-    def analogs(self, smiles, n, similarity, seed, steps, contain, avoid, alerts, sa_max, progress=gr.Progress()):
+    def analogs(self, smiles, similarity, n, seed, steps, contain, avoid, alerts, sa_max, progress=gr.Progress()):
         started = time.perf_counter()
         smiles = _required("seed SMILES", smiles)
         n, steps, filters, contain, avoid = self._common(n, steps, alerts, sa_max, contain, avoid)
@@ -147,7 +147,7 @@ class Handlers:
         return _present(records, "molgen_analogs", started, "analogs", depict.reference_from_smiles(smiles))
 
     @_on_page
-    def decorate(self, core, n, extra_atoms, seed, steps, contain, avoid, alerts, sa_max, progress=gr.Progress()):
+    def decorate(self, core, extra_atoms, n, seed, steps, contain, avoid, alerts, sa_max, progress=gr.Progress()):
         started = time.perf_counter()
         core = _required("core", core)
         n, steps, filters, contain, avoid = self._common(n, steps, alerts, sa_max, contain, avoid)
@@ -201,6 +201,22 @@ def _required(name: str, text: str | None) -> str:
 # --- the page -------------------------------------------------------------------------------------------
 
 
+def _counts(tab: str, noun: str, steps: int | None = None) -> list:
+    """Number of results, seed and (for sampling tasks) steps, side by side in the current row."""
+    fields = [gr.Number(label=f"number of {noun}", value=24, precision=0, elem_id=f"{tab}-n"), gr.Number(label="seed", value=0, precision=0, elem_id=f"{tab}-seed")]
+    if steps is not None:
+        fields.append(gr.Number(label="steps", value=steps, precision=0, elem_id=f"{tab}-steps"))
+    return fields
+
+
+def _task(tab: str, label: str, handler, inputs: list, plot=None) -> None:
+    """The tab's run button, its outputs (and an optional plot under them), wired to ``handler`` in the shared
+    model queue; the API name is the tab's id (``/generate``, ``/analogs``, ...)."""
+    button = gr.Button(label, variant="primary", elem_id=f"{tab}-run")
+    outputs = _outputs(tab) + ([plot()] if plot is not None else [])
+    button.click(handler, inputs, outputs, api_name=tab, concurrency_id=MODEL_QUEUE, api_visibility="public")
+
+
 def _outputs(tab: str) -> list:
     """Summary, grid, table and download buttons of one tab (element ids: ``<tab>-summary``, ...)."""
     summary = gr.Markdown(elem_id=f"{tab}-summary")
@@ -235,7 +251,6 @@ def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
     """The page: one tab per design task, each with its form, a grid of depictions, a table and downloads."""
     handlers = Handlers(service, limits)
     steps = service.default_steps
-    run = dict(concurrency_id=MODEL_QUEUE, api_visibility="public")
     with gr.Blocks(title="molgen", analytics_enabled=False) as demo:
         gr.Markdown(
             "# molgen\nGenerate molecules with a graph-tokenizer + latent-prior model. "
@@ -244,18 +259,14 @@ def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Generate", id="generate"):
                 with gr.Row():
-                    n = gr.Number(label="number of molecules", value=24, precision=0, elem_id="generate-n")
-                    seed = gr.Number(label="seed", value=0, precision=0, elem_id="generate-seed")
-                    n_steps = gr.Number(label="steps", value=steps, precision=0, elem_id="generate-steps")
+                    sampling = _counts("generate", "molecules", steps)
                     guidance = gr.Slider(1.0, 5.0, value=2.0, step=0.1, label="guidance strength (toward the targets)", elem_id="generate-guidance")
                 with gr.Accordion("Property targets: a value (0.9) or a range (300-400); empty: no target", open=True):
                     with gr.Row():
                         targets = [gr.Textbox(label=name, max_lines=1, elem_id=f"generate-target-{name}", min_width=90) for name in service.property_names]
                     hard = gr.Checkbox(label="ranges are hard limits (reject molecules outside them; targets only steer otherwise)", elem_id="generate-hard")
                 constraints = _constraints("generate")
-                button = gr.Button("Generate", variant="primary", elem_id="generate-run")
-                outputs = _outputs("generate")
-                button.click(handlers.generate, [n, seed, n_steps, guidance, hard, *constraints, *targets], outputs, api_name="generate", **run)
+                _task("generate", "Generate", handlers.generate, [*sampling, guidance, hard, *constraints, *targets])
 
             with gr.Tab("Analogs", id="analogs"):
                 _unavailable(service, "analogs")
@@ -263,26 +274,18 @@ def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
                     smiles = gr.Textbox(label="seed SMILES", value="CC(=O)Nc1ccc(O)cc1", max_lines=1, scale=3, elem_id="analogs-smiles")
                     similarity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="similarity to the seed (0 loose - 1 close)", scale=2, elem_id="analogs-similarity")
                 with gr.Row():
-                    a_n = gr.Number(label="number of analogs", value=24, precision=0, elem_id="analogs-n")
-                    a_seed = gr.Number(label="seed", value=0, precision=0)
-                    a_steps = gr.Number(label="steps", value=steps, precision=0)
+                    sampling = _counts("analogs", "analogs", steps)
                 constraints = _constraints("analogs")
-                button = gr.Button("Find analogs", variant="primary", elem_id="analogs-run")
-                outputs = _outputs("analogs")
-                button.click(handlers.analogs, [smiles, a_n, similarity, a_seed, a_steps, *constraints], outputs, api_name="analogs", **run)
+                _task("analogs", "Find analogs", handlers.analogs, [smiles, similarity, *sampling, *constraints])
 
             with gr.Tab("Scaffold decoration", id="decorate"):
                 _unavailable(service, "decorate")
                 core = gr.Textbox(label="core (mark attachment points [*:1], [*:2], ...)", value="c1ccc2[nH]c([*:1])nc2c1", max_lines=1, elem_id="decorate-core")
                 with gr.Row():
-                    d_n = gr.Number(label="number of decorations", value=24, precision=0, elem_id="decorate-n")
                     extra_atoms = gr.Textbox(label="atoms to add (5, or a range 3-8; empty: as in the training data)", max_lines=1, elem_id="decorate-extra")
-                    d_seed = gr.Number(label="seed", value=0, precision=0)
-                    d_steps = gr.Number(label="steps", value=steps, precision=0)
+                    sampling = _counts("decorate", "decorations", steps)
                 constraints = _constraints("decorate")
-                button = gr.Button("Decorate", variant="primary", elem_id="decorate-run")
-                outputs = _outputs("decorate")
-                button.click(handlers.decorate, [core, d_n, extra_atoms, d_seed, d_steps, *constraints], outputs, api_name="decorate", **run)
+                _task("decorate", "Decorate", handlers.decorate, [core, extra_atoms, *sampling, *constraints])
 
             with gr.Tab("Optimize", id="optimize"):
                 _unavailable(service, "optimize")
@@ -299,13 +302,11 @@ def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
                 with gr.Row():
                     o_n = gr.Number(label="population size", value=32, precision=0, elem_id="optimize-n")
                     iterations = gr.Number(label="iterations", value=5, precision=0, elem_id="optimize-iterations")
-                    o_seed = gr.Number(label="seed", value=0, precision=0)
+                    o_seed = gr.Number(label="seed", value=0, precision=0, elem_id="optimize-seed")
                 filters = _constraints("optimize")
-                button = gr.Button("Optimize", variant="primary", elem_id="optimize-run")
-                outputs = _outputs("optimize")
-                curve = gr.LinePlot(x="iteration", y="score", color="curve", label="score per iteration", elem_id="optimize-curve")
                 inputs = [kind, logp_low, logp_high, reference, w_qed, w_logp, w_sim, start, o_n, iterations, o_seed, *filters]
-                button.click(handlers.optimize, inputs, [*outputs, curve], api_name="optimize", **run)
+                curve = functools.partial(gr.LinePlot, x="iteration", y="score", color="curve", label="score per iteration", elem_id="optimize-curve")
+                _task("optimize", "Optimize", handlers.optimize, inputs, plot=curve)
 
             with gr.Tab("Interpolate", id="interpolate"):
                 _unavailable(service, "interpolate")
@@ -315,9 +316,7 @@ def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
                     points = gr.Number(label="points on the path", value=8, precision=0, elem_id="interpolate-points")
                     refine = gr.Slider(0.0, 0.9, value=0.0, step=0.05, label="refine (0: straight latent line; higher: pulled toward molecules the model knows)")
                 filters = _constraints("interpolate", smarts=False)
-                button = gr.Button("Interpolate", variant="primary", elem_id="interpolate-run")
-                outputs = _outputs("interpolate")
-                button.click(handlers.interpolate, [first, second, points, refine, *filters], outputs, api_name="interpolate", **run)
+                _task("interpolate", "Interpolate", handlers.interpolate, [first, second, points, refine, *filters])
     return demo
 
 
