@@ -15,6 +15,7 @@ interrupted run keeps what it wrote). Bad input raises :class:`DesignInputError`
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from molgen.design.constraints import Filters, Screen
 from molgen.design.editing import CoreConstraint, calibrate_strength, decoration_grid, interpolation_path, stack_tokens
 from molgen.design.optimization import LatentOptimizer
 from molgen.design.results import DesignInputError, DesignResult, OptimizationResult
-from molgen.design.targets import Target, parse_targets
+from molgen.design.targets import Target, parse_targets, sizes_for_weight
 from molgen.pipeline import DECODINGS, Latents, MolgenPipeline
 
 __all__ = ["Designer", "Progress"]
@@ -90,14 +91,23 @@ class Designer:
             raise DesignInputError(f"{what}={n!r}: ask for at least one molecule")
 
     def _stream(
-        self, n: int, sample: Callable[[int, int, int], Latents], screen: Screen, progress: Progress | None, adjust: CoreConstraint | None = None
+        self,
+        n: int,
+        sample: Callable[[int, int, int], Latents],
+        screen: Screen,
+        progress: Progress | None,
+        adjust: CoreConstraint | None = None,
+        choose: Callable[[list, int], list] | None = None,
+        oversample: int = 1,
     ) -> Iterator[DesignResult]:
-        """Sample (``sample(start, count, batch_index)``), decode and screen ``n`` molecules, batch by batch."""
+        """Sample (``sample(start, count, batch_index)``), decode and screen ``n`` molecules, batch by batch;
+        with ``choose``, ``oversample`` times as many are decoded and ``choose(decoded, count)`` keeps some."""
         decoding = "valence" if adjust is not None else self.decoding
         for b, start in enumerate(range(0, n, self.batch_size)):
             count = min(self.batch_size, n - start)
-            latents = sample(start, count, b)
-            for molecule in self.pipe.decode(latents, batch_size=count, decoding=decoding, adjust=adjust):
+            latents = sample(start, count * oversample, b)
+            decoded = self.pipe.decode(latents, batch_size=self.batch_size, decoding=decoding, adjust=adjust)
+            for molecule in decoded if choose is None else choose(decoded, count):
                 yield screen(molecule.smiles, molecule.error)
             if progress is not None:
                 progress(start + count, n)
@@ -122,22 +132,56 @@ class Designer:
         progress: Progress | None = None,
         temperature: float = 1.0,
         num_nodes: int | None = None,
+        oversample: int = 1,
+        size_from_weight: bool = True,
     ) -> Iterator[DesignResult]:
         """Sample ``n`` molecules, conditioned on ``targets`` ({name: value or (low, high)}; a range conditions
         on its middle) with classifier-free guidance ``guidance_scale`` (1: plain conditional; > 1 pushes
-        harder). Targets steer, they do not filter: put hard limits in ``filters.windows``."""
+        harder). Targets steer, they do not filter: put hard limits in ``filters.windows``.
+
+        ``size_from_weight``: with an MW target, draw atom counts that fit it
+        (:func:`~molgen.design.targets.sizes_for_weight`) instead of the training size distribution.
+        ``oversample`` = k > 1: sample k candidates per molecule and keep the one closest to the targets
+        (distance in training standard deviations; selection, on top of guidance).
+        """
         self._count(n)
+        if not isinstance(oversample, int) or oversample < 1:
+            raise DesignInputError(f"oversample={oversample!r}: must be a whole number >= 1")
         parsed = self.parse_targets(targets)
         conditions = {name: t.value for name, t in parsed.items()} or None
         screen = self._screen(must_contain, must_avoid, filters)
+        config = self.pipe.prior.config
+        sizes = None
+        if size_from_weight and "MW" in parsed and num_nodes is None:
+            k = config.property_names.index("MW")
+            sizes = torch.from_numpy(sizes_for_weight(parsed["MW"], config.num_nodes_counts, config.property_mean[k], config.property_std[k]))
+        generator = torch.Generator().manual_seed(seed)
 
         def sample(start: int, count: int, b: int) -> Latents:
-            return self.pipe.sample_latents(
-                count, steps=steps, seed=seed * _SEED_STRIDE + b, batch_size=count, conditions=conditions,
-                guidance_scale=guidance_scale, num_nodes=num_nodes, temperature=temperature,
-            )  # fmt: skip
+            options = {"conditions": conditions, "guidance_scale": guidance_scale, "temperature": temperature}
+            if sizes is not None:  # a start of the chosen sizes, run from pure noise (strength 1)
+                grid = stack_tokens([torch.zeros(int(s), config.latent_dim) for s in torch.multinomial(sizes, count, replacement=True, generator=generator)])
+                options.update(start=grid, strength=1.0)
+            else:
+                options["num_nodes"] = num_nodes
+            return self.pipe.sample_latents(count, steps=steps, seed=seed * _SEED_STRIDE + b, batch_size=count, **options)
 
-        yield from self._stream(n, sample, screen, progress)
+        choose = None if oversample == 1 else lambda decoded, count: self._closest(decoded, parsed, count)
+        yield from self._stream(n, sample, screen, progress, choose=choose, oversample=oversample)
+
+    def _closest(self, decoded: list, targets: Mapping[str, Target], count: int) -> list:
+        """The ``count`` decoded molecules nearest the targets (summed distance in training standard deviations)."""
+        config = self.pipe.prior.config
+        scale = {name: config.property_std[config.property_names.index(name)] for name in targets}
+
+        def distance(molecule) -> float:
+            if molecule.smiles is None:
+                return math.inf
+            values = self.pipe.domain.properties(molecule.smiles, list(targets))
+            return sum(t.error(values[name]) / scale[name] for name, t in targets.items())
+
+        ranked = sorted(range(len(decoded)), key=lambda i: distance(decoded[i]))
+        return [decoded[i] for i in ranked[:count]]
 
     # --- 2. analogs ---------------------------------------------------------------------------------------
 

@@ -5,12 +5,14 @@ prior was trained on, turned into the prior's conditions, and measured on the ou
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from molgen.design.results import DesignInputError, DesignResult
 
-__all__ = ["LIMITS", "Target", "parse_targets", "target_report"]
+__all__ = ["LIMITS", "Target", "parse_targets", "sizes_for_weight", "target_report"]
 
 LIMITS: dict[str, tuple[float, float]] = {
     "QED": (0.0, 1.0),
@@ -121,3 +123,22 @@ def target_report(results: Iterable[DesignResult], targets: Mapping[str, Target]
         inside = sum(target.error(v) <= tolerance for v in values)
         report[name] = {"mae": sum(target.error(v) for v in values) / len(values), "in_range": inside / len(values), "n": len(values)}
     return report
+
+
+def sizes_for_weight(target: Target, counts: Sequence[int], mean_weight: float, std_weight: float) -> np.ndarray:
+    """Probabilities of each atom count (index N) for a molecular-weight target.
+
+    The prior draws sizes independently of its conditions, and a molecule's weight is mostly its size; this
+    reweights the training size histogram ``counts`` by how well N atoms fit the target: a Gaussian in the
+    distance between ``target`` and N times the training weight per atom (``mean_weight`` over the mean size),
+    with half the training weight's spread ``std_weight`` as width. A heuristic from training statistics only.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    sizes = np.arange(len(counts))
+    per_atom = mean_weight / (counts @ sizes / counts.sum())
+    expected = per_atom * sizes
+    distance = np.maximum(np.maximum(target.low - expected, expected - target.high), 0.0)
+    with np.errstate(divide="ignore"):
+        log_weight = np.log(counts) - 0.5 * (distance / (std_weight / 2)) ** 2
+    weight = np.exp(log_weight - log_weight.max())
+    return weight / weight.sum()

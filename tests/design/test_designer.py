@@ -91,6 +91,16 @@ def test_generate_reports_every_sample(designer):
     assert all(count == 1 for count in seen.values())  # repeats are duplicates
 
 
+def test_oversampling_keeps_the_candidates_nearest_the_target(designer):
+    target = {"MW": 250.0}
+    plain = designer.generate(16, seed=2, targets=target)
+    chosen = designer.generate(16, seed=2, targets=target, oversample=4)
+    error = lambda rs: sum(abs(r.properties["MW"] - 250) for r in rs if r.smiles) / sum(1 for r in rs if r.smiles)  # noqa: E731
+    assert len(chosen) == 16 and error(chosen) <= error(plain)
+    with pytest.raises(DesignInputError, match="oversample=0"):
+        designer.generate(4, oversample=0)
+
+
 def test_generate_is_reproducible_and_streams_with_progress(designer):
     calls = []
     first = designer.generate(20, seed=3, progress=lambda done, total: calls.append((done, total)))

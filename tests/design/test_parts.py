@@ -16,7 +16,7 @@ from molgen.design.chemistry import parse_core, penalized_logp
 from molgen.design.constraints import Screen, compile_patterns
 from molgen.design.editing import CoreConstraint, calibrate_strength, decoration_grid, interpolation_path, stack_tokens
 from molgen.design.optimization import LatentOptimizer, Surrogate
-from molgen.design.targets import parse_targets
+from molgen.design.targets import parse_targets, sizes_for_weight
 from molgen.pipeline import Latents
 
 from ..conftest import REPO
@@ -66,6 +66,14 @@ def test_target_report_measures_mae_and_share_in_range():
     assert report["MW"]["mae"] == pytest.approx((10 + 0 + 20) / 3)
     assert report["MW"]["in_range"] == pytest.approx(1 / 3)
     assert report["QED"] == {"mae": 0.0, "in_range": 1.0, "n": 3}
+
+
+def test_sizes_for_weight_follow_the_target():
+    counts = [0] * 10 + [100] * 21  # sizes 10-30 equally common; mean size 20
+    light = sizes_for_weight(parse_targets({"MW": 150}, NAMES)["MW"], counts, mean_weight=300.0, std_weight=30.0)
+    heavy = sizes_for_weight(parse_targets({"MW": (390, 420)}, NAMES)["MW"], counts, mean_weight=300.0, std_weight=30.0)
+    assert light.sum() == pytest.approx(1) and light[:10].sum() == 0  # never a size the model has not seen
+    assert light.argmax() == 10 and heavy.argmax() in (26, 27, 28)  # 15 g/mol per atom
 
 
 # --- constraints and filters -----------------------------------------------------------------------------------
