@@ -484,7 +484,7 @@ def cmd_design_generate(args: argparse.Namespace) -> None:
     designer = _designer(args)
     targets = _parse_ranges(args.target, "--target")
     results = designer.generate_iter(
-        args.n, seed=args.seed, steps=args.steps, targets=targets or None, guidance_scale=args.guidance,
+        args.n, seed=args.seed, steps=args.steps, targets=targets or None, guidance_scale=args.guidance, oversample=args.oversample,
         must_contain=args.must_contain or (), must_avoid=args.must_avoid or (), filters=_design_filters(args),
     )  # fmt: skip
     written = _write_design(args, designer, [(None, results)])
@@ -569,6 +569,7 @@ def _add_design_parser(sub) -> None:
     p.add_argument("-n", type=int, required=True)
     p.add_argument("--target", action="append", metavar="NAME=VALUE|LOW:HIGH", help="property target, e.g. QED=0.9 or MW=300:400")
     p.add_argument("--guidance", type=float, default=2.0, help="guidance scale (1: plain conditional)")
+    p.add_argument("--oversample", type=int, default=1, help="sample K per molecule, keep the one nearest the targets")
     p.set_defaults(func=cmd_design_generate)
 
     p = commands.add_parser("analogs", help="neighbours of seed molecules (partial noising and re-denoising)")

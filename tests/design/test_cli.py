@@ -22,7 +22,7 @@ def _run(tiny_model, *argv) -> int:
 
 def test_generate_writes_targets_and_filters(tiny_model, tmp_path, capsys):
     out = tmp_path / "gen.csv"
-    code = _run(tiny_model, "generate", "-n", "12", "--out", str(out), "--target", "logP=1:4", "--target", "QED=0.8",
+    code = _run(tiny_model, "generate", "-n", "12", "--out", str(out), "--target", "logP=1:4", "--target", "QED=0.8", "--oversample", "2",
                 "--must-avoid", "[Cl]", "--window", "MW=0:400", "--sa-max", "6")  # fmt: skip
     assert code == 0
     rows = _rows(out)
