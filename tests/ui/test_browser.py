@@ -205,6 +205,8 @@ def test_bad_input_is_a_message_and_the_page_keeps_working(page):
     page.fill("generate-n", 3)
     page.fill("generate-target-QED", "very high")
     assert "QED target 'very high'" in page.expect_error("generate", "QED target")
+    page.fill("generate-target-QED", "1.5")
+    assert "impossible" in page.expect_error("generate", "QED 1.5")
     page.fill("generate-target-QED", "")
     assert page.run("generate").startswith("3 molecules")
     assert page.table_rows("generate") == 3
