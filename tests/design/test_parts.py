@@ -279,6 +279,20 @@ def test_optimizer_keeps_results_when_a_later_iteration_fails():
     assert len(result.trajectory) == 2 and len(result.evaluated) == 16 and result.best
 
 
+def test_optimizer_returns_what_it_found_when_interrupted():
+    sample, mutate, evaluate = _toy_operations()
+    calls = []
+
+    def interrupted(latents):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return evaluate(latents)
+
+    result = LatentOptimizer(sample, mutate, interrupted, max_nodes=8).run(n=8, iterations=10)
+    assert result.stopped == "interrupted during iteration 3" and len(result.trajectory) == 3 and result.best
+
+
 def test_surrogate_learns_a_latent_score():
     latents = stack_tokens([torch.randn(5, 3) for _ in range(64)])
     target = latents.z[:, :, 0].sum(1) / 5
