@@ -126,7 +126,7 @@ def optimization(designer: Designer, args: argparse.Namespace) -> None:
     for k, (smiles, before) in enumerate(starts):
         run = designer.optimize(
             plogp, start=[smiles], n=args.plogp_batch, iterations=args.plogp_iterations, seed=k, reference=smiles,
-            filters=Filters(min_similarity=0.4),
+            filters=Filters(min_similarity=0.4), oversample=args.plogp_oversample,
         )  # fmt: skip
         better = [r for r in run.best if r.score > before + 1e-9 and r.smiles != run.evaluated[0].smiles]
         if better:
@@ -151,7 +151,7 @@ def optimization(designer: Designer, args: argparse.Namespace) -> None:
         "samples (known ceiling about 0.948). Penalized logP: the JT-VAE / GCPN / MoFlow task with their normalised "
         f"penalized logP (ZINC250k statistics); the {n} molecules of lowest penalized logP among {args.plogp_pool:,} "
         f"random MOSES test molecules; per molecule `optimize(start=[it], n={args.plogp_batch}, "
-        f"iterations={args.plogp_iterations}, filters=Filters(min_similarity=0.4))`; success = a different molecule "
+        f"iterations={args.plogp_iterations}, oversample={args.plogp_oversample}, filters=Filters(min_similarity=0.4))`; success = a different molecule "
         "with Morgan (r=2, 2048 bits) Tanimoto >= 0.4 and higher penalized logP. MoFlow reports 4.71 ± 4.55 at "
         "85.75% success (on ZINC250k, not MOSES). QED / SA and chain length show whether winners game the score "
         "with long carbon chains."
@@ -238,13 +238,16 @@ def main() -> None:
     parser.add_argument("--only", default="targets,optimization,scaffolds")
     parser.add_argument("--guidance", type=float, default=2.0)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--n-targets", type=int, default=None, help="joint targets (default 1000)")
+    parser.add_argument("--plogp-n", type=int, default=None, help="penalized-logP start molecules (default 800)")
+    parser.add_argument("--plogp-oversample", type=int, default=2, help="candidates per scored molecule in penalized-logP runs")
     args = parser.parse_args()
     sizes = dict(n_targets=1000, n_range=10_000, n_sweep=500, qed_n=64, qed_iterations=20, plogp_n=800, plogp_pool=20_000,
                  plogp_batch=16, plogp_iterations=4, n_decorate=200, n_analogs=100)  # fmt: skip
     if args.quick:
         sizes = dict(n_targets=6, n_range=200, n_sweep=8, qed_n=8, qed_iterations=2, plogp_n=3, plogp_pool=100,
                      plogp_batch=4, plogp_iterations=1, n_decorate=8, n_analogs=8)  # fmt: skip
-    vars(args).update(sizes)
+    vars(args).update({k: v for k, v in sizes.items() if getattr(args, k, None) is None})
     if args.threads:
         torch.set_num_threads(args.threads)
     designer = Designer.from_pretrained(args.model, device="cpu")

@@ -129,6 +129,7 @@ class Screen:
         except InvalidMoleculeError as exc:
             raise DesignInputError(f"reference: {exc}") from None
         self.seen: set[str] = set()
+        self._measured: dict[str, tuple[dict[str, float], list[str], float | None]] = {}
 
     def __call__(self, smiles: str | None, error: str | None = None) -> DesignResult:
         """The result for one decoded molecule (``smiles`` None: invalid, with ``error``)."""
@@ -138,10 +139,12 @@ class Screen:
             mol = parse_smiles(smiles)
         except InvalidMoleculeError as exc:
             return DesignResult(None, "invalid", str(exc))
-        result = DesignResult(smiles, "valid", properties=self.domain.properties(smiles))
-        result.alerts = [f"{a.catalog}: {a.description}" for a in structural_alerts(mol)]
-        if self.reference_fp is not None:
-            result.similarity = tanimoto(self.reference_fp, fingerprint(mol))
+        if smiles not in self._measured:  # repeats (common in optimisation) are measured once
+            alerts = [f"{a.catalog}: {a.description}" for a in structural_alerts(mol)]
+            similarity = None if self.reference_fp is None else tanimoto(self.reference_fp, fingerprint(mol))
+            self._measured[smiles] = (self.domain.properties(smiles), alerts, similarity)
+        properties, alerts, similarity = self._measured[smiles]
+        result = DesignResult(smiles, "valid", properties=dict(properties), alerts=list(alerts), similarity=similarity)
         result.reasons = self._reasons(mol, result)
         if smiles in self.seen:
             result.state = "duplicate"
