@@ -524,7 +524,17 @@ def cmd_design_optimize(args: argparse.Namespace) -> None:
         raise CLIError(f"--objective {args.objective!r}: choose qed, plogp, similarity:SMILES or logp-window:LOW:HIGH")
     objective = factories[name](parameter) if parameter else factories[name]()
     designer = _designer(args)
-    start = [s for _, s in _design_inputs(args, "start")] if (args.smiles or args.input) else None
+    start = None
+    if args.smiles or args.input:
+        start = []
+        for location, smiles in _design_inputs(args, "start"):
+            problem = designer.check_smiles(smiles)
+            if problem:
+                print(f"skipped {location}: {problem}", file=sys.stderr)
+            else:
+                start.append(smiles)
+        if not start:
+            raise CLIError("none of the start molecules can be used (see above)")
     from tqdm import tqdm
 
     bar = tqdm(total=args.iterations + 1, desc="optimize", unit="iteration", disable=not args.progress, file=sys.stderr)

@@ -79,6 +79,14 @@ class Designer:
     def _screen(self, must_contain, must_avoid, filters: Filters | None, core: Core | None = None, reference: str | None = None) -> Screen:
         return Screen(self.pipe.domain, must_contain, must_avoid, filters, core=core, reference=reference)
 
+    def check_smiles(self, smiles: str) -> str | None:
+        """Why ``smiles`` cannot be designed from (invalid, atoms outside the vocabulary, too large), or None."""
+        try:
+            self.pipe.encode([smiles])
+        except ValueError as exc:
+            return str(exc)
+        return None
+
     def _encode(self, smiles: str, what: str) -> Latents:
         try:
             return self.pipe.encode([smiles])

@@ -60,6 +60,14 @@ def test_decorate_interpolate_optimize(tiny_model, tmp_path):
     assert len(rows) == 18 and all(r["score"] for r in rows if r["state"] == "valid")
 
 
+def test_optimize_skips_unusable_start_molecules(tiny_model, tmp_path, capsys):
+    out = tmp_path / "opt.csv"
+    code = _run(tiny_model, "optimize", TRAINING[0], "C1CC", "--objective", "plogp", "-n", "4", "--iterations", "1",
+                "--reference", TRAINING[0], "--min-similarity", "0.3", "--no-progress", "--best-only", "--out", str(out))  # fmt: skip
+    assert code == 0 and "skipped argument: invalid SMILES 'C1CC'" in capsys.readouterr().err
+    assert all(float(r["similarity"]) >= 0.3 for r in _rows(out))
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
