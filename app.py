@@ -51,7 +51,7 @@ def _summary(records: list, seconds: float, what: str) -> str:
 
 
 def _target_line(report: dict[str, dict[str, float]]) -> str:
-    """'on target: QED 40% (mean distance 0.08) · MW 75% (...)' from the design API's target report."""
+    """'On target: QED 40% (mean distance 0.08) · MW 75% (...)' from the design API's target report."""
     parts = [f"{name} {r['in_range']:.0%} (mean distance {r['mae']:.3g})" for name, r in report.items() if r.get("n")]
     return "On target: " + " · ".join(parts) if parts else ""
 
@@ -68,10 +68,10 @@ def _present(records: list, stem: str, started: float, what: str = "molecules", 
         "invalid": sum(r.smiles is None for r in records),
         f"beyond the first {GRID_MAX}": len(drawable) - len(shown),
     }
-    left_out = ", ".join(f"{count} {what}" for what, count in left_out.items() if count)
+    left_out = ", ".join(f"{count} {label}" for label, count in left_out.items() if count)
     greyed = " (rejected ones greyed)" if any(r.state == "rejected" for _, r in shown) else ""
     note = f"{len(shown)} drawn{greyed}; not drawn but in the table and the files: {left_out}." if left_out else ""
-    if any(r.state == "valid" for r in records) is False and records:
+    if records and not any(r.state == "valid" for r in records):
         gr.Warning("None of the results is a valid molecule that passed the constraints; see the table for why.")
     csv_path, sdf_path = results.write_files(records, stem)
     return (
@@ -160,7 +160,7 @@ class Handlers:
     @_on_page
     def optimize(self, kind, logp_low, logp_high, reference, w_qed, w_logp, w_sim, start, n, iterations, seed, contain, avoid, alerts, sa_max, progress=gr.Progress()):
         started = time.perf_counter()
-        n = check_count("population size", n, 2, self.limits.max_n)
+        n = check_count("population size", n, 2, min(self.limits.max_n, self.limits.max_population))
         iterations = check_count("iterations", iterations, 1, self.limits.max_iterations)
         low, high = parse_optional_float("logP low", logp_low), parse_optional_float("logP high", logp_high)
         weights = {"QED": float(w_qed or 0), "logP window": float(w_logp or 0), "similarity to reference": float(w_sim or 0)}

@@ -26,7 +26,7 @@ FIXED_INPUTS = 9  # n, seed, steps, guidance, hard limits, must contain, must av
 def _client(url: str):
     from gradio_client import Client
 
-    return Client(url, verbose=False)
+    return Client(url, verbose=False, httpx_kwargs={"timeout": 300})  # a queued user waits; only real errors count
 
 
 def _generate(client, n: int, steps: int, seed: int, targets: int) -> tuple[float, int]:

@@ -21,6 +21,7 @@ class Limits:
     max_n: int = 500
     max_steps: int = 100
     max_iterations: int = 30
+    max_population: int = 200  # optimisation decodes several times this many candidates per iteration
     max_points: int = 50
 
 

@@ -83,8 +83,8 @@ class Page:
         raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}; errors on the page: {self.errors()}")
 
     def fill(self, elem_id: str, text) -> None:
-        field = self.find(f"#{elem_id} input, #{elem_id} textarea")
-        assert field is not None, f"no input field #{elem_id}"
+        css = f"#{elem_id} input, #{elem_id} textarea"
+        field = self.wait(lambda: (f := self.find(css)) is not None and f.is_displayed() and f, f"the input field #{elem_id}", seconds=15)
         from selenium.webdriver.common.keys import Keys
 
         # Typed as a person would: clear() alone fires no input event, so the page would keep the old value.
