@@ -263,7 +263,7 @@ def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
                     guidance = gr.Slider(1.0, 5.0, value=2.0, step=0.1, label="guidance strength (toward the targets)", elem_id="generate-guidance")
                 with gr.Accordion("Property targets: a value (0.9) or a range (300-400); empty: no target", open=True):
                     with gr.Row():
-                        targets = [gr.Textbox(label=name, max_lines=1, elem_id=f"generate-target-{name}", min_width=90) for name in service.property_names]
+                        targets = [gr.Textbox(label=name, max_lines=1, placeholder="value or low-high", elem_id=f"generate-target-{name}", min_width=90) for name in service.property_names]
                     hard = gr.Checkbox(label="ranges are hard limits (reject molecules outside them; targets only steer otherwise)", elem_id="generate-hard")
                 constraints = _constraints("generate")
                 _task("generate", "Generate", handlers.generate, [*sampling, guidance, hard, *constraints, *targets])
