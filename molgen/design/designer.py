@@ -21,12 +21,20 @@ from pathlib import Path
 
 import torch
 
-from molgen.chem import InvalidMoleculeError
+from molgen.chem import InvalidMoleculeError, parse_smiles
 from molgen.domains.molecule import NODE_FIELDS
 from molgen.design import objectives as objectives_module
 from molgen.design.chemistry import Core, parse_core
 from molgen.design.constraints import Filters, Screen
-from molgen.design.editing import CoreConstraint, calibrate_strength, decoration_grid, interpolation_path, stack_tokens
+from molgen.design.editing import (
+    LAYOUTS,
+    CoreConstraint,
+    calibrate_strength,
+    decoration_grid,
+    interpolation_path,
+    stack_tokens,
+    template_offsets,
+)
 from molgen.design.optimization import LatentOptimizer
 from molgen.design.results import DesignInputError, DesignResult, OptimizationResult
 from molgen.design.targets import Target, parse_targets, sizes_for_weight
@@ -114,7 +122,9 @@ class Designer:
         for b, start in enumerate(range(0, n, self.batch_size)):
             count = min(self.batch_size, n - start)
             latents = sample(start, count * oversample, b)
-            decoded = self.pipe.decode(latents, batch_size=self.batch_size, decoding=decoding, adjust=adjust)
+            # adjust sees each graph's index in the whole call, not in this batch
+            shifted = None if adjust is None else lambda i, nodes, edges, start=start: adjust(start + i, nodes, edges)
+            decoded = self.pipe.decode(latents, batch_size=self.batch_size, decoding=decoding, adjust=shifted)
             for molecule in decoded if choose is None else choose(decoded, count):
                 yield screen(molecule.smiles, molecule.error)
             if progress is not None:
@@ -268,6 +278,7 @@ class Designer:
         progress: Progress | None = None,
         extra_atoms: int | tuple[int, int] | None = None,
         fix_core: bool = True,
+        layout: str = "auto",
     ) -> Iterator[DesignResult]:
         """Molecules keeping ``core``: with attachment points (``[*:1]``, ``[*:2]`` ...) substituents go there
         only; a plain core may be substituted wherever it has a hydrogen.
@@ -277,7 +288,10 @@ class Designer:
         from the training size distribution. Outputs that do not keep the core exactly are ``rejected`` (core
         not retained), so every ``valid`` output contains it. ``fix_core`` (default) also fixes the core's
         atoms and bonds in the decoder's probabilities (:class:`~molgen.design.editing.CoreConstraint`);
-        without it the kept tokens alone carry the core.
+        without it the kept tokens alone carry the core. ``layout``: the template's tokens ``first`` (new atoms
+        after them) or ``last`` (new atoms before them) in the sequence; ``auto`` tries both on 16 attempts
+        each and keeps the one whose kept tokens alone retain the core more often (the layout the prior
+        handles better for this core; which one depends on the core).
         """
         self._count(n)
         try:
@@ -285,22 +299,40 @@ class Designer:
         except InvalidMoleculeError as exc:
             raise DesignInputError(str(exc)) from None
         template = self._encode(parsed.template, f"core {core!r} (as {parsed.template!r})")[0]  # (T, d)
+        if layout not in ("auto", *LAYOUTS):
+            raise DesignInputError(f"layout={layout!r}: choose 'auto' or one of {LAYOUTS}")
         sizes = self._decoration_sizes(template.shape[0], n, extra_atoms, seed, core)
+        if layout == "auto":
+            layout = self._best_layout(parsed, template, extra_atoms, seed, steps)
+        offsets = template_offsets(sizes, template.shape[0], layout)
         screen = self._screen(must_contain, must_avoid, filters, core=parsed, reference=parsed.template)
-        adjust = self._core_constraint(parsed) if fix_core else None
+        adjust = self._core_constraint(parsed, offsets) if fix_core else None
 
         def sample(start: int, count: int, b: int) -> Latents:
-            grid, keep = decoration_grid(template, parsed.core_positions, sizes[start : start + count])
+            grid, keep = decoration_grid(template, parsed.core_positions, sizes[start : start + count], offsets[start : start + count])
             return self.pipe.sample_latents(count, steps=steps, seed=seed * _SEED_STRIDE + b, batch_size=count, start=grid, keep=keep)
 
         yield from self._stream(n, sample, screen, progress, adjust)
 
-    def _core_constraint(self, core: Core) -> CoreConstraint:
+    def _best_layout(self, core: Core, template: torch.Tensor, extra_atoms, seed: int, steps: int | None, probe: int = 16) -> str:
+        """The layout whose kept tokens alone (no constraint at decoding) retain the core most often."""
+        sizes = self._decoration_sizes(template.shape[0], probe, extra_atoms, seed + 1, core.text)
+        retained = {}
+        for layout in LAYOUTS:
+            grid, keep = decoration_grid(template, core.core_positions, sizes, template_offsets(sizes, template.shape[0], layout))
+            latents = self.pipe.sample_latents(probe, steps=steps, seed=seed + 1, batch_size=probe, start=grid, keep=keep)
+            decoded = [m.smiles for m in self.pipe.decode(latents, decoding="valence") if m.smiles is not None]
+            retained[layout] = sum(core.retained(parse_smiles(s)) for s in decoded)
+        best = max(LAYOUTS, key=lambda k: retained[k])  # ties: the first, "first"
+        log.info("core %s: kept tokens alone retain it %s of %d times; layout %r", core.text, retained, probe, best)
+        return best
+
+    def _core_constraint(self, core: Core, offsets: list[int]) -> CoreConstraint:
         domain = self.pipe.domain
         graph = domain.to_graph(core.template)
         hydrogens = domain.raw_graph(graph).x[:, NODE_FIELDS.index("num_hs")]
         open_atoms = [] if core.attachment_points else [p for p in core.core_positions if hydrogens[p] > 0]
-        return CoreConstraint(graph.x, graph.dense_edges(), core.core_positions, open_atoms)
+        return CoreConstraint(graph.x, graph.dense_edges(), core.core_positions, open_atoms, offsets)
 
     def _decoration_sizes(self, length: int, n: int, extra_atoms, seed: int, core: str) -> list[int]:
         config = self.pipe.prior.config

@@ -144,6 +144,16 @@ def test_decorated_outputs_keep_the_core(designer, core):
     assert _valid(results), Counter(r.state for r in results)
 
 
+def test_both_layouts_keep_the_core(designer):
+    core = "O=C(N[*:1])c1ccccc1"
+    parsed = parse_core(core)
+    for layout in ("first", "last"):
+        results = designer.decorate(core, 8, seed=1, layout=layout)
+        assert all(parsed.retained(Chem.MolFromSmiles(r.smiles)) for r in results if r.state == "valid")
+    with pytest.raises(DesignInputError, match="layout='middle'"):
+        designer.decorate(core, 4, layout="middle")
+
+
 def test_decoration_size_and_bad_cores(designer):
     results = designer.decorate("O=C1CCCN1", 8, extra_atoms=3)
     assert all(Chem.MolFromSmiles(r.smiles).GetNumAtoms() <= 6 + 3 for r in results if r.smiles)

@@ -14,7 +14,14 @@ from molgen.checkpoint import load_domain
 from molgen.design import DesignInputError, DesignResult, Filters, objectives, target_report
 from molgen.design.chemistry import parse_core, penalized_logp
 from molgen.design.constraints import Screen, compile_patterns
-from molgen.design.editing import CoreConstraint, calibrate_strength, decoration_grid, interpolation_path, stack_tokens
+from molgen.design.editing import (
+    CoreConstraint,
+    calibrate_strength,
+    decoration_grid,
+    interpolation_path,
+    stack_tokens,
+    template_offsets,
+)
 from molgen.design.optimization import LatentOptimizer, Surrogate
 from molgen.design.targets import parse_targets, sizes_for_weight
 from molgen.pipeline import Latents
@@ -206,6 +213,28 @@ def test_decoration_grid_keeps_core_tokens_in_place():
     assert keep[0].tolist() == [False, True, True, True, False, False]
     with pytest.raises(ValueError, match="at least the template's 4 atoms"):
         decoration_grid(template, [1], [3])
+
+
+def test_template_can_sit_last():
+    template = torch.randn(3, 2)
+    sizes = [5, 3]
+    offsets = template_offsets(sizes, 3, "last")
+    start, keep = decoration_grid(template, [0, 2], sizes, offsets)
+    assert offsets == [2, 0]
+    torch.testing.assert_close(start.z[0, 2:5], template)
+    assert keep[0].tolist() == [False, False, True, False, True] and keep[1, :3].tolist() == [True, False, True]
+    with pytest.raises(ValueError, match="layout='middle'"):
+        template_offsets(sizes, 3, "middle")
+
+
+def test_core_constraint_follows_the_template_offset():
+    labels = np.array([[0, 0, 3], [1, 0, 1]])  # C-N, the N is the core
+    bonds = np.array([[0, 1], [1, 0]])
+    nodes = [np.full((4, k), 1.0 / k) for k in (7, 1, 4)]
+    edges = np.full((4, 4, 4), 0.25)
+    fixed_nodes, fixed_edges = CoreConstraint(labels, bonds, core=[1], offsets=[0, 2])(1, nodes, edges)
+    assert fixed_nodes[0][3].argmax() == 1 and fixed_nodes[0][1].max() < 1  # the core atom is at position 2 + 1
+    assert fixed_edges[3, 2, 1] == 1.0 and fixed_edges[3, 0, 0] == 1.0 and fixed_edges[3, 1, 0] == 1.0
 
 
 def test_core_constraint_fixes_core_atoms_and_bonds():
