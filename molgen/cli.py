@@ -502,8 +502,14 @@ def cmd_design_analogs(args: argparse.Namespace) -> None:
 
 def cmd_design_decorate(args: argparse.Namespace) -> None:
     designer = _designer(args)
+    extra = None
+    if args.extra_atoms:
+        try:
+            extra = tuple(int(v) for v in args.extra_atoms.split(":"))
+        except ValueError:
+            raise CLIError(f"--extra-atoms {args.extra_atoms!r}: expected N or LOW:HIGH, e.g. 3:8") from None
     options = {"seed": args.seed, "steps": args.steps, "must_contain": args.must_contain or (), "must_avoid": args.must_avoid or (),
-               "filters": _design_filters(args)}  # fmt: skip
+               "filters": _design_filters(args), "layout": args.layout, "extra_atoms": extra[0] if extra and len(extra) == 1 else extra}  # fmt: skip
     rows = _design_inputs(args, "core")
     _write_design(args, designer, ((s, designer.decorate_iter(s, args.n, **options)) for _, s in rows))
 
@@ -593,6 +599,8 @@ def _add_design_parser(sub) -> None:
     p = commands.add_parser("decorate", help="decorate cores ([*:1] attachment points, or a plain core)")
     common(p, "core")
     p.add_argument("-n", type=int, required=True, help="attempts per core")
+    p.add_argument("--extra-atoms", default=None, metavar="N|LOW:HIGH", help="atoms to add (default: from the training size distribution)")
+    p.add_argument("--layout", choices=["auto", "first", "last"], default="auto", help="template tokens before or after the new atoms")
     p.set_defaults(func=cmd_design_decorate)
 
     p = commands.add_parser("interpolate", help="molecules on the latent line between two molecules")

@@ -345,7 +345,12 @@ class Designer:
             if counts.sum() == 0:
                 counts = torch.ones(room)
             return (torch.multinomial(counts, n, replacement=True, generator=generator) + length + 1).tolist()
-        low, high = (extra_atoms, extra_atoms) if isinstance(extra_atoms, int) else extra_atoms
+        if isinstance(extra_atoms, int):
+            low = high = extra_atoms
+        elif isinstance(extra_atoms, (tuple, list)) and len(extra_atoms) == 2 and all(isinstance(v, int) for v in extra_atoms):
+            low, high = extra_atoms
+        else:
+            raise DesignInputError(f"extra_atoms={extra_atoms!r}: a whole number or a (low, high) pair of them")
         if not 0 <= low <= high or high > room:
             raise DesignInputError(f"extra_atoms={extra_atoms!r}: must be between 0 and {room} for core {core!r}")
         return (torch.randint(low, high + 1, (n,), generator=generator) + length).tolist()

@@ -49,7 +49,7 @@ def test_analogs_skip_bad_seeds_and_keep_going(tiny_model, tmp_path, capsys):
 
 def test_decorate_interpolate_optimize(tiny_model, tmp_path):
     out = tmp_path / "dec.csv"
-    assert _run(tiny_model, "decorate", "O=C(N[*:1])c1ccccc1", "-n", "6", "--out", str(out)) == 0
+    assert _run(tiny_model, "decorate", "O=C(N[*:1])c1ccccc1", "-n", "6", "--extra-atoms", "2:4", "--out", str(out)) == 0
     assert len(_rows(out)) == 6
     out = tmp_path / "path.smi"
     assert _run(tiny_model, "interpolate", TRAINING[2], TRAINING[4], "--points", "5", "--out", str(out)) == 0
