@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 DRIVER_CANDIDATES = ("chromedriver", "chromium-driver")
-INSTALL_HINT = "apt-get install -y chromium chromium-driver (and pip install selenium); .ci/run installs them"
+INSTALL_HINT = "apt-get install -y chromium chromium-driver (and pip install selenium); scripts/install-browser does it as root"
 
 
 class BrowserMissing(RuntimeError):
@@ -86,6 +86,10 @@ def chromium(download_dir: str | Path, size: tuple[int, int] = (1400, 1000)):
     except ImportError as exc:
         raise BrowserMissing(f"selenium is not installed ({exc}); {INSTALL_HINT}") from None
     binary, driver = _find(CHROMIUM_CANDIDATES), _find(DRIVER_CANDIDATES)
+    if binary is None or driver is None:
+        # The README's test command must work on a fresh machine: install them as .ci/run does, once.
+        subprocess.run([str(REPO / "scripts" / "install-browser")], check=False, timeout=900)
+        binary, driver = _find(CHROMIUM_CANDIDATES), _find(DRIVER_CANDIDATES)
     if binary is None or driver is None:
         missing = " and ".join(n for n, p in (("chromium", binary), ("chromedriver", driver)) if p is None)
         raise BrowserMissing(f"{missing} not found on PATH; {INSTALL_HINT}")
