@@ -40,7 +40,10 @@ def cmd_featurize(args: argparse.Namespace) -> None:
     if args.limit:
         rows = _take_shuffled(rows, args.limit, args.seed)
     with tqdm(desc=f"featurizing {Path(args.input).name}", unit="mol", disable=args.quiet) as bar:
-        result = featurize_molecules(rows, vocab=vocab, standardize_with=standardize, workers=args.workers, progress=bar.update)
+        result = featurize_molecules(
+            rows, vocab=vocab, standardize_with=standardize, workers=args.workers, progress=bar.update,
+            hydrogens=getattr(args, "hydrogens", "explicit"),
+        )
     out = Path(args.out)
     report = {**result.report(), "source": str(args.input), "limit": args.limit, "seed": args.seed}
     result.dataset.save(out, report=report)
@@ -98,7 +101,7 @@ def _dataset_for_training(path: Path, cache: Path, args: argparse.Namespace, voc
         featurize_args = argparse.Namespace(
             input=str(path), out=str(cache), smiles_column=args.smiles_column,
             vocab=str(vocab_dir) if vocab_dir else None, limit=None, seed=0, workers=None,
-            largest_fragment=False, neutralize=False, quiet=not args.progress,
+            largest_fragment=False, neutralize=False, quiet=not args.progress, hydrogens=getattr(args, "hydrogens", "explicit"),
         )
         cmd_featurize(featurize_args)
     return GraphDataset.load(cache)
@@ -157,7 +160,7 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     if args.freeze_encoder and not (args.init_from or (config_path.exists() and args.resume)):
         raise CLIError("--freeze-encoder needs a trained encoder: give --init-from MODEL (or resume a run)")
     settings = TrainSettings(kl_weight=args.kl_weight, latent_noise=args.latent_noise, freeze_encoder=args.freeze_encoder, **_trainer_settings(args))
-    domain_config = MoleculeDomain(train.vocab).to_config()
+    domain_config = MoleculeDomain(train.vocab, hydrogens=args.hydrogens).to_config()
     module = train_tokenizer(
         train, run_dir, config, settings, val=val, domain_config=domain_config, resume=args.resume, init_from=init_from,
         init_from_info=init_from_info,
@@ -638,6 +641,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--largest-fragment", action="store_true", help="keep only the largest fragment")
     p.add_argument("--neutralize", action="store_true", help="neutralise charges")
+    p.add_argument(
+        "--hydrogens", choices=["explicit", "implicit"], default="explicit",
+        help="implicit: also skip molecules whose hydrogens RDKit would not infer (for models built with implicit hydrogens)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_featurize)
 
@@ -649,6 +656,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smiles-column", default=None)
     p.add_argument("--limit", type=int, default=None, help="train on a random subset of this many graphs")
     p.add_argument("--bottleneck", choices=["gaussian", "fsq"], default="gaussian")
+    p.add_argument(
+        "--hydrogens", choices=["implicit", "explicit"], default="implicit",
+        help="implicit (default): molecules are rebuilt with RDKit's default valences, so a decoded graph is valid "
+        "when its bonds fit; explicit: every atom's hydrogen count is part of the molecule",
+    )
     p.add_argument("--latent-dim", type=int, default=16, help="latent numbers per node (gaussian)")
     p.add_argument("--fsq-levels", default="8,8,8,5,5", help="FSQ levels per latent dim (fsq)")
     p.add_argument("--d-model", type=int, default=128)

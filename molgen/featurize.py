@@ -17,7 +17,7 @@ import numpy as np
 
 from molgen.chem import StandardizeOptions
 from molgen.dataset import GraphDataset
-from molgen.domains.molecule import EDGE_FIELD, NODE_FIELDS, MoleculeDomain, smiles_to_raw_graph
+from molgen.domains.molecule import EDGE_FIELD, NODE_FIELDS, MoleculeDomain, check_implicit_hydrogens, smiles_to_raw_graph
 from molgen.graph import DomainError, Graph, OutOfVocabularyError, Vocabulary
 from molgen.io import BadRow, Row
 
@@ -50,12 +50,14 @@ class _Chunk:
     bad: list[BadRow]
 
 
-def _featurize_chunk(args: tuple[list[Row], StandardizeOptions | None]) -> _Chunk:
-    rows, standardize_with = args
+def _featurize_chunk(args: tuple[list[Row], StandardizeOptions | None, str]) -> _Chunk:
+    rows, standardize_with, hydrogens = args
     items, locations, graphs, bad = [], [], [], []
     for row in rows:
         try:
             graph, canonical = smiles_to_raw_graph(row.smiles, standardize_with)
+            if hydrogens == "implicit":
+                check_implicit_hydrogens(graph)
         except (DomainError, ValueError) as exc:  # InvalidMoleculeError is a ValueError
             bad.append(BadRow(row.location, row.smiles, str(exc)))
             continue
@@ -96,6 +98,7 @@ def featurize_molecules(
     workers: int | None = None,
     chunk_size: int = 2000,
     progress=None,
+    hydrogens: str = "explicit",
 ) -> FeaturizeResult:
     """Featurize rows from :func:`molgen.io.read_molecules` into a dataset.
 
@@ -105,11 +108,13 @@ def featurize_molecules(
         standardize_with: optional standardisation before featurizing.
         workers: processes to use (default: all cores); 1 runs in this process.
         progress: optional callable receiving the number of rows done after each chunk.
+        hydrogens: ``"implicit"`` also reports as bad rows the molecules whose hydrogens RDKit would not infer
+            (see :mod:`molgen.domains.molecule`).
     """
     workers = workers or os.cpu_count() or 1
     bad: list[BadRow] = []
     counter = [0]
-    chunk_iter = ((c, standardize_with) for c in _chunks(rows, chunk_size, bad, counter))
+    chunk_iter = ((c, standardize_with, hydrogens) for c in _chunks(rows, chunk_size, bad, counter))
     results: list[_Chunk] = []
     if workers == 1:
         mapped: Iterable[_Chunk] = map(_featurize_chunk, chunk_iter)

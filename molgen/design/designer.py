@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 
 from molgen.chem import InvalidMoleculeError, parse_smiles
-from molgen.domains.molecule import NODE_FIELDS
 from molgen.design import objectives as objectives_module
 from molgen.design.chemistry import Core, parse_core
 from molgen.design.constraints import Filters, Screen
@@ -330,7 +329,7 @@ class Designer:
     def _core_constraint(self, core: Core, offsets: list[int]) -> CoreConstraint:
         domain = self.pipe.domain
         graph = domain.to_graph(core.template)
-        hydrogens = domain.raw_graph(graph).x[:, NODE_FIELDS.index("num_hs")]
+        hydrogens = domain.hydrogen_counts(graph)
         open_atoms = [] if core.attachment_points else [p for p in core.core_positions if hydrogens[p] > 0]
         return CoreConstraint(graph.x, graph.dense_edges(), core.core_positions, open_atoms, offsets)
 

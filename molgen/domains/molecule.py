@@ -2,8 +2,19 @@
 
 Nodes are heavy atoms in RDKit's canonical SMILES output order (a depth-first order, so most bonds join
 neighbours in the sequence); node fields are atomic number, formal charge and total hydrogen count; edges
-are Kekulé bond orders (1, 2, 3). Hydrogen counts are stored on every atom and written back as explicit,
-which makes the round trip exact for aromatic ``[nH]``, charged atoms and unusual valences alike.
+are Kekulé bond orders (1, 2, 3).
+
+Hydrogens, two modes (``MoleculeDomain(hydrogens=...)``, saved in ``domain.json``):
+
+- ``"explicit"``: the hydrogen count of every atom is part of the molecule and written back as explicit,
+  which makes the round trip exact for unusual valences too; a decoded graph is valid only if every atom's
+  hydrogens and bonds add up to an allowed valence.
+- ``"implicit"`` (what graph generative models such as DiGress or MoFlow use): a molecule is its heavy atoms,
+  charges and Kekulé bonds, and RDKit fills in hydrogens from the default valences. The hydrogen count stays
+  a node field (the tokenizer reads it and predicts it) but is not used to build the molecule, so a decoded
+  graph is valid when its bonds fit the atoms' valences. Molecules whose hydrogens differ from what RDKit
+  would infer are not representable and are refused by :meth:`MoleculeDomain.to_graph` with the atom named
+  (none of MOSES).
 
 Stereochemistry (chirality, double-bond geometry) is not represented: graphs are built from, and compared
 with, non-isomeric canonical SMILES. Isotopes and radicals are rejected with a clear error.
@@ -23,6 +34,7 @@ from molgen.graph import DomainError, Graph, OutOfVocabularyError, Vocabulary
 __all__ = [
     "CONDITION_PROPERTIES",
     "EDGE_FIELD",
+    "HYDROGEN_MODES",
     "NODE_FIELDS",
     "MoleculeDomain",
     "mol_to_raw_graph",
@@ -35,6 +47,8 @@ NODE_FIELDS = ["atomic_num", "formal_charge", "num_hs"]
 CONDITION_PROPERTIES = ("QED", "logP", "MW", "SA", "TPSA", "HBD", "HBA")
 """Properties a prior trained on molecules is conditioned on (any subset can be given when sampling)."""
 EDGE_FIELD = "bond_order"
+HYDROGEN_MODES = ("explicit", "implicit")
+"""How a graph's hydrogens become the molecule's: stored counts (explicit) or RDKit's default valences (implicit)."""
 
 _BOND_ORDER = {Chem.BondType.SINGLE: 1, Chem.BondType.DOUBLE: 2, Chem.BondType.TRIPLE: 3}
 _BOND_TYPE = {order: bond_type for bond_type, order in _BOND_ORDER.items()}
@@ -90,14 +104,23 @@ def smiles_to_raw_graph(smiles: str, standardize_with: StandardizeOptions | None
         raise DomainError(f"SMILES {smiles!r}: {exc}") from None
 
 
-def raw_graph_to_mol(graph: Graph) -> Chem.Mol:
-    """Sanitised RDKit molecule from a raw graph; raises :class:`InvalidMoleculeError` if it is not valid."""
+def raw_graph_to_mol(graph: Graph, hydrogens: str = "explicit") -> Chem.Mol:
+    """Sanitised RDKit molecule from a raw graph; raises :class:`InvalidMoleculeError` if it is not valid.
+
+    ``hydrogens="explicit"`` sets each atom's hydrogen count from the graph (too few for its bonds is
+    invalid: unpaired electrons); ``"implicit"`` ignores the graph's counts and lets RDKit add hydrogens up
+    to each atom's default valence.
+    """
+    if hydrogens not in HYDROGEN_MODES:
+        raise ValueError(f"hydrogens must be one of {HYDROGEN_MODES}, got {hydrogens!r}")
+    explicit = hydrogens == "explicit"
     rw = Chem.RWMol()
     for atomic_num, charge, num_hs in graph.x.tolist():
         atom = Chem.Atom(int(atomic_num))
         atom.SetFormalCharge(int(charge))
-        atom.SetNumExplicitHs(int(num_hs))
-        atom.SetNoImplicit(True)
+        if explicit:
+            atom.SetNumExplicitHs(int(num_hs))
+            atom.SetNoImplicit(True)
         rw.AddAtom(atom)
     for (i, j), order_ in zip(graph.edge_index.tolist(), graph.edge_attr.tolist(), strict=True):
         if i == j:
@@ -108,6 +131,21 @@ def raw_graph_to_mol(graph: Graph) -> Chem.Mol:
         if atom.GetNumRadicalElectrons():
             raise InvalidMoleculeError(f"decoded graph is not a valid molecule: {_atom_name(atom)} has unpaired electrons")
     return mol
+
+
+def check_implicit_hydrogens(graph: Graph) -> None:
+    """Raise :class:`DomainError` naming the first atom whose hydrogen count differs from what RDKit infers
+    from its element, charge and bonds (so the molecule cannot be rebuilt with implicit hydrogens)."""
+    try:
+        mol = raw_graph_to_mol(graph, hydrogens="implicit")
+    except InvalidMoleculeError as exc:
+        raise DomainError(f"not representable with implicit hydrogens: {exc}") from None
+    for atom, stored in zip(mol.GetAtoms(), graph.x[:, NODE_FIELDS.index("num_hs")].tolist(), strict=True):
+        if atom.GetTotalNumHs() != stored:
+            raise DomainError(
+                f"{_atom_name(atom)} has {stored} hydrogen(s) where its bonds imply {atom.GetTotalNumHs()}; "
+                "this domain uses implicit hydrogens (use hydrogens='explicit' for such molecules)"
+            )
 
 
 def _sanitized(mol: Chem.Mol, failure: str) -> Chem.Mol:
@@ -148,21 +186,31 @@ class MoleculeDomain:
 
     name = "molecule"
 
-    def __init__(self, vocab: Vocabulary, standardize_with: StandardizeOptions | None = None) -> None:
+    def __init__(self, vocab: Vocabulary, standardize_with: StandardizeOptions | None = None, hydrogens: str = "explicit") -> None:
         if vocab.node_fields != NODE_FIELDS or vocab.edge_field != EDGE_FIELD:
             raise ValueError(f"vocabulary fields {vocab.node_fields}/{vocab.edge_field} are not a molecule's")
+        if hydrogens not in HYDROGEN_MODES:
+            raise ValueError(f"hydrogens must be one of {HYDROGEN_MODES}, got {hydrogens!r}")
         self.vocab = vocab
         self.standardize_with = standardize_with
+        self.hydrogens = hydrogens
 
     @classmethod
-    def fit(cls, smiles: list[str], standardize_with: StandardizeOptions | None = None) -> MoleculeDomain:
+    def fit(cls, smiles: list[str], standardize_with: StandardizeOptions | None = None, hydrogens: str = "explicit") -> MoleculeDomain:
         """Fit the vocabulary on a list of SMILES (all must parse; use ``molgen.featurize`` for files)."""
         graphs = [smiles_to_raw_graph(s, standardize_with)[0] for s in smiles]
-        return cls(vocab_from_raw_graphs(graphs), standardize_with)
+        return cls(vocab_from_raw_graphs(graphs), standardize_with, hydrogens)
 
     def to_graph(self, smiles: str) -> Graph:
-        """SMILES -> labelled graph in canonical order; errors name the SMILES and the offending atom/bond."""
-        return self.label_graph(smiles_to_raw_graph(smiles, self.standardize_with)[0], smiles)
+        """SMILES -> labelled graph in canonical order; errors name the SMILES and the offending atom/bond
+        (with implicit hydrogens, also an atom whose hydrogens RDKit would not infer)."""
+        raw = smiles_to_raw_graph(smiles, self.standardize_with)[0]
+        if self.hydrogens == "implicit":
+            try:
+                check_implicit_hydrogens(raw)
+            except DomainError as exc:
+                raise DomainError(f"SMILES {smiles!r}: {exc}") from None
+        return self.label_graph(raw, smiles)
 
     def label_graph(self, raw: Graph, smiles: str = "") -> Graph:
         """Map a raw graph to vocabulary labels."""
@@ -197,7 +245,13 @@ class MoleculeDomain:
 
     def to_mol(self, graph: Graph) -> Chem.Mol:
         """Labelled graph -> sanitised Mol; raises :class:`InvalidMoleculeError` when it is not valid."""
-        return raw_graph_to_mol(self.raw_graph(graph))
+        return raw_graph_to_mol(self.raw_graph(graph), self.hydrogens)
+
+    def hydrogen_counts(self, graph: Graph) -> np.ndarray:
+        """(n,) hydrogens on each atom of a valid labelled graph, as the molecule has them (stored or inferred)."""
+        if self.hydrogens == "explicit":
+            return self.raw_graph(graph).x[:, NODE_FIELDS.index("num_hs")]
+        return np.array([atom.GetTotalNumHs() for atom in self.to_mol(graph).GetAtoms()], dtype=np.int64)
 
     def from_graph(self, graph: Graph) -> str:
         """Labelled graph -> canonical (non-isomeric) SMILES; raises InvalidMoleculeError when invalid."""
@@ -286,12 +340,14 @@ class MoleculeDomain:
             "name": self.name,
             "vocab": self.vocab.to_dict(),
             "standardize": None if opts is None else {"largest_fragment": opts.largest_fragment, "neutralize": opts.neutralize},
+            "hydrogens": self.hydrogens,
         }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> MoleculeDomain:
         opts = config.get("standardize")
-        return cls(Vocabulary.from_dict(config["vocab"]), None if opts is None else StandardizeOptions(**opts))
+        # Models saved before the option existed used explicit hydrogens.
+        return cls(Vocabulary.from_dict(config["vocab"]), None if opts is None else StandardizeOptions(**opts), config.get("hydrogens", "explicit"))
 
 
 def vocab_from_raw_graphs(graphs: list[Graph]) -> Vocabulary:

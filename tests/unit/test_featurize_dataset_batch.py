@@ -69,6 +69,17 @@ def test_featurize_reports_bad_rows_and_keeps_good_ones(mixed_smi):
     assert result.report() == {"read": 13, "featurized": 8, "bad": 5}
 
 
+def test_featurize_with_implicit_hydrogens_reports_unusual_hydrogens_and_goes_on(tmp_path):
+    path = tmp_path / "h.smi"
+    path.write_text("CCO\nC[SH2]C\nc1cc[nH]c1\n")
+    explicit = featurize_molecules(read_molecules(path), workers=1)
+    assert explicit.dataset.items == ["CCO", "C[SH2]C", "c1cc[nH]c1"] and not explicit.bad_rows
+    implicit = featurize_molecules(read_molecules(path), workers=1, hydrogens="implicit")
+    assert implicit.dataset.items == ["CCO", "c1cc[nH]c1"]
+    [bad] = implicit.bad_rows
+    assert bad.location == "line 2" and "atom 1 (S) has 2 hydrogen(s) where its bonds imply 0" in bad.reason
+
+
 def test_featurized_graphs_match_the_domain(mixed_smi):
     result = featurize_molecules(read_molecules(mixed_smi), workers=1)
     domain = MoleculeDomain(result.dataset.vocab)

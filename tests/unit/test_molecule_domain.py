@@ -330,3 +330,55 @@ def test_domain_rejects_a_non_molecule_vocabulary():
     with pytest.raises(ValueError, match="not a molecule"):
         MoleculeDomain(vocab)
     assert MoleculeDomain(Vocabulary(list(NODE_FIELDS), [[6], [0], [4]], EDGE_FIELD, [1])).vocab.node_sizes == [1, 1, 1]
+
+
+# --- implicit hydrogens -----------------------------------------------------------------------------------
+
+
+def test_implicit_round_trip_moses_and_hard_cases(moses_test_3000):
+    # Every MOSES molecule, and the hard cases ([nH], charges, S(=O)), are rebuilt exactly from heavy atoms,
+    # charges and Kekulé bonds with RDKit's default valences.
+    domain = MoleculeDomain.fit(moses_test_3000 + HARD_CASES, hydrogens="implicit")
+    failures = _round_trip_failures(domain, moses_test_3000 + HARD_CASES)
+    assert not failures, f"{len(failures)} differ, e.g. {failures[:5]}"
+
+
+def test_implicit_ignores_decoded_hydrogen_counts_explicit_does_not(hard_domain):
+    implicit = MoleculeDomain(hard_domain.vocab, hydrogens="implicit")
+    graph = hard_domain.to_graph("CCO")
+    wrong_hs = Graph(x=graph.x.copy(), edge_index=graph.edge_index, edge_attr=graph.edge_attr)
+    h = NODE_FIELDS.index("num_hs")
+    wrong_hs.x[:, h] = hard_domain.vocab.node_labels(np.array([[6, 0, 0]]))[0, h]  # every atom "without hydrogens"
+    with pytest.raises(InvalidMoleculeError, match="unpaired electrons"):
+        hard_domain.from_graph(wrong_hs)
+    assert implicit.from_graph(wrong_hs) == "CCO"
+    assert implicit.hydrogen_counts(wrong_hs).tolist() == hard_domain.hydrogen_counts(graph).tolist()
+    assert sorted(implicit.hydrogen_counts(graph).tolist()) == [1, 2, 3]
+
+
+def test_implicit_still_rejects_excess_valence():
+    domain = MoleculeDomain.fit(["CC(C)(C)C"], hydrogens="implicit")
+    g = domain.to_graph("CC(C)(C)C")
+    center = int(np.flatnonzero(domain.raw_graph(g).x[:, 2] == 0)[0])
+    x = np.vstack([g.x, g.x[(center + 1) % 5]])
+    edge_index = np.vstack([g.edge_index, [[center, 5]]])
+    with pytest.raises(InvalidMoleculeError, match="not a valid molecule"):
+        domain.from_graph(Graph(x=x, edge_index=edge_index, edge_attr=np.concatenate([g.edge_attr, g.edge_attr[:1]])))
+
+
+def test_implicit_refuses_hydrogens_rdkit_would_not_infer_naming_the_atom():
+    domain = MoleculeDomain.fit(["CCO", "C[SH2]C"])  # explicit: representable
+    assert domain.from_graph(domain.to_graph("C[SH2]C")) == "C[SH2]C"
+    implicit = MoleculeDomain(domain.vocab, hydrogens="implicit")
+    with pytest.raises(DomainError, match=r"C\[SH2\]C.*atom 1 \(S\) has 2 hydrogen\(s\) where its bonds imply 0"):
+        implicit.to_graph("C[SH2]C")
+
+
+def test_hydrogens_mode_saved_in_config_and_old_configs_read_as_explicit(hard_domain):
+    config = json.loads(json.dumps(MoleculeDomain(hard_domain.vocab, hydrogens="implicit").to_config()))
+    assert config["hydrogens"] == "implicit"
+    assert MoleculeDomain.from_config(config).hydrogens == "implicit"
+    del config["hydrogens"]
+    assert MoleculeDomain.from_config(config).hydrogens == "explicit"
+    with pytest.raises(ValueError, match="hydrogens must be one of"):
+        MoleculeDomain(hard_domain.vocab, hydrogens="none")
