@@ -4,8 +4,9 @@ peak memory, and the training time of each stage.
     python -m benchmarks.sampling [--model checkpoints/moses] [--n 30000] [--steps N] [--seed 0]
 
 The same sampled latents are decoded twice, raw (argmax) and valence-aware, and each decoding gets its own
-column of figures (they are never mixed). Throughput counts valid unique molecules per second of wall time
-for prior + decoding on this machine (properties not computed). Writes a section of BENCHMARKS.md.
+column of figures (they are never mixed). Sampling uses the pipeline's validity guidance (``--validity-guidance``,
+0 to turn it off); the raw validity of the same prior without guidance is measured on ``--unguided-n`` samples.
+Throughput counts valid unique molecules per second of wall time for prior + decoding on this machine (properties not computed). Writes a section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 
 from benchmarks.report import training_chain, write_section
 from molgen.metrics import compute_metrics, moses_references
-from molgen.pipeline import MolgenPipeline
+from molgen.pipeline import DEFAULT_VALIDITY_GUIDANCE, MolgenPipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +47,8 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--validity-guidance", type=float, default=DEFAULT_VALIDITY_GUIDANCE)
+    parser.add_argument("--unguided-n", type=int, default=5000, help="samples without validity guidance, for its raw validity (0: skip)")
     parser.add_argument("--title", default="Sampling and MOSES metrics, shipped model")
     args = parser.parse_args()
     if args.threads:
@@ -56,7 +59,10 @@ def main() -> None:
 
     # 1. Sample latents once (timed), then decode them both ways (timed separately).
     start = time.time()
-    latents = pipe.sample_latents(args.n, steps=steps, seed=args.seed, batch_size=args.batch_size, sampler=args.sampler, temperature=args.temperature)
+    latents = pipe.sample_latents(
+        args.n, steps=steps, seed=args.seed, batch_size=args.batch_size, sampler=args.sampler, temperature=args.temperature,
+        validity_guidance=args.validity_guidance,
+    )
     prior_seconds = time.time() - start
     decoded, seconds = {}, {}
     for decoding in ("raw", "valence"):
@@ -79,6 +85,13 @@ def main() -> None:
     for decoding, molecules in decoded.items():
         unique = len({m.smiles for m in molecules if m.smiles})
         rows.append((f"valid unique molecules/s, {decoding} ({steps} steps)", f"{unique / (prior_seconds + seconds[decoding]):.0f}"))
+    if args.unguided_n and args.validity_guidance:
+        plain = pipe.sample_latents(
+            args.unguided_n, steps=steps, seed=args.seed, batch_size=args.batch_size, sampler=args.sampler, temperature=args.temperature,
+            validity_guidance=0,
+        )
+        raw_valid = sum(m.smiles is not None for m in pipe.decode(plain, batch_size=args.batch_size, decoding="raw")) / args.unguided_n
+        rows.insert(2, (f"valid without validity guidance (raw, {args.unguided_n:,} samples)", f"{raw_valid:.4f}"))
     rows.append(("prior sampling time", f"{prior_seconds:.1f} s for {args.n:,} ({args.n / prior_seconds:.0f} latents/s)"))
     rows += [(f"decoding time, {k}", f"{v:.1f} s") for k, v in seconds.items()]
     rows.append(("peak memory (RSS)", f"{peak_mb:.0f} MB"))
@@ -90,7 +103,8 @@ def main() -> None:
     params = sum(p.numel() for p in pipe.prior.parameters())
     notes = (
         f"Prior: {config.objective} ({config.prediction}), d_model {config.d_model}, {config.layers} layers, {params / 1e3:.0f}k "
-        f"parameters, sampler {args.sampler or config.default_sampler}, {steps} steps, noise temperature {args.temperature}, EMA weights. Both columns decode the "
+        f"parameters, sampler {args.sampler or config.default_sampler}, {steps} steps, noise temperature {args.temperature}, EMA weights, "
+        f"validity guidance {args.validity_guidance} over the last half of the steps (molgen.guidance; its time is in the prior sampling time). Both columns decode the "
         "same sampled latents: raw = argmax of the decoder (a graph that is not one valid molecule counts as invalid, "
         "including unpaired electrons and fragments); valence-aware = bonds placed within each atom's valence. "
         "Metrics: molgen.metrics (MOSES' definitions, checked against MOSES' reference code in the section "

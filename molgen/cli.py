@@ -352,6 +352,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         args.n, steps=args.steps, seed=args.seed, batch_size=args.batch_size, conditions=conditions or None,
         guidance_scale=args.guidance, num_nodes=args.num_nodes, sampler=args.sampler, decoding=args.decoding,
         properties=args.properties, temperature=args.temperature,
+        **({} if args.validity_guidance is None else {"validity_guidance": args.validity_guidance}),
     )  # fmt: skip
     counts: dict[str, int] = {}
     bar = _progress(args.n, "sample", args.progress)
@@ -716,6 +717,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale for --condition")
     p.add_argument("--num-nodes", type=int, default=None, help="heavy atoms per molecule (default: as in training)")
     p.add_argument("--temperature", type=float, default=1.0, help="scale of the starting noise (<1: more valid, less diverse)")
+    p.add_argument(
+        "--validity-guidance", type=float, default=None,
+        help="step size of the decoder-based validity guidance over the last half of the steps (default: the pipeline's, 0.1; 0: off)",
+    )
     p.add_argument("--decoding", choices=["raw", "valence"], default="valence", help="valence-aware (always valid; default) or raw argmax")
     p.add_argument("--no-properties", dest="properties", action="store_false", help="do not compute properties (faster)")
     p.add_argument("--device", default="auto")

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["DomainError", "Graph", "GraphDomain", "OutOfVocabularyError", "Vocabulary"]
+__all__ = ["DomainError", "Graph", "GraphDomain", "OutOfVocabularyError", "ValenceTable", "Vocabulary"]
 
 
 class DomainError(ValueError):
@@ -185,6 +185,19 @@ def _lookup(values: np.ndarray, raw: np.ndarray, field_name: str) -> np.ndarray:
             value,
         )
     return order[pos].astype(np.int64)
+
+
+@dataclass(frozen=True)
+class ValenceTable:
+    """What a domain says valid graphs obey, as plain numbers (used by validity guidance, which knows no chemistry).
+
+    ``capacity[a][c]``: the largest total edge order a node may carry when its first node field has label
+    ``a`` and its second label ``c`` (for molecules: element and formal charge -> largest valence);
+    ``edge_orders[k]``: the order of edge label ``k`` (label 0, no edge, has order 0).
+    """
+
+    capacity: list[list[float]]
+    edge_orders: list[float]
 
 
 class GraphDomain(Protocol):

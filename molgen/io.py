@@ -192,7 +192,7 @@ class MoleculeWriter:
         from rdkit import Chem
 
         mol = Chem.MolFromSmiles(smiles) if smiles else None
-        mol = mol if mol is not None else Chem.Mol()
+        mol = _with_2d_coordinates(mol) if mol is not None else Chem.Mol()
         mol.SetProp("_Name", f"molgen_{index}")
         mol.SetProp("index", str(index))
         mol.SetProp("state", state)
@@ -224,3 +224,19 @@ def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
+
+
+def _with_2d_coordinates(mol):
+    """``mol`` with a 2D depiction; all-zero coordinates when the layout gives numbers a molfile cannot hold
+    (RDKit's depictor can return NaN or huge values for odd generated ring systems, which makes the record
+    unreadable)."""
+    import numpy as np
+    from rdkit import Chem
+    from rdkit.Chem import rdDepictor
+
+    rdDepictor.Compute2DCoords(mol)
+    positions = mol.GetConformer().GetPositions()  # (n, 3)
+    if not np.isfinite(positions).all() or np.abs(positions).max(initial=0.0) >= 1e4:
+        mol.RemoveAllConformers()
+        mol.AddConformer(Chem.Conformer(mol.GetNumAtoms()), assignId=True)
+    return mol

@@ -25,15 +25,19 @@ from torch import Tensor
 from molgen.batch import batch_from_graphs, graphs_from_dense
 from molgen.checkpoint import load_domain, load_prior, load_tokenizer
 from molgen.graph import DomainError
+from molgen.guidance import ValidityGuidance
 from molgen.prior.model import LatentPrior
 from molgen.prior.scheduling import make_scheduler, model_time
 from molgen.tokenizer.model import GraphTokenizer
 
-__all__ = ["DECODINGS", "DecodedMolecule", "Latents", "MolgenPipeline", "Reconstruction"]
+__all__ = ["DECODINGS", "DEFAULT_VALIDITY_GUIDANCE", "DecodedMolecule", "Latents", "MolgenPipeline", "Reconstruction"]
 
 DECODINGS = ("raw", "valence")
 """``raw``: argmax of the decoder, checked afterwards; ``valence``: bonds placed within each atom's valence
 (valid by construction; see the domain's ``from_scores``). Figures of the two are never mixed."""
+
+DEFAULT_VALIDITY_GUIDANCE = 0.1
+"""Step size of validity guidance unless told otherwise (measured on the shipped model; see BENCHMARKS.md)."""
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +115,7 @@ class MolgenPipeline:
         """Sample ``n`` molecules; one record per sample, in order, invalid ones included.
 
         Takes the keyword arguments of :meth:`sample_iter` (steps, seed, batch_size, conditions,
-        guidance_scale, num_nodes, sampler, decoding, properties, temperature).
+        guidance_scale, num_nodes, sampler, decoding, properties, temperature, validity_guidance).
         """
         return list(self.sample_iter(n, **options))
 
@@ -128,6 +132,7 @@ class MolgenPipeline:
         decoding: str = "valence",
         properties: bool = True,
         temperature: float = 1.0,
+        validity_guidance: float = DEFAULT_VALIDITY_GUIDANCE,
     ) -> Iterator[DecodedMolecule]:
         """Sample ``n`` molecules, yielded batch by batch (for streaming to disk and progress bars).
 
@@ -141,7 +146,9 @@ class MolgenPipeline:
         generator = torch.Generator().manual_seed(seed)
         for start in range(0, n, batch_size):
             count = min(batch_size, n - start)
-            latents = self._sample_batch(count, steps, generator, conditions, guidance_scale, num_nodes, sampler, temperature)
+            latents = self._sample_batch(
+                count, steps, generator, conditions, guidance_scale, num_nodes, sampler, temperature, validity_guidance=validity_guidance
+            )
             for molecule in self.decode(latents, batch_size=count, decoding=decoding):
                 if molecule.smiles is not None:
                     if molecule.smiles in seen:
@@ -166,6 +173,7 @@ class MolgenPipeline:
         strength: float = 1.0,
         keep: Tensor | None = None,
         step_hook: StepHook | None = None,
+        validity_guidance: float = DEFAULT_VALIDITY_GUIDANCE,
     ) -> Latents:
         """Sample latent tokens of ``n`` graphs from the prior.
 
@@ -174,7 +182,9 @@ class MolgenPipeline:
         graph (default: drawn from the training distribution); ``conditions``: property name -> target value
         (any subset of the prior's ``property_names``), with ``guidance_scale`` the classifier-free guidance
         weight (1 = plain conditional sampling, > 1 pushes harder toward the targets); ``temperature``
-        scales the starting noise (below 1: more conservative, more often valid, less diverse samples).
+        scales the starting noise (below 1: more conservative, more often valid, less diverse samples);
+        ``validity_guidance``: step size of the decoder-based validity guidance over the last half of the
+        steps (see :mod:`molgen.guidance`; 0 turns it off; used when the domain has a valence table).
 
         Editing existing latents (analogs, inpainting; SDEdit and RePaint in image diffusion):
 
@@ -199,7 +209,11 @@ class MolgenPipeline:
         for k in range(0, n, batch_size):
             count = min(batch_size, n - k)
             edit = None if start is None else _Edit(_rows(start, k, count), strength, None if keep is None else _rows(keep, k, count))
-            chunks.append(self._sample_batch(count, steps, generator, conditions, guidance_scale, num_nodes, sampler, temperature, edit, step_hook))
+            chunks.append(
+                self._sample_batch(
+                    count, steps, generator, conditions, guidance_scale, num_nodes, sampler, temperature, edit, step_hook, validity_guidance
+                )
+            )
         return _concat_latents(chunks)
 
     def _require_prior(self) -> LatentPrior:
@@ -248,6 +262,7 @@ class MolgenPipeline:
         temperature: float = 1.0,
         edit: _Edit | None = None,
         step_hook: StepHook | None = None,
+        validity_guidance: float = DEFAULT_VALIDITY_GUIDANCE,
     ) -> Latents:
         prior = self._require_prior()
         if not temperature > 0:
@@ -283,11 +298,16 @@ class MolgenPipeline:
             keep = None if edit.keep is None else edit.keep.to(self.device).bool().expand(batch, -1).unsqueeze(-1)  # (B, N, 1)
             if keep is not None:
                 x = torch.where(keep, _noised(scheduler, flow, x0, noise, begin), x)
+        validity = self._validity_guidance(validity_guidance, mean, std)
+        guided_from = len(scheduler.timesteps) - len(scheduler.timesteps) // 2  # validity guidance: the last half
         for index, timestep in enumerate(scheduler.timesteps[begin:], start=begin):
+            # 1. prior (with classifier-free guidance) -> 2. scheduler step -> 3. validity guidance -> 4. edits
             model_in = scheduler.scale_model_input(x, timestep) if hasattr(scheduler, "scale_model_input") else x
             t = model_time(timestep, config, batch, self.device)
             prediction = self._guided(prior, model_in, t, mask, condition, guidance_scale)
             x = scheduler.step(prediction, timestep, x).prev_sample * mask.unsqueeze(-1)
+            if validity is not None and index >= guided_from:
+                x = validity(x, mask)
             if keep is not None:
                 # Known tokens follow their own noising path, so the prior always sees them at the current level.
                 level = scheduler.step_index if flow else index + 1
@@ -295,6 +315,14 @@ class MolgenPipeline:
             if step_hook is not None:
                 x = step_hook(index, timestep, x) * mask.unsqueeze(-1)
         return Latents((x * std + mean) * mask.unsqueeze(-1), mask)
+
+    def _validity_guidance(self, scale: float, mean: Tensor, std: Tensor) -> ValidityGuidance | None:
+        if scale < 0:
+            raise ValueError(f"validity_guidance={scale}: must be >= 0 (0 turns it off)")
+        table = getattr(self.domain, "valence_table", None)
+        if scale == 0 or table is None:
+            return None
+        return ValidityGuidance(self.tokenizer, table(), mean, std, scale=scale)
 
     @staticmethod
     def _guided(prior: LatentPrior, x: Tensor, t: Tensor, mask: Tensor, condition: tuple[Tensor, Tensor] | None, scale: float) -> Tensor:

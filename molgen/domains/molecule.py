@@ -29,7 +29,7 @@ import numpy as np
 from rdkit import Chem, rdBase
 
 from molgen.chem import InvalidMoleculeError, StandardizeOptions, canonical_smiles, compute_properties, parse_smiles
-from molgen.graph import DomainError, Graph, OutOfVocabularyError, Vocabulary
+from molgen.graph import DomainError, Graph, OutOfVocabularyError, ValenceTable, Vocabulary
 
 __all__ = [
     "CONDITION_PROPERTIES",
@@ -321,6 +321,14 @@ class MoleculeDomain:
         fragments = Chem.GetMolFrags(mol, asMols=True)
         mol = max(fragments, key=lambda m: m.GetNumAtoms())
         return canonical_smiles(mol, isomeric=False)
+
+    def valence_table(self) -> ValenceTable:
+        """Largest valence of each (element, charge) label pair and the order of each bond label, for
+        validity guidance. With explicit hydrogens the guidance ignores the hydrogens a node carries, so it
+        helps less; it is meant for implicit hydrogens."""
+        elements, charges = self.vocab.node_values[0], self.vocab.node_values[1]
+        capacity = [[float(_max_valence(int(z), int(c))) for c in charges] for z in elements]
+        return ValenceTable(capacity=capacity, edge_orders=[0.0, *(float(v) for v in self.vocab.edge_values)])
 
     def canonical(self, smiles: str) -> str:
         """The form a round trip is compared in: non-isomeric canonical SMILES after this domain's standardisation."""

@@ -238,3 +238,26 @@ def test_write_bad_rows(tmp_path):
     assert lines[1].split("\t") == ["line 3", "unclosed ring", "C1CC"]
     assert lines[2].split("\t") == ["record 2", "unreadable", ""]
     assert len(lines) == 3
+
+
+def test_sdf_records_get_zero_coordinates_when_the_2d_layout_fails(monkeypatch):
+    # RDKit's depictor can return NaN or huge coordinates for odd generated ring systems; a molfile cannot hold
+    # them and the record became unreadable. The writer then falls back to all-zero coordinates.
+    from rdkit.Chem import rdDepictor
+
+    from molgen import io as molgen_io
+
+    real_layout = rdDepictor.Compute2DCoords
+
+    def broken_layout(mol, *args, **kwargs):
+        result = real_layout(mol, *args, **kwargs)
+        for i in range(mol.GetNumAtoms()):
+            mol.GetConformer().SetAtomPosition(i, (float("nan"), 1e9, 0.0))
+        return result
+
+    good = molgen_io._with_2d_coordinates(Chem.MolFromSmiles("c1ccccc1O")).GetConformer().GetPositions()
+    assert abs(good).max() > 0.5  # a real layout when the depictor works
+    monkeypatch.setattr(rdDepictor, "Compute2DCoords", broken_layout)
+    mol = molgen_io._with_2d_coordinates(Chem.MolFromSmiles("c1ccccc1O"))
+    assert (mol.GetConformer().GetPositions() == 0).all()
+    assert Chem.MolToSmiles(Chem.MolFromMolBlock(Chem.MolToMolBlock(mol))) == "Oc1ccccc1"

@@ -1,0 +1,141 @@
+"""Validity guidance: steering the prior's samples toward latents whose argmax decoding is a valid graph.
+
+Classifier guidance with the tokenizer's decoder as the classifier. Over the last part of the sampling loop,
+after each scheduler step, the latents move down the gradient of an energy computed from the decoder's
+probabilities:
+
+1. valence: for every node, the expected bond order it carries beyond its expected capacity (plus a margin),
+   squared. Capacities come from the domain as plain numbers (:class:`ValenceTable`), so this module needs
+   no chemistry.
+2. connectivity: for every graph whose argmax edges fall apart, the most probable edge joining each smaller
+   fragment to the rest (preferring nodes with free capacity) gets ``-log p(edge)``.
+
+The decoder never changes and decoding stays the argmax: guidance only chooses where the prior's samples
+land. It costs one decoder forward and backward pass per guided step.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from molgen.graph import ValenceTable
+from molgen.tokenizer.model import GraphTokenizer
+
+__all__ = ["ValidityGuidance", "components"]
+
+
+def components(adj: Tensor, mask: Tensor) -> Tensor:
+    """(B, N) label of each node's connected component (its smallest node index) in (B, N, N) bool ``adj``;
+    padding nodes keep their own index."""
+    n = mask.shape[1]
+    index = torch.arange(n, device=adj.device).expand_as(mask)  # (B, N)
+    labels = index.clone()
+    big = torch.full_like(adj, n, dtype=labels.dtype)
+    for _ in range(n):  # min-label propagation converges within the graph's diameter
+        neighbour = torch.where(adj, labels[:, None, :].expand_as(big), big).amin(-1)  # (B, N)
+        updated = torch.minimum(labels, neighbour)
+        if torch.equal(updated, labels):
+            break
+        labels = updated
+    return torch.where(mask, labels, index)
+
+
+class ValidityGuidance:
+    """Callable on (B, N, d) *normalised* latents (the prior's space) during sampling; returns them moved.
+
+    ``mean``/``std`` (d,) map normalised latents to the tokenizer's; ``scale`` is the step size;
+    ``bridge`` weighs the connectivity term against the valence term; ``margin`` keeps expected valences
+    that much below capacity.
+    """
+
+    def __init__(
+        self,
+        tokenizer: GraphTokenizer,
+        table: ValenceTable,
+        mean: Tensor,
+        std: Tensor,
+        scale: float = 0.1,
+        bridge: float = 1.0,
+        margin: float = 0.3,
+    ) -> None:
+        self.tokenizer = tokenizer
+        device = mean.device
+        self.capacity = torch.tensor(table.capacity, dtype=torch.float32, device=device)  # (K_a, K_c)
+        self.orders = torch.tensor(table.edge_orders, dtype=torch.float32, device=device)  # (K_e,)
+        self.mean, self.std = mean, std
+        self.scale, self.bridge, self.margin = scale, bridge, margin
+
+    def __call__(self, x: Tensor, mask: Tensor) -> Tensor:
+        with torch.enable_grad():
+            x_in = x.detach().requires_grad_(True)
+            energy, _ = self.energy(x_in * self.std + self.mean, mask)
+            (grad,) = torch.autograd.grad(energy, x_in)
+        return (x - self.scale * grad) * mask.unsqueeze(-1)
+
+    def energy(self, z: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Summed energy of (B, N, d) latents ``z`` and which graphs' argmax decoding breaks a rule, (B,) bool."""
+        out = self.tokenizer.decode_logits(z, mask)
+        batch, n = mask.shape
+        p_atom = out.node_logits[0].softmax(-1)  # (B, N, K_a)
+        p_charge = out.node_logits[1].softmax(-1) if len(out.node_logits) > 1 and self.capacity.shape[1] > 1 else None
+        if p_charge is None:
+            capacity = p_atom @ self.capacity[:, 0]  # (B, N) expected capacity
+        else:
+            capacity = torch.einsum("bna,bnc,ac->bn", p_atom, p_charge, self.capacity)
+        p_edge = out.edge_logits.softmax(-1)  # (P, K_e)
+        b, i, j = out.pairs.unbind(-1)
+        load = _node_sums(p_edge @ self.orders, b, i, j, capacity)  # (B, N) expected edge order per node
+        valence = (torch.relu(load - capacity + self.margin) ** 2 * mask).sum()
+
+        # The argmax graph: which nodes exceed capacity, which graphs fall apart.
+        with torch.no_grad():
+            atom = out.node_logits[0].argmax(-1)
+            charge = out.node_logits[1].argmax(-1) if p_charge is not None else torch.zeros_like(atom)
+            hard_capacity = self.capacity[atom, charge]  # (B, N)
+            label = p_edge.argmax(-1)  # (P,)
+            hard_load = _node_sums(self.orders[label], b, i, j, hard_capacity)
+            over = ((hard_load > hard_capacity) & mask).any(1)  # (B,)
+            adj = torch.zeros(batch, n, n, dtype=torch.bool, device=z.device)
+            adj[b, i, j] = label > 0
+            adj = adj | adj.transpose(1, 2)
+            comp = components(adj, mask)  # (B, N)
+            fragmented = (mask & (comp != 0)).any(1)  # real nodes come first: node 0's fragment is labelled 0
+        present = torch.zeros(batch, n, n, device=z.device, dtype=p_edge.dtype)
+        present = present.index_put((b, i, j), 1.0 - p_edge[:, 0])
+        present = present + present.transpose(1, 2)  # (B, N, N) p(edge), symmetric
+        connect = self._bridges(present, comp, mask, hard_capacity - hard_load, fragmented)
+        return valence + self.bridge * connect, over | fragmented
+
+    @staticmethod
+    def _bridges(present: Tensor, comp: Tensor, mask: Tensor, free: Tensor, fragmented: Tensor) -> Tensor:
+        """Sum of -log p(edge) over the best edge joining each non-largest fragment to another fragment."""
+        if not fragmented.any():
+            return present.sum() * 0.0
+        batch, n = mask.shape
+        same = comp[:, :, None] == comp[:, None, :]  # (B, N, N)
+        real = mask[:, :, None] & mask[:, None, :]
+        has_room = (free >= 1)[:, :, None] & (free >= 1)[:, None, :]
+        score = torch.where(real & ~same, present.detach() + has_room.float(), torch.full_like(present, -1.0))
+        row_best, row_arg = score.max(-1)  # (B, N): best cross edge from each node
+        size = same.logical_and(real).sum(-1)  # (B, N) size of each node's fragment
+        largest = torch.where(mask, size, -1).argmax(-1)  # (B,) a node of the largest fragment
+        main = comp.gather(1, largest[:, None])  # (B, 1)
+        # Per fragment (keyed by its label), the node with the best cross edge.
+        best = torch.full((batch, n), -2.0, device=present.device).scatter_reduce(1, comp, row_best, reduce="amax")  # (B, N)
+        is_choice = mask & (comp != main) & (row_best == best.gather(1, comp)) & (row_best >= 0) & fragmented[:, None]
+        # One node per fragment: the first that reaches its fragment's best.
+        first = torch.full((batch, n), n, device=present.device, dtype=torch.long)
+        first = first.scatter_reduce(1, comp, torch.where(is_choice, torch.arange(n, device=present.device).expand(batch, n), n), reduce="amin")
+        chosen = is_choice & (first.gather(1, comp) == torch.arange(n, device=present.device))  # (B, N)
+        gb, gi = chosen.nonzero(as_tuple=True)
+        if len(gb) == 0:
+            return present.sum() * 0.0
+        p = present[gb, gi, row_arg[gb, gi]]
+        return -torch.log(p + 1e-6).sum()
+
+
+def _node_sums(values: Tensor, b: Tensor, i: Tensor, j: Tensor, like: Tensor) -> Tensor:
+    """(B, N) per-node sums of per-pair ``values`` (P,) over both ends of each pair (b, i, j)."""
+    out = torch.zeros_like(like, dtype=values.dtype)
+    return out.index_put((b, i), values, accumulate=True).index_put((b, j), values, accumulate=True)
