@@ -4,8 +4,9 @@ peak memory, and the training time of each stage.
     python -m benchmarks.sampling [--model checkpoints/moses] [--n 30000] [--steps N] [--seed 0]
 
 The same sampled latents are decoded twice, raw (argmax) and valence-aware, and each decoding gets its own
-column of figures (they are never mixed). Sampling uses the pipeline's validity guidance (``--validity-guidance``,
-0 to turn it off); the raw validity of the same prior without guidance is measured on ``--unguided-n`` samples.
+column of figures (they are never mixed). ``--validity-guidance S`` samples with the pipeline's validity guidance
+(default: the pipeline's default, off); with it on, the raw validity of the same prior without guidance is also
+measured on ``--unguided-n`` samples.
 Throughput counts valid unique molecules per second of wall time for prior + decoding on this machine (properties not computed). Writes a section of BENCHMARKS.md.
 """
 

@@ -58,19 +58,22 @@ class ValidityGuidance:
         scale: float = 0.1,
         bridge: float = 1.0,
         margin: float = 0.3,
+        only_broken: bool = True,
     ) -> None:
         self.tokenizer = tokenizer
         device = mean.device
         self.capacity = torch.tensor(table.capacity, dtype=torch.float32, device=device)  # (K_a, K_c)
         self.orders = torch.tensor(table.edge_orders, dtype=torch.float32, device=device)  # (K_e,)
         self.mean, self.std = mean, std
-        self.scale, self.bridge, self.margin = scale, bridge, margin
+        self.scale, self.bridge, self.margin, self.only_broken = scale, bridge, margin, only_broken
 
     def __call__(self, x: Tensor, mask: Tensor) -> Tensor:
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(True)
-            energy, _ = self.energy(x_in * self.std + self.mean, mask)
+            energy, broken = self.energy(x_in * self.std + self.mean, mask)
             (grad,) = torch.autograd.grad(energy, x_in)
+        if self.only_broken:
+            grad = grad * broken[:, None, None]  # graphs whose argmax decoding is valid are left alone
         return (x - self.scale * grad) * mask.unsqueeze(-1)
 
     def energy(self, z: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:

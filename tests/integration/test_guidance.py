@@ -52,7 +52,7 @@ def test_energy_flags_broken_graphs_and_not_real_molecules(pipe):
     real = pipe.encode(["CCOc1ccc(C(=O)N2CCCC2)cc1", "Cc1ccccc1", "O=C(O)CCN"])
     _, broken = guidance.energy(real.z, real.mask.bool())
     assert not broken.any()
-    latents = pipe.sample_latents(64, seed=3, validity_guidance=0)
+    latents = pipe.sample_latents(64, seed=3)
     decoded = pipe.decode(latents, decoding="raw")
     _, broken = guidance.energy(latents.z, latents.mask.bool())
     invalid = torch.tensor([m.state == "invalid" for m in decoded])
@@ -63,7 +63,7 @@ def test_energy_flags_broken_graphs_and_not_real_molecules(pipe):
 
 def test_a_guidance_step_lowers_the_energy(pipe):
     guidance = _guidance(pipe, scale=0.05)
-    latents = pipe.sample_latents(32, seed=5, validity_guidance=0)
+    latents = pipe.sample_latents(32, seed=5)
     config = pipe.prior.config
     mean, std = torch.tensor(config.latent_mean), torch.tensor(config.latent_std)
     mask = latents.mask.bool()
@@ -74,8 +74,8 @@ def test_a_guidance_step_lowers_the_energy(pipe):
 
 
 def test_guided_sampling_is_far_more_often_valid_when_decoded_raw(pipe):
-    guided = pipe.sample(200, seed=11, decoding="raw", properties=False)  # default: guidance on
-    plain = pipe.sample(200, seed=11, decoding="raw", properties=False, validity_guidance=0)
+    guided = pipe.sample(200, seed=11, decoding="raw", properties=False, validity_guidance=0.1)
+    plain = pipe.sample(200, seed=11, decoding="raw", properties=False)  # default: off
     valid = {name: sum(m.state != "invalid" for m in run) / 200 for name, run in (("guided", guided), ("plain", plain))}
     assert valid["guided"] >= 0.85 and valid["guided"] >= valid["plain"] + 0.3, valid
     assert len({m.smiles for m in guided if m.smiles}) >= 0.95 * sum(m.smiles is not None for m in guided)
