@@ -252,7 +252,11 @@ def cmd_train_prior(args: argparse.Namespace) -> None:
         shutil.copytree(tokenizer_dir, model_out / "tokenizer")
         save_domain(domain, model_out / "domain.json")
     settings = PriorTrainSettings(ema_decay=args.ema_decay, drop_all=args.drop_all, drop_each=args.drop_each, time_sampling=args.time_sampling, **_trainer_settings(args))
-    module = train_prior(latents, run_dir, config, settings, resume=args.resume, init_from=init_from, export_extra={"tokenizer": str(args.model)})
+    extra: dict = {"tokenizer": str(args.model)}
+    if args.init_from:  # the run it continues, so training time adds up over the chain (benchmarks.report)
+        previous = Path(args.init_from) / "prior" / "training.json"
+        extra["initialized_from"] = {"path": str(args.init_from), "training": json.loads(previous.read_text()) if previous.exists() else None}
+    module = train_prior(latents, run_dir, config, settings, resume=args.resume, init_from=init_from, export_extra=extra)
     if module.trainer.is_global_zero:
         print(f"trained for {module.train_seconds():.0f} s in total; model directory: {model_out}")
 

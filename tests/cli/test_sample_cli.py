@@ -199,3 +199,16 @@ def test_sample_with_validity_guidance_from_the_shipped_model(tmp_path, capsys):
         table = list(csv.DictReader(handle))
     assert len(table) == 40
     assert sum(r["state"] != "invalid" for r in table) >= 32  # about 95% raw-valid with guidance, ~40% without
+
+
+def test_train_prior_init_from_records_the_run_it_continues(prior_run, cli_run, train_smi, tmp_path):  # noqa: F811
+    previous = json.loads((prior_run / "model" / "prior" / "training.json").read_text())
+    out = tmp_path / "continued"
+    args = list(PRIOR_TINY)
+    args[args.index("--max-steps") + 1] = "3"
+    command = ["train", "prior", str(train_smi), "--model", str(cli_run / "model"), "--out", str(out), "--init-from", str(prior_run / "model")]
+    assert main([*command, "--latents", str(prior_run / "latents"), *args]) == 0
+    training = json.loads((out / "model" / "prior" / "training.json").read_text())
+    assert training["global_step"] == 3
+    assert training["initialized_from"]["path"] == str(prior_run / "model")
+    assert training["initialized_from"]["training"]["global_step"] == previous["global_step"]
