@@ -42,7 +42,7 @@ def cmd_featurize(args: argparse.Namespace) -> None:
     with tqdm(desc=f"featurizing {Path(args.input).name}", unit="mol", disable=args.quiet) as bar:
         result = featurize_molecules(
             rows, vocab=vocab, standardize_with=standardize, workers=args.workers, progress=bar.update,
-            hydrogens=getattr(args, "hydrogens", "explicit"),
+            hydrogens=args.hydrogens,
         )
     out = Path(args.out)
     report = {**result.report(), "source": str(args.input), "limit": args.limit, "seed": args.seed}

@@ -147,7 +147,7 @@ def cli_run(tmp_path_factory, train_smi):
 
 def test_train_tokenizer_writes_a_model_dir(cli_run, train_smi):
     model = cli_run / "model"
-    assert (model / "domain.json").is_file()
+    assert json.loads((model / "domain.json").read_text())["hydrogens"] == "implicit"  # the default for new models
     assert {p.name for p in (model / "tokenizer").iterdir()} == {"config.json", "model.safetensors", "training.json"}
     assert (cli_run / "checkpoints" / "last.ckpt").is_file()
     config = json.loads((model / "tokenizer" / "config.json").read_text())
