@@ -356,7 +356,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         args.n, steps=args.steps, seed=args.seed, batch_size=args.batch_size, conditions=conditions or None,
         guidance_scale=args.guidance, num_nodes=args.num_nodes, sampler=args.sampler, decoding=args.decoding,
         properties=args.properties, temperature=args.temperature,
-        **({} if args.validity_guidance is None else {"validity_guidance": args.validity_guidance}),
+        restarts=args.restarts, **({} if args.validity_guidance is None else {"validity_guidance": args.validity_guidance}),
     )  # fmt: skip
     counts: dict[str, int] = {}
     bar = _progress(args.n, "sample", args.progress)
@@ -721,6 +721,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale for --condition")
     p.add_argument("--num-nodes", type=int, default=None, help="heavy atoms per molecule (default: as in training)")
     p.add_argument("--temperature", type=float, default=1.0, help="scale of the starting noise (<1: more valid, less diverse)")
+    p.add_argument(
+        "--restarts", type=int, default=None,
+        help="restart-sampling passes after the first (default: the model's): noise back part-way and denoise again; better samples, more time",
+    )
     p.add_argument(
         "--validity-guidance", type=float, default=None,
         help="step size of the decoder-based validity guidance over the last half of the steps (default 0: off; 0.1 lifts raw validity to ~95%%)",

@@ -117,7 +117,7 @@ class MolgenPipeline:
         """Sample ``n`` molecules; one record per sample, in order, invalid ones included.
 
         Takes the keyword arguments of :meth:`sample_iter` (steps, seed, batch_size, conditions,
-        guidance_scale, num_nodes, sampler, decoding, properties, temperature, validity_guidance).
+        guidance_scale, num_nodes, sampler, decoding, properties, temperature, validity_guidance, restarts).
         """
         return list(self.sample_iter(n, **options))
 
@@ -135,6 +135,7 @@ class MolgenPipeline:
         properties: bool = True,
         temperature: float = 1.0,
         validity_guidance: float = DEFAULT_VALIDITY_GUIDANCE,
+        restarts: int | None = None,
     ) -> Iterator[DecodedMolecule]:
         """Sample ``n`` molecules, yielded batch by batch (for streaming to disk and progress bars).
 
@@ -149,7 +150,8 @@ class MolgenPipeline:
         for start in range(0, n, batch_size):
             count = min(batch_size, n - start)
             latents = self._sample_batch(
-                count, steps, generator, conditions, guidance_scale, num_nodes, sampler, temperature, validity_guidance=validity_guidance
+                count, steps, generator, conditions, guidance_scale, num_nodes, sampler, temperature,
+                validity_guidance=validity_guidance, restarts=restarts,
             )
             for molecule in self.decode(latents, batch_size=count, decoding=decoding):
                 if molecule.smiles is not None:
@@ -176,6 +178,7 @@ class MolgenPipeline:
         keep: Tensor | None = None,
         step_hook: StepHook | None = None,
         validity_guidance: float = DEFAULT_VALIDITY_GUIDANCE,
+        restarts: int | None = None,
     ) -> Latents:
         """Sample latent tokens of ``n`` graphs from the prior.
 
@@ -187,7 +190,12 @@ class MolgenPipeline:
         scales the starting noise (below 1: more conservative, more often valid, less diverse samples);
         ``validity_guidance``: step size of the decoder-based validity guidance over the last half of the
         steps (see :mod:`molgen.guidance`; 0, the default, turns it off; 0.1 is the measured setting; used
-        when the domain has a valence table).
+        when the domain has a valence table); ``restarts``: restart-sampling passes after the first (default:
+        the prior's ``default_restarts``): the latents are noised back to the prior's ``restart_strength`` of
+        the schedule with fresh noise and denoised again, which moves samples toward the prior's distribution
+        (Xu et al. 2023, "Restart sampling"); each pass costs ``restart_strength`` of a full one. Restarts run
+        when sampling from noise (also with ``keep``), not for edits with ``strength`` < 1, whose point is to
+        stay near ``start``.
 
         Editing existing latents (analogs, inpainting; SDEdit and RePaint in image diffusion):
 
@@ -214,10 +222,22 @@ class MolgenPipeline:
             edit = None if start is None else _Edit(_rows(start, k, count), strength, None if keep is None else _rows(keep, k, count))
             chunks.append(
                 self._sample_batch(
-                    count, steps, generator, conditions, guidance_scale, num_nodes, sampler, temperature, edit, step_hook, validity_guidance
+                    count, steps, generator, conditions, guidance_scale, num_nodes, sampler, temperature, edit, step_hook, validity_guidance,
+                    restarts=restarts,
                 )
             )
         return _concat_latents(chunks)
+
+    def prior_evaluations(self, steps: int | None = None, restarts: int | None = None) -> int:
+        """How many times the prior network runs per sample (without classifier-free guidance, which doubles
+        it), for ``steps`` and ``restarts`` as in :meth:`sample_latents` (defaults: the prior's)."""
+        config = self._require_prior().config
+        steps = config.default_steps if steps is None else steps
+        restarts = config.default_restarts if restarts is None else restarts
+        scheduler = make_scheduler(config)
+        scheduler.set_timesteps(steps)
+        per_restart = steps - _begin_index(scheduler, config.objective == "flow", config.restart_strength)
+        return steps + restarts * per_restart
 
     def _require_prior(self) -> LatentPrior:
         if self.prior is None:
@@ -268,6 +288,7 @@ class MolgenPipeline:
         validity_guidance: float = DEFAULT_VALIDITY_GUIDANCE,
         sizes: Tensor | None = None,
         noise: Tensor | None = None,
+        restarts: int | None = None,
     ) -> Latents:
         prior = self._require_prior()
         if not temperature > 0:
@@ -276,6 +297,8 @@ class MolgenPipeline:
         steps = config.default_steps if steps is None else steps
         if steps < 1:
             raise ValueError(f"steps={steps}: need at least one sampling step")
+        if restarts is not None and restarts < 0:
+            raise ValueError(f"restarts={restarts}: must be >= 0 (0 turns restart sampling off)")
         mean = torch.tensor(config.latent_mean, device=self.device)
         std = torch.tensor(config.latent_std, device=self.device)
         if edit is None and sizes is None:
@@ -290,7 +313,7 @@ class MolgenPipeline:
                 parts = [
                     self._sample_batch(
                         len(g), steps, generator, conditions, guidance_scale, num_nodes, sampler, temperature,
-                        validity_guidance=validity_guidance, sizes=sizes[g], noise=noise[g, : int(sizes[g].max())],
+                        validity_guidance=validity_guidance, sizes=sizes[g], noise=noise[g, : int(sizes[g].max())], restarts=restarts,
                     )
                     for g in groups
                 ]  # fmt: skip
@@ -306,39 +329,17 @@ class MolgenPipeline:
             x0 = (edit.start.z.to(self.device) - mean) / std * mask.unsqueeze(-1)  # (B, N, d) normalised
         if noise is None:
             noise = torch.randn(batch, n, config.latent_dim, generator=generator)
-        noise = noise.to(self.device)
         condition = self._conditions(conditions, batch)
-        scheduler = make_scheduler(config, sampler)  # fresh: schedulers keep state between steps
-        scheduler.set_timesteps(steps, device=self.device)
-        flow = config.objective == "flow"
-        x = noise * temperature * getattr(scheduler, "init_noise_sigma", 1.0) * mask.unsqueeze(-1)  # flow matching starts at sigma = 1
-        begin, keep = 0, None
-        if edit is not None:
-            noise = noise * temperature
-            begin = _begin_index(scheduler, flow, edit.strength)
-            if begin > 0:
-                x = _noised(scheduler, flow, x0, noise, begin) * mask.unsqueeze(-1)
-                if hasattr(scheduler, "set_begin_index"):
-                    scheduler.set_begin_index(begin)
-            keep = None if edit.keep is None else edit.keep.to(self.device).bool().expand(batch, -1).unsqueeze(-1)  # (B, N, 1)
-            if keep is not None:
-                x = torch.where(keep, _noised(scheduler, flow, x0, noise, begin), x)
         validity = self._validity_guidance(validity_guidance, mean, std)
-        guided_from = len(scheduler.timesteps) - len(scheduler.timesteps) // 2  # validity guidance: the last half
-        for index, timestep in enumerate(scheduler.timesteps[begin:], start=begin):
-            # 1. prior (with classifier-free guidance) -> 2. scheduler step -> 3. validity guidance -> 4. edits
-            model_in = scheduler.scale_model_input(x, timestep) if hasattr(scheduler, "scale_model_input") else x
-            t = model_time(timestep, config, batch, self.device)
-            prediction = self._guided(prior, model_in, t, mask, condition, guidance_scale)
-            x = scheduler.step(prediction, timestep, x).prev_sample * mask.unsqueeze(-1)
-            if validity is not None and index >= guided_from:
-                x = validity(x, mask)
-            if keep is not None:
-                # Known tokens follow their own noising path, so the prior always sees them at the current level.
-                level = scheduler.step_index if flow else index + 1
-                x = torch.where(keep, _noised(scheduler, flow, x0, noise, level), x)
-            if step_hook is not None:
-                x = step_hook(index, timestep, x) * mask.unsqueeze(-1)
+        keep = None if edit is None or edit.keep is None else edit.keep.to(self.device).bool().expand(batch, -1).unsqueeze(-1)  # (B, N, 1)
+        passes = _Passes(prior, steps, sampler, mask, condition, guidance_scale, temperature, validity, step_hook, self._guided)
+        x = passes.denoise(noise.to(self.device), None if edit is None else x0, 1.0 if edit is None else edit.strength, keep)
+        if edit is None or edit.strength >= 1:
+            # Restart sampling (Xu et al. 2023): noise the result back to ``restart_strength`` of the schedule
+            # with fresh noise and denoise again; each pass corrects errors of the last one.
+            for _ in range(config.default_restarts if restarts is None else restarts):
+                fresh = torch.randn(batch, n, config.latent_dim, generator=generator).to(self.device)
+                x = passes.denoise(fresh, x, config.restart_strength, keep)
         return Latents((x * std + mean) * mask.unsqueeze(-1), mask)
 
     def _validity_guidance(self, scale: float, mean: Tensor, std: Tensor) -> ValidityGuidance | None:
@@ -458,6 +459,53 @@ one (n, K_f) array per node field and the (n, n, K_e) edge-label probabilities (
 
 StepHook = Callable[[int, Tensor, Tensor], Tensor]
 """``step_hook(index, timestep, x) -> x``: sees (and may change) the normalised (B, N, d) latents after each step."""
+
+
+@dataclass
+class _Passes:
+    """One batch's denoising passes: the prior (with classifier-free guidance), a fresh diffusers scheduler per
+    pass, validity guidance over the last half of the steps, kept tokens and the step hook."""
+
+    def __init__(self, prior, steps, sampler, mask, condition, guidance_scale, temperature, validity, step_hook, guided) -> None:
+        self.prior, self.steps, self.sampler, self.mask = prior, steps, sampler, mask
+        self.condition, self.guidance_scale, self.temperature = condition, guidance_scale, temperature
+        self.validity, self.step_hook, self.guided = validity, step_hook, guided
+
+    def denoise(self, noise: Tensor, x0: Tensor | None, strength: float, keep: Tensor | None) -> Tensor:
+        """From ``x0`` (normalised, or None: pure noise) noised to ``strength`` of the schedule with ``noise``
+        (scaled by the temperature), denoise to the end; ``keep`` (B, N, 1) tokens of ``x0`` held fixed."""
+        config, mask = self.prior.config, self.mask.unsqueeze(-1)
+        batch = noise.shape[0]
+        scheduler = make_scheduler(config, self.sampler)  # fresh: schedulers keep state between steps
+        scheduler.set_timesteps(self.steps, device=noise.device)
+        flow = config.objective == "flow"
+        noise = noise * self.temperature
+        x = noise * getattr(scheduler, "init_noise_sigma", 1.0) * mask  # flow matching starts at sigma = 1
+        begin = 0
+        if x0 is not None:
+            begin = _begin_index(scheduler, flow, strength)
+            if begin > 0:
+                x = _noised(scheduler, flow, x0, noise, begin) * mask
+                if hasattr(scheduler, "set_begin_index"):
+                    scheduler.set_begin_index(begin)
+            if keep is not None:
+                x = torch.where(keep, _noised(scheduler, flow, x0, noise, begin), x)
+        guided_from = len(scheduler.timesteps) - len(scheduler.timesteps) // 2  # validity guidance: the last half
+        for index, timestep in enumerate(scheduler.timesteps[begin:], start=begin):
+            # 1. prior (with classifier-free guidance) -> 2. scheduler step -> 3. validity guidance -> 4. edits
+            model_in = scheduler.scale_model_input(x, timestep) if hasattr(scheduler, "scale_model_input") else x
+            t = model_time(timestep, config, batch, x.device)
+            prediction = self.guided(self.prior, model_in, t, self.mask, self.condition, self.guidance_scale)
+            x = scheduler.step(prediction, timestep, x).prev_sample * mask
+            if self.validity is not None and index >= guided_from:
+                x = self.validity(x, self.mask)
+            if keep is not None:
+                # Known tokens follow their own noising path, so the prior always sees them at the current level.
+                level = scheduler.step_index if flow else index + 1
+                x = torch.where(keep, _noised(scheduler, flow, x0, noise, level), x)
+            if self.step_hook is not None:
+                x = self.step_hook(index, timestep, x) * mask
+        return x
 
 
 @dataclass

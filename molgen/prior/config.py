@@ -38,6 +38,8 @@ class PriorConfig(JsonConfig):
     beta_schedule: str = "squaredcos_cap_v2"  # diffusion only
     default_sampler: str = "euler"
     default_steps: int = 20
+    default_restarts: int = 0  # restart-sampling passes after the first (see MolgenPipeline.sample_latents)
+    restart_strength: float = 0.5  # how far back along the schedule each restart noises the latents
     latent_mean: list[float] = field(default_factory=list)
     latent_std: list[float] = field(default_factory=list)
     property_names: list[str] = field(default_factory=list)
@@ -50,6 +52,11 @@ class PriorConfig(JsonConfig):
             raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {self.objective!r}")
         if self.prediction not in OBJECTIVES[self.objective]:
             raise ValueError(f"objective {self.objective!r} predicts one of {OBJECTIVES[self.objective]}, got {self.prediction!r}")
+        if self.default_restarts < 0 or not 0 < self.restart_strength < 1:
+            raise ValueError(
+                f"default_restarts={self.default_restarts}, restart_strength={self.restart_strength}: "
+                "restarts must be >= 0 and the strength strictly between 0 and 1"
+            )
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
 

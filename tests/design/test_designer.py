@@ -67,6 +67,30 @@ def test_step_hook_sees_every_step(pipe):
     assert [i for i, _ in seen] == [0, 1, 2, 3] and all(shape[0] == 3 for _, shape in seen)
 
 
+def test_restarts_renoise_half_the_schedule_and_keep_kept_tokens(pipe):
+    seen = []
+
+    def hook(index, timestep, x):
+        seen.append(index)
+        return x
+
+    plain = pipe.sample_latents(3, steps=4, seed=0, restarts=0)
+    restarted = pipe.sample_latents(3, steps=4, seed=0, restarts=2, step_hook=hook)
+    # The first pass runs all 4 steps; each restart noises back to sigma 0.5 and runs the last 2.
+    assert seen == [0, 1, 2, 3, 2, 3, 2, 3] and len(seen) == pipe.prior_evaluations(4, 2)
+    assert torch.equal(plain.mask, restarted.mask) and not torch.allclose(plain.z, restarted.z)
+    start = pipe.encode([TRAINING[0]])
+    keep = torch.zeros_like(start.mask)
+    keep[0, :5] = True
+    out = pipe.sample_latents(2, seed=1, start=start, keep=keep, restarts=2)
+    torch.testing.assert_close(out.z[:, :5], start.z[:, :5].expand(2, -1, -1), atol=1e-5, rtol=1e-5)
+    # Edits that start part-way (analogs) stay near their start: no restarts.
+    near = pipe.sample_latents(2, seed=3, start=start, strength=0.4, restarts=0)
+    torch.testing.assert_close(pipe.sample_latents(2, seed=3, start=start, strength=0.4, restarts=3).z, near.z)
+    with pytest.raises(ValueError, match="restarts=-1"):
+        pipe.sample_latents(2, restarts=-1)
+
+
 # --- Designer -------------------------------------------------------------------------------------------------------------
 
 
