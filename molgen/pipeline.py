@@ -297,8 +297,8 @@ class MolgenPipeline:
         steps = config.default_steps if steps is None else steps
         if steps < 1:
             raise ValueError(f"steps={steps}: need at least one sampling step")
-        if restarts is not None and restarts < 0:
-            raise ValueError(f"restarts={restarts}: must be >= 0 (0 turns restart sampling off)")
+        if restarts is not None and (not isinstance(restarts, int) or restarts < 0):
+            raise ValueError(f"restarts={restarts!r}: must be a whole number >= 0 (0 turns restart sampling off)")
         mean = torch.tensor(config.latent_mean, device=self.device)
         std = torch.tensor(config.latent_std, device=self.device)
         if edit is None and sizes is None:
@@ -466,10 +466,16 @@ class _Passes:
     """One batch's denoising passes: the prior (with classifier-free guidance), a fresh diffusers scheduler per
     pass, validity guidance over the last half of the steps, kept tokens and the step hook."""
 
-    def __init__(self, prior, steps, sampler, mask, condition, guidance_scale, temperature, validity, step_hook, guided) -> None:
-        self.prior, self.steps, self.sampler, self.mask = prior, steps, sampler, mask
-        self.condition, self.guidance_scale, self.temperature = condition, guidance_scale, temperature
-        self.validity, self.step_hook, self.guided = validity, step_hook, guided
+    prior: LatentPrior
+    steps: int
+    sampler: str | None
+    mask: Tensor  # (B, N) real tokens
+    condition: tuple[Tensor, Tensor] | None
+    guidance_scale: float
+    temperature: float
+    validity: ValidityGuidance | None
+    step_hook: StepHook | None
+    guided: Callable  # MolgenPipeline._guided
 
     def denoise(self, noise: Tensor, x0: Tensor | None, strength: float, keep: Tensor | None) -> Tensor:
         """From ``x0`` (normalised, or None: pure noise) noised to ``strength`` of the schedule with ``noise``

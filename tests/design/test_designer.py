@@ -89,6 +89,8 @@ def test_restarts_renoise_half_the_schedule_and_keep_kept_tokens(pipe):
     torch.testing.assert_close(pipe.sample_latents(2, seed=3, start=start, strength=0.4, restarts=3).z, near.z)
     with pytest.raises(ValueError, match="restarts=-1"):
         pipe.sample_latents(2, restarts=-1)
+    with pytest.raises(ValueError, match="restarts=1.5: must be a whole number"):
+        pipe.sample_latents(2, restarts=1.5)
 
 
 # --- Designer -------------------------------------------------------------------------------------------------------------
