@@ -237,14 +237,17 @@ def cmd_train_prior(args: argparse.Namespace) -> None:
     init_from = None
     if args.init_from:
         init_from = load_prior(Path(args.init_from) / "prior")
-        config = init_from.config
+        # grow it if asked: more layers or relative-position biases (they start as no-ops; see load_growing)
+        grown = {"layers": args.layers, "relative_positions": args.relative_positions}
+        config = PriorConfig(**{**init_from.config.to_dict(), **{k: v for k, v in grown.items() if v is not None}})
     elif config_path.exists() and args.resume:
         config = PriorConfig.load(config_path)  # resuming: same network and statistics
     else:
         prediction = args.prediction or ("velocity" if args.objective == "flow" else "v_prediction")
         config = prior_config_from_data(
             latents, max_nodes, objective=args.objective, prediction=prediction, d_model=args.d_model, n_heads=args.heads,
-            layers=args.layers, default_steps=args.default_steps, default_sampler="euler" if args.objective == "flow" else "dpm",
+            layers=args.layers or 4, relative_positions=max_nodes - 1 if args.relative_positions is None else args.relative_positions,
+            default_steps=args.default_steps, default_sampler="euler" if args.objective == "flow" else "dpm",
         )  # fmt: skip
     # The exported model directory is complete: the tokenizer and domain it was trained with, and the prior.
     model_out = run_dir / "model"
@@ -696,7 +699,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prediction", default=None, help="flow: velocity; diffusion: epsilon or v_prediction (default)")
     p.add_argument("--d-model", type=int, default=128)
     p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--layers", type=int, default=None, help="transformer blocks (default 4; with --init-from: the model's, or more to deepen it)")
+    p.add_argument(
+        "--relative-positions", type=int, default=None,
+        help="attention bias per token offset up to this (default: max_nodes - 1, every offset; 0: none; with --init-from: the model's, or add them)",
+    )
     p.add_argument("--default-steps", type=int, default=20, help="sampling steps the model uses unless told otherwise")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--lr", type=float, default=5e-4)

@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["IndexBatches", "TrainSettings", "adamw_warmup_cosine", "fit", "start_run"]
+__all__ = ["IndexBatches", "TrainSettings", "adamw_warmup_cosine", "fit", "load_into_grown", "start_run"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,18 @@ def start_run(settings: TrainSettings, train, val=None):
     if val is None:
         train, val = train.split(min(settings.val_size / max(len(train), 1), 0.1), seed=settings.seed)
     return train, val
+
+
+def load_into_grown(model: nn.Module, source: nn.Module, is_new) -> None:
+    """Copy ``source``'s weights into ``model``, a grown copy of it; ``is_new(name)`` says which of ``model``'s
+    weights may be missing from ``source`` (they keep their initialisation). Anything else that does not
+    match is an error naming the weights."""
+    missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+    if unexpected:
+        raise ValueError(f"init_from: weights the grown model does not have: {unexpected[:3]}")
+    absent = [name for name in missing if not is_new(name)]
+    if absent:
+        raise ValueError(f"init_from: weights missing from the source: {absent[:3]}")
 
 
 class _Indices(Dataset):
@@ -96,10 +108,11 @@ def adamw_warmup_cosine(model: nn.Module, lr: float, weight_decay: float, warmup
     """AdamW (no decay on biases, norms and embeddings), linear warm-up then cosine decay to 5% of ``lr``;
     the dict ``LightningModule.configure_optimizers`` returns."""
     decay, no_decay = [], []
+    embeddings = {id(p) for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim < 2 or "embedding" in name or "position" in name else decay).append(param)
+        (no_decay if param.ndim < 2 or id(param) in embeddings or "embedding" in name or "position" in name else decay).append(param)
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr, foreach=True
     )

@@ -34,6 +34,7 @@ class PriorConfig(JsonConfig):
     layers: int = 4
     ff_mult: int = 4
     dropout: float = 0.0
+    relative_positions: int = 0  # attention bias per head for token offsets up to this (0: none; see model)
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"  # diffusion only
     default_sampler: str = "euler"
@@ -57,6 +58,8 @@ class PriorConfig(JsonConfig):
                 f"default_restarts={self.default_restarts}, restart_strength={self.restart_strength}: "
                 "restarts must be >= 0 and the strength strictly between 0 and 1"
             )
+        if self.relative_positions < 0:
+            raise ValueError(f"relative_positions must be >= 0 (0: no relative-position bias), got {self.relative_positions}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
 

@@ -1,6 +1,10 @@
 """The prior's network: a transformer over the latent tokens of one graph, in the tokenizer's canonical order.
 
-Each token gets a learned embedding of its position; the noise level, the number of nodes and the optional
+Each token gets a learned embedding of its position, and (``relative_positions`` > 0) every attention layer
+adds a learned bias per head for the offset j - i between tokens (clipped to +-relative_positions, as in T5):
+in a depth-first atom order a ring closure is a fixed offset back (5 for a six-ring atom), which a bias on
+offsets finds directly. The bias starts at zero, so it can be added to a trained prior without changing it.
+The noise level, the number of nodes and the optional
 property conditions form one conditioning vector that modulates every block (adaptive layer norm with
 zero-initialised gates, as in DiT). Properties come with a presence mask, so any subset can be given;
 with none given the network is the unconditional prior (classifier-free guidance mixes the two).
@@ -30,9 +34,13 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Ten
 class _Block(nn.Module):
     """Pre-norm self-attention + MLP, each modulated (shift, scale, gate) by the conditioning vector."""
 
-    def __init__(self, d: int, n_heads: int, ff_mult: int, dropout: float) -> None:
+    def __init__(self, d: int, n_heads: int, ff_mult: int, dropout: float, relative_positions: int = 0) -> None:
         super().__init__()
         self.n_heads = n_heads
+        self.relative_positions = relative_positions
+        if relative_positions:
+            self.offset_bias = nn.Embedding(2 * relative_positions + 1, n_heads)  # offset -K..K -> bias per head
+            nn.init.zeros_(self.offset_bias.weight)
         self.norm1 = nn.LayerNorm(d, elementwise_affine=False)
         self.qkv = nn.Linear(d, 3 * d)
         self.proj = nn.Linear(d, d)
@@ -43,8 +51,11 @@ class _Block(nn.Module):
         nn.init.zeros_(self.modulation.bias)
         self.dropout = dropout
 
-    def forward(self, h: Tensor, c: Tensor, attn_mask: Tensor) -> Tensor:
+    def forward(self, h: Tensor, c: Tensor, attn_mask: Tensor, offsets: Tensor) -> Tensor:
+        """``attn_mask`` (B, 1, 1, N) additive key mask (0 or -inf); ``offsets`` (N, N) clipped j - i, shifted to >= 0."""
         batch, n, d = h.shape
+        if self.relative_positions:
+            attn_mask = attn_mask + self.offset_bias(offsets).permute(2, 0, 1).unsqueeze(0)  # (B, H, N, N)
         shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(c).unsqueeze(1).chunk(6, dim=-1)  # (B, 1, d) each
         a = self.norm1(h) * (1 + scale1) + shift1
         q, k, v = self.qkv(a).view(batch, n, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)  # (B, H, N, dh)
@@ -70,7 +81,9 @@ class LatentPrior(nn.Module):
         self.time = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         p = max(config.num_properties, 1)
         self.condition = nn.Sequential(nn.Linear(2 * p, d), nn.SiLU(), nn.Linear(d, d))
-        self.blocks = nn.ModuleList(_Block(d, config.n_heads, config.ff_mult, config.dropout) for _ in range(config.layers))
+        self.blocks = nn.ModuleList(
+            _Block(d, config.n_heads, config.ff_mult, config.dropout, config.relative_positions) for _ in range(config.layers)
+        )
         self.norm_out = nn.LayerNorm(d, elementwise_affine=False)
         self.modulation_out = nn.Linear(d, 2 * d)
         self.out = nn.Linear(d, config.latent_dim)
@@ -93,8 +106,12 @@ class LatentPrior(nn.Module):
         c = self.time(timestep_embedding(t, self.config.d_model)) + self.size(mask.sum(1)) + self.condition(cond_in)  # (B, d)
         c = F.silu(c)
         h = self.latent_in(x) + self.position.weight[:n].unsqueeze(0)  # (B, N, d)
-        attn_mask = mask[:, None, None, :]  # (B, 1, 1, N): attend to real tokens only
+        # attend to real tokens only (an additive mask, so relative-position biases can be added to it)
+        attn_mask = torch.zeros(mask.shape, device=x.device, dtype=h.dtype).masked_fill(~mask.bool(), float("-inf"))[:, None, None, :]
+        k = self.config.relative_positions
+        position = torch.arange(n, device=x.device)
+        offsets = (position[None, :] - position[:, None]).clamp(-k, k) + k  # (N, N)
         for block in self.blocks:
-            h = block(h, c, attn_mask)
+            h = block(h, c, attn_mask, offsets)
         shift, scale = self.modulation_out(c).unsqueeze(1).chunk(2, dim=-1)
         return self.out(self.norm_out(h) * (1 + scale) + shift) * mask.unsqueeze(-1)

@@ -21,10 +21,10 @@ from molgen.latents import LatentDataset
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
 from molgen.prior.scheduling import training_pair
-from molgen.training import IndexBatches, adamw_warmup_cosine, fit, start_run
+from molgen.training import IndexBatches, adamw_warmup_cosine, fit, load_into_grown, start_run
 from molgen.training import TrainSettings as BaseTrainSettings
 
-__all__ = ["PriorModule", "PriorTrainSettings", "latent_batches", "prior_config_from_data", "train_prior"]
+__all__ = ["GROWABLE", "PriorModule", "PriorTrainSettings", "latent_batches", "load_growing", "prior_config_from_data", "train_prior"]
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +176,34 @@ class PriorModule(L.LightningModule):
             save_prior(self.ema.module, self.export_dir, training=extra)
 
 
+# What may differ between a trained prior and the prior that continues from it: sampling defaults, and the
+# network may grow (more blocks, relative-position biases added) in ways that start out computing the same.
+SAMPLING_DEFAULTS = ("default_sampler", "default_steps", "default_restarts", "restart_strength")
+GROWABLE = ("layers", "relative_positions")
+
+
+def load_growing(model: LatentPrior, source: LatentPrior) -> None:
+    """Copy ``source``'s weights into ``model``, whose config may differ by sampling defaults, more layers, or
+    relative-position biases where ``source`` had none.
+
+    The new parts start as no-ops (a new block's gates and a new offset bias are zero), so the grown prior
+    predicts exactly what ``source`` did before it is trained further.
+    """
+    mine, theirs = model.config.to_dict(), source.config.to_dict()
+    for key in SAMPLING_DEFAULTS:
+        mine.pop(key), theirs.pop(key)
+    layers, k = (mine.pop(key) for key in GROWABLE)
+    source_layers, source_k = (theirs.pop(key) for key in GROWABLE)
+    if mine != theirs or layers < source_layers or (source_k and k != source_k):
+        raise ValueError(
+            "init_from: the prior's config differs from the one to train; only more layers "
+            f"({source_layers} -> {layers}) and relative-position biases added to a prior without them "
+            f"({source_k} -> {k}) are allowed"
+        )
+    new_blocks = tuple(f"blocks.{i}." for i in range(source_layers, layers))
+    load_into_grown(model, source, lambda name: name.startswith(new_blocks) or (source_k == 0 and ".offset_bias." in name))
+
+
 @dataclass
 class PriorTrainSettings(BaseTrainSettings):
     """Training settings of a prior: the shared ones plus EMA and condition dropout."""
@@ -214,9 +242,7 @@ def train_prior(
         time_sampling=settings.time_sampling,
     )
     if init_from is not None:
-        if init_from.config.to_dict() != config.to_dict():
-            raise ValueError("init_from: the prior's config differs from the one to train")
-        module.model.load_state_dict(init_from.state_dict())
+        load_growing(module.model, init_from)
         module.reset_ema()
     module.export_dir = run_dir / "model" / "prior"
     module.export_extra = {"train_size": len(train), "val_size": len(val), "settings": settings.__dict__, **(export_extra or {})}

@@ -22,7 +22,7 @@ from molgen.dataset import GraphDataset
 from molgen.tokenizer.config import TokenizerConfig
 from molgen.tokenizer.model import DecoderOutput, GraphTokenizer, Posterior
 from molgen.training import TrainSettings as BaseTrainSettings
-from molgen.training import IndexBatches, adamw_warmup_cosine, fit, start_run
+from molgen.training import IndexBatches, adamw_warmup_cosine, fit, load_into_grown, start_run
 
 __all__ = ["GraphDataModule", "TokenizerModule", "TrainSettings", "reconstruction_metrics", "train_tokenizer"]
 
@@ -262,16 +262,12 @@ def load_deepening(model: GraphTokenizer, source: GraphTokenizer) -> None:
     extra = mine.pop("decoder_layers") - theirs.pop("decoder_layers")
     if mine != theirs or extra < 0:
         raise ValueError("init_from: the tokenizer's config differs from the one to train (only more decoder layers are allowed)")
-    missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
-    if unexpected:
-        raise ValueError(f"init_from: unexpected weights {unexpected[:3]}")
+    new = tuple(f"decoder.layers.{k}." for k in range(len(model.decoder.layers) - extra, len(model.decoder.layers)))
+    load_into_grown(model, source, lambda name: name.startswith(new))
     for layer in model.decoder.layers[len(model.decoder.layers) - extra :]:
         for projection in (layer.self_attn.out_proj, layer.linear2):
             nn.init.zeros_(projection.weight)
             nn.init.zeros_(projection.bias)
-    new = {f"decoder.layers.{k}." for k in range(len(model.decoder.layers) - extra, len(model.decoder.layers))}
-    if any(not any(key.startswith(prefix) for prefix in new) for key in missing):
-        raise ValueError(f"init_from: weights missing from the source: {missing[:3]}")
 
 
 def train_tokenizer(

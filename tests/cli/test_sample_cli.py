@@ -212,3 +212,18 @@ def test_train_prior_init_from_records_the_run_it_continues(prior_run, cli_run, 
     assert training["global_step"] == 3
     assert training["initialized_from"]["path"] == str(prior_run / "model")
     assert training["initialized_from"]["training"]["global_step"] == previous["global_step"]
+
+
+def test_train_prior_init_from_can_deepen_but_not_reshape_the_prior(prior_run, cli_run, train_smi, tmp_path, capsys):  # noqa: F811
+    source = json.loads((prior_run / "model" / "prior" / "config.json").read_text())
+    assert source["layers"] == 1 and source["relative_positions"] == source["max_nodes"] - 1  # new priors get every offset
+    args = list(PRIOR_TINY)
+    args[args.index("--max-steps") + 1] = "2"
+    args[args.index("--layers") + 1] = "2"
+    command = ["train", "prior", str(train_smi), "--model", str(cli_run / "model"), "--init-from", str(prior_run / "model"), "--latents", str(prior_run / "latents")]
+    assert main([*command, "--out", str(tmp_path / "deeper"), *args]) == 0
+    deeper = json.loads((tmp_path / "deeper" / "model" / "prior" / "config.json").read_text())
+    assert deeper["layers"] == 2
+    assert {k: v for k, v in deeper.items() if k != "layers"} == {k: v for k, v in source.items() if k != "layers"}
+    assert main([*command, "--out", str(tmp_path / "other"), *args, "--relative-positions", "3"]) == 2
+    assert "relative-position biases" in capsys.readouterr().err

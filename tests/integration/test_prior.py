@@ -19,7 +19,7 @@ from molgen.pipeline import Latents, MolgenPipeline
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
 from molgen.prior.scheduling import SAMPLERS, TIME_SAMPLINGS, make_scheduler, training_pair
-from molgen.prior.training import PriorTrainSettings, prior_config_from_data, train_prior
+from molgen.prior.training import PriorTrainSettings, load_growing, prior_config_from_data, train_prior
 
 from ..conftest import REPO
 
@@ -140,6 +140,66 @@ def test_prior_ignores_padding_tokens():
     absent = prior(x, t, mask, torch.tensor([[2.0]]), torch.tensor([[False]]))
     assert not torch.allclose(given, out)
     torch.testing.assert_close(absent, out)
+
+
+def _random_prior(**kw) -> LatentPrior:
+    shape = {"latent_dim": 4, "max_nodes": 10, "d_model": 32, "n_heads": 4, "layers": 2, **kw}
+    prior = LatentPrior(PriorConfig(**shape)).eval()
+    for p in prior.parameters():  # non-zero everywhere, so outputs depend on every part
+        torch.nn.init.normal_(p, std=0.2)
+    return prior
+
+
+def test_relative_position_bias_depends_only_on_the_offset_and_is_clipped():
+    prior = _random_prior(relative_positions=2)
+    torch.nn.init.zeros_(prior.position.weight)  # no absolute positions: only offsets tell tokens apart
+    x = torch.randn(1, 6, 4).expand(2, -1, -1).clone()
+    x[1] = x[1].roll(1, dims=0)  # the same tokens, cyclically shifted
+    t, mask = torch.full((2,), 0.3), torch.ones(2, 6, dtype=torch.bool)
+    out = prior(x, t, mask)
+    # Offsets are j - i clipped to [-2, 2]: a cyclic shift changes some clipped offsets, so outputs differ...
+    assert not torch.allclose(out[1].roll(-1, dims=0), out[0], atol=1e-4)
+    # ...while a network that cannot see offsets beyond the bias is indifferent to token order (a set model).
+    for block in prior.blocks:
+        torch.nn.init.zeros_(block.offset_bias.weight)
+    out = prior(x, t, mask)
+    torch.testing.assert_close(out[1].roll(-1, dims=0), out[0])
+    # A bias on offset +1 alone makes each token's output depend on which token follows it.
+    with torch.no_grad():
+        for block in prior.blocks:
+            block.offset_bias.weight[3] = 5.0
+    swapped = x.clone()
+    swapped[0, [4, 5]] = swapped[0, [5, 4]]
+    assert not torch.allclose(prior(swapped, t, mask)[0, 3], prior(x, t, mask)[0, 3], atol=1e-4)
+    with pytest.raises(ValueError, match="relative_positions must be >= 0"):
+        PriorConfig(latent_dim=4, max_nodes=10, relative_positions=-1)
+
+
+def test_grown_prior_starts_by_predicting_exactly_as_before():
+    source = _random_prior()
+    x, t, mask = torch.randn(3, 8, 4), torch.rand(3), torch.ones(3, 8, dtype=torch.bool)
+    mask[0, 5:] = False
+    grown_config = {**source.config.to_dict(), "layers": 4, "relative_positions": 9, "default_steps": 7, "default_restarts": 2}
+    grown = LatentPrior(PriorConfig(**grown_config)).eval()
+    load_growing(grown, source)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x, t, mask), source(x, t, mask))
+    # and the new parts learn: the loss sends gradient to the offset biases and the new blocks' gates
+    grown.train()
+    grown(x, t, mask).pow(2).sum().backward()
+    assert grown.blocks[0].offset_bias.weight.grad.abs().sum() > 0
+    assert grown.blocks[3].modulation.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [({"d_model": 64}, "differs"), ({"latent_dim": 5}, "differs"), ({"layers": 1}, "2 -> 1"), ({"relative_positions": 5}, "3 -> 5"), ({"relative_positions": 0}, "3 -> 0")],
+)
+def test_growing_refuses_any_other_change(change, message):
+    source = _random_prior(relative_positions=3)
+    other = LatentPrior(PriorConfig(**{**source.config.to_dict(), **change}))
+    with pytest.raises(ValueError, match=message):
+        load_growing(other, source)
 
 
 # --- latent caches --------------------------------------------------------------------------------------------
