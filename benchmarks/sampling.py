@@ -106,8 +106,8 @@ def main() -> None:
         rows.append((f"training time, {stage}", f"{s / 3600:.2f} h, {n_steps:,} steps in {runs} run(s)"))
     params = sum(p.numel() for p in pipe.prior.parameters())
     notes = (
-        f"Prior: {config.objective} ({config.prediction}), d_model {config.d_model}, {config.layers} layers, {params / 1e3:.0f}k "
-        f"parameters, sampler {args.sampler or config.default_sampler}, {steps} steps, {restarts} restart(s) at strength "
+        f"Prior: {config.objective} ({config.prediction}), d_model {config.d_model}, {config.layers} layers, "
+        f"relative-position bias up to offset {config.relative_positions}, {params / 1e3:.0f}k parameters, sampler {args.sampler or config.default_sampler}, {steps} steps, {restarts} restart(s) at strength "
         f"{config.restart_strength} ({evaluations} prior evaluations per sample), noise temperature {args.temperature}, EMA weights, "
         f"validity guidance {args.validity_guidance} over the last half of the steps (molgen.guidance; its time is in the prior sampling time). Both columns decode the "
         "same sampled latents: raw = argmax of the decoder (a graph that is not one valid molecule counts as invalid, "
