@@ -105,14 +105,14 @@ class IndexBatches(L.LightningDataModule):
 
 
 def adamw_warmup_cosine(model: nn.Module, lr: float, weight_decay: float, warmup_steps: int, total_steps: int) -> dict:
-    """AdamW (no decay on biases, norms and embeddings), linear warm-up then cosine decay to 5% of ``lr``;
+    """AdamW (no decay on biases, norms and nn.Embedding tables), linear warm-up then cosine decay to 5% of ``lr``;
     the dict ``LightningModule.configure_optimizers`` returns."""
     decay, no_decay = [], []
     embeddings = {id(p) for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
-    for name, param in model.named_parameters():
+    for param in model.parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim < 2 or id(param) in embeddings or "embedding" in name or "position" in name else decay).append(param)
+        (no_decay if param.ndim < 2 or id(param) in embeddings else decay).append(param)
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr, foreach=True
     )

@@ -24,7 +24,7 @@ from molgen.prior.scheduling import training_pair
 from molgen.training import IndexBatches, adamw_warmup_cosine, fit, load_into_grown, start_run
 from molgen.training import TrainSettings as BaseTrainSettings
 
-__all__ = ["GROWABLE", "PriorModule", "PriorTrainSettings", "latent_batches", "load_growing", "prior_config_from_data", "train_prior"]
+__all__ = ["PriorModule", "PriorTrainSettings", "latent_batches", "load_growing", "prior_config_from_data", "train_prior"]
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +190,9 @@ def load_growing(model: LatentPrior, source: LatentPrior) -> None:
     predicts exactly what ``source`` did before it is trained further.
     """
     mine, theirs = model.config.to_dict(), source.config.to_dict()
-    for key in SAMPLING_DEFAULTS:
-        mine.pop(key), theirs.pop(key)
+    for config in (mine, theirs):
+        for key in SAMPLING_DEFAULTS:
+            del config[key]
     layers, k = (mine.pop(key) for key in GROWABLE)
     source_layers, source_k = (theirs.pop(key) for key in GROWABLE)
     if mine != theirs or layers < source_layers or (source_k and k != source_k):
