@@ -42,10 +42,13 @@ def cmd_featurize(args: argparse.Namespace) -> None:
     with tqdm(desc=f"featurizing {Path(args.input).name}", unit="mol", disable=args.quiet) as bar:
         result = featurize_molecules(
             rows, vocab=vocab, standardize_with=standardize, workers=args.workers, progress=bar.update,
-            hydrogens=args.hydrogens,
+            hydrogens=args.hydrogens, bonds=args.bonds,
         )
     out = Path(args.out)
-    report = {**result.report(), "source": str(args.input), "limit": args.limit, "seed": args.seed}
+    report = {
+        **result.report(), "source": str(args.input), "limit": args.limit, "seed": args.seed,
+        "hydrogens": args.hydrogens, "bonds": args.bonds,
+    }  # fmt: skip
     result.dataset.save(out, report=report)
     write_bad_rows(result.bad_rows, out / "bad_rows.tsv")
     for bad in result.bad_rows[:10]:
@@ -90,20 +93,28 @@ def _take_shuffled(rows, limit: int, seed: int):
 # --- train tokenizer -------------------------------------------------------------------------------
 
 
-def _dataset_for_training(path: Path, cache: Path, args: argparse.Namespace, vocab_dir: Path | None = None):
+def _dataset_for_training(
+    path: Path, cache: Path, args: argparse.Namespace, vocab_dir: Path | None = None, hydrogens: str = "explicit", bonds: str = "kekule"
+):
     """A featurized dataset directory is used as it is; a molecule file is featurized into ``cache`` first
-    (with the vocabulary found in ``vocab_dir``, if given: validation data must share the training vocabulary)."""
+    (with the vocabulary found in ``vocab_dir``, if given: validation data must share the training vocabulary).
+    Either way the data must have the bond labels (``bonds``) the model uses."""
     from molgen.dataset import GraphDataset
 
     if path.is_dir():
-        return GraphDataset.load(path)
-    if not (cache / "graphs.npz").exists():
+        cache = path
+    elif not (cache / "graphs.npz").exists():
         featurize_args = argparse.Namespace(
             input=str(path), out=str(cache), smiles_column=args.smiles_column,
             vocab=str(vocab_dir) if vocab_dir else None, limit=None, seed=0, workers=None,
-            largest_fragment=False, neutralize=False, quiet=not args.progress, hydrogens=getattr(args, "hydrogens", "explicit"),
+            largest_fragment=False, neutralize=False, quiet=not args.progress, hydrogens=hydrogens,
+            bonds=bonds,
         )
         cmd_featurize(featurize_args)
+    report = cache / "report.json"
+    made_with = json.loads(report.read_text()).get("bonds", "kekule") if report.exists() else "kekule"
+    if made_with != bonds:  # caches written before the option have Kekulé bonds
+        raise CLIError(f"{path}: featurized with --bonds {made_with}, but --bonds {bonds} was asked for; featurize it again with --bonds {bonds}")
     return GraphDataset.load(cache)
 
 
@@ -116,10 +127,10 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     train_path = Path(args.data)
     train_cache = train_path if train_path.is_dir() else run_dir / "data" / "train"
-    train = _dataset_for_training(train_path, train_cache, args)
+    train = _dataset_for_training(train_path, train_cache, args, hydrogens=args.hydrogens, bonds=args.bonds)
     val = None
     if args.val:
-        val = _dataset_for_training(Path(args.val), run_dir / "data" / "val", args, vocab_dir=train_cache)
+        val = _dataset_for_training(Path(args.val), run_dir / "data" / "val", args, vocab_dir=train_cache, hydrogens=args.hydrogens, bonds=args.bonds)
         if val.vocab.to_dict() != train.vocab.to_dict():
             raise CLIError(f"--val {args.val}: its vocabulary differs from the training data's; featurize it with --vocab")
     if args.limit:
@@ -160,7 +171,7 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     if args.freeze_encoder and not (args.init_from or (config_path.exists() and args.resume)):
         raise CLIError("--freeze-encoder needs a trained encoder: give --init-from MODEL (or resume a run)")
     settings = TrainSettings(kl_weight=args.kl_weight, latent_noise=args.latent_noise, freeze_encoder=args.freeze_encoder, **_trainer_settings(args))
-    domain_config = MoleculeDomain(train.vocab, hydrogens=args.hydrogens).to_config()
+    domain_config = MoleculeDomain(train.vocab, hydrogens=args.hydrogens, bonds=args.bonds).to_config()
     module = train_tokenizer(
         train, run_dir, config, settings, val=val, domain_config=domain_config, resume=args.resume, init_from=init_from,
         init_from_info=init_from_info,
@@ -190,7 +201,10 @@ def _latents_for_training(args: argparse.Namespace, run_dir: Path):
         log.warning("%s was encoded by another tokenizer; encoding again", cache)
         stale = latents
     data_path = Path(args.data)
-    graphs = _dataset_for_training(data_path, data_path if data_path.is_dir() else run_dir / "data" / "train", args, vocab_dir=model_dir)
+    graphs = _dataset_for_training(
+        data_path, data_path if data_path.is_dir() else run_dir / "data" / "train", args, vocab_dir=model_dir,
+        hydrogens=getattr(domain, "hydrogens", "explicit"), bonds=getattr(domain, "bonds", "kekule"),
+    )  # fmt: skip
     if graphs.vocab.to_dict() != domain.vocab.to_dict():
         raise CLIError(f"{args.data}: its vocabulary differs from the tokenizer's; featurize it with --vocab {model_dir}")
     bar = _progress(len(graphs), "encode", args.progress)
@@ -634,6 +648,12 @@ def _add_design_parser(sub) -> None:
     p.set_defaults(func=cmd_design_optimize)
 
 
+BONDS_HELP = (
+    "kekule (default): Kekulé bond orders 1-3; aromatic: aromatic bonds as a label of their own (rings need no "
+    "exact single/double alternation; the model must be trained on data featurized the same way)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="molgen", description="Generative design of molecules.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -653,6 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--hydrogens", choices=["explicit", "implicit"], default="explicit",
         help="implicit: also skip molecules whose hydrogens RDKit would not infer (for models built with implicit hydrogens)",
     )
+    p.add_argument("--bonds", choices=["kekule", "aromatic"], default="kekule", help=BONDS_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_featurize)
 
@@ -669,6 +690,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="implicit (default): molecules are rebuilt with RDKit's default valences, so a decoded graph is valid "
         "when its bonds fit; explicit: every atom's hydrogen count is part of the molecule",
     )
+    p.add_argument("--bonds", choices=["kekule", "aromatic"], default="kekule", help=BONDS_HELP)
     p.add_argument("--latent-dim", type=int, default=16, help="latent numbers per node (gaussian)")
     p.add_argument("--fsq-levels", default="8,8,8,5,5", help="FSQ levels per latent dim (fsq)")
     p.add_argument("--d-model", type=int, default=128)

@@ -202,6 +202,24 @@ def test_reconstruct_without_input_exits_2(cli_run, capsys):
     assert "give an input file or --smiles" in capsys.readouterr().err
 
 
+def test_aromatic_bonds_from_featurize_to_a_tokenizer_that_reconstructs(tmp_path, train_smi, capsys):
+    data = tmp_path / "aromatic"
+    assert main(["featurize", str(train_smi), "--out", str(data), "--hydrogens", "implicit", "--bonds", "aromatic", "--quiet"]) == 0
+    report = json.loads((data / "report.json").read_text())
+    assert (report["bonds"], report["hydrogens"]) == ("aromatic", "implicit")
+    assert json.loads((data / "vocab.json").read_text())["edge_values"] == [1, 2, 3, 4]
+    # A model with Kekulé bonds cannot train on it (and the reverse): the message says how to featurize.
+    assert main(["train", "tokenizer", str(data), "--out", str(tmp_path / "kekule"), *TINY]) == 2
+    assert "featurized with --bonds aromatic, but --bonds kekule" in capsys.readouterr().err
+    run = tmp_path / "run"
+    assert main(["train", "tokenizer", str(data), "--out", str(run), "--bonds", "aromatic", *TINY]) == 0
+    assert json.loads((run / "model" / "domain.json").read_text())["bonds"] == "aromatic"
+    capsys.readouterr()
+    assert main(["reconstruct", "--model", str(run / "model"), "--smiles", "c1cc[nH]c1", "--device", "cpu"]) == 0
+    row = capsys.readouterr().out.splitlines()[1]
+    assert row.startswith("c1cc[nH]c1\t") and "bad input" not in row  # encoded and decoded with the aromatic domain
+
+
 def test_train_tokenizer_with_val_molecule_file(tmp_path, train_smi):
     val = tmp_path / "val.smi"
     val.write_text("CCO\nCCCO\nc1ccccc1\n")  # inside the training vocabulary, but uses only part of it

@@ -16,6 +16,7 @@ from rdkit import Chem
 from molgen.chem import InvalidMoleculeError, StandardizeOptions, canonicalize
 from molgen.domains import DOMAINS
 from molgen.domains.molecule import (
+    AROMATIC,
     EDGE_FIELD,
     NODE_FIELDS,
     MoleculeDomain,
@@ -382,3 +383,83 @@ def test_hydrogens_mode_saved_in_config_and_old_configs_read_as_explicit(hard_do
     assert MoleculeDomain.from_config(config).hydrogens == "explicit"
     with pytest.raises(ValueError, match="hydrogens must be one of"):
         MoleculeDomain(hard_domain.vocab, hydrogens="none")
+
+
+# --- aromatic bonds as their own label -------------------------------------------------------------------
+
+
+def test_aromatic_round_trip_moses_and_hard_cases(moses_test_3000):
+    # Aromatic bonds keep their label; RDKit kekulizes on the way back, with the stored hydrogens of aromatic
+    # heteroatoms ([nH] against n). Every MOSES molecule and every hard case comes back exactly.
+    domain = MoleculeDomain.fit(moses_test_3000 + HARD_CASES, hydrogens="implicit", bonds="aromatic")
+    assert domain.vocab.edge_values == [1, 2, 3, AROMATIC]
+    failures = _round_trip_failures(domain, moses_test_3000 + HARD_CASES)
+    assert not failures, f"{len(failures)} differ, e.g. {failures[:5]}"
+    raw = domain.raw_graph(domain.to_graph("Cc1ccccc1"))
+    assert sorted(raw.edge_attr.tolist()) == [1] + [AROMATIC] * 6  # no alternation to place
+
+
+def test_aromatic_pyrrole_nitrogen_needs_its_stored_hydrogen():
+    domain = MoleculeDomain.fit(["c1cc[nH]c1", "c1ccncc1"], hydrogens="implicit", bonds="aromatic")
+    graph = domain.to_graph("c1cc[nH]c1")
+    n = int(np.flatnonzero(domain.raw_graph(graph).x[:, 0] == 7)[0])
+    x = graph.x.copy()
+    x[n, NODE_FIELDS.index("num_hs")] = domain.vocab.node_labels(np.array([[7, 0, 0]]))[0, 2]
+    with pytest.raises(InvalidMoleculeError, match="not a valid molecule"):  # pyrrole without its H: not kekulizable
+        domain.from_graph(Graph(x=x, edge_index=graph.edge_index, edge_attr=graph.edge_attr))
+
+
+def test_bonds_mode_saved_in_config_and_old_configs_read_as_kekule(moses_test_3000):
+    aromatic = MoleculeDomain.fit(moses_test_3000[:50], hydrogens="implicit", bonds="aromatic")
+    config = json.loads(json.dumps(aromatic.to_config()))
+    assert config["bonds"] == "aromatic" and MoleculeDomain.from_config(config).bonds == "aromatic"
+    kekule = MoleculeDomain.fit(moses_test_3000[:50], hydrogens="implicit").to_config()
+    del kekule["bonds"]
+    assert MoleculeDomain.from_config(kekule).bonds == "kekule"
+    assert AROMATIC not in MoleculeDomain.from_config(kekule).vocab.edge_values
+    with pytest.raises(ValueError, match="aromatic bonds.*bonds='aromatic'"):
+        MoleculeDomain(aromatic.vocab, bonds="kekule")
+    with pytest.raises(ValueError, match="bonds must be one of"):
+        MoleculeDomain(aromatic.vocab, bonds="delocalised")
+
+
+def _one_hot(domain: MoleculeDomain, graph: Graph) -> tuple[list[np.ndarray], np.ndarray]:
+    nodes = [np.eye(size)[graph.x[:, f]] for f, size in enumerate(domain.vocab.node_sizes)]
+    return nodes, np.eye(domain.vocab.edge_size)[graph.dense_edges()]
+
+
+def test_aromatic_valence_aware_decoding_keeps_valid_molecules_and_repairs_broken_rings(moses_test_3000):
+    domain = MoleculeDomain.fit(moses_test_3000, hydrogens="implicit", bonds="aromatic")
+    for smiles in moses_test_3000[:200]:
+        assert domain.from_scores(*_one_hot(domain, domain.to_graph(smiles))) == domain.canonical(smiles)
+    # A five-membered ring of aromatic carbons cannot be kekulized: the decoding gives it up for single bonds.
+    broken = domain.to_graph("c1ccccc1")
+    keep = ~np.isin(broken.edge_index, [5]).any(axis=1)
+    ring5 = Graph(x=broken.x[:5], edge_index=np.vstack([broken.edge_index[keep], [[0, 4]]]), edge_attr=np.concatenate([broken.edge_attr[keep], broken.edge_attr[:1]]))
+    with pytest.raises(InvalidMoleculeError):
+        domain.from_graph(ring5)
+    assert domain.from_scores(*_one_hot(domain, ring5)) == "C1CCCC1"
+    # A lone aromatic bond outside any ring, next to a real benzene ring: only that bond becomes single.
+    phenyl = domain.to_graph("Cc1ccccc1")
+    edges = phenyl.dense_edges()
+    methyl = int(np.flatnonzero((edges > 0).sum(1) == 1)[0])
+    edges[methyl][edges[methyl] > 0] = domain.vocab.edge_labels(np.array([AROMATIC]))[0]
+    edges[:, methyl] = edges[methyl]
+    nodes, _ = _one_hot(domain, phenyl)
+    assert domain.from_scores(nodes, np.eye(domain.vocab.edge_size)[edges]) == "Cc1ccccc1"
+
+
+def test_aromatic_valence_aware_decoding_is_valid_for_any_scores(moses_test_3000):
+    domain = MoleculeDomain.fit(moses_test_3000[:500], hydrogens="implicit", bonds="aromatic")
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(2, 20))
+        nodes = [rng.dirichlet(np.full(size, 0.3), size=n) for size in domain.vocab.node_sizes]
+        edges = rng.dirichlet([6, 1, 0.3, 0.1, 3], size=(n, n))
+        smiles = domain.from_scores(nodes, (edges + edges.transpose(1, 0, 2)) / 2)
+        assert Chem.MolFromSmiles(smiles) is not None, smiles
+
+
+def test_aromatic_valence_table_counts_an_aromatic_bond_as_one_and_a_half(moses_test_3000):
+    domain = MoleculeDomain.fit(moses_test_3000[:50], hydrogens="implicit", bonds="aromatic")
+    assert domain.valence_table().edge_orders == [0.0, 1.0, 2.0, 3.0, 1.5]
