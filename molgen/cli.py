@@ -143,9 +143,14 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
         from molgen.checkpoint import load_domain, load_tokenizer
 
         init_from = load_tokenizer(Path(args.init_from) / "tokenizer")
-        if load_domain(Path(args.init_from) / "domain.json").vocab.to_dict() != train.vocab.to_dict():
-            raise CLIError(f"--init-from {args.init_from}: its vocabulary differs from the training data's; featurize with --vocab {args.init_from}")
-        config = init_from.config
+        theirs, ours = load_domain(Path(args.init_from) / "domain.json").vocab, train.vocab
+        # The data may add edge labels after the model's (aromatic bonds to a Kekulé model): they are learned.
+        if theirs.node_values != ours.node_values or theirs.edge_values != ours.edge_values[: len(theirs.edge_values)]:
+            raise CLIError(
+                f"--init-from {args.init_from}: its vocabulary differs from the training data's (only new bond labels "
+                f"after its {theirs.edge_values} may be added); featurize with --vocab {args.init_from}"
+            )
+        config = TokenizerConfig(**{**init_from.config.to_dict(), "edge_vocab_size": ours.edge_size})
         if args.decoder_layers is not None and args.decoder_layers != config.decoder_layers:
             # deepen the decoder (the extra layers start as identities; see load_deepening)
             config = TokenizerConfig(**{**config.to_dict(), "decoder_layers": args.decoder_layers})

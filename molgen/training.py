@@ -58,11 +58,12 @@ def start_run(settings: TrainSettings, train, val=None):
     return train, val
 
 
-def load_into_grown(model: nn.Module, source: nn.Module, is_new) -> None:
-    """Copy ``source``'s weights into ``model``, a grown copy of it; ``is_new(name)`` says which of ``model``'s
-    weights may be missing from ``source`` (they keep their initialisation). Anything else that does not
-    match is an error naming the weights."""
-    missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+def load_into_grown(model: nn.Module, source: nn.Module | dict, is_new) -> None:
+    """Copy ``source``'s weights (a module or its state dict) into ``model``, a grown copy of it;
+    ``is_new(name)`` says which of ``model``'s weights may be missing from ``source`` (they keep their
+    initialisation). Anything else that does not match is an error naming the weights."""
+    state = source.state_dict() if isinstance(source, nn.Module) else source
+    missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:
         raise ValueError(f"init_from: weights the grown model does not have: {unexpected[:3]}")
     absent = [name for name in missing if not is_new(name)]

@@ -253,21 +253,38 @@ class TrainSettings(BaseTrainSettings):
 
 
 def load_deepening(model: GraphTokenizer, source: GraphTokenizer) -> None:
-    """Copy ``source``'s weights into ``model``, whose config may differ only by more decoder layers.
+    """Copy ``source``'s weights into ``model``, whose config may differ by more decoder layers and by more
+    edge labels (appended after ``source``'s, which keep their meaning: the caller checks the vocabularies).
 
     The extra decoder layers start as identities (their attention and feed-forward outputs are zero), so the
-    deepened tokenizer decodes exactly as ``source`` did before fine-tuning.
+    deepened tokenizer decodes exactly as ``source`` did before fine-tuning. A new edge label starts as the
+    mean of the existing bond labels in the encoder's attention biases and in the decoder's edge logits (for
+    aromatic bonds: between single and double), so fine-tuning begins from the trained tokenizer.
     """
     mine, theirs = model.config.to_dict(), source.config.to_dict()
     extra = mine.pop("decoder_layers") - theirs.pop("decoder_layers")
-    if mine != theirs or extra < 0:
-        raise ValueError("init_from: the tokenizer's config differs from the one to train (only more decoder layers are allowed)")
+    edges, source_edges = mine.pop("edge_vocab_size"), theirs.pop("edge_vocab_size")
+    if mine != theirs or extra < 0 or edges < source_edges:
+        raise ValueError(
+            "init_from: the tokenizer's config differs from the one to train (only more decoder layers and more "
+            "edge labels are allowed)"
+        )
+    state = source.state_dict()
+    for name, weights in state.items():
+        if _is_edge_label_weight(name) and edges > source_edges:
+            new_rows = weights[1:].mean(0, keepdim=True).expand(edges - source_edges, *weights.shape[1:])  # label 0: no bond
+            state[name] = torch.cat([weights, new_rows])
     new = tuple(f"decoder.layers.{k}." for k in range(len(model.decoder.layers) - extra, len(model.decoder.layers)))
-    load_into_grown(model, source, lambda name: name.startswith(new))
+    load_into_grown(model, state, lambda name: name.startswith(new))
     for layer in model.decoder.layers[len(model.decoder.layers) - extra :]:
         for projection in (layer.self_attn.out_proj, layer.linear2):
             nn.init.zeros_(projection.weight)
             nn.init.zeros_(projection.bias)
+
+
+def _is_edge_label_weight(name: str) -> bool:
+    """The weights with one row per edge label: the encoder's attention biases and the decoder's edge logits."""
+    return name.startswith("encoder.edge_bias.") or name.startswith("decoder.edge_mlp.4.")
 
 
 def train_tokenizer(

@@ -202,7 +202,8 @@ def test_reconstruct_without_input_exits_2(cli_run, capsys):
     assert "give an input file or --smiles" in capsys.readouterr().err
 
 
-def test_aromatic_bonds_from_featurize_to_a_tokenizer_that_reconstructs(tmp_path, train_smi, capsys):
+def test_aromatic_bonds_from_featurize_to_a_tokenizer_that_reconstructs(tmp_path, train_smi, cli_run, capsys):
+    run_kekule = cli_run / "model"
     data = tmp_path / "aromatic"
     assert main(["featurize", str(train_smi), "--out", str(data), "--hydrogens", "implicit", "--bonds", "aromatic", "--quiet"]) == 0
     report = json.loads((data / "report.json").read_text())
@@ -218,6 +219,10 @@ def test_aromatic_bonds_from_featurize_to_a_tokenizer_that_reconstructs(tmp_path
     assert main(["reconstruct", "--model", str(run / "model"), "--smiles", "c1cc[nH]c1", "--device", "cpu"]) == 0
     row = capsys.readouterr().out.splitlines()[1]
     assert row.startswith("c1cc[nH]c1\t") and "bad input" not in row  # encoded and decoded with the aromatic domain
+    # A Kekulé model can be fine-tuned on the aromatic data: the new bond label is learned.
+    grown = tmp_path / "grown"
+    assert main(["train", "tokenizer", str(data), "--out", str(grown), "--bonds", "aromatic", "--init-from", str(run_kekule), *TINY]) == 0
+    assert json.loads((grown / "model" / "tokenizer" / "config.json").read_text())["edge_vocab_size"] == 5
 
 
 def test_train_tokenizer_with_val_molecule_file(tmp_path, train_smi):

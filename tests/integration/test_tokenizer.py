@@ -547,11 +547,27 @@ def test_deepened_decoder_starts_by_decoding_exactly_as_before(random_model, sym
 
 def test_deepening_refuses_any_other_change(random_model):
     wider = GraphTokenizer(TokenizerConfig(**{**random_model.config.to_dict(), "d_model": 64}))
-    with pytest.raises(ValueError, match="only more decoder layers"):
+    with pytest.raises(ValueError, match="only more decoder layers and more edge labels"):
         load_deepening(wider, random_model)
     shallower = GraphTokenizer(TokenizerConfig(**{**random_model.config.to_dict(), "decoder_layers": 0}))
     with pytest.raises(ValueError, match="only more decoder layers"):
         load_deepening(shallower, random_model)
+
+
+def test_new_edge_label_starts_as_the_mean_bond_and_leaves_the_rest_unchanged(random_model, sym_batch):
+    # Aromatic bonds added to a Kekulé tokenizer: graphs without the new label encode exactly as before, the
+    # old labels' logits are unchanged, and the new label's logit is the mean of the bond labels' logits.
+    config = random_model.config
+    grown = GraphTokenizer(TokenizerConfig(**{**config.to_dict(), "edge_vocab_size": config.edge_vocab_size + 1}))
+    load_deepening(grown, random_model)
+    grown.eval()
+    z = random_model.encode(sym_batch)
+    assert torch.allclose(grown.encode(sym_batch), z, atol=1e-6)
+    before, after = random_model.decode_logits(z, sym_batch.mask), grown.decode_logits(z, sym_batch.mask)
+    assert torch.allclose(after.edge_logits[..., :-1], before.edge_logits, atol=1e-5)
+    assert torch.allclose(after.edge_logits[..., -1], before.edge_logits[..., 1:].mean(-1), atol=1e-5)
+    with pytest.raises(ValueError, match="more edge labels"):
+        load_deepening(random_model, grown)  # labels cannot be removed
 
 
 def test_noisy_latents_only_touch_real_tokens_at_the_asked_scale(sym_batch):
