@@ -243,7 +243,7 @@ def cmd_train_prior(args: argparse.Namespace) -> None:
 
     from molgen.checkpoint import load_prior, save_domain
     from molgen.prior.config import PriorConfig
-    from molgen.prior.training import PriorTrainSettings, prior_config_from_data, train_prior
+    from molgen.prior.training import DATA_STATISTICS, PriorTrainSettings, prior_config_from_data, train_prior
 
     run_dir = Path(args.out)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -258,7 +258,13 @@ def cmd_train_prior(args: argparse.Namespace) -> None:
         init_from = load_prior(Path(args.init_from) / "prior")
         # grow it if asked: more layers or relative-position biases (they start as no-ops; see load_growing)
         grown = {"layers": args.layers, "relative_positions": args.relative_positions}
-        config = PriorConfig(**{**init_from.config.to_dict(), **{k: v for k, v in grown.items() if v is not None}})
+        # normalisation and size statistics come from the data trained on now (the same, unless the latents
+        # are another tokenizer's: a prior carried over to a fine-tuned tokenizer)
+        measured = prior_config_from_data(latents, max_nodes).to_dict()
+        config = PriorConfig(**{
+            **init_from.config.to_dict(), **{k: v for k, v in grown.items() if v is not None},
+            **{k: measured[k] for k in DATA_STATISTICS},
+        })  # fmt: skip
     elif config_path.exists() and args.resume:
         config = PriorConfig.load(config_path)  # resuming: same network and statistics
     else:

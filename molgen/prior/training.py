@@ -179,19 +179,22 @@ class PriorModule(L.LightningModule):
 # What may differ between a trained prior and the prior that continues from it: sampling defaults, and the
 # network may grow (more blocks, relative-position biases added) in ways that start out computing the same.
 SAMPLING_DEFAULTS = ("default_sampler", "default_steps", "default_restarts", "restart_strength")
+DATA_STATISTICS = ("latent_mean", "latent_std", "property_mean", "property_std", "num_nodes_counts")
+"""Config fields measured on the training data: a prior fine-tuned on other latents (e.g. of a fine-tuned
+tokenizer) takes them from its new data."""
 GROWABLE = ("layers", "relative_positions")
 
 
 def load_growing(model: LatentPrior, source: LatentPrior) -> None:
-    """Copy ``source``'s weights into ``model``, whose config may differ by sampling defaults, more layers, or
-    relative-position biases where ``source`` had none.
+    """Copy ``source``'s weights into ``model``, whose config may differ by sampling defaults, data statistics
+    (:data:`DATA_STATISTICS`), more layers, or relative-position biases where ``source`` had none.
 
     The new parts start as no-ops (a new block's gates and a new offset bias are zero), so the grown prior
     predicts exactly what ``source`` did before it is trained further.
     """
     mine, theirs = model.config.to_dict(), source.config.to_dict()
     for config in (mine, theirs):
-        for key in SAMPLING_DEFAULTS:
+        for key in SAMPLING_DEFAULTS + DATA_STATISTICS:
             del config[key]
     layers, k = (mine.pop(key) for key in GROWABLE)
     source_layers, source_k = (theirs.pop(key) for key in GROWABLE)

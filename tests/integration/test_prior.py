@@ -191,9 +191,21 @@ def test_grown_prior_starts_by_predicting_exactly_as_before():
     assert grown.blocks[3].modulation.weight.grad.abs().sum() > 0
 
 
+def test_prior_carries_over_to_other_latent_statistics():
+    # Fine-tuning on another tokenizer's latents: the statistics measured on the data change, the network's
+    # weights are copied as they are.
+    source = _random_prior()
+    n = source.config.max_nodes + 1
+    moved = {**source.config.to_dict(), "latent_mean": [0.5] * 4, "latent_std": [2.0] * 4, "num_nodes_counts": [0] * (n - 1) + [3]}
+    target = LatentPrior(PriorConfig(**moved))
+    load_growing(target, source)
+    for (name, a), b in zip(source.state_dict().items(), target.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
 @pytest.mark.parametrize(
     "change, message",
-    [({"d_model": 64}, "differs"), ({"latent_dim": 5}, "differs"), ({"layers": 1}, "2 -> 1"), ({"relative_positions": 5}, "3 -> 5"), ({"relative_positions": 0}, "3 -> 0")],
+    [({"d_model": 64}, "differs"), ({"latent_dim": 5}, "differs"), ({"property_names": ["QED"], "property_mean": [0.0], "property_std": [1.0]}, "differs"), ({"layers": 1}, "2 -> 1"), ({"relative_positions": 5}, "3 -> 5"), ({"relative_positions": 0}, "3 -> 0")],
 )
 def test_growing_refuses_any_other_change(change, message):
     source = _random_prior(relative_positions=3)
