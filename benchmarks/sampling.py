@@ -19,10 +19,11 @@ import resource
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from benchmarks.report import training_chain, write_section
-from molgen.metrics import compute_metrics, moses_references
+from molgen.metrics import compute_metrics, moses_references, ring_statistics
 from molgen.pipeline import DEFAULT_VALIDITY_GUIDANCE, MolgenPipeline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +33,12 @@ METRICS = [
     "valid", "unique@1000", "unique@10000", "FCD/Test", "SNN/Test", "Frag/Test", "Scaf/Test", "FCD/TestSF", "SNN/TestSF",
     "Frag/TestSF", "Scaf/TestSF", "IntDiv", "IntDiv2", "Filters", "Novelty", "logP", "SA", "QED", "weight",
 ]  # fmt: skip
+
+
+RING_UNITS = {
+    "rings": "per molecule", "aromatic rings": "per molecule", "no aromatic ring": "(share of molecules)",
+    "unusual ring sizes": "(share of rings with 3, 4 or 7+ atoms)",
+}  # fmt: skip
 
 
 def _fmt(value: float) -> str:
@@ -84,6 +91,11 @@ def main() -> None:
         (LABELS.get(name, name), f"{_fmt(metrics['raw'].get(name))} (raw) / {_fmt(metrics['valence'].get(name))} (valence-aware)")
         for name in METRICS
     ]
+    test_sample = pd.read_csv(ROOT / "data" / "moses" / "test.csv.gz")["SMILES"].sample(min(args.n, 20_000), random_state=0).tolist()
+    ring_figures = {**{k: ring_statistics(m.smiles for m in v) for k, v in decoded.items()}, "test": ring_statistics(test_sample)}
+    for name in ("rings", "aromatic rings", "no aromatic ring", "unusual ring sizes"):
+        figures = {k: f"{v[name]:.3f}" for k, v in ring_figures.items()}
+        rows.append((f"{name} {RING_UNITS[name]}", f"{figures['raw']} (raw) / {figures['valence']} (valence-aware); MOSES test {figures['test']}"))
     n_valid = {k: sum(m.smiles is not None for m in v) for k, v in decoded.items()}
     rows.insert(1, ("valid molecules (count)", f"{n_valid['raw']:,} (raw) / {n_valid['valence']:,} (valence-aware)"))
     for decoding, molecules in decoded.items():
@@ -114,7 +126,8 @@ def main() -> None:
         "including unpaired electrons and fragments); valence-aware = bonds placed within each atom's valence. "
         "Metrics: molgen.metrics (MOSES' definitions, checked against MOSES' reference code in the section "
         "'MOSES metrics reproduction'); FCD falls as n grows, so compare at the same n. Throughput excludes "
-        "property computation and metrics."
+        "property computation and metrics. Ring figures: molgen.metrics.ring_statistics (SSSR rings) of the valid "
+        f"outputs, against {len(test_sample):,} random MOSES test molecules."
     )
     print(write_section(args.title, rows, notes, sample=f"{args.n:,} samples, seed {args.seed}; references: MOSES test (176,074), test scaffolds, train"))
 

@@ -13,7 +13,7 @@ Typical use::
 """
 
 from molgen.metrics.fcd import FCDStats, frechet_distance
-from molgen.metrics.molecules import MoleculeFeatures, get_mol, passes_filters
+from molgen.metrics.molecules import MoleculeFeatures, get_mol, passes_filters, ring_statistics
 from molgen.metrics.moses import compute_metrics, cosine_similarity
 from molgen.metrics.reference import (
     MosesReferences,
@@ -38,6 +38,7 @@ __all__ = [
     "default_cache_dir",
     "frechet_distance",
     "get_mol",
+    "ring_statistics",
     "internal_diversity",
     "moses_references",
     "nearest_neighbour_similarity",

@@ -43,6 +43,7 @@ __all__ = [
     "murcko_scaffold",
     "passes_filters",
     "qed",
+    "ring_statistics",
 ]
 
 log = logging.getLogger(__name__)
@@ -352,3 +353,23 @@ def canonical_many(
     for chunk_result in map_chunks(_canonical_chunk, tasks, n_tasks, n_jobs, f"canonical SMILES of {what}"):
         results.extend(chunk_result)
     return results
+
+
+def ring_statistics(smiles: Iterable[str | None]) -> dict[str, float]:
+    """Ring figures of a set of molecules (invalid or missing SMILES are skipped): rings and aromatic rings
+    per molecule, the share of molecules without an aromatic ring, and the share of rings (SSSR) of unusual
+    size (3, 4, or 7 and more atoms: about 1% in MOSES). Where a generator's samples differ most from drug-like
+    molecules, these show it."""
+    mols = [mol for mol in map(get_mol, smiles) if mol is not None]
+    if not mols:
+        return {"molecules": 0, "rings": float("nan"), "aromatic rings": float("nan"), "no aromatic ring": float("nan"), "unusual ring sizes": float("nan")}
+    rings = [mol.GetRingInfo().AtomRings() for mol in mols]
+    aromatic = np.array([rdMolDescriptors.CalcNumAromaticRings(mol) for mol in mols])
+    sizes = np.array([len(ring) for found in rings for ring in found])
+    return {
+        "molecules": len(mols),
+        "rings": float(np.mean([len(found) for found in rings])),
+        "aromatic rings": float(aromatic.mean()),
+        "no aromatic ring": float((aromatic == 0).mean()),
+        "unusual ring sizes": float(((sizes < 5) | (sizes > 6)).mean()) if len(sizes) else 0.0,
+    }

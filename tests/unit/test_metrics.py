@@ -348,3 +348,15 @@ def test_default_cache_dir_follows_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("MOLGEN_CACHE")
     assert str(default_cache_dir()).endswith(".cache/molgen/metrics")
     assert reference_module.smiles_key(["CCO"], "reference") != reference_module.smiles_key(["OCC"], "reference")
+
+
+def test_ring_statistics_counts_rings_aromatic_rings_and_unusual_sizes():
+    from molgen.metrics import ring_statistics
+
+    figures = ring_statistics(["c1ccccc1", "C1CC1", "CCO", "c1ccc2ccccc2c1", None, "xyz", "C1CCCCCCC1"])
+    assert figures["molecules"] == 5  # None and the unparsable one are skipped
+    assert figures["rings"] == pytest.approx((1 + 1 + 0 + 2 + 1) / 5)
+    assert figures["aromatic rings"] == pytest.approx((1 + 0 + 0 + 2 + 0) / 5)
+    assert figures["no aromatic ring"] == pytest.approx(3 / 5)
+    assert figures["unusual ring sizes"] == pytest.approx(2 / 5)  # the 3- and 8-membered of 5 rings
+    assert ring_statistics(["xyz"])["molecules"] == 0
