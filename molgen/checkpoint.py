@@ -9,6 +9,7 @@ A model directory (``checkpoints/<name>/``) looks like::
     prior/config.json           PriorConfig (with the data statistics it normalises with)
     prior/model.safetensors     EMA weights of the prior
     prior/training.json
+    predictor/                  optional: PredictorConfig + weights of a property predictor for property guidance
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from safetensors.torch import load_file, save_file
 from molgen.domains import DOMAINS
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
+from molgen.prior.predictor import PredictorConfig, PropertyPredictor
 from molgen.tokenizer.config import TokenizerConfig
 from molgen.tokenizer.model import GraphTokenizer
 
-__all__ = ["load_domain", "load_prior", "load_tokenizer", "save_domain", "save_prior", "save_tokenizer"]
+__all__ = ["load_domain", "load_predictor", "load_prior", "load_tokenizer", "save_domain", "save_predictor", "save_prior", "save_tokenizer"]
 
 
 def save_tokenizer(model: GraphTokenizer, directory: str | Path, training: dict[str, Any] | None = None) -> None:
@@ -39,7 +41,12 @@ def save_prior(model: LatentPrior, directory: str | Path, training: dict[str, An
     _save_component(model, directory, training)
 
 
-def _save_component(model: GraphTokenizer | LatentPrior, directory: str | Path, training: dict[str, Any] | None) -> None:
+def save_predictor(model: PropertyPredictor, directory: str | Path, training: dict[str, Any] | None = None) -> None:
+    """Write a property predictor's ``config.json``, ``model.safetensors`` (and ``training.json``) into ``directory``."""
+    _save_component(model, directory, training)
+
+
+def _save_component(model: GraphTokenizer | LatentPrior | PropertyPredictor, directory: str | Path, training: dict[str, Any] | None) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model.config.save(directory / "config.json")
@@ -57,6 +64,11 @@ def load_tokenizer(directory: str | Path, device: str | torch.device = "cpu") ->
 def load_prior(directory: str | Path, device: str | torch.device = "cpu") -> LatentPrior:
     """Rebuild a prior from its config and load its (EMA) weights (eval mode)."""
     return _load_component(directory, "prior", lambda path: LatentPrior(PriorConfig.load(path)), device)
+
+
+def load_predictor(directory: str | Path, device: str | torch.device = "cpu") -> PropertyPredictor:
+    """Rebuild a property predictor from its config and load its weights (eval mode)."""
+    return _load_component(directory, "property predictor", lambda path: PropertyPredictor(PredictorConfig.load(path)), device)
 
 
 def _load_component(directory: str | Path, kind: str, build, device: str | torch.device):

@@ -289,6 +289,37 @@ def cmd_train_prior(args: argparse.Namespace) -> None:
         print(f"trained for {module.train_seconds():.0f} s in total; model directory: {model_out}")
 
 
+def cmd_train_predictor(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from molgen.checkpoint import load_prior
+    from molgen.prior.predictor import PredictorConfig, PredictorTrainSettings, train_predictor
+
+    model_dir = Path(args.model)
+    if not (model_dir / "prior" / "config.json").exists():
+        raise CLIError(f"--model {args.model}: no prior/ in it; a property predictor is trained for a prior's latents")
+    prior_config = load_prior(model_dir / "prior").config
+    if not prior_config.property_names:
+        raise CLIError(f"--model {args.model}: its prior has no properties to predict")
+    run_dir = Path(args.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    latents, _ = _latents_for_training(args, run_dir)
+    if latents.property_names != prior_config.property_names:
+        raise CLIError(f"the latent cache's properties {latents.property_names} are not the prior's {prior_config.property_names}")
+    if args.limit:
+        latents = latents.subset(np.random.default_rng(args.seed).permutation(len(latents))[: args.limit])
+    config_path = run_dir / "model" / "predictor" / "config.json"
+    if config_path.exists() and args.resume:
+        config = PredictorConfig.load(config_path)  # resuming: the network must keep its shape
+    else:
+        config = PredictorConfig.for_prior(prior_config, d_model=args.d_model, n_heads=args.heads, layers=args.layers,
+                                           relative_positions=prior_config.relative_positions)  # fmt: skip
+    settings = PredictorTrainSettings(**_trainer_settings(args))
+    module = train_predictor(latents, run_dir, config, prior_config, settings, resume=args.resume, export_extra={"model": str(args.model)})
+    if module.trainer.is_global_zero:
+        print(f"trained for {module.train_seconds():.0f} s in total; predictor: {run_dir / 'model' / 'predictor'}")
+
+
 def _devices(text: str):
     return int(text) if text.isdigit() else text
 
@@ -384,7 +415,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
         args.n, steps=args.steps, seed=args.seed, batch_size=args.batch_size, conditions=conditions or None,
         guidance_scale=args.guidance, num_nodes=args.num_nodes, sampler=args.sampler, decoding=args.decoding,
         properties=args.properties, temperature=args.temperature,
-        restarts=args.restarts, **({} if args.validity_guidance is None else {"validity_guidance": args.validity_guidance}),
+        restarts=args.restarts, property_guidance=args.property_guidance,
+        **({} if args.validity_guidance is None else {"validity_guidance": args.validity_guidance}),
     )  # fmt: skip
     counts: dict[str, int] = {}
     bar = _progress(args.n, "sample", args.progress)
@@ -521,7 +553,7 @@ def cmd_design_generate(args: argparse.Namespace) -> None:
     targets = _parse_ranges(args.target, "--target")
     results = designer.generate_iter(
         args.n, seed=args.seed, steps=args.steps, targets=targets or None, guidance_scale=args.guidance, oversample=args.oversample,
-        must_contain=args.must_contain or (), must_avoid=args.must_avoid or (), filters=_design_filters(args),
+        property_guidance=args.property_guidance, must_contain=args.must_contain or (), must_avoid=args.must_avoid or (), filters=_design_filters(args),
     )  # fmt: skip
     written = _write_design(args, designer, [(None, results)])
     for name, report in target_report(written, designer.parse_targets(targets)).items():
@@ -622,6 +654,7 @@ def _add_design_parser(sub) -> None:
     p.add_argument("--target", action="append", metavar="NAME=VALUE|LOW:HIGH", help="property target, e.g. QED=0.9 or MW=300:400")
     p.add_argument("--guidance", type=float, default=2.0, help="guidance scale (1: plain conditional)")
     p.add_argument("--oversample", type=int, default=1, help="sample K per molecule, keep the one nearest the targets")
+    p.add_argument("--property-guidance", type=float, default=0.0, help=PROPERTY_GUIDANCE_HELP)
     p.set_defaults(func=cmd_design_generate)
 
     p = commands.add_parser("analogs", help="neighbours of seed molecules (partial noising and re-denoising)")
@@ -659,6 +692,10 @@ def _add_design_parser(sub) -> None:
     p.set_defaults(func=cmd_design_optimize)
 
 
+PROPERTY_GUIDANCE_HELP = (
+    "step size of classifier guidance toward the targets by the model's property predictor, at every step on top of "
+    "--guidance (default 0: off; needs predictor/ in the model directory: molgen train predictor)"
+)
 BONDS_HELP = (
     "kekule (default): Kekulé bond orders 1-3; aromatic: aromatic bonds as a label of their own (rings need no "
     "exact single/double alternation; the model must be trained on data featurized the same way)"
@@ -749,6 +786,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-from", default=None, help="start from this model directory's prior weights (fine-tune)")
     p.set_defaults(func=cmd_train_prior)
 
+    p = train.add_parser("predictor", help="train a property predictor on a prior's noisy latents (for --property-guidance)")
+    p.add_argument("data", help="featurized dataset directory, or a .smi/.csv/.sdf file (featurized first)")
+    p.add_argument("--model", required=True, help="model directory with tokenizer and prior; the predictor is made for its prior")
+    p.add_argument("--out", required=True, help="run directory; copy RUN/model/predictor into the model directory to use it")
+    p.add_argument("--latents", default=None, help="latent cache directory (default: RUN/latents; reused if made by the same tokenizer)")
+    p.add_argument("--smiles-column", default=None)
+    p.add_argument("--limit", type=int, default=None, help="train on a random subset of this many graphs")
+    p.add_argument("--property-limit", type=int, default=None, help="compute properties for this many random graphs only (about 2 ms each)")
+    p.add_argument("--d-model", type=int, default=64)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup-steps", type=int, default=200)
+    _add_trainer_arguments(p)
+    p.set_defaults(func=cmd_train_predictor)
+
     p = sub.add_parser("sample", help="sample molecules from a model and stream them to a file")
     p.add_argument("-n", type=int, required=True, help="number of samples (invalid ones included)")
     p.add_argument("--out", required=True, help="output .csv, .sdf (properties as SD tags) or .smi")
@@ -769,6 +823,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--validity-guidance", type=float, default=None,
         help="step size of the decoder-based validity guidance over the last half of the steps (default 0: off; 0.1 lifts raw validity to ~95%%)",
     )
+    p.add_argument("--property-guidance", type=float, default=0.0, help=PROPERTY_GUIDANCE_HELP)
     p.add_argument("--decoding", choices=["raw", "valence"], default="valence", help="valence-aware (always valid; default) or raw argmax")
     p.add_argument("--no-properties", dest="properties", action="store_false", help="do not compute properties (faster)")
     p.add_argument("--device", default="auto")

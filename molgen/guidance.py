@@ -1,4 +1,7 @@
-"""Validity guidance: steering the prior's samples toward latents whose argmax decoding is a valid graph.
+"""Guidance while the prior samples: validity (toward latents whose argmax decoding is a valid graph) and
+properties (toward latents a property predictor scores on target).
+
+Validity guidance:
 
 Classifier guidance with the tokenizer's decoder as the classifier. Over the last part of the sampling loop,
 after each scheduler step, the latents move down the gradient of an energy computed from the decoder's
@@ -20,9 +23,10 @@ import torch
 from torch import Tensor
 
 from molgen.graph import ValenceTable
+from molgen.prior.predictor import PropertyPredictor
 from molgen.tokenizer.model import GraphTokenizer
 
-__all__ = ["ValidityGuidance", "components"]
+__all__ = ["PropertyGuidance", "ValidityGuidance", "components"]
 
 
 def components(adj: Tensor, mask: Tensor) -> Tensor:
@@ -142,3 +146,26 @@ def _node_sums(values: Tensor, b: Tensor, i: Tensor, j: Tensor, like: Tensor) ->
     """(B, N) per-node sums of per-pair ``values`` (P,) over both ends of each pair (b, i, j)."""
     out = torch.zeros_like(like, dtype=values.dtype)
     return out.index_put((b, i), values, accumulate=True).index_put((b, j), values, accumulate=True)
+
+
+class PropertyGuidance:
+    """Classifier guidance toward property targets: callable on (B, N, d) normalised noisy latents at noise
+    level ``t`` (B,), before the prior's step; returns them moved down the gradient of the predictor's
+    squared error to the targets.
+
+    ``targets`` (B, P) normalised values and ``given`` (B, P) which of them are targets (the prior's
+    conditioning tensors); ``scale`` is the step size (per sample: each sample's own error is followed).
+    """
+
+    def __init__(self, predictor: PropertyPredictor, targets: Tensor, given: Tensor, scale: float) -> None:
+        self.predictor, self.targets, self.given, self.scale = predictor, targets, given.float(), scale
+
+    def error(self, x: Tensor, t: Tensor, mask: Tensor) -> Tensor:
+        """(B,) summed squared error of the predicted normalised properties to the targets."""
+        return ((self.predictor(x, t, mask) - self.targets).pow(2) * self.given).sum(-1)
+
+    def __call__(self, x: Tensor, t: Tensor, mask: Tensor) -> Tensor:
+        with torch.enable_grad():
+            x_in = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.error(x_in, t, mask).sum(), x_in)
+        return (x - self.scale * grad) * mask.unsqueeze(-1)

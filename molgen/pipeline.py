@@ -23,10 +23,11 @@ import torch
 from torch import Tensor
 
 from molgen.batch import batch_from_graphs, graphs_from_dense
-from molgen.checkpoint import load_domain, load_prior, load_tokenizer
+from molgen.checkpoint import load_domain, load_predictor, load_prior, load_tokenizer
 from molgen.graph import DomainError
-from molgen.guidance import ValidityGuidance
+from molgen.guidance import PropertyGuidance, ValidityGuidance
 from molgen.prior.model import LatentPrior
+from molgen.prior.predictor import PropertyPredictor
 from molgen.prior.scheduling import make_scheduler, model_time
 from molgen.tokenizer.model import GraphTokenizer
 
@@ -93,23 +94,35 @@ def _resolve_device(device: str | torch.device) -> torch.device:
 class MolgenPipeline:
     """A graph domain + tokenizer + (optional) prior loaded from ``checkpoints/<name>/``."""
 
-    def __init__(self, domain, tokenizer: GraphTokenizer, prior: LatentPrior | None = None, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        domain,
+        tokenizer: GraphTokenizer,
+        prior: LatentPrior | None = None,
+        device: str | torch.device = "cpu",
+        predictor: PropertyPredictor | None = None,
+    ) -> None:
         self.domain = domain
         self.device = _resolve_device(device)
         self.tokenizer = tokenizer.to(self.device).eval()
         self.prior = None if prior is None else prior.to(self.device).eval()
         if prior is not None and prior.config.latent_dim != tokenizer.config.latent_dim:
             raise ValueError(f"prior latent_dim={prior.config.latent_dim} does not match the tokenizer's {tokenizer.config.latent_dim}")
+        if predictor is not None:
+            predictor.config.check_fits(self._require_prior().config)
+        self.predictor = None if predictor is None else predictor.to(self.device).eval()
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "auto") -> MolgenPipeline:
-        """Load ``path/domain.json``, ``path/tokenizer/`` and, if present, ``path/prior/``."""
+        """Load ``path/domain.json``, ``path/tokenizer/`` and, if present, ``path/prior/`` and ``path/predictor/``
+        (a property predictor for property guidance)."""
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: no such model directory")
         device = _resolve_device(device)
         prior = load_prior(path / "prior", device=device) if (path / "prior" / "config.json").exists() else None
-        return cls(load_domain(path / "domain.json"), load_tokenizer(path / "tokenizer", device=device), prior, device)
+        predictor = load_predictor(path / "predictor", device=device) if (path / "predictor" / "config.json").exists() else None
+        return cls(load_domain(path / "domain.json"), load_tokenizer(path / "tokenizer", device=device), prior, device, predictor)
 
     # --- sampling: noise -> latents -> molecules ------------------------------------------------------
 
@@ -136,6 +149,7 @@ class MolgenPipeline:
         temperature: float = 1.0,
         validity_guidance: float = DEFAULT_VALIDITY_GUIDANCE,
         restarts: int | None = None,
+        property_guidance: float = 0.0,
     ) -> Iterator[DecodedMolecule]:
         """Sample ``n`` molecules, yielded batch by batch (for streaming to disk and progress bars).
 
@@ -151,7 +165,7 @@ class MolgenPipeline:
             count = min(batch_size, n - start)
             latents = self._sample_batch(
                 count, steps, generator, conditions, guidance_scale, num_nodes, sampler, temperature,
-                validity_guidance=validity_guidance, restarts=restarts,
+                validity_guidance=validity_guidance, restarts=restarts, property_guidance=property_guidance,
             )
             for molecule in self.decode(latents, batch_size=count, decoding=decoding):
                 if molecule.smiles is not None:
@@ -179,6 +193,7 @@ class MolgenPipeline:
         step_hook: StepHook | None = None,
         validity_guidance: float = DEFAULT_VALIDITY_GUIDANCE,
         restarts: int | None = None,
+        property_guidance: float = 0.0,
     ) -> Latents:
         """Sample latent tokens of ``n`` graphs from the prior.
 
@@ -195,7 +210,9 @@ class MolgenPipeline:
         the schedule with fresh noise and denoised again, which moves samples toward the prior's distribution
         (Xu et al. 2023, "Restart sampling"); each pass costs ``restart_strength`` of a full one. Restarts run
         when sampling from noise (also with ``keep``), not for edits with ``strength`` < 1, whose point is to
-        stay near ``start``.
+        stay near ``start``. ``property_guidance``: step size of classifier guidance toward the
+        ``conditions`` by the model's property predictor (:mod:`molgen.prior.predictor`), applied at every
+        step on top of classifier-free guidance; 0 (the default) turns it off.
 
         Editing existing latents (analogs, inpainting; SDEdit and RePaint in image diffusion):
 
@@ -223,7 +240,7 @@ class MolgenPipeline:
             chunks.append(
                 self._sample_batch(
                     count, steps, generator, conditions, guidance_scale, num_nodes, sampler, temperature, edit, step_hook, validity_guidance,
-                    restarts=restarts,
+                    restarts=restarts, property_guidance=property_guidance,
                 )
             )
         return _concat_latents(chunks)
@@ -289,6 +306,7 @@ class MolgenPipeline:
         sizes: Tensor | None = None,
         noise: Tensor | None = None,
         restarts: int | None = None,
+        property_guidance: float = 0.0,
     ) -> Latents:
         prior = self._require_prior()
         if not temperature > 0:
@@ -314,6 +332,7 @@ class MolgenPipeline:
                     self._sample_batch(
                         len(g), steps, generator, conditions, guidance_scale, num_nodes, sampler, temperature,
                         validity_guidance=validity_guidance, sizes=sizes[g], noise=noise[g, : int(sizes[g].max())], restarts=restarts,
+                        property_guidance=property_guidance,
                     )
                     for g in groups
                 ]  # fmt: skip
@@ -331,8 +350,9 @@ class MolgenPipeline:
             noise = torch.randn(batch, n, config.latent_dim, generator=generator)
         condition = self._conditions(conditions, batch)
         validity = self._validity_guidance(validity_guidance, mean, std)
+        properties = self._property_guidance(property_guidance, condition)
         keep = None if edit is None or edit.keep is None else edit.keep.to(self.device).bool().expand(batch, -1).unsqueeze(-1)  # (B, N, 1)
-        passes = _Passes(prior, steps, sampler, mask, condition, guidance_scale, temperature, validity, step_hook, self._guided)
+        passes = _Passes(prior, steps, sampler, mask, condition, guidance_scale, temperature, validity, step_hook, self._guided, properties)
         x = passes.denoise(noise.to(self.device), None if edit is None else x0, 1.0 if edit is None else edit.strength, keep)
         if edit is None or edit.strength >= 1:
             # Restart sampling (Xu et al. 2023): noise the result back to ``restart_strength`` of the schedule
@@ -349,6 +369,20 @@ class MolgenPipeline:
         if scale == 0 or table is None:
             return None
         return ValidityGuidance(self.tokenizer, table(), mean, std, scale=scale)
+
+    def _property_guidance(self, scale: float, condition: tuple[Tensor, Tensor] | None) -> PropertyGuidance | None:
+        if not scale >= 0:
+            raise ValueError(f"property_guidance={scale}: must be >= 0 (0 turns it off)")
+        if scale == 0:
+            return None
+        if self.predictor is None:
+            raise ValueError(
+                "property_guidance needs a property predictor, and this model has none (no predictor/ in its "
+                "directory): train one with `molgen train predictor`"
+            )
+        if condition is None:
+            raise ValueError("property_guidance steers toward property targets: give conditions (e.g. {'QED': 0.9})")
+        return PropertyGuidance(self.predictor, condition[0], condition[1], scale)
 
     @staticmethod
     def _guided(prior: LatentPrior, x: Tensor, t: Tensor, mask: Tensor, condition: tuple[Tensor, Tensor] | None, scale: float) -> Tensor:
@@ -476,6 +510,7 @@ class _Passes:
     validity: ValidityGuidance | None
     step_hook: StepHook | None
     guided: Callable  # MolgenPipeline._guided
+    properties: PropertyGuidance | None = None
 
     def denoise(self, noise: Tensor, x0: Tensor | None, strength: float, keep: Tensor | None) -> Tensor:
         """From ``x0`` (normalised, or None: pure noise) noised to ``strength`` of the schedule with ``noise``
@@ -499,8 +534,10 @@ class _Passes:
         guided_from = len(scheduler.timesteps) - len(scheduler.timesteps) // 2  # validity guidance: the last half
         for index, timestep in enumerate(scheduler.timesteps[begin:], start=begin):
             # 1. prior (with classifier-free guidance) -> 2. scheduler step -> 3. validity guidance -> 4. edits
-            model_in = scheduler.scale_model_input(x, timestep) if hasattr(scheduler, "scale_model_input") else x
             t = model_time(timestep, config, batch, x.device)
+            if self.properties is not None:  # 0. property guidance at the current noise level
+                x = self.properties(x, t, self.mask)
+            model_in = scheduler.scale_model_input(x, timestep) if hasattr(scheduler, "scale_model_input") else x
             prediction = self.guided(self.prior, model_in, t, self.mask, self.condition, self.guidance_scale)
             x = scheduler.step(prediction, timestep, x).prev_sample * mask
             if self.validity is not None and index >= guided_from:

@@ -151,6 +151,7 @@ class Designer:
         num_nodes: int | None = None,
         oversample: int = 1,
         size_from_weight: bool = True,
+        property_guidance: float = 0.0,
     ) -> Iterator[DesignResult]:
         """Sample ``n`` molecules, conditioned on ``targets`` ({name: value or (low, high)}; a range conditions
         on its middle) with classifier-free guidance ``guidance_scale`` (1: plain conditional; > 1 pushes
@@ -160,11 +161,20 @@ class Designer:
         (:func:`~molgen.design.targets.sizes_for_weight`) instead of the training size distribution.
         ``oversample`` = k > 1: sample k candidates per molecule and keep the one closest to the targets
         (distance in training standard deviations; selection, on top of guidance).
+        ``property_guidance`` > 0: also follow the gradient of the model's property predictor toward the
+        targets at every sampling step (classifier guidance; the model needs a ``predictor/``).
         """
         self._count(n)
         if not isinstance(oversample, int) or oversample < 1:
             raise DesignInputError(f"oversample={oversample!r}: must be a whole number >= 1")
         parsed = self.parse_targets(targets)
+        if property_guidance:
+            if not property_guidance > 0:
+                raise DesignInputError(f"property_guidance={property_guidance!r}: must be >= 0 (0 turns it off)")
+            if self.pipe.predictor is None:
+                raise DesignInputError("property_guidance: this model has no property predictor (train one with `molgen train predictor`)")
+            if not parsed:
+                raise DesignInputError("property_guidance steers toward targets: give at least one target")
         conditions = {name: t.value for name, t in parsed.items()} or None
         screen = self._screen(must_contain, must_avoid, filters)
         config = self.pipe.prior.config
@@ -175,7 +185,7 @@ class Designer:
         generator = torch.Generator().manual_seed(seed)
 
         def sample(start: int, count: int, b: int) -> Latents:
-            options = {"conditions": conditions, "guidance_scale": guidance_scale, "temperature": temperature}
+            options = {"conditions": conditions, "guidance_scale": guidance_scale, "temperature": temperature, "property_guidance": property_guidance}
             if sizes is not None:  # a start of the chosen sizes, run from pure noise (strength 1)
                 grid = stack_tokens([torch.zeros(int(s), config.latent_dim) for s in torch.multinomial(sizes, count, replacement=True, generator=generator)])
                 options.update(start=grid, strength=1.0)

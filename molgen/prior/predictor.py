@@ -1,0 +1,205 @@
+"""A property predictor on noisy latent tokens, for property guidance while the prior samples.
+
+Classifier guidance (Dhariwal & Nichol 2021) for regression targets: a small transformer reads the prior's
+noisy normalised latents ``x_t`` and the noise level ``t`` and predicts the normalised properties of the
+molecule the latents will decode to. It is trained on the prior's own noising of the cached training
+latents (:func:`molgen.prior.scheduling.training_pair`), so at every sampling step it sees what it was
+trained on; :class:`molgen.guidance.PropertyGuidance` moves the latents down the gradient of its squared
+error to the targets. The prior's classifier-free guidance and this gradient work together: the first
+samples from the conditional prior, the second pushes each sample toward its target.
+
+Like the prior, this module knows nothing of chemistry: properties are named columns of the latent cache.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from molgen.config import JsonConfig
+from molgen.latents import LatentDataset
+from molgen.prior.config import PriorConfig
+from molgen.prior.model import _Block, timestep_embedding
+from molgen.prior.scheduling import training_pair
+from molgen.prior.training import LatentBatch, latent_batches
+from molgen.training import TrainSettings as BaseTrainSettings
+from molgen.training import adamw_warmup_cosine, fit, start_run
+
+__all__ = ["PredictorConfig", "PredictorModule", "PredictorTrainSettings", "PropertyPredictor", "train_predictor"]
+
+NORMALISATION = ("latent_mean", "latent_std", "property_names", "property_mean", "property_std")
+"""What a predictor shares with the prior it guides: it reads that prior's normalised latents and predicts
+its normalised properties."""
+
+
+@dataclass
+class PredictorConfig(JsonConfig):
+    """Shape of a :class:`PropertyPredictor`, and the prior normalisation it was trained in (copied from the
+    prior's config, checked when the two are loaded together)."""
+
+    latent_dim: int
+    max_nodes: int
+    d_model: int = 64
+    n_heads: int = 4
+    layers: int = 2
+    ff_mult: int = 2
+    relative_positions: int = 0
+    latent_mean: list[float] = field(default_factory=list)
+    latent_std: list[float] = field(default_factory=list)
+    property_names: list[str] = field(default_factory=list)
+    property_mean: list[float] = field(default_factory=list)
+    property_std: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.property_names:
+            raise ValueError("a property predictor needs at least one property (the prior was trained without any)")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+
+    @classmethod
+    def for_prior(cls, prior: PriorConfig, **shape) -> PredictorConfig:
+        """A predictor for ``prior``'s latents and properties; ``shape``: d_model, layers, ..."""
+        return cls(latent_dim=prior.latent_dim, max_nodes=prior.max_nodes, **shape, **{k: getattr(prior, k) for k in NORMALISATION})
+
+    def check_fits(self, prior: PriorConfig) -> None:
+        """Raise ValueError unless this predictor reads ``prior``'s latents and predicts its properties."""
+        different = [k for k in ("latent_dim", "max_nodes", *NORMALISATION) if getattr(self, k) != getattr(prior, k)]
+        if different:
+            raise ValueError(
+                f"the property predictor was trained for another prior (different {', '.join(different)}): "
+                "train it again on this prior (molgen train predictor)"
+            )
+
+
+class PropertyPredictor(nn.Module):
+    """(B, N, latent_dim) noisy normalised latents + (B,) noise level in [0, 1] + (B, N) mask -> (B, P)
+    normalised properties of the clean molecule."""
+
+    def __init__(self, config: PredictorConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.latent_in = nn.Linear(config.latent_dim, d)
+        self.position = nn.Embedding(config.max_nodes, d)
+        self.size = nn.Embedding(config.max_nodes + 1, d)
+        self.time = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        self.blocks = nn.ModuleList(_Block(d, config.n_heads, config.ff_mult, 0.0, config.relative_positions) for _ in range(config.layers))
+        self.norm_out = nn.LayerNorm(d)
+        self.out = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, len(config.property_names)))
+
+    def forward(self, x: Tensor, t: Tensor, mask: Tensor) -> Tensor:
+        batch, n, _ = x.shape
+        c = F.silu(self.time(timestep_embedding(t, self.config.d_model)) + self.size(mask.sum(1)))  # (B, d)
+        h = self.latent_in(x) + self.position.weight[:n].unsqueeze(0)  # (B, N, d)
+        attn_mask = torch.zeros(mask.shape, device=x.device, dtype=h.dtype).masked_fill(~mask.bool(), float("-inf"))[:, None, None, :]
+        k = self.config.relative_positions
+        position = torch.arange(n, device=x.device)
+        offsets = (position[None, :] - position[:, None]).clamp(-k, k) + k  # (N, N)
+        for block in self.blocks:
+            h = block(h, c, attn_mask, offsets)
+        weights = mask.unsqueeze(-1).float()
+        pooled = (self.norm_out(h) * weights).sum(1) / weights.sum(1).clamp(min=1)  # (B, d): mean over real tokens
+        return self.out(pooled)
+
+
+@dataclass
+class PredictorTrainSettings(BaseTrainSettings):
+    """Training settings of a property predictor: the shared ones (steps, time, devices, ...)."""
+
+    batch_size: int = 512
+    lr: float = 1e-3
+
+
+class PredictorModule(L.LightningModule):
+    """Mean squared error of the normalised properties (over the known ones) at noise levels drawn as the
+    prior's training draws them."""
+
+    def __init__(self, config: dict, prior_config: dict, lr: float = 1e-3, weight_decay: float = 0.01, warmup_steps: int = 200, total_steps: int = 10_000) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = PropertyPredictor(PredictorConfig(**config))
+        self.prior_config = PriorConfig(**prior_config)
+        self.export_dir: Path | None = None
+        self.export_extra: dict = {}
+        self._started = time.time()
+        self._seconds_before = 0.0
+
+    def train_seconds(self) -> float:
+        return self._seconds_before + (time.time() - self._started)
+
+    def on_train_start(self) -> None:
+        self._started = time.time()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._seconds_before = float(checkpoint.get("train_seconds", 0.0))
+
+    def loss(self, batch: LatentBatch, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Mean squared error over known properties, and its (P,) per-property parts."""
+        z, mask, props, known = batch
+        noise = torch.randn(z.shape, device=z.device, generator=generator) * mask.unsqueeze(-1)
+        x_t, t, _ = training_pair(self.prior_config, z, noise, generator, "uniform")
+        squared = (self.model(x_t, t, mask) - props).pow(2) * known
+        per_property = squared.sum(0) / known.sum(0).clamp(min=1)
+        return squared.sum() / known.sum().clamp(min=1), per_property
+
+    def training_step(self, batch: LatentBatch, batch_idx: int) -> Tensor:
+        loss, _ = self.loss(batch)
+        self.log("train/loss", loss, batch_size=len(batch[0]))
+        self.log("loss", loss, prog_bar=True, logger=False, batch_size=len(batch[0]))
+        return loss
+
+    def validation_step(self, batch: LatentBatch, batch_idx: int) -> None:
+        generator = torch.Generator(device=batch[0].device).manual_seed(batch_idx)
+        loss, per_property = self.loss(batch, generator)
+        self.log("val/loss", loss, batch_size=len(batch[0]), sync_dist=True, prog_bar=True)
+        for name, value in zip(self.model.config.property_names, per_property, strict=True):
+            self.log(f"val/mse_{name}", value, batch_size=len(batch[0]), sync_dist=True)
+
+    def configure_optimizers(self):
+        h = self.hparams
+        return adamw_warmup_cosine(self.model, h.lr, h.weight_decay, h.warmup_steps, h.total_steps)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["train_seconds"] = self.train_seconds()
+        if self.export_dir is not None and self.trainer.is_global_zero:
+            from molgen.checkpoint import save_predictor
+
+            extra = {
+                **self.export_extra,
+                "global_step": int(self.global_step),
+                "train_seconds": round(self.train_seconds(), 1),
+                "val": {k: round(float(v), 6) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")},
+            }
+            save_predictor(self.model, self.export_dir, training=extra)
+
+
+def train_predictor(
+    train: LatentDataset,
+    run_dir: str | Path,
+    config: PredictorConfig,
+    prior_config: PriorConfig,
+    settings: PredictorTrainSettings,
+    val: LatentDataset | None = None,
+    resume: bool = True,
+    export_extra: dict | None = None,
+) -> PredictorModule:
+    """Train (or resume) a property predictor for ``prior_config``'s latents; exported to
+    ``run_dir/model/predictor`` at every checkpoint."""
+    config.check_fits(prior_config)
+    run_dir = Path(run_dir)
+    train, val = start_run(settings, train, val)
+    module = PredictorModule(
+        config.to_dict(), prior_config.to_dict(), lr=settings.lr, weight_decay=settings.weight_decay,
+        warmup_steps=settings.warmup_steps, total_steps=settings.max_steps,
+    )  # fmt: skip
+    module.export_dir = run_dir / "model" / "predictor"
+    module.export_extra = {"train_size": len(train), "val_size": len(val), "settings": settings.__dict__, **(export_extra or {})}
+    data = latent_batches(train, val, prior_config, settings.batch_size)
+    fit(module, data, run_dir, settings, len(train), resume)
+    return module
