@@ -155,10 +155,21 @@ class MolgenPipeline:
 
         See :meth:`sample_latents` for the prior's arguments; ``decoding`` is one of :data:`DECODINGS`;
         ``properties`` computes the domain's properties of each valid molecule (about 2 ms each). The same
-        ``seed`` and ``batch_size`` give the same molecules.
+        ``seed`` and ``batch_size`` give the same molecules. Arguments are checked when this is called, before
+        the first molecule is asked for.
         """
         if decoding not in DECODINGS:
             raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
+        self._property_guidance(property_guidance, self._conditions(conditions, 1))
+        return self._sample_stream(
+            n, steps, seed, batch_size, conditions, guidance_scale, num_nodes, sampler, decoding, properties, temperature,
+            validity_guidance, restarts, property_guidance,
+        )  # fmt: skip
+
+    def _sample_stream(
+        self, n, steps, seed, batch_size, conditions, guidance_scale, num_nodes, sampler, decoding, properties, temperature,
+        validity_guidance, restarts, property_guidance,
+    ) -> Iterator[DecodedMolecule]:  # fmt: skip
         seen: set[str] = set()
         generator = torch.Generator().manual_seed(seed)
         for start in range(0, n, batch_size):

@@ -227,3 +227,24 @@ def test_train_prior_init_from_can_deepen_but_not_reshape_the_prior(prior_run, c
     assert {k: v for k, v in deeper.items() if k != "layers"} == {k: v for k, v in source.items() if k != "layers"}
     assert main([*command, "--out", str(tmp_path / "other"), *args, "--relative-positions", "3"]) == 2
     assert "relative-position biases" in capsys.readouterr().err
+
+
+def test_train_predictor_then_sample_with_property_guidance(prior_run, train_smi, tmp_path, capsys):  # noqa: F811
+    model = tmp_path / "model"
+    shutil.copytree(prior_run / "model", model)
+    out = ["sample", "-n", "6", "--model", str(model), "--condition", "QED=0.8", "--property-guidance", "0.3", "--device", "cpu", "--no-progress"]
+    assert main([*out, "--out", str(tmp_path / "none.csv")]) == 2
+    assert "has none" in capsys.readouterr().err and not (tmp_path / "none.csv").exists()
+    run = tmp_path / "predictor"
+    args = ["train", "predictor", str(train_smi), "--model", str(model), "--out", str(run), "--latents", str(prior_run / "latents"),
+            "--d-model", "16", "--layers", "1", "--max-steps", "4", "--batch-size", "16", "--warmup-steps", "1",
+            "--no-progress", "--accelerator", "cpu", "--devices", "1", "--threads", "1"]  # fmt: skip
+    assert main(args) == 0
+    config = json.loads((run / "model" / "predictor" / "config.json").read_text())
+    prior = json.loads((model / "prior" / "config.json").read_text())
+    assert config["property_names"] == prior["property_names"] and config["latent_std"] == prior["latent_std"]
+    shutil.copytree(run / "model" / "predictor", model / "predictor")
+    assert main([*out, "--out", str(tmp_path / "guided.csv")]) == 0
+    assert len(list(read_molecules(tmp_path / "guided.csv"))) == 6
+    assert main(["train", "predictor", str(train_smi), "--model", str(tmp_path / "absent"), "--out", str(run)]) == 2
+    assert "no prior/" in capsys.readouterr().err
