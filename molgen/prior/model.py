@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from molgen.prior.config import PriorConfig
 
-__all__ = ["LatentPrior", "timestep_embedding"]
+__all__ = ["DiTBlock", "LatentPrior", "attention_inputs", "timestep_embedding"]
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
@@ -31,7 +31,17 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Ten
     return torch.cat([angles.cos(), angles.sin()], dim=-1)
 
 
-class _Block(nn.Module):
+def attention_inputs(mask: Tensor, relative_positions: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """What every :class:`DiTBlock` of a network needs from the (B, N) token mask: a (B, 1, 1, N) additive key
+    mask (0 for real tokens, -inf for padding; additive, so relative-position biases can be added to it) and the
+    (N, N) token offsets j - i clipped to +-``relative_positions`` and shifted to >= 0."""
+    attn_mask = torch.zeros(mask.shape, device=mask.device, dtype=dtype).masked_fill(~mask.bool(), float("-inf"))[:, None, None, :]
+    position = torch.arange(mask.shape[1], device=mask.device)
+    k = relative_positions
+    return attn_mask, (position[None, :] - position[:, None]).clamp(-k, k) + k
+
+
+class DiTBlock(nn.Module):
     """Pre-norm self-attention + MLP, each modulated (shift, scale, gate) by the conditioning vector."""
 
     def __init__(self, d: int, n_heads: int, ff_mult: int, dropout: float, relative_positions: int = 0) -> None:
@@ -82,7 +92,7 @@ class LatentPrior(nn.Module):
         p = max(config.num_properties, 1)
         self.condition = nn.Sequential(nn.Linear(2 * p, d), nn.SiLU(), nn.Linear(d, d))
         self.blocks = nn.ModuleList(
-            _Block(d, config.n_heads, config.ff_mult, config.dropout, config.relative_positions) for _ in range(config.layers)
+            DiTBlock(d, config.n_heads, config.ff_mult, config.dropout, config.relative_positions) for _ in range(config.layers)
         )
         self.norm_out = nn.LayerNorm(d, elementwise_affine=False)
         self.modulation_out = nn.Linear(d, 2 * d)
@@ -106,11 +116,7 @@ class LatentPrior(nn.Module):
         c = self.time(timestep_embedding(t, self.config.d_model)) + self.size(mask.sum(1)) + self.condition(cond_in)  # (B, d)
         c = F.silu(c)
         h = self.latent_in(x) + self.position.weight[:n].unsqueeze(0)  # (B, N, d)
-        # attend to real tokens only (an additive mask, so relative-position biases can be added to it)
-        attn_mask = torch.zeros(mask.shape, device=x.device, dtype=h.dtype).masked_fill(~mask.bool(), float("-inf"))[:, None, None, :]
-        k = self.config.relative_positions
-        position = torch.arange(n, device=x.device)
-        offsets = (position[None, :] - position[:, None]).clamp(-k, k) + k  # (N, N)
+        attn_mask, offsets = attention_inputs(mask, self.config.relative_positions, h.dtype)
         for block in self.blocks:
             h = block(h, c, attn_mask, offsets)
         shift, scale = self.modulation_out(c).unsqueeze(1).chunk(2, dim=-1)

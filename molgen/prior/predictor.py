@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from molgen.config import JsonConfig
 from molgen.latents import LatentDataset
 from molgen.prior.config import PriorConfig
-from molgen.prior.model import _Block, timestep_embedding
+from molgen.prior.model import DiTBlock, attention_inputs, timestep_embedding
 from molgen.prior.scheduling import training_pair
 from molgen.prior.training import LatentBatch, latent_batches
 from molgen.training import TrainSettings as BaseTrainSettings
@@ -89,18 +89,15 @@ class PropertyPredictor(nn.Module):
         self.position = nn.Embedding(config.max_nodes, d)
         self.size = nn.Embedding(config.max_nodes + 1, d)
         self.time = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
-        self.blocks = nn.ModuleList(_Block(d, config.n_heads, config.ff_mult, 0.0, config.relative_positions) for _ in range(config.layers))
+        self.blocks = nn.ModuleList(DiTBlock(d, config.n_heads, config.ff_mult, 0.0, config.relative_positions) for _ in range(config.layers))
         self.norm_out = nn.LayerNorm(d)
         self.out = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, len(config.property_names)))
 
     def forward(self, x: Tensor, t: Tensor, mask: Tensor) -> Tensor:
-        batch, n, _ = x.shape
+        n = x.shape[1]
         c = F.silu(self.time(timestep_embedding(t, self.config.d_model)) + self.size(mask.sum(1)))  # (B, d)
         h = self.latent_in(x) + self.position.weight[:n].unsqueeze(0)  # (B, N, d)
-        attn_mask = torch.zeros(mask.shape, device=x.device, dtype=h.dtype).masked_fill(~mask.bool(), float("-inf"))[:, None, None, :]
-        k = self.config.relative_positions
-        position = torch.arange(n, device=x.device)
-        offsets = (position[None, :] - position[:, None]).clamp(-k, k) + k  # (N, N)
+        attn_mask, offsets = attention_inputs(mask, self.config.relative_positions, h.dtype)
         for block in self.blocks:
             h = block(h, c, attn_mask, offsets)
         weights = mask.unsqueeze(-1).float()
