@@ -306,6 +306,10 @@ def cmd_train_predictor(args: argparse.Namespace) -> None:
     latents, _ = _latents_for_training(args, run_dir)
     if latents.property_names != prior_config.property_names:
         raise CLIError(f"the latent cache's properties {latents.property_names} are not the prior's {prior_config.property_names}")
+    known = np.flatnonzero(~np.isnan(latents.properties).all(1))  # graphs whose properties were computed
+    if len(known) < len(latents):
+        log.warning("training on the %d of %d graphs with computed properties (see --property-limit)", len(known), len(latents))
+        latents = latents.subset(known)
     if args.limit:
         latents = latents.subset(np.random.default_rng(args.seed).permutation(len(latents))[: args.limit])
     config_path = run_dir / "model" / "predictor" / "config.json"
