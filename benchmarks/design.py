@@ -252,6 +252,7 @@ def main() -> None:
     parser.add_argument("--property-guidance", type=float, default=0.0, help="also sample each joint target with the model's property predictor steering (needs predictor/)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--n-targets", type=int, default=None, help="joint targets (default 1000)")
+    parser.add_argument("--n-sweep", type=int, default=None, help="samples per single-property target (default 500)")
     parser.add_argument("--plogp-n", type=int, default=None, help="penalized-logP start molecules (default 800)")
     parser.add_argument("--plogp-oversample", type=int, default=2, help="candidates per scored molecule in penalized-logP runs")
     args = parser.parse_args()
