@@ -216,8 +216,9 @@ def _latents_for_training(args: argparse.Namespace, run_dir: Path):
     latents = encode_dataset(tokenizer, graphs, progress=bar.update)
     bar.close()
     names = list(getattr(domain, "property_names", ()))
-    if stale is not None and stale.property_names == names and len(stale.properties) == len(latents):
-        # Properties belong to the molecules, not to the tokenizer: keep the ones already computed.
+    if stale is not None and stale.property_names == names and stale.items and stale.items == latents.items:
+        # Properties belong to the molecules, not to the tokenizer: keep the ones already computed for the same
+        # molecules in the same order (e.g. after a decoder fine-tune or a re-featurization with other bond labels).
         log.info("reusing the property table of the earlier cache (%d graphs)", len(latents))
         latents.properties, latents.property_names = stale.properties, names
     elif names:

@@ -8,7 +8,8 @@ Directory layout::
 
     latents.npz  mean (T, d) float16, logvar (T, d) float16 (absent for FSQ), ptr (M+1,) int64,
                  properties (M, P) float32
-    meta.json    property names, latent size, the tokenizer it was encoded with (a hash of its weights)
+    meta.json    property names, latent size, the tokenizer it was encoded with (a hash of its weights), and a
+                 hash of the items (SMILES) in order, so a property table is only reused for the same molecules
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from molgen.batch import batch_from_dataset
 from molgen.dataset import GraphDataset, local_offsets
 from molgen.tokenizer.model import GraphTokenizer
 
-__all__ = ["LatentDataset", "compute_property_table", "encode_dataset", "tokenizer_fingerprint"]
+__all__ = ["LatentDataset", "compute_property_table", "encode_dataset", "items_fingerprint", "tokenizer_fingerprint"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class LatentDataset:
     property_names: list[str]
     logvar: np.ndarray | None = None  # (T, d), Gaussian tokenizers only
     tokenizer: str = ""  # fingerprint of the tokenizer that produced the latents
+    items: str = ""  # fingerprint of the graphs' items, in order ("" when unknown)
 
     def __len__(self) -> int:
         return len(self.ptr) - 1
@@ -68,7 +70,7 @@ class LatentDataset:
             property_names=list(self.property_names),
             logvar=None if self.logvar is None else self.logvar[rows],
             tokenizer=self.tokenizer,
-        )
+        )  # a subset holds other items: its items fingerprint is unknown
 
     def split(self, fraction: float, seed: int = 0) -> tuple[LatentDataset, LatentDataset]:
         """Shuffle with ``seed`` and split off ``fraction`` (at least one graph) as a second set."""
@@ -106,7 +108,7 @@ class LatentDataset:
         if self.logvar is not None:
             arrays["logvar"] = self.logvar
         np.savez(directory / "latents.npz", **arrays)
-        meta = {"property_names": self.property_names, "latent_dim": self.latent_dim, "graphs": len(self), "tokenizer": self.tokenizer}
+        meta = {"property_names": self.property_names, "latent_dim": self.latent_dim, "graphs": len(self), "tokenizer": self.tokenizer, "items": self.items}
         (directory / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
     @classmethod
@@ -117,7 +119,7 @@ class LatentDataset:
         meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
         with np.load(directory / "latents.npz", allow_pickle=False) as arrays:
             data = {k: arrays[k] for k in arrays.files}
-        return cls(property_names=list(meta["property_names"]), tokenizer=meta.get("tokenizer", ""), **data)
+        return cls(property_names=list(meta["property_names"]), tokenizer=meta.get("tokenizer", ""), items=meta.get("items", ""), **data)
 
 
 def tokenizer_fingerprint(tokenizer: GraphTokenizer) -> str:
@@ -129,6 +131,15 @@ def tokenizer_fingerprint(tokenizer: GraphTokenizer) -> str:
             continue
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().float().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def items_fingerprint(items: Sequence[str]) -> str:
+    """A short hash of the items (e.g. SMILES) in order: two latent caches with the same one hold the same molecules."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(item.encode())
+        digest.update(b"\n")
     return digest.hexdigest()[:16]
 
 
@@ -163,6 +174,7 @@ def encode_dataset(tokenizer: GraphTokenizer, dataset: GraphDataset, batch_size:
         property_names=[],
         logvar=logvar,
         tokenizer=tokenizer_fingerprint(tokenizer),
+        items=items_fingerprint(dataset.items),
     )
 
 

@@ -14,6 +14,7 @@ from rdkit import Chem
 
 from molgen.cli import main
 from molgen.io import BadRow, read_molecules
+import molgen.latents as latents_module
 from molgen.latents import LatentDataset
 
 from .test_cli import TINY, cli_run, train_smi  # noqa: F401  (fixtures: a tiny tokenizer trained on train_smi)
@@ -189,6 +190,28 @@ def test_a_new_encoder_re_encodes_but_keeps_the_computed_properties(prior_run, c
     new = LatentDataset.load(tmp_path / "latents")
     assert new.tokenizer != old.tokenizer and not np.array_equal(new.mean, old.mean)
     np.testing.assert_array_equal(new.properties, old.properties)
+
+
+def test_properties_are_not_reused_for_other_molecules_of_the_same_count(prior_run, cli_run, train_smi, tmp_path, monkeypatch):  # noqa: F811
+    reordered = tmp_path / "reordered.smi"
+    reordered.write_text("\n".join(reversed(train_smi.read_text().split())) + "\n")
+    shutil.copytree(prior_run / "latents", tmp_path / "latents")
+    old = LatentDataset.load(tmp_path / "latents")
+    calls = []
+    original = latents_module.compute_property_table
+
+    def counted(*args, **kwargs):
+        calls.append(len(args[1]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr("molgen.latents.compute_property_table", counted)
+    model = _fine_tuned(cli_run, train_smi, tmp_path / "tok")  # another encoder: the cache is stale
+    assert main(["train", "prior", str(reordered), "--model", str(model), "--out", str(tmp_path / "prior"), "--latents", str(tmp_path / "latents"), *PRIOR_TINY]) == 0
+    new = LatentDataset.load(tmp_path / "latents")
+    assert calls == [len(old)], "the same number of graphs in another order must get its properties computed again"
+    assert new.items and new.items != old.items
+    # row i of the new table belongs to row n-1-i of the old one
+    np.testing.assert_allclose(new.properties, old.properties[::-1], rtol=1e-5, equal_nan=True)
 
 
 def test_sample_with_validity_guidance_from_the_shipped_model(tmp_path, capsys):
