@@ -198,13 +198,16 @@ def _sanitized(mol: Chem.Mol, failure: str) -> Chem.Mol:
     return mol
 
 
-def _build_kekulizable(raw: np.ndarray, bonds: list[tuple[int, int, int]]) -> Chem.Mol:
+def _build_kekulizable(raw: np.ndarray, bonds: list[tuple[int, int, int]], repairs: int = 8) -> Chem.Mol:
     """Sanitised molecule from raw atoms and (i, j, raw order) bonds that fit the atoms' valences (aromatic
-    bonds counted as 1). Aromatic bonds RDKit cannot kekulize are given up step by step: first those outside
-    rings, then all of them become single bonds, which always fits."""
+    bonds counted as 1). Aromatic bonds RDKit cannot kekulize are repaired step by step: aromatic bonds
+    outside rings become single; then, for each ring system RDKit reports as not kekulizable, a hydrogen is
+    put on (or taken off) one of its aromatic nitrogens (pyrrole-type [nH] against pyridine-type n) if that
+    makes it kekulizable, else that system's aromatic bonds become single; if all that fails, every
+    aromatic bond becomes single, which always fits."""
     counts = raw[:, NODE_FIELDS.index("num_hs")].tolist()
 
-    def build(bonds_: list[tuple[int, int, int]]) -> Chem.Mol:
+    def assemble(bonds_: list[tuple[int, int, int]], counts_: list[int]) -> Chem.RWMol:
         rw = Chem.RWMol()
         for z, c, _ in raw.tolist():
             atom = Chem.Atom(int(z))
@@ -212,8 +215,21 @@ def _build_kekulizable(raw: np.ndarray, bonds: list[tuple[int, int, int]]) -> Ch
             rw.AddAtom(atom)
         for i, j, order_ in bonds_:
             _add_bond(rw, i, j, order_)
-        _set_hydrogens(rw, counts, "implicit")
-        return _sanitized(rw.GetMol(), "valence-aware decoding failed")
+        _set_hydrogens(rw, counts_, "implicit")
+        return rw
+
+    def build(bonds_: list[tuple[int, int, int]], counts_: list[int] = counts) -> Chem.Mol:
+        return _sanitized(assemble(bonds_, counts_).GetMol(), "valence-aware decoding failed")
+
+    def unkekulized(bonds_: list[tuple[int, int, int]], counts_: list[int]) -> list[set[int]] | None:
+        """Atom sets RDKit cannot kekulize, [] if the molecule sanitises, None for any other problem."""
+        mol = assemble(bonds_, counts_).GetMol()
+        with rdBase.BlockLogs():
+            mol.UpdatePropertyCache(strict=False)
+            problems = Chem.DetectChemistryProblems(mol)
+        if any(p.GetType() != "KekulizeException" for p in problems):
+            return None
+        return [set(p.GetAtomIndices()) for p in problems]
 
     if not any(order_ == AROMATIC for *_, order_ in bonds):
         return build(bonds)
@@ -228,9 +244,30 @@ def _build_kekulizable(raw: np.ndarray, bonds: list[tuple[int, int, int]]) -> Ch
         ring.AddBond(i, j, Chem.BondType.SINGLE)
     Chem.FastFindRings(ring)
     in_ring = [ring.GetBondBetweenAtoms(i, j).IsInRing() for i, j, _ in bonds]
-    ring_only = [(i, j, 1 if (order_ == AROMATIC and not r) else order_) for (i, j, order_), r in zip(bonds, in_ring, strict=True)]
+    current = [(i, j, 1 if (order_ == AROMATIC and not r) else order_) for (i, j, order_), r in zip(bonds, in_ring, strict=True)]
+    counts = list(counts)
+    for _ in range(repairs):
+        problems = unkekulized(current, counts)
+        if problems is None:
+            break
+        if not problems:
+            try:
+                return build(current, counts)
+            except InvalidMoleculeError:
+                break
+        atoms = problems[0]
+        nitrogens = [a for a in sorted(atoms) if raw[a, 0] == 7 and raw[a, 1] == 0]
+        for a in nitrogens:  # a pyrrole-type hydrogen on, or off, one nitrogen of the system
+            trial = list(counts)
+            trial[a] = 0 if trial[a] else 1
+            after = unkekulized(current, trial)
+            if after is not None and not any(atoms & rest for rest in after):
+                counts = trial
+                break
+        else:  # no hydrogen fixes it: this system's aromatic bonds become single
+            current = [(i, j, 1 if (order_ == AROMATIC and i in atoms and j in atoms) else order_) for i, j, order_ in current]
     try:
-        return build(ring_only)
+        return build(current, counts)
     except InvalidMoleculeError:
         return build([(i, j, 1 if order_ == AROMATIC else order_) for i, j, order_ in bonds])
 

@@ -449,6 +449,44 @@ def test_aromatic_valence_aware_decoding_keeps_valid_molecules_and_repairs_broke
     assert domain.from_scores(nodes, np.eye(domain.vocab.edge_size)[edges]) == "Cc1ccccc1"
 
 
+def test_aromatic_valence_aware_decoding_repairs_one_ring_system_at_a_time(moses_test_3000):
+    domain = MoleculeDomain.fit(moses_test_3000 + ["c1cc[nH]c1"], hydrogens="implicit", bonds="aromatic")
+    h = NODE_FIELDS.index("num_hs")
+
+    def without_nh(smiles: str) -> Graph:  # the graph of smiles with the [nH] hydrogen taken off
+        graph = domain.to_graph(smiles)
+        raw = domain.raw_graph(graph).x
+        x = graph.x.copy()
+        (n,) = np.flatnonzero((raw[:, 0] == 7) & (raw[:, h] == 1))
+        x[n, h] = domain.vocab.node_labels(np.array([[7, 0, 0]]))[0, h]
+        return Graph(x=x, edge_index=graph.edge_index, edge_attr=graph.edge_attr)
+
+    # A pyrrole-type nitrogen decoded without its hydrogen: putting it back is the repair (not single bonds).
+    for smiles in ["Cc1cc[nH]c1", "c1ccc2[nH]ccc2c1", "CC(=O)c1cc[nH]c1"]:
+        broken = without_nh(smiles)
+        with pytest.raises(InvalidMoleculeError, match="kekulize"):
+            domain.from_graph(broken)
+        assert domain.from_scores(*_one_hot(domain, broken)) == domain.canonical(smiles)
+    # A five-membered ring of aromatic carbons joined to a benzene ring: only the broken ring goes single.
+    biphenyl = domain.to_graph("c1ccc(-c2ccccc2)cc1")
+    edges = biphenyl.edge_index
+    degree = np.bincount(edges.ravel(), minlength=len(biphenyl.x))
+    drop = int(np.flatnonzero(degree == 2)[0])  # one CH of one ring: its two neighbours are joined instead
+    touching = np.isin(edges, [drop]).any(axis=1)
+    a, b = sorted(int(v) for v in edges[touching].ravel() if v != drop)
+    def renumber(v):  # noqa: E306
+        return v - (v > drop)
+    aromatic = domain.vocab.edge_labels(np.array([AROMATIC]))[0]
+    five = Graph(
+        x=np.delete(biphenyl.x, drop, axis=0),
+        edge_index=np.vstack([renumber(edges[~touching]), [[renumber(a), renumber(b)]]]),
+        edge_attr=np.concatenate([biphenyl.edge_attr[~touching], [aromatic]]),
+    )
+    with pytest.raises(InvalidMoleculeError, match="kekulize"):
+        domain.from_graph(five)
+    assert domain.from_scores(*_one_hot(domain, five)) == "c1ccc(C2CCCC2)cc1"
+
+
 def test_aromatic_valence_aware_decoding_is_valid_for_any_scores(moses_test_3000):
     domain = MoleculeDomain.fit(moses_test_3000[:500], hydrogens="implicit", bonds="aromatic")
     rng = np.random.default_rng(0)
