@@ -63,6 +63,11 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     pipe = MolgenPipeline.from_pretrained(args.model, device="cpu")
+    # the training record of the weights just loaded (read now: the directory may change during a long run)
+    training_rows = []
+    for stage in ("tokenizer", "prior"):
+        s, n_steps, runs = training_chain(json.loads((Path(args.model) / stage / "training.json").read_text()))
+        training_rows.append((f"training time, {stage}", f"{s / 3600:.2f} h, {n_steps:,} steps in {runs} run(s)"))
     config = pipe.prior.config
     steps = args.steps or config.default_steps
     restarts = config.default_restarts if args.restarts is None else args.restarts
@@ -111,11 +116,7 @@ def main() -> None:
     rows.append(("prior sampling time", f"{prior_seconds:.1f} s for {args.n:,} ({args.n / prior_seconds:.0f} latents/s)"))
     rows += [(f"decoding time, {k}", f"{v:.1f} s") for k, v in seconds.items()]
     rows.append(("peak memory (RSS)", f"{peak_mb:.0f} MB"))
-    model = Path(args.model)
-    for stage in ("tokenizer", "prior"):
-        training = json.loads((model / stage / "training.json").read_text())
-        s, n_steps, runs = training_chain(training)
-        rows.append((f"training time, {stage}", f"{s / 3600:.2f} h, {n_steps:,} steps in {runs} run(s)"))
+    rows += training_rows
     params = sum(p.numel() for p in pipe.prior.parameters())
     notes = (
         f"Prior: {config.objective} ({config.prediction}), d_model {config.d_model}, {config.layers} layers, "
