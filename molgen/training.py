@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +21,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["IndexBatches", "TrainSettings", "adamw_warmup_cosine", "fit", "load_into_grown", "start_run"]
+__all__ = ["ExportingModule", "IndexBatches", "TrainSettings", "adamw_warmup_cosine", "fit", "load_into_grown", "start_run"]
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,52 @@ def adamw_warmup_cosine(model: nn.Module, lr: float, weight_decay: float, warmup
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class ExportingModule(L.LightningModule):
+    """What every molgen LightningModule shares: AdamW with warm-up + cosine over ``self.model`` (from the
+    hparams ``lr``, ``weight_decay``, ``warmup_steps``, ``total_steps``), its training wall time kept across
+    resumed runs, and at every checkpoint an export of the network (safetensors + JSON, :meth:`export`) to
+    ``export_dir`` with a training record (``export_extra`` plus step, epoch, wall time and validation metrics)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.export_dir: Path | None = None  # where on_save_checkpoint also writes safetensors + JSON
+        self.export_extra: dict = {}
+        self._seconds_before = 0.0  # training wall time of earlier runs of this model (restored on resume)
+        self._started = time.time()
+
+    def train_seconds(self) -> float:
+        """Wall time spent training this model, over all resumed runs."""
+        return self._seconds_before + (time.time() - self._started)
+
+    def on_train_start(self) -> None:
+        self._started = time.time()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._seconds_before = float(checkpoint.get("train_seconds", 0.0))
+
+    def configure_optimizers(self):
+        h = self.hparams
+        return adamw_warmup_cosine(self.model, h.lr, h.weight_decay, h.warmup_steps, h.total_steps)  # trainable parameters only
+
+    def training_record(self) -> dict:
+        return {
+            **self.export_extra,
+            "global_step": int(self.global_step),
+            "epoch": int(self.current_epoch),
+            "train_seconds": round(self.train_seconds(), 1),
+            "val": {k: round(float(v), 6) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")},
+        }
+
+    def export(self, directory: Path, training: dict) -> None:
+        """Save the network for use (safetensors + JSON) with its training record."""
+        raise NotImplementedError
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["train_seconds"] = self.train_seconds()
+        if self.export_dir is not None and self.trainer.is_global_zero:
+            self.export(self.export_dir, self.training_record())
 
 
 def fit(module: L.LightningModule, datamodule: L.LightningDataModule, run_dir: str | Path, settings: TrainSettings, train_size: int, resume: bool = True) -> None:

@@ -13,11 +13,9 @@ Like the prior, this module knows nothing of chemistry: properties are named col
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -29,7 +27,7 @@ from molgen.prior.model import DiTBlock, attention_inputs, timestep_embedding
 from molgen.prior.scheduling import training_pair
 from molgen.prior.training import LatentBatch, latent_batches
 from molgen.training import TrainSettings as BaseTrainSettings
-from molgen.training import adamw_warmup_cosine, fit, start_run
+from molgen.training import ExportingModule, fit, start_run
 
 __all__ = ["PredictorConfig", "PredictorModule", "PredictorTrainSettings", "PropertyPredictor", "train_predictor"]
 
@@ -113,7 +111,7 @@ class PredictorTrainSettings(BaseTrainSettings):
     lr: float = 1e-3
 
 
-class PredictorModule(L.LightningModule):
+class PredictorModule(ExportingModule):
     """Mean squared error of the normalised properties (over the known ones) at noise levels drawn as the
     prior's training draws them."""
 
@@ -122,19 +120,6 @@ class PredictorModule(L.LightningModule):
         self.save_hyperparameters()
         self.model = PropertyPredictor(PredictorConfig(**config))
         self.prior_config = PriorConfig(**prior_config)
-        self.export_dir: Path | None = None
-        self.export_extra: dict = {}
-        self._started = time.time()
-        self._seconds_before = 0.0
-
-    def train_seconds(self) -> float:
-        return self._seconds_before + (time.time() - self._started)
-
-    def on_train_start(self) -> None:
-        self._started = time.time()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self._seconds_before = float(checkpoint.get("train_seconds", 0.0))
 
     def loss(self, batch: LatentBatch, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Mean squared error over known properties, and its (P,) per-property parts."""
@@ -158,22 +143,10 @@ class PredictorModule(L.LightningModule):
         for name, value in zip(self.model.config.property_names, per_property, strict=True):
             self.log(f"val/mse_{name}", value, batch_size=len(batch[0]), sync_dist=True)
 
-    def configure_optimizers(self):
-        h = self.hparams
-        return adamw_warmup_cosine(self.model, h.lr, h.weight_decay, h.warmup_steps, h.total_steps)
+    def export(self, directory: Path, training: dict) -> None:
+        from molgen.checkpoint import save_predictor
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["train_seconds"] = self.train_seconds()
-        if self.export_dir is not None and self.trainer.is_global_zero:
-            from molgen.checkpoint import save_predictor
-
-            extra = {
-                **self.export_extra,
-                "global_step": int(self.global_step),
-                "train_seconds": round(self.train_seconds(), 1),
-                "val": {k: round(float(v), 6) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")},
-            }
-            save_predictor(self.model, self.export_dir, training=extra)
+        save_predictor(self.model, directory, training=training)
 
 
 def train_predictor(

@@ -7,11 +7,9 @@ Nothing here is needed to sample from a trained prior: see ``molgen.checkpoint``
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
@@ -21,7 +19,7 @@ from molgen.latents import LatentDataset
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
 from molgen.prior.scheduling import training_pair
-from molgen.training import IndexBatches, adamw_warmup_cosine, fit, load_into_grown, start_run
+from molgen.training import ExportingModule, IndexBatches, fit, load_into_grown, start_run
 from molgen.training import TrainSettings as BaseTrainSettings
 
 __all__ = ["PriorModule", "PriorTrainSettings", "latent_batches", "load_growing", "prior_config_from_data", "train_prior"]
@@ -80,7 +78,7 @@ def latent_batches(train: LatentDataset, val: LatentDataset, config: PriorConfig
     return IndexBatches(_LatentCollate(train, config, sample), len(train), _LatentCollate(val, config, False), len(val), batch_size)
 
 
-class PriorModule(L.LightningModule):
+class PriorModule(ExportingModule):
     """Mean squared error of the prediction over real tokens; conditions dropped for guidance; EMA weights.
 
     ``drop_all``: probability of training a batch row unconditionally; ``drop_each``: probability of hiding
@@ -103,10 +101,6 @@ class PriorModule(L.LightningModule):
         self.save_hyperparameters()
         self.model = LatentPrior(PriorConfig(**config))
         self.ema = self._new_ema()
-        self.export_dir: Path | None = None
-        self.export_extra: dict = {}
-        self._seconds_before = 0.0
-        self._started = time.time()
 
     def _new_ema(self) -> AveragedModel:
         ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.hparams.ema_decay), use_buffers=True)
@@ -116,15 +110,6 @@ class PriorModule(L.LightningModule):
     def reset_ema(self) -> None:
         """Restart the average from the current weights (after loading weights from elsewhere)."""
         self.ema = self._new_ema()
-
-    def train_seconds(self) -> float:
-        return self._seconds_before + (time.time() - self._started)
-
-    def on_train_start(self) -> None:
-        self._started = time.time()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self._seconds_before = float(checkpoint.get("train_seconds", 0.0))
 
     def loss(self, network: torch.nn.Module, batch: LatentBatch, drop: bool, generator: torch.Generator | None = None) -> Tensor:
         z, mask, props, known = batch
@@ -156,24 +141,10 @@ class PriorModule(L.LightningModule):
         loss = self.loss(self.ema.module, batch, drop=False, generator=generator)
         self.log("val/loss", loss, batch_size=len(batch[0]), sync_dist=True, prog_bar=True)
 
-    def configure_optimizers(self):
-        h = self.hparams
-        return adamw_warmup_cosine(self.model, h.lr, h.weight_decay, h.warmup_steps, h.total_steps)
+    def export(self, directory: Path, training: dict) -> None:
+        from molgen.checkpoint import save_prior
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["train_seconds"] = self.train_seconds()
-        if self.export_dir is not None and self.trainer.is_global_zero:
-            from molgen.checkpoint import save_prior
-
-            extra = {
-                **self.export_extra,
-                "weights": "EMA",
-                "global_step": int(self.global_step),
-                "epoch": int(self.current_epoch),
-                "train_seconds": round(self.train_seconds(), 1),
-                "val": {k: round(float(v), 6) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")},
-            }
-            save_prior(self.ema.module, self.export_dir, training=extra)
+        save_prior(self.ema.module, directory, training={**training, "weights": "EMA"})
 
 
 # What may differ between a trained prior and the prior that continues from it: sampling defaults, and the

@@ -8,11 +8,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -22,7 +20,7 @@ from molgen.dataset import GraphDataset
 from molgen.tokenizer.config import TokenizerConfig
 from molgen.tokenizer.model import DecoderOutput, GraphTokenizer, Posterior
 from molgen.training import TrainSettings as BaseTrainSettings
-from molgen.training import IndexBatches, adamw_warmup_cosine, fit, load_into_grown, start_run
+from molgen.training import ExportingModule, IndexBatches, fit, load_into_grown, start_run
 
 __all__ = ["GraphDataModule", "TokenizerModule", "TrainSettings", "reconstruction_metrics", "train_tokenizer"]
 
@@ -50,7 +48,7 @@ def reconstruction_metrics(batch: GraphBatch, x_hat: Tensor, adj_hat: Tensor) ->
     }
 
 
-class TokenizerModule(L.LightningModule):
+class TokenizerModule(ExportingModule):
     """Reconstruction loss (node and edge cross-entropy) + ``kl_weight`` x KL for the Gaussian bottleneck."""
 
     def __init__(
@@ -71,22 +69,8 @@ class TokenizerModule(L.LightningModule):
             # The latent tokens stay exactly as they were (a prior trained on them stays valid); only the decoder learns.
             self.model.encoder.requires_grad_(False)
             self.model.bottleneck.requires_grad_(False)
-        self.export_dir: Path | None = None  # where on_save_checkpoint also writes safetensors + JSON
-        self.export_extra: dict = {}
         self._val: dict[str, Tensor] = {}
         self._val_latents: list[Tensor] = []
-        self._seconds_before = 0.0  # training wall time of earlier runs of this model (restored on resume)
-        self._started = time.time()
-
-    def train_seconds(self) -> float:
-        """Wall time spent training this model, over all resumed runs."""
-        return self._seconds_before + (time.time() - self._started)
-
-    def on_train_start(self) -> None:
-        self._started = time.time()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self._seconds_before = float(checkpoint.get("train_seconds", 0.0))
 
     # --- losses ------------------------------------------------------------------------------------
 
@@ -162,25 +146,12 @@ class TokenizerModule(L.LightningModule):
         self.log_dict(metrics, prog_bar=False, sync_dist=False)
         self.log("exact", metrics["val/exact"], prog_bar=True, logger=False)
 
-    # --- optimisation --------------------------------------------------------------------------------
+    # --- export ----------------------------------------------------------------------------------------
 
-    def configure_optimizers(self):
-        h = self.hparams
-        return adamw_warmup_cosine(self.model, h.lr, h.weight_decay, h.warmup_steps, h.total_steps)  # trainable parameters only
+    def export(self, directory: Path, training: dict) -> None:
+        from molgen.checkpoint import save_tokenizer
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["train_seconds"] = self.train_seconds()
-        if self.export_dir is not None and self.trainer.is_global_zero:
-            from molgen.checkpoint import save_tokenizer
-
-            extra = {
-                **self.export_extra,
-                "global_step": int(self.global_step),
-                "epoch": int(self.current_epoch),
-                "train_seconds": round(self.train_seconds(), 1),
-                "val": {k: round(float(v), 6) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")},
-            }
-            save_tokenizer(self.model, self.export_dir, training=extra)
+        save_tokenizer(self.model, directory, training=training)
 
 
 def noisy_latents(z: Tensor, mask: Tensor, scale: float, generator: torch.Generator | None = None, fixed: bool = False) -> Tensor:
