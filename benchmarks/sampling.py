@@ -1,7 +1,7 @@
 """Sampling from the shipped model: MOSES metrics on 30,000 samples, validity of both decodings, throughput,
 peak memory, and the training time of each stage.
 
-    python -m benchmarks.sampling [--model checkpoints/moses] [--n 30000] [--steps N] [--restarts R] [--seed 0]
+    python -m benchmarks.sampling [--model checkpoints/moses] [--n 30000] [--steps N] [--restarts R] [--autoguidance W] [--seed 0]
 
 The same sampled latents are decoded twice, raw (argmax) and valence-aware, and each decoding gets its own
 column of figures (they are never mixed). ``--validity-guidance S`` samples with the pipeline's validity guidance
@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--restarts", type=int, default=None, help="restart-sampling passes (default: the model's)")
+    parser.add_argument("--autoguidance", type=float, default=None, help="weight against the guide prior (default: the model's)")
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--validity-guidance", type=float, default=DEFAULT_VALIDITY_GUIDANCE)
@@ -72,12 +73,13 @@ def main() -> None:
     steps = args.steps or config.default_steps
     restarts = config.default_restarts if args.restarts is None else args.restarts
     evaluations = pipe.prior_evaluations(steps, restarts)
+    autoguidance = config.default_autoguidance if args.autoguidance is None else args.autoguidance
 
     # 1. Sample latents once (timed), then decode them both ways (timed separately).
     start = time.time()
     latents = pipe.sample_latents(
         args.n, steps=steps, seed=args.seed, batch_size=args.batch_size, sampler=args.sampler, temperature=args.temperature,
-        validity_guidance=args.validity_guidance, restarts=restarts,
+        validity_guidance=args.validity_guidance, restarts=restarts, autoguidance=autoguidance,
     )
     prior_seconds = time.time() - start
     decoded, seconds = {}, {}
@@ -109,7 +111,7 @@ def main() -> None:
     if args.unguided_n and args.validity_guidance:
         plain = pipe.sample_latents(
             args.unguided_n, steps=steps, seed=args.seed, batch_size=args.batch_size, sampler=args.sampler, temperature=args.temperature,
-            validity_guidance=0, restarts=restarts,
+            validity_guidance=0, restarts=restarts, autoguidance=autoguidance,
         )
         raw_valid = sum(m.smiles is not None for m in pipe.decode(plain, batch_size=args.batch_size, decoding="raw")) / args.unguided_n
         rows.insert(2, (f"valid without validity guidance (raw, {args.unguided_n:,} samples)", f"{raw_valid:.4f}"))
@@ -118,10 +120,18 @@ def main() -> None:
     rows.append(("peak memory (RSS)", f"{peak_mb:.0f} MB"))
     rows += training_rows
     params = sum(p.numel() for p in pipe.prior.parameters())
+    if autoguidance != 1:
+        guide = pipe.guide.config
+        guide_note = (
+            f"autoguidance {autoguidance} against a guide prior of d_model {guide.d_model}, {guide.layers} layers, "
+            f"{sum(p.numel() for p in pipe.guide.parameters()) / 1e3:.0f}k parameters (run at every evaluation; its time is in the prior sampling time), "
+        )
+    else:
+        guide_note = "no autoguidance, "
     notes = (
         f"Prior: {config.objective} ({config.prediction}), d_model {config.d_model}, {config.layers} layers, "
         f"relative-position bias up to offset {config.relative_positions}, {params / 1e3:.0f}k parameters, sampler {args.sampler or config.default_sampler}, {steps} steps, {restarts} restart(s) at strength "
-        f"{config.restart_strength} ({evaluations} prior evaluations per sample), noise temperature {args.temperature}, EMA weights, "
+        f"{config.restart_strength} ({evaluations} prior evaluations per sample), {guide_note}noise temperature {args.temperature}, EMA weights, "
         f"validity guidance {args.validity_guidance} over the last half of the steps (molgen.guidance; its time is in the prior sampling time). Both columns decode the "
         "same sampled latents: raw = argmax of the decoder (a graph that is not one valid molecule counts as invalid, "
         "including unpaired electrons and fragments); valence-aware = bonds placed within each atom's valence. "

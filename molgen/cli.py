@@ -420,7 +420,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         args.n, steps=args.steps, seed=args.seed, batch_size=args.batch_size, conditions=conditions or None,
         guidance_scale=args.guidance, num_nodes=args.num_nodes, sampler=args.sampler, decoding=args.decoding,
         properties=args.properties, temperature=args.temperature,
-        restarts=args.restarts, property_guidance=args.property_guidance,
+        restarts=args.restarts, property_guidance=args.property_guidance, autoguidance=args.autoguidance,
         **({} if args.validity_guidance is None else {"validity_guidance": args.validity_guidance}),
     )  # fmt: skip
     counts: dict[str, int] = {}
@@ -829,6 +829,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="step size of the decoder-based validity guidance over the last half of the steps (default 0: off; 0.1 lifts raw validity to ~95%%)",
     )
     p.add_argument("--property-guidance", type=float, default=0.0, help=PROPERTY_GUIDANCE_HELP)
+    p.add_argument(
+        "--autoguidance", type=float, default=None,
+        help="weight of the prior against the model's guide prior (guide/; default: the model's, 1: off): better samples, more time",
+    )
     p.add_argument("--decoding", choices=["raw", "valence"], default="valence", help="valence-aware (always valid; default) or raw argmax")
     p.add_argument("--no-properties", dest="properties", action="store_false", help="do not compute properties (faster)")
     p.add_argument("--device", default="auto")

@@ -13,6 +13,7 @@ diffusers' schedulers. The pipeline owns the sampling loop: draw sizes and noise
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from molgen.batch import batch_from_graphs, graphs_from_dense
 from molgen.checkpoint import load_domain, load_predictor, load_prior, load_tokenizer
 from molgen.graph import DomainError
 from molgen.guidance import PropertyGuidance, ValidityGuidance
+from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
 from molgen.prior.predictor import PropertyPredictor
 from molgen.prior.scheduling import make_scheduler, model_time
@@ -101,6 +103,7 @@ class MolgenPipeline:
         prior: LatentPrior | None = None,
         device: str | torch.device = "cpu",
         predictor: PropertyPredictor | None = None,
+        guide: LatentPrior | None = None,
     ) -> None:
         self.domain = domain
         self.device = _resolve_device(device)
@@ -111,18 +114,24 @@ class MolgenPipeline:
         if predictor is not None:
             predictor.config.check_fits(self._require_prior().config)
         self.predictor = None if predictor is None else predictor.to(self.device).eval()
+        if guide is not None:
+            _check_guide(guide.config, self._require_prior().config)
+        self.guide = None if guide is None else guide.to(self.device).eval()
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "auto") -> MolgenPipeline:
-        """Load ``path/domain.json``, ``path/tokenizer/`` and, if present, ``path/prior/`` and ``path/predictor/``
-        (a property predictor for property guidance)."""
+        """Load ``path/domain.json``, ``path/tokenizer/`` and, if present, ``path/prior/``, ``path/predictor/``
+        (a property predictor for property guidance) and ``path/guide/`` (a smaller, less trained prior over the
+        same latents, for autoguidance)."""
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: no such model directory")
         device = _resolve_device(device)
         prior = load_prior(path / "prior", device=device) if (path / "prior" / "config.json").exists() else None
         predictor = load_predictor(path / "predictor", device=device) if (path / "predictor" / "config.json").exists() else None
-        return cls(load_domain(path / "domain.json"), load_tokenizer(path / "tokenizer", device=device), prior, device, predictor)
+        guide = load_prior(path / "guide", device=device) if (path / "guide" / "config.json").exists() else None
+        tokenizer = load_tokenizer(path / "tokenizer", device=device)
+        return cls(load_domain(path / "domain.json"), tokenizer, prior, device, predictor, guide)
 
     # --- sampling: noise -> latents -> molecules ------------------------------------------------------
 
@@ -130,7 +139,8 @@ class MolgenPipeline:
         """Sample ``n`` molecules; one record per sample, in order, invalid ones included.
 
         Takes the keyword arguments of :meth:`sample_iter` (steps, seed, batch_size, conditions,
-        guidance_scale, num_nodes, sampler, decoding, properties, temperature, validity_guidance, restarts).
+        guidance_scale, num_nodes, sampler, decoding, properties, temperature, validity_guidance, restarts,
+        property_guidance, autoguidance).
         """
         return list(self.sample_iter(n, **options))
 
@@ -150,6 +160,7 @@ class MolgenPipeline:
         validity_guidance: float = DEFAULT_VALIDITY_GUIDANCE,
         restarts: int | None = None,
         property_guidance: float = 0.0,
+        autoguidance: float | None = None,
     ) -> Iterator[DecodedMolecule]:
         """Sample ``n`` molecules, yielded batch by batch (for streaming to disk and progress bars).
 
@@ -161,14 +172,15 @@ class MolgenPipeline:
         if decoding not in DECODINGS:
             raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
         self._property_guidance(property_guidance, self._conditions(conditions, 1))
+        self._autoguidance(autoguidance)
         return self._sample_stream(
             n, steps, seed, batch_size, conditions, guidance_scale, num_nodes, sampler, decoding, properties, temperature,
-            validity_guidance, restarts, property_guidance,
+            validity_guidance, restarts, property_guidance, autoguidance,
         )  # fmt: skip
 
     def _sample_stream(
         self, n, steps, seed, batch_size, conditions, guidance_scale, num_nodes, sampler, decoding, properties, temperature,
-        validity_guidance, restarts, property_guidance,
+        validity_guidance, restarts, property_guidance, autoguidance,
     ) -> Iterator[DecodedMolecule]:  # fmt: skip
         seen: set[str] = set()
         generator = torch.Generator().manual_seed(seed)
@@ -177,6 +189,7 @@ class MolgenPipeline:
             latents = self._sample_batch(
                 count, steps, generator, conditions, guidance_scale, num_nodes, sampler, temperature,
                 validity_guidance=validity_guidance, restarts=restarts, property_guidance=property_guidance,
+                autoguidance=autoguidance,
             )
             for molecule in self.decode(latents, batch_size=count, decoding=decoding):
                 if molecule.smiles is not None:
@@ -205,6 +218,7 @@ class MolgenPipeline:
         validity_guidance: float = DEFAULT_VALIDITY_GUIDANCE,
         restarts: int | None = None,
         property_guidance: float = 0.0,
+        autoguidance: float | None = None,
     ) -> Latents:
         """Sample latent tokens of ``n`` graphs from the prior.
 
@@ -223,7 +237,12 @@ class MolgenPipeline:
         when sampling from noise (also with ``keep``), not for edits with ``strength`` < 1, whose point is to
         stay near ``start``. ``property_guidance``: step size of classifier guidance toward the
         ``conditions`` by the model's property predictor (:mod:`molgen.prior.predictor`), applied at every
-        step on top of classifier-free guidance; 0 (the default) turns it off.
+        step on top of classifier-free guidance; 0 (the default) turns it off. ``autoguidance``: with a guide
+        prior (``guide/`` in the model directory), every prediction is ``guide + autoguidance * (prior -
+        guide)`` (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"): the guide, a
+        smaller or shorter-trained prior over the same latents, makes the same kinds of errors more strongly,
+        and extrapolating away from it corrects them; default: the prior's ``default_autoguidance``, 1 turns
+        it off; the guide runs at every evaluation (with classifier-free guidance too, on the same conditions).
 
         Editing existing latents (analogs, inpainting; SDEdit and RePaint in image diffusion):
 
@@ -251,14 +270,15 @@ class MolgenPipeline:
             chunks.append(
                 self._sample_batch(
                     count, steps, generator, conditions, guidance_scale, num_nodes, sampler, temperature, edit, step_hook, validity_guidance,
-                    restarts=restarts, property_guidance=property_guidance,
+                    restarts=restarts, property_guidance=property_guidance, autoguidance=autoguidance,
                 )
             )
         return _concat_latents(chunks)
 
     def prior_evaluations(self, steps: int | None = None, restarts: int | None = None) -> int:
         """How many times the prior network runs per sample (without classifier-free guidance, which doubles
-        it), for ``steps`` and ``restarts`` as in :meth:`sample_latents` (defaults: the prior's)."""
+        it, and without the guide prior of autoguidance, which runs as often), for ``steps`` and ``restarts``
+        as in :meth:`sample_latents` (defaults: the prior's)."""
         config = self._require_prior().config
         steps = config.default_steps if steps is None else steps
         restarts = config.default_restarts if restarts is None else restarts
@@ -266,6 +286,15 @@ class MolgenPipeline:
         scheduler.set_timesteps(steps)
         per_restart = steps - _begin_index(scheduler, config.objective == "flow", config.restart_strength)
         return steps + restarts * per_restart
+
+    def _autoguidance(self, weight: float | None) -> float:
+        """The autoguidance weight to use (default: the prior's); a clear error if it cannot be used."""
+        weight = self._require_prior().config.default_autoguidance if weight is None else weight
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight <= 0:
+            raise ValueError(f"autoguidance={weight!r}: must be a positive number (1 turns it off)")
+        if weight != 1 and self.guide is None:
+            raise ValueError(f"autoguidance={weight}: this model has no guide prior (no guide/ in its model directory); use 1 (off)")
+        return float(weight)
 
     def _require_prior(self) -> LatentPrior:
         if self.prior is None:
@@ -318,8 +347,10 @@ class MolgenPipeline:
         noise: Tensor | None = None,
         restarts: int | None = None,
         property_guidance: float = 0.0,
+        autoguidance: float | None = None,
     ) -> Latents:
         prior = self._require_prior()
+        autoguidance = self._autoguidance(autoguidance)
         if not temperature > 0:
             raise ValueError(f"temperature={temperature}: must be a positive number")
         config = prior.config
@@ -343,7 +374,7 @@ class MolgenPipeline:
                     self._sample_batch(
                         len(g), steps, generator, conditions, guidance_scale, num_nodes, sampler, temperature,
                         validity_guidance=validity_guidance, sizes=sizes[g], noise=noise[g, : int(sizes[g].max())], restarts=restarts,
-                        property_guidance=property_guidance,
+                        property_guidance=property_guidance, autoguidance=autoguidance,
                     )
                     for g in groups
                 ]  # fmt: skip
@@ -363,7 +394,10 @@ class MolgenPipeline:
         validity = self._validity_guidance(validity_guidance, mean, std)
         properties = self._property_guidance(property_guidance, condition)
         keep = None if edit is None or edit.keep is None else edit.keep.to(self.device).bool().expand(batch, -1).unsqueeze(-1)  # (B, N, 1)
-        passes = _Passes(prior, steps, sampler, mask, condition, guidance_scale, temperature, validity, step_hook, self._guided, properties)
+        passes = _Passes(
+            prior, steps, sampler, mask, condition, guidance_scale, temperature, validity, step_hook, self._guided, properties,
+            self.guide if autoguidance != 1 else None, autoguidance,
+        )  # fmt: skip
         x = passes.denoise(noise.to(self.device), None if edit is None else x0, 1.0 if edit is None else edit.strength, keep)
         if edit is None or edit.strength >= 1:
             # Restart sampling (Xu et al. 2023): noise the result back to ``restart_strength`` of the schedule
@@ -508,8 +542,8 @@ StepHook = Callable[[int, Tensor, Tensor], Tensor]
 
 @dataclass
 class _Passes:
-    """One batch's denoising passes: the prior (with classifier-free guidance), a fresh diffusers scheduler per
-    pass, validity guidance over the last half of the steps, kept tokens and the step hook."""
+    """One batch's denoising passes: the prior (with classifier-free guidance and autoguidance), a fresh diffusers
+    scheduler per pass, validity guidance over the last half of the steps, kept tokens and the step hook."""
 
     prior: LatentPrior
     steps: int
@@ -522,6 +556,8 @@ class _Passes:
     step_hook: StepHook | None
     guided: Callable  # MolgenPipeline._guided
     properties: PropertyGuidance | None = None
+    guide: LatentPrior | None = None  # autoguidance's guide prior (None: off)
+    autoguidance: float = 1.0
 
     def denoise(self, noise: Tensor, x0: Tensor | None, strength: float, keep: Tensor | None) -> Tensor:
         """From ``x0`` (normalised, or None: pure noise) noised to ``strength`` of the schedule with ``noise``
@@ -550,6 +586,9 @@ class _Passes:
                 x = self.properties(x, t, self.mask)
             model_in = scheduler.scale_model_input(x, timestep) if hasattr(scheduler, "scale_model_input") else x
             prediction = self.guided(self.prior, model_in, t, self.mask, self.condition, self.guidance_scale)
+            if self.guide is not None:  # autoguidance: extrapolate away from the weaker guide prior
+                weak = self.guided(self.guide, model_in, t, self.mask, self.condition, self.guidance_scale)
+                prediction = weak + self.autoguidance * (prediction - weak)
             x = scheduler.step(prediction, timestep, x).prev_sample * mask
             if self.validity is not None and index >= guided_from:
                 x = self.validity(x, self.mask)
@@ -569,6 +608,16 @@ class _Edit:
     start: Latents
     strength: float
     keep: Tensor | None
+
+
+def _check_guide(guide: PriorConfig, prior: PriorConfig) -> None:
+    """A guide prior must read and predict the same normalised latents, with the same conditioning properties."""
+    for key in ("objective", "prediction", "latent_dim", "max_nodes", "property_names", "num_train_timesteps", "beta_schedule"):
+        if getattr(guide, key) != getattr(prior, key):
+            raise ValueError(f"guide prior: {key} is {getattr(guide, key)!r}, the prior's is {getattr(prior, key)!r}; it must match")
+    for key in ("latent_mean", "latent_std", "property_mean", "property_std"):
+        if not np.allclose(getattr(guide, key), getattr(prior, key), atol=1e-6):
+            raise ValueError(f"guide prior: its {key} differs from the prior's; train it on the same latent cache")
 
 
 def _rows(value: Latents | Tensor, k: int, count: int) -> Latents | Tensor:

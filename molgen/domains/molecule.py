@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import networkx as nx
 import numpy as np
 from rdkit import Chem, rdBase
 
@@ -198,16 +199,13 @@ def _sanitized(mol: Chem.Mol, failure: str) -> Chem.Mol:
     return mol
 
 
-def _build_kekulizable(raw: np.ndarray, bonds: list[tuple[int, int, int]], repairs: int = 8) -> Chem.Mol:
+def _build_kekulizable(raw: np.ndarray, bonds: list[tuple[int, int, int]]) -> Chem.Mol:
     """Sanitised molecule from raw atoms and (i, j, raw order) bonds that fit the atoms' valences (aromatic
-    bonds counted as 1). Aromatic bonds RDKit cannot kekulize are repaired step by step: aromatic bonds
-    outside rings become single; then, for each ring system RDKit reports as not kekulizable, a hydrogen is
-    put on (or taken off) one of its aromatic nitrogens (pyrrole-type [nH] against pyridine-type n) if that
-    makes it kekulizable, else that system's aromatic bonds become single; if all that fails, every
-    aromatic bond becomes single, which always fits."""
-    counts = raw[:, NODE_FIELDS.index("num_hs")].tolist()
+    bonds counted as 1). If RDKit cannot kekulize the aromatic bonds as decoded, aromatic bonds outside rings
+    become single and the ring ones get a Kekulé structure from :func:`_kekule_by_matching` (which always
+    fits); if even that fails, every aromatic bond becomes single."""
 
-    def assemble(bonds_: list[tuple[int, int, int]], counts_: list[int]) -> Chem.RWMol:
+    def build(bonds_: list[tuple[int, int, int]], hydrogens: bool = True) -> Chem.Mol:
         rw = Chem.RWMol()
         for z, c, _ in raw.tolist():
             atom = Chem.Atom(int(z))
@@ -215,21 +213,9 @@ def _build_kekulizable(raw: np.ndarray, bonds: list[tuple[int, int, int]], repai
             rw.AddAtom(atom)
         for i, j, order_ in bonds_:
             _add_bond(rw, i, j, order_)
-        _set_hydrogens(rw, counts_, "implicit")
-        return rw
-
-    def build(bonds_: list[tuple[int, int, int]], counts_: list[int] = counts) -> Chem.Mol:
-        return _sanitized(assemble(bonds_, counts_).GetMol(), "valence-aware decoding failed")
-
-    def unkekulized(bonds_: list[tuple[int, int, int]], counts_: list[int]) -> list[set[int]] | None:
-        """Atom sets RDKit cannot kekulize, [] if the molecule sanitises, None for any other problem."""
-        mol = assemble(bonds_, counts_).GetMol()
-        with rdBase.BlockLogs():
-            mol.UpdatePropertyCache(strict=False)
-            problems = Chem.DetectChemistryProblems(mol)
-        if any(p.GetType() != "KekulizeException" for p in problems):
-            return None
-        return [set(p.GetAtomIndices()) for p in problems]
+        if hydrogens:  # the stored [nH] counts of aromatic heteroatoms
+            _set_hydrogens(rw, raw[:, NODE_FIELDS.index("num_hs")].tolist(), "implicit")
+        return _sanitized(rw.GetMol(), "valence-aware decoding failed")
 
     if not any(order_ == AROMATIC for *_, order_ in bonds):
         return build(bonds)
@@ -237,39 +223,52 @@ def _build_kekulizable(raw: np.ndarray, bonds: list[tuple[int, int, int]], repai
         return build(bonds)
     except InvalidMoleculeError:
         pass
-    ring = Chem.RWMol()  # which aromatic bonds lie on a ring (any bond type will do for that)
+    try:
+        return build(_kekule_by_matching(raw, bonds), hydrogens=False)
+    except InvalidMoleculeError:
+        return build([(i, j, 1 if order_ == AROMATIC else order_) for i, j, order_ in bonds], hydrogens=False)
+
+
+def _kekule_by_matching(raw: np.ndarray, bonds: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """The bonds with every aromatic bond made single or double: a Kekulé structure that fits every atom.
+
+    Aromatic bonds outside rings become single. In rings, an atom can take one double bond if the smallest
+    valence RDKit allows it, at or above what its bonds use (aromatic ones counted 1), leaves room for one
+    more (ring carbons, pyridine- or pyrrole-type nitrogens; not furan's oxygen or a nitrogen with three ring
+    bonds). A maximum matching over the ring aromatic bonds between such atoms (networkx) gives the double
+    bonds: as many as possible, so every ring that can be aromatic stays so. An atom left unmatched keeps
+    single bonds and takes a hydrogen; among equally large matchings, the one leaving unmatched nitrogens
+    the decoder gave a hydrogen ([nH]), then other nitrogens, before carbons (which then leave the ring
+    non-aromatic) is chosen.
+    """
+    ring = Chem.RWMol()  # which bonds lie on a ring (any bond type will do for that)
     for _ in range(len(raw)):
         ring.AddAtom(Chem.Atom(6))
     for i, j, _ in bonds:
         ring.AddBond(i, j, Chem.BondType.SINGLE)
     Chem.FastFindRings(ring)
-    in_ring = [ring.GetBondBetweenAtoms(i, j).IsInRing() for i, j, _ in bonds]
-    current = [(i, j, 1 if (order_ == AROMATIC and not r) else order_) for (i, j, order_), r in zip(bonds, in_ring, strict=True)]
-    counts = list(counts)
-    for _ in range(repairs):
-        problems = unkekulized(current, counts)
-        if problems is None:
-            break
-        if not problems:
-            try:
-                return build(current, counts)
-            except InvalidMoleculeError:
-                break
-        atoms = problems[0]
-        nitrogens = [a for a in sorted(atoms) if raw[a, 0] == 7 and raw[a, 1] == 0]
-        for a in nitrogens:  # a pyrrole-type hydrogen on, or off, one nitrogen of the system
-            trial = list(counts)
-            trial[a] = 0 if trial[a] else 1
-            after = unkekulized(current, trial)
-            if after is not None and not any(atoms & rest for rest in after):
-                counts = trial
-                break
-        else:  # no hydrogen fixes it: this system's aromatic bonds become single
-            current = [(i, j, 1 if (order_ == AROMATIC and i in atoms and j in atoms) else order_) for i, j, order_ in current]
-    try:
-        return build(current, counts)
-    except InvalidMoleculeError:
-        return build([(i, j, 1 if order_ == AROMATIC else order_) for i, j, order_ in bonds])
+    used = np.zeros(len(raw))
+    for i, j, order_ in bonds:
+        used[[i, j]] += 1.0 if order_ == AROMATIC else float(order_)
+    table = Chem.GetPeriodicTable()
+
+    def room(a: int) -> bool:
+        z, charge, _ = (int(v) for v in raw[a])
+        allowed = sorted(v for v in table.GetValenceList(max(1, z - charge)) if v >= 0) or [4]
+        return next((v for v in allowed if v >= used[a]), allowed[-1]) - used[a] >= 1
+
+    def preference(a: int) -> float:  # how much a matching should want to give atom a its double bond
+        z, _, hydrogens = (int(v) for v in raw[a])
+        return 0.02 if z == 6 else (0.0 if hydrogens else 0.01)
+
+    graph = nx.Graph()
+    for i, j, order_ in bonds:
+        if order_ == AROMATIC and ring.GetBondBetweenAtoms(i, j).IsInRing() and room(i) and room(j):
+            graph.add_edge(i, j, weight=1.0 + preference(i) + preference(j))
+    doubles = {frozenset(pair) for pair in nx.max_weight_matching(graph, maxcardinality=True)}
+    return [
+        (i, j, (2 if frozenset((i, j)) in doubles else 1) if order_ == AROMATIC else order_) for i, j, order_ in bonds
+    ]
 
 
 def _max_valence(atomic_num: int, charge: int) -> int:

@@ -41,6 +41,7 @@ class PriorConfig(JsonConfig):
     default_steps: int = 20
     default_restarts: int = 0  # restart-sampling passes after the first (see MolgenPipeline.sample_latents)
     restart_strength: float = 0.5  # how far back along the schedule each restart noises the latents
+    default_autoguidance: float = 1.0  # weight of the model against its guide prior, when it has one (1: off)
     latent_mean: list[float] = field(default_factory=list)
     latent_std: list[float] = field(default_factory=list)
     property_names: list[str] = field(default_factory=list)
@@ -58,6 +59,8 @@ class PriorConfig(JsonConfig):
                 f"default_restarts={self.default_restarts}, restart_strength={self.restart_strength}: "
                 "restarts must be >= 0 and the strength strictly between 0 and 1"
             )
+        if not self.default_autoguidance > 0:
+            raise ValueError(f"default_autoguidance must be > 0 (1: off), got {self.default_autoguidance}")
         if self.relative_positions < 0:
             raise ValueError(f"relative_positions must be >= 0 (0: no relative-position bias), got {self.relative_positions}")
         if self.d_model % self.n_heads:

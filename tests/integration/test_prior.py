@@ -3,6 +3,7 @@ pipeline, including property conditioning and valence-aware decoding."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import shutil
@@ -13,7 +14,7 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from molgen.checkpoint import load_domain, load_predictor, load_prior, load_tokenizer, save_domain, save_tokenizer
+from molgen.checkpoint import load_domain, load_predictor, load_prior, load_tokenizer, save_domain, save_prior, save_tokenizer
 from molgen.dataset import GraphDataset
 from molgen.guidance import PropertyGuidance
 from molgen.latents import LatentDataset, compute_property_table, encode_dataset, tokenizer_fingerprint
@@ -337,6 +338,62 @@ def test_size_grouped_sampling_matches_one_padded_batch(two_molecule_model):
     assert not bool((sizes[1:] >= sizes[:-1]).all())  # drawn order, not sorted by size
     torch.testing.assert_close(grouped.mask, one_batch.mask)
     torch.testing.assert_close(grouped.z, one_batch.z, atol=1e-4, rtol=1e-4)
+
+
+def _with_guide(pipe: MolgenPipeline, guide: LatentPrior, prior: LatentPrior | None = None) -> MolgenPipeline:
+    return MolgenPipeline(pipe.domain, pipe.tokenizer, copy.deepcopy(prior or pipe.prior), "cpu", guide=guide)
+
+
+def test_autoguidance_extrapolates_away_from_the_guide_prior(two_molecule_model, tmp_path):
+    pipe = MolgenPipeline.from_pretrained(two_molecule_model[0], device="cpu")
+    zero = LatentPrior(pipe.prior.config).eval()  # a fresh prior's output layer is zero: it predicts 0 everywhere
+    guided = _with_guide(pipe, zero)
+    scaled = copy.deepcopy(pipe.prior)  # predicts 1.5x what the prior does
+    with torch.no_grad():
+        scaled.out.weight.mul_(1.5)
+        scaled.out.bias.mul_(1.5)
+    options = dict(seed=3, batch_size=6, steps=4, restarts=1)
+    # guide + w (prior - guide) with a guide predicting 0 is w * prior, at every evaluation (restarts included),
+    # also with classifier-free guidance, where the guide gets the same conditions.
+    for extra in ({}, {"conditions": {"logP": 3.0}, "guidance_scale": 2.0}):
+        with_guide = guided.sample_latents(6, autoguidance=1.5, **options, **extra)
+        expected = _with_guide(pipe, None, scaled).sample_latents(6, **options, **extra)
+        torch.testing.assert_close(with_guide.z, expected.z)
+        assert not torch.allclose(with_guide.z, pipe.sample_latents(6, **options, **extra).z)
+    # Weight 1 (the config's default) is the prior alone; the guide does not even run.
+    torch.testing.assert_close(guided.sample_latents(6, **options).z, pipe.sample_latents(6, **options).z)
+    # A model directory with guide/ loads it, and the prior's default_autoguidance applies.
+    model = tmp_path / "model"
+    shutil.copytree(two_molecule_model[0], model)
+    save_prior(zero, model / "guide")
+    config = json.loads((model / "prior" / "config.json").read_text())
+    (model / "prior" / "config.json").write_text(json.dumps({**config, "default_autoguidance": 1.5}))
+    loaded = MolgenPipeline.from_pretrained(model, device="cpu")
+    assert loaded.guide is not None
+    torch.testing.assert_close(loaded.sample_latents(6, **options).z, guided.sample_latents(6, autoguidance=1.5, **options).z)
+    torch.testing.assert_close(loaded.sample_latents(6, autoguidance=1, **options).z, pipe.sample_latents(6, **options).z)
+
+
+def test_autoguidance_requests_and_guides_that_cannot_work_name_the_problem(two_molecule_model):
+    pipe = MolgenPipeline.from_pretrained(two_molecule_model[0], device="cpu")
+    with pytest.raises(ValueError, match="autoguidance=2: this model has no guide prior"):
+        pipe.sample_latents(2, autoguidance=2)
+    with pytest.raises(ValueError, match="autoguidance=2: this model has no guide prior"):
+        pipe.sample(2, autoguidance=2)  # checked when called, before any molecule is asked for
+    config = pipe.prior.config.to_dict()
+    for bad in (0, -1.0, float("nan"), "2"):
+        with pytest.raises(ValueError, match="must be a positive number"):
+            _with_guide(pipe, LatentPrior(pipe.prior.config)).sample_latents(2, autoguidance=bad)
+    for change, message in [
+        ({"latent_dim": config["latent_dim"] + 1}, "latent_dim is"),
+        ({"latent_std": [s * 2 for s in config["latent_std"]]}, "latent_std differs"),
+        ({"property_names": config["property_names"][:2]}, "property_names is"),
+        ({"objective": "diffusion", "prediction": "epsilon"}, "objective is"),
+    ]:
+        with pytest.raises(ValueError, match=f"guide prior: (its )?{message}"):
+            _with_guide(pipe, LatentPrior(PriorConfig(**{**config, **change})))
+    with pytest.raises(ValueError, match="default_autoguidance must be > 0"):
+        PriorConfig(**{**config, "default_autoguidance": 0})
 
 
 def test_conditioning_steers_toward_the_requested_molecule(two_molecule_model):

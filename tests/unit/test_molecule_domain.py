@@ -20,6 +20,7 @@ from molgen.domains.molecule import (
     EDGE_FIELD,
     NODE_FIELDS,
     MoleculeDomain,
+    _kekule_by_matching,
     raw_graph_to_mol,
     smiles_to_raw_graph,
 )
@@ -432,13 +433,14 @@ def test_aromatic_valence_aware_decoding_keeps_valid_molecules_and_repairs_broke
     domain = MoleculeDomain.fit(moses_test_3000, hydrogens="implicit", bonds="aromatic")
     for smiles in moses_test_3000[:200]:
         assert domain.from_scores(*_one_hot(domain, domain.to_graph(smiles))) == domain.canonical(smiles)
-    # A five-membered ring of aromatic carbons cannot be kekulized: the decoding gives it up for single bonds.
+    # A five-membered ring of aromatic carbons cannot be kekulized: the decoding keeps as many double bonds as
+    # fit (a maximum matching), and the carbon left over takes a second hydrogen.
     broken = domain.to_graph("c1ccccc1")
     keep = ~np.isin(broken.edge_index, [5]).any(axis=1)
     ring5 = Graph(x=broken.x[:5], edge_index=np.vstack([broken.edge_index[keep], [[0, 4]]]), edge_attr=np.concatenate([broken.edge_attr[keep], broken.edge_attr[:1]]))
     with pytest.raises(InvalidMoleculeError):
         domain.from_graph(ring5)
-    assert domain.from_scores(*_one_hot(domain, ring5)) == "C1CCCC1"
+    assert domain.from_scores(*_one_hot(domain, ring5)) == "C1=CCC=C1"
     # A lone aromatic bond outside any ring, next to a real benzene ring: only that bond becomes single.
     phenyl = domain.to_graph("Cc1ccccc1")
     edges = phenyl.dense_edges()
@@ -449,7 +451,7 @@ def test_aromatic_valence_aware_decoding_keeps_valid_molecules_and_repairs_broke
     assert domain.from_scores(nodes, np.eye(domain.vocab.edge_size)[edges]) == "Cc1ccccc1"
 
 
-def test_aromatic_valence_aware_decoding_repairs_one_ring_system_at_a_time(moses_test_3000):
+def test_aromatic_valence_aware_decoding_kekulizes_broken_ring_systems_by_matching(moses_test_3000):
     domain = MoleculeDomain.fit(moses_test_3000 + ["c1cc[nH]c1"], hydrogens="implicit", bonds="aromatic")
     h = NODE_FIELDS.index("num_hs")
 
@@ -461,13 +463,15 @@ def test_aromatic_valence_aware_decoding_repairs_one_ring_system_at_a_time(moses
         x[n, h] = domain.vocab.node_labels(np.array([[7, 0, 0]]))[0, h]
         return Graph(x=x, edge_index=graph.edge_index, edge_attr=graph.edge_attr)
 
-    # A pyrrole-type nitrogen decoded without its hydrogen: putting it back is the repair (not single bonds).
+    # A pyrrole-type nitrogen decoded without its hydrogen: the one atom a matching leaves out is that nitrogen,
+    # which takes the hydrogen back (not a carbon, and not single bonds).
     for smiles in ["Cc1cc[nH]c1", "c1ccc2[nH]ccc2c1", "CC(=O)c1cc[nH]c1"]:
         broken = without_nh(smiles)
         with pytest.raises(InvalidMoleculeError, match="kekulize"):
             domain.from_graph(broken)
         assert domain.from_scores(*_one_hot(domain, broken)) == domain.canonical(smiles)
-    # A five-membered ring of aromatic carbons joined to a benzene ring: only the broken ring goes single.
+    # A five-membered ring of aromatic carbons joined to a benzene ring: the benzene ring stays aromatic, the
+    # broken ring keeps two double bonds.
     biphenyl = domain.to_graph("c1ccc(-c2ccccc2)cc1")
     edges = biphenyl.edge_index
     degree = np.bincount(edges.ravel(), minlength=len(biphenyl.x))
@@ -484,7 +488,34 @@ def test_aromatic_valence_aware_decoding_repairs_one_ring_system_at_a_time(moses
     )
     with pytest.raises(InvalidMoleculeError, match="kekulize"):
         domain.from_graph(five)
-    assert domain.from_scores(*_one_hot(domain, five)) == "c1ccc(C2CCCC2)cc1"
+    repaired = Chem.MolFromSmiles(domain.from_scores(*_one_hot(domain, five)))
+    assert repaired.GetNumAtoms() == 11 and Chem.rdMolDescriptors.CalcNumAromaticRings(repaired) == 1
+    assert sum(b.GetBondType() == Chem.BondType.DOUBLE for b in repaired.GetBonds()) == 2
+
+
+def test_kekule_matching_leaves_the_nitrogen_the_decoder_gave_a_hydrogen():
+    # imidazole, atoms N1 C2 N3 C4 C5 in a ring, every bond aromatic: either nitrogen can carry the hydrogen;
+    # the matching puts it where the decoder's hydrogen count is (the tautomer), and it fits RDKit's valences.
+    ring = [(0, 1, AROMATIC), (1, 2, AROMATIC), (2, 3, AROMATIC), (3, 4, AROMATIC), (4, 0, AROMATIC)]
+    for with_h, without_h in [(0, 2), (2, 0)]:
+        raw = np.array([[7, 0, 0], [6, 0, 1], [7, 0, 0], [6, 0, 1], [6, 0, 1]])
+        raw[with_h, 2] = 1
+        bonds = _kekule_by_matching(raw, ring)
+        assert all(order_ in (1, 2) for *_, order_ in bonds)
+        doubled = {a for i, j, order_ in bonds if order_ == 2 for a in (i, j)}
+        assert with_h not in doubled and without_h in doubled and len(doubled) == 4
+        rw = Chem.RWMol()
+        for z in raw[:, 0]:
+            rw.AddAtom(Chem.Atom(int(z)))
+        for i, j, order_ in bonds:
+            rw.AddBond(i, j, Chem.BondType.DOUBLE if order_ == 2 else Chem.BondType.SINGLE)
+        mol = rw.GetMol()
+        Chem.SanitizeMol(mol)
+        assert Chem.MolToSmiles(mol) == "c1c[nH]cn1" and mol.GetAtomWithIdx(with_h).GetTotalNumHs() == 1
+    # Furan's oxygen has no room for a double bond; an aromatic bond outside any ring becomes single.
+    raw = np.array([[8, 0, 0], [6, 0, 1], [6, 0, 1], [6, 0, 1], [6, 0, 0], [6, 0, 3]])
+    bonds = _kekule_by_matching(raw, [*((i, (i + 1) % 5, AROMATIC) for i in range(5)), (4, 5, AROMATIC)])
+    assert sorted((i, j) for i, j, order_ in bonds if order_ == 2) == [(1, 2), (3, 4)] and bonds[-1] == (4, 5, 1)
 
 
 def test_aromatic_valence_aware_decoding_is_valid_for_any_scores(moses_test_3000):
