@@ -66,8 +66,11 @@ def main() -> None:
     pipe = MolgenPipeline.from_pretrained(args.model, device="cpu")
     # the training record of the weights just loaded (read now: the directory may change during a long run)
     training_rows = []
-    for stage in ("tokenizer", "prior"):
-        s, n_steps, runs = training_chain(json.loads((Path(args.model) / stage / "training.json").read_text()))
+    for stage in ("tokenizer", "prior", "guide"):
+        record = Path(args.model) / stage / "training.json"
+        if stage == "guide" and not record.exists():
+            continue
+        s, n_steps, runs = training_chain(json.loads(record.read_text()))
         training_rows.append((f"training time, {stage}", f"{s / 3600:.2f} h, {n_steps:,} steps in {runs} run(s)"))
     config = pipe.prior.config
     steps = args.steps or config.default_steps

@@ -229,7 +229,7 @@ class MolgenPipeline:
         weight (1 = plain conditional sampling, > 1 pushes harder toward the targets); ``temperature``
         scales the starting noise (below 1: more conservative, more often valid, less diverse samples);
         ``validity_guidance``: step size of the decoder-based validity guidance over the last half of the
-        steps (see :mod:`molgen.guidance`; 0, the default, turns it off; 0.1 is the measured setting; used
+        steps (see :mod:`molgen.guidance`; 0, the default, turns it off; 0.1 is the measured setting without autoguidance, 0.2 with it; used
         when the domain has a valence table); ``restarts``: restart-sampling passes after the first (default:
         the prior's ``default_restarts``): the latents are noised back to the prior's ``restart_strength`` of
         the schedule with fresh noise and denoised again, which moves samples toward the prior's distribution

@@ -223,7 +223,7 @@ def test_sample_with_validity_guidance_from_the_shipped_model(tmp_path, capsys):
     with open(out, newline="") as handle:
         table = list(csv.DictReader(handle))
     assert len(table) == 40
-    assert sum(r["state"] != "invalid" for r in table) >= 32  # about 95% raw-valid with guidance, ~40% without
+    assert sum(r["state"] != "invalid" for r in table) >= 32  # about 87% raw-valid with guidance 0.1 (autoguidance on), 67% without
 
 
 def test_train_prior_init_from_records_the_run_it_continues(prior_run, cli_run, train_smi, tmp_path):  # noqa: F811
