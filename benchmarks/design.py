@@ -111,7 +111,7 @@ def targeting(designer: Designer, raw: Designer, args: argparse.Namespace) -> No
         f" 'with property guidance {args.property_guidance}': one sample per target as 'guided', plus classifier guidance "
         "by the model's property predictor (molgen.prior.predictor, trained on the prior's noisy latents) at every step; "
         "comparable with MolHIT (one sample, no selection)." if with_predictor else ""
-    )
+    ) + _sampling(designer)
     print(write_section("Guided design: property targeting", rows, notes, sample=f"{len(refs)} joint targets, {args.n_sweep} samples per sweep target, seeds fixed"))
 
 
@@ -165,7 +165,7 @@ def optimization(designer: Designer, args: argparse.Namespace) -> None:
         "with Morgan (r=2, 2048 bits) Tanimoto >= 0.4 and higher penalized logP. MoFlow reports 4.71 ± 4.55 at "
         "85.75% success (on ZINC250k, not MOSES). QED / SA and chain length show whether winners game the score "
         "with long carbon chains."
-    )
+    ) + _sampling(designer)
     print(write_section("Guided design: optimisation", rows, notes, sample=f"QED: {len(result.evaluated):,} scored; penalized logP: {n} start molecules"))
 
 
@@ -239,8 +239,19 @@ def scaffolds(designer: Designer, args: argparse.Namespace) -> None:
         "seed and similarity knob (the mean Morgan Tanimoto aimed for; the noise strength is calibrated by "
         "bisection on 16-sample probes); 'sim' is measured on all outputs including repeats of the seed; 'new "
         "distinct' excludes the seed itself."
-    )
+    ) + _sampling(designer)
     print(write_section("Guided design: scaffolds and analogs", rows, notes, sample=f"{len(CORES)} cores, {len(SEEDS)} seeds"))
+
+
+def _sampling(designer: Designer) -> str:
+    """How the prior sampled (the model's defaults), for the notes of each section."""
+    config = designer.pipe.prior.config
+    guide = (
+        f"autoguidance {config.default_autoguidance} against the model's guide prior"
+        if designer.pipe.guide is not None and config.default_autoguidance != 1
+        else "no autoguidance"
+    )
+    return f" Prior sampling: the model's defaults, {config.default_steps} steps + {config.default_restarts} restart(s), {guide}."
 
 
 def main() -> None:
