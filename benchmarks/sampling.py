@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--sampler", default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--temperature", type=float, default=None, help="noise temperature (default: the model's)")
     parser.add_argument("--restarts", type=int, default=None, help="restart-sampling passes (default: the model's)")
     parser.add_argument("--autoguidance", type=float, default=None, help="weight against the guide prior (default: the model's)")
     parser.add_argument("--batch-size", type=int, default=1000)
@@ -77,6 +77,8 @@ def main() -> None:
     restarts = config.default_restarts if args.restarts is None else args.restarts
     evaluations = pipe.prior_evaluations(steps, restarts)
     autoguidance = config.default_autoguidance if args.autoguidance is None else args.autoguidance
+    if args.temperature is None:
+        args.temperature = config.default_temperature
 
     # 1. Sample latents once (timed), then decode them both ways (timed separately).
     start = time.time()

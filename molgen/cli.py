@@ -819,7 +819,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--condition", action="append", metavar="NAME=VALUE", help="property target, e.g. QED=0.8 (repeatable)")
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale for --condition")
     p.add_argument("--num-nodes", type=int, default=None, help="heavy atoms per molecule (default: as in training)")
-    p.add_argument("--temperature", type=float, default=1.0, help="scale of the starting noise (<1: more valid, less diverse)")
+    p.add_argument("--temperature", type=float, default=None, help="scale of the starting noise (default: the model's; <1: more valid, less diverse)")
     p.add_argument(
         "--restarts", type=int, default=None,
         help="restart-sampling passes after the first (default: the model's): noise back part-way and denoise again; better samples, more time",

@@ -156,7 +156,7 @@ class MolgenPipeline:
         sampler: str | None = None,
         decoding: str = "valence",
         properties: bool = True,
-        temperature: float = 1.0,
+        temperature: float | None = None,
         validity_guidance: float = DEFAULT_VALIDITY_GUIDANCE,
         restarts: int | None = None,
         property_guidance: float = 0.0,
@@ -210,7 +210,7 @@ class MolgenPipeline:
         guidance_scale: float = 1.0,
         num_nodes: int | None = None,
         sampler: str | None = None,
-        temperature: float = 1.0,
+        temperature: float | None = None,
         start: Latents | None = None,
         strength: float = 1.0,
         keep: Tensor | None = None,
@@ -227,7 +227,8 @@ class MolgenPipeline:
         graph (default: drawn from the training distribution); ``conditions``: property name -> target value
         (any subset of the prior's ``property_names``), with ``guidance_scale`` the classifier-free guidance
         weight (1 = plain conditional sampling, > 1 pushes harder toward the targets); ``temperature``
-        scales the starting noise (below 1: more conservative, more often valid, less diverse samples);
+        scales the starting noise (below 1: more conservative, more often valid, less diverse samples;
+        default: the prior's ``default_temperature``);
         ``validity_guidance``: step size of the decoder-based validity guidance over the last half of the
         steps (see :mod:`molgen.guidance`; 0, the default, turns it off; 0.1 is the measured setting without autoguidance, 0.2 with it; used
         when the domain has a valence table); ``restarts``: restart-sampling passes after the first (default:
@@ -339,7 +340,7 @@ class MolgenPipeline:
         guidance_scale: float,
         num_nodes: int | None,
         sampler: str | None,
-        temperature: float = 1.0,
+        temperature: float | None = None,
         edit: _Edit | None = None,
         step_hook: StepHook | None = None,
         validity_guidance: float = DEFAULT_VALIDITY_GUIDANCE,
@@ -351,6 +352,7 @@ class MolgenPipeline:
     ) -> Latents:
         prior = self._require_prior()
         autoguidance = self._autoguidance(autoguidance)
+        temperature = prior.config.default_temperature if temperature is None else temperature
         if not temperature > 0:
             raise ValueError(f"temperature={temperature}: must be a positive number")
         config = prior.config

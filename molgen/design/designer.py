@@ -147,7 +147,7 @@ class Designer:
         must_avoid: Iterable[str] = (),
         filters: Filters | None = None,
         progress: Progress | None = None,
-        temperature: float = 1.0,
+        temperature: float | None = None,
         num_nodes: int | None = None,
         oversample: int = 1,
         size_from_weight: bool = True,

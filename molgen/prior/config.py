@@ -42,6 +42,7 @@ class PriorConfig(JsonConfig):
     default_restarts: int = 0  # restart-sampling passes after the first (see MolgenPipeline.sample_latents)
     restart_strength: float = 0.5  # how far back along the schedule each restart noises the latents
     default_autoguidance: float = 1.0  # weight of the model against its guide prior, when it has one (1: off)
+    default_temperature: float = 1.0  # scale of the starting (and restart) noise unless told otherwise
     latent_mean: list[float] = field(default_factory=list)
     latent_std: list[float] = field(default_factory=list)
     property_names: list[str] = field(default_factory=list)
@@ -61,6 +62,8 @@ class PriorConfig(JsonConfig):
             )
         if not self.default_autoguidance > 0:
             raise ValueError(f"default_autoguidance must be > 0 (1: off), got {self.default_autoguidance}")
+        if not self.default_temperature > 0:
+            raise ValueError(f"default_temperature must be > 0, got {self.default_temperature}")
         if self.relative_positions < 0:
             raise ValueError(f"relative_positions must be >= 0 (0: no relative-position bias), got {self.relative_positions}")
         if self.d_model % self.n_heads:

@@ -396,6 +396,18 @@ def test_autoguidance_requests_and_guides_that_cannot_work_name_the_problem(two_
         PriorConfig(**{**config, "default_autoguidance": 0})
 
 
+def test_the_priors_default_temperature_applies_unless_one_is_given(two_molecule_model):
+    pipe = MolgenPipeline.from_pretrained(two_molecule_model[0], device="cpu")
+    cooler = _with_guide(pipe, None)
+    cooler.prior.config.default_temperature = 0.5
+    options = dict(seed=4, batch_size=6, steps=4, restarts=1)
+    torch.testing.assert_close(cooler.sample_latents(6, **options).z, pipe.sample_latents(6, temperature=0.5, **options).z)
+    torch.testing.assert_close(cooler.sample_latents(6, temperature=1.0, **options).z, pipe.sample_latents(6, **options).z)
+    assert not torch.allclose(cooler.sample_latents(6, **options).z, pipe.sample_latents(6, **options).z)
+    with pytest.raises(ValueError, match="default_temperature must be > 0"):
+        PriorConfig(**{**pipe.prior.config.to_dict(), "default_temperature": 0.0})
+
+
 def test_conditioning_steers_toward_the_requested_molecule(two_molecule_model):
     pipe = MolgenPipeline.from_pretrained(two_molecule_model[0], device="cpu")
     logp = {s: pipe.domain.properties(s)["logP"] for s in (OILY, POLAR)}
