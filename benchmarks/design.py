@@ -251,7 +251,10 @@ def _sampling(designer: Designer) -> str:
         if designer.pipe.guide is not None and config.default_autoguidance != 1
         else "no autoguidance"
     )
-    return f" Prior sampling: the model's defaults, {config.default_steps} steps + {config.default_restarts} restart(s), {guide}."
+    return (
+        f" Prior sampling: the model's defaults, {config.default_steps} steps + {config.default_restarts} restart(s), {guide}, "
+        f"noise temperature {config.default_temperature}."
+    )
 
 
 def main() -> None:

@@ -77,13 +77,12 @@ def main() -> None:
     restarts = config.default_restarts if args.restarts is None else args.restarts
     evaluations = pipe.prior_evaluations(steps, restarts)
     autoguidance = config.default_autoguidance if args.autoguidance is None else args.autoguidance
-    if args.temperature is None:
-        args.temperature = config.default_temperature
+    temperature = config.default_temperature if args.temperature is None else args.temperature
 
     # 1. Sample latents once (timed), then decode them both ways (timed separately).
     start = time.time()
     latents = pipe.sample_latents(
-        args.n, steps=steps, seed=args.seed, batch_size=args.batch_size, sampler=args.sampler, temperature=args.temperature,
+        args.n, steps=steps, seed=args.seed, batch_size=args.batch_size, sampler=args.sampler, temperature=temperature,
         validity_guidance=args.validity_guidance, restarts=restarts, autoguidance=autoguidance,
     )
     prior_seconds = time.time() - start
@@ -115,7 +114,7 @@ def main() -> None:
         rows.append((f"valid unique molecules/s, {decoding} ({steps} steps, {restarts} restarts)", f"{unique / (prior_seconds + seconds[decoding]):.0f}"))
     if args.unguided_n and args.validity_guidance:
         plain = pipe.sample_latents(
-            args.unguided_n, steps=steps, seed=args.seed, batch_size=args.batch_size, sampler=args.sampler, temperature=args.temperature,
+            args.unguided_n, steps=steps, seed=args.seed, batch_size=args.batch_size, sampler=args.sampler, temperature=temperature,
             validity_guidance=0, restarts=restarts, autoguidance=autoguidance,
         )
         raw_valid = sum(m.smiles is not None for m in pipe.decode(plain, batch_size=args.batch_size, decoding="raw")) / args.unguided_n
@@ -136,7 +135,7 @@ def main() -> None:
     notes = (
         f"Prior: {config.objective} ({config.prediction}), d_model {config.d_model}, {config.layers} layers, "
         f"relative-position bias up to offset {config.relative_positions}, {params / 1e3:.0f}k parameters, sampler {args.sampler or config.default_sampler}, {steps} steps, {restarts} restart(s) at strength "
-        f"{config.restart_strength} ({evaluations} prior evaluations per sample), {guide_note}noise temperature {args.temperature}, EMA weights, "
+        f"{config.restart_strength} ({evaluations} prior evaluations per sample), {guide_note}noise temperature {temperature}, EMA weights, "
         f"validity guidance {args.validity_guidance} over the last half of the steps (molgen.guidance; its time is in the prior sampling time). Both columns decode the "
         "same sampled latents: raw = argmax of the decoder (a graph that is not one valid molecule counts as invalid, "
         "including unpaired electrons and fragments); valence-aware = bonds placed within each atom's valence. "

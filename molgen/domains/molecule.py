@@ -217,12 +217,11 @@ def _build_kekulizable(raw: np.ndarray, bonds: list[tuple[int, int, int]]) -> Ch
             _set_hydrogens(rw, raw[:, NODE_FIELDS.index("num_hs")].tolist(), "implicit")
         return _sanitized(rw.GetMol(), "valence-aware decoding failed")
 
-    if not any(order_ == AROMATIC for *_, order_ in bonds):
-        return build(bonds)
     try:
         return build(bonds)
     except InvalidMoleculeError:
-        pass
+        if not any(order_ == AROMATIC for *_, order_ in bonds):
+            raise
     try:
         return build(_kekule_by_matching(raw, bonds), hydrogens=False)
     except InvalidMoleculeError:
