@@ -247,7 +247,8 @@ def _sampling(designer: Designer) -> str:
     """How the prior sampled (the model's defaults), for the notes of each section."""
     config = designer.pipe.prior.config
     guide = (
-        f"autoguidance {config.default_autoguidance} against the model's guide prior"
+        f"autoguidance {config.default_autoguidance} against the model's guide prior at noise levels "
+        f"{config.autoguidance_interval[0]}-{config.autoguidance_interval[1]}"
         if designer.pipe.guide is not None and config.default_autoguidance != 1
         else "no autoguidance"
     )

@@ -128,7 +128,9 @@ def main() -> None:
         guide = pipe.guide.config
         guide_note = (
             f"autoguidance {autoguidance} against a guide prior of d_model {guide.d_model}, {guide.layers} layers, "
-            f"{sum(p.numel() for p in pipe.guide.parameters()) / 1e3:.0f}k parameters (run at every evaluation; its time is in the prior sampling time), "
+            f"{sum(p.numel() for p in pipe.guide.parameters()) / 1e3:.0f}k parameters, applied at noise levels "
+            f"{config.autoguidance_interval[0]}-{config.autoguidance_interval[1]} ({pipe.guide_evaluations(steps, restarts)} of the "
+            f"{evaluations} evaluations; its time is in the prior sampling time), "
         )
     else:
         guide_note = "no autoguidance, "

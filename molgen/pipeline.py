@@ -243,7 +243,9 @@ class MolgenPipeline:
         guide)`` (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"): the guide, a
         smaller or shorter-trained prior over the same latents, makes the same kinds of errors more strongly,
         and extrapolating away from it corrects them; default: the prior's ``default_autoguidance``, 1 turns
-        it off; the guide runs at every evaluation (with classifier-free guidance too, on the same conditions).
+        it off; the guide runs at the evaluations whose noise level lies in the prior's
+        ``autoguidance_interval`` (default all; the prior alone predicts outside it) and gets classifier-free
+        guidance on the same conditions.
 
         Editing existing latents (analogs, inpainting; SDEdit and RePaint in image diffusion):
 
@@ -278,15 +280,25 @@ class MolgenPipeline:
 
     def prior_evaluations(self, steps: int | None = None, restarts: int | None = None) -> int:
         """How many times the prior network runs per sample (without classifier-free guidance, which doubles
-        it, and without the guide prior of autoguidance, which runs as often), for ``steps`` and ``restarts``
-        as in :meth:`sample_latents` (defaults: the prior's)."""
+        it), for ``steps`` and ``restarts`` as in :meth:`sample_latents` (defaults: the prior's)."""
+        return len(self._evaluation_times(steps, restarts))
+
+    def guide_evaluations(self, steps: int | None = None, restarts: int | None = None) -> int:
+        """How many of those evaluations also run the guide prior when autoguidance is on: the ones at noise
+        levels inside the prior's ``autoguidance_interval``."""
+        low, high = self._require_prior().config.autoguidance_interval
+        return sum(low <= t <= high for t in self._evaluation_times(steps, restarts))
+
+    def _evaluation_times(self, steps: int | None, restarts: int | None) -> list[float]:
+        """The network time of every prior evaluation of one sample: the first pass, then each restart."""
         config = self._require_prior().config
         steps = config.default_steps if steps is None else steps
         restarts = config.default_restarts if restarts is None else restarts
         scheduler = make_scheduler(config)
         scheduler.set_timesteps(steps)
-        per_restart = steps - _begin_index(scheduler, config.objective == "flow", config.restart_strength)
-        return steps + restarts * per_restart
+        times = [float(model_time(t, config, 1, torch.device("cpu"))[0]) for t in scheduler.timesteps]
+        begin = _begin_index(scheduler, config.objective == "flow", config.restart_strength)
+        return times + restarts * times[begin:]
 
     def _autoguidance(self, weight: float | None) -> float:
         """The autoguidance weight to use (default: the prior's); a clear error if it cannot be used."""
@@ -588,7 +600,7 @@ class _Passes:
                 x = self.properties(x, t, self.mask)
             model_in = scheduler.scale_model_input(x, timestep) if hasattr(scheduler, "scale_model_input") else x
             prediction = self.guided(self.prior, model_in, t, self.mask, self.condition, self.guidance_scale)
-            if self.guide is not None:  # autoguidance: extrapolate away from the weaker guide prior
+            if self.guide is not None and self._guided_at(t):  # autoguidance: extrapolate away from the weaker guide prior
                 weak = self.guided(self.guide, model_in, t, self.mask, self.condition, self.guidance_scale)
                 prediction = weak + self.autoguidance * (prediction - weak)
             x = scheduler.step(prediction, timestep, x).prev_sample * mask
@@ -601,6 +613,11 @@ class _Passes:
             if self.step_hook is not None:
                 x = self.step_hook(index, timestep, x) * mask
         return x
+
+    def _guided_at(self, t: Tensor) -> bool:
+        """Whether autoguidance applies at network time ``t`` (the prior's ``autoguidance_interval``)."""
+        low, high = self.prior.config.autoguidance_interval
+        return low <= float(t[0]) <= high
 
 
 @dataclass

@@ -43,6 +43,9 @@ class PriorConfig(JsonConfig):
     restart_strength: float = 0.5  # how far back along the schedule each restart noises the latents
     default_autoguidance: float = 1.0  # weight of the model against its guide prior, when it has one (1: off)
     default_temperature: float = 1.0  # scale of the starting (and restart) noise unless told otherwise
+    # Noise levels (network time, 0 = clean, 1 = pure noise) at which autoguidance applies; outside, the prior
+    # alone predicts and the guide is not evaluated (Kynkäänniemi et al. 2024, guidance in a limited interval).
+    autoguidance_interval: list[float] = field(default_factory=lambda: [0.0, 1.0])
     latent_mean: list[float] = field(default_factory=list)
     latent_std: list[float] = field(default_factory=list)
     property_names: list[str] = field(default_factory=list)
@@ -64,6 +67,9 @@ class PriorConfig(JsonConfig):
             raise ValueError(f"default_autoguidance must be > 0 (1: off), got {self.default_autoguidance}")
         if not self.default_temperature > 0:
             raise ValueError(f"default_temperature must be > 0, got {self.default_temperature}")
+        low, high = _interval(self.autoguidance_interval)
+        if not 0 <= low <= high <= 1:
+            raise ValueError(f"autoguidance_interval must be [low, high] with 0 <= low <= high <= 1, got {self.autoguidance_interval}")
         if self.relative_positions < 0:
             raise ValueError(f"relative_positions must be >= 0 (0: no relative-position bias), got {self.relative_positions}")
         if self.d_model % self.n_heads:
@@ -73,3 +79,12 @@ class PriorConfig(JsonConfig):
     def num_properties(self) -> int:
         return len(self.property_names)
 
+
+
+def _interval(value) -> tuple[float, float]:
+    """``[low, high]`` as two floats, (nan, nan) when it is not a pair of numbers (so the range check refuses it)."""
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return float("nan"), float("nan")
+    return low, high

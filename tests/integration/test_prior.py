@@ -374,6 +374,43 @@ def test_autoguidance_extrapolates_away_from_the_guide_prior(two_molecule_model,
     torch.testing.assert_close(loaded.sample_latents(6, autoguidance=1, **options).z, pipe.sample_latents(6, **options).z)
 
 
+class _TimeRecorder(LatentPrior):
+    """A prior predicting zero that records the network times it is evaluated at."""
+
+    def __init__(self, config: PriorConfig) -> None:
+        super().__init__(config)
+        self.times: list[float] = []
+
+    def forward(self, x, t, mask, *args, **kwargs):
+        self.times.extend(t.unique().tolist())
+        return super().forward(x, t, mask, *args, **kwargs)
+
+
+def test_autoguidance_applies_only_inside_the_priors_interval(two_molecule_model):
+    pipe = MolgenPipeline.from_pretrained(two_molecule_model[0], device="cpu")
+    options = dict(seed=3, batch_size=6, steps=6, restarts=1, autoguidance=1.5)
+    everywhere = _TimeRecorder(pipe.prior.config).eval()
+    full = _with_guide(pipe, everywhere).sample_latents(6, **options)
+    assert min(everywhere.times) < 0.3 and max(everywhere.times) == 1.0  # [0, 1] (the default): every evaluation
+    limited = _TimeRecorder(pipe.prior.config).eval()
+    guided = _with_guide(pipe, limited)
+    guided.prior.config.autoguidance_interval = [0.5, 1.0]
+    partial = guided.sample_latents(6, **options)
+    assert limited.times and all(0.5 <= t <= 1.0 for t in limited.times)
+    # 6 steps at times 1, 0.8, 0.6, 0.4, 0.2, 0.001 and a restart from 0.4: the guide runs at the first three.
+    assert sorted({round(t, 3) for t in limited.times}) == [0.6, 0.8, 1.0]
+    assert guided.guide_evaluations(6, 1) == 3 and guided.prior_evaluations(6, 1) == 9
+    assert _with_guide(pipe, everywhere).guide_evaluations(6, 1) == 9
+    assert len(limited.times) < len(everywhere.times)
+    # Outside the interval the prior predicts alone; inside, guide + w (prior - guide) as before.
+    assert not torch.allclose(partial.z, full.z)
+    unguided = _with_guide(pipe, None).sample_latents(6, **{**options, "autoguidance": 1})
+    assert not torch.allclose(partial.z, unguided.z)
+    # An empty-of-steps interval is the prior alone.
+    guided.prior.config.autoguidance_interval = [0.0, 0.0]
+    torch.testing.assert_close(guided.sample_latents(6, **options).z, unguided.z)
+
+
 def test_autoguidance_requests_and_guides_that_cannot_work_name_the_problem(two_molecule_model):
     pipe = MolgenPipeline.from_pretrained(two_molecule_model[0], device="cpu")
     with pytest.raises(ValueError, match="autoguidance=2: this model has no guide prior"):
@@ -394,6 +431,9 @@ def test_autoguidance_requests_and_guides_that_cannot_work_name_the_problem(two_
             _with_guide(pipe, LatentPrior(PriorConfig(**{**config, **change})))
     with pytest.raises(ValueError, match="default_autoguidance must be > 0"):
         PriorConfig(**{**config, "default_autoguidance": 0})
+    for interval in ([0.6, 0.2], [0.0, 1.5], [-0.1, 1.0], "0:1", [0.5]):
+        with pytest.raises(ValueError, match="autoguidance_interval must be"):
+            PriorConfig(**{**config, "autoguidance_interval": interval})
 
 
 def test_the_priors_default_temperature_applies_unless_one_is_given(two_molecule_model):
