@@ -230,7 +230,7 @@ class MolgenPipeline:
         scales the starting noise (below 1: more conservative, more often valid, less diverse samples;
         default: the prior's ``default_temperature``);
         ``validity_guidance``: step size of the decoder-based validity guidance over the last half of the
-        steps (see :mod:`molgen.guidance`; 0, the default, turns it off; 0.1 is the measured setting without autoguidance, 0.2 with it; used
+        steps (see :mod:`molgen.guidance`; 0, the default, turns it off; 0.1 is the measured setting for the shipped model; used
         when the domain has a valence table); ``restarts``: restart-sampling passes after the first (default:
         the prior's ``default_restarts``): the latents are noised back to the prior's ``restart_strength`` of
         the schedule with fresh noise and denoised again, which moves samples toward the prior's distribution

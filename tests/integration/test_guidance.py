@@ -75,11 +75,11 @@ def test_a_guidance_step_lowers_the_energy(pipe):
 
 @pytest.mark.parametrize(
     "autoguidance, scale",
-    [(1.0, 0.1), (None, 0.2)],  # the prior alone; with the shipped model's autoguidance, which pulls against it at 0.1
+    [(1.0, 0.1), (None, 0.2)],  # the prior alone; with the shipped model's autoguidance (0.2: 94% at temperature 1.0, 400 samples)
 )
 def test_guided_sampling_is_far_more_often_valid_when_decoded_raw(pipe, autoguidance, scale):
     # at noise temperature 1.0, where README's figures were measured (the shipped default, 0.8, leaves fewer
-    # invalid outputs to remove: 70.5% -> 89.5% valid at 0.2)
+    # invalid outputs to remove: 78.3% -> 95.3% valid at 0.2, 400 samples)
     options = dict(seed=11, decoding="raw", properties=False, autoguidance=autoguidance, temperature=1.0)
     guided = pipe.sample(200, validity_guidance=scale, **options)
     plain = pipe.sample(200, **options)  # default: off
