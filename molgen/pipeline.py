@@ -654,7 +654,11 @@ def _begin_index(scheduler, flow: bool, strength: float) -> int:
         return 0
     if flow:  # the first step whose sigma is at most ``strength``
         sigmas = scheduler.sigmas[: len(scheduler.timesteps)].cpu()
-        return min(int((sigmas > strength + 1e-6).sum()), len(scheduler.timesteps) - 1)
+        begin = int((sigmas > strength + 1e-6).sum())
+        if getattr(scheduler, "order", 1) == 2 and begin % 2:
+            # Heun lists every level but the first twice (predictor, then corrector): start on a predictor step
+            begin += 1
+        return min(begin, len(scheduler.timesteps) - 1)
     steps = len(scheduler.timesteps)
     return min(steps - 1, int(round(steps * (1 - strength))))
 

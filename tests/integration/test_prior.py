@@ -18,7 +18,7 @@ from molgen.checkpoint import load_domain, load_predictor, load_prior, load_toke
 from molgen.dataset import GraphDataset
 from molgen.guidance import PropertyGuidance
 from molgen.latents import LatentDataset, compute_property_table, encode_dataset, tokenizer_fingerprint
-from molgen.pipeline import Latents, MolgenPipeline
+from molgen.pipeline import Latents, MolgenPipeline, _begin_index
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
 from molgen.prior.predictor import PredictorConfig, PredictorTrainSettings, PropertyPredictor, train_predictor
@@ -85,6 +85,22 @@ def test_sampler_must_fit_the_objective():
         scheduler = make_scheduler(diffusion, name)
         assert scheduler.config.prediction_type == "epsilon"
         assert scheduler.config.clip_sample is False if "clip_sample" in scheduler.config else True
+
+
+@pytest.mark.parametrize("sampler", ["euler", "heun"])
+@pytest.mark.parametrize("steps", [6, 8, 10, 14])
+def test_restarts_begin_on_a_full_step_of_each_flow_sampler(sampler, steps):
+    # Heun lists each level but the first twice (predictor, corrector); a restart starting on a corrector
+    # entry ran the pairs out of step (11% raw validity at 8 Heun steps + 2 restarts before the fix).
+    scheduler = make_scheduler(PriorConfig(latent_dim=4, max_nodes=8), sampler)
+    scheduler.set_timesteps(steps)
+    for strength in (0.3, 0.5, 0.7):
+        begin = _begin_index(scheduler, True, strength)
+        sigmas = scheduler.sigmas.tolist()
+        # Heun's levels sit at the even positions (predictor steps); its level before is two entries back
+        before = sigmas[begin - 2] if sampler == "heun" else sigmas[begin - 1]
+        assert sigmas[begin] <= strength + 1e-6 < before
+        assert begin % scheduler.order == 0
 
 
 def test_flow_training_pair_interpolates_and_targets_the_velocity():
