@@ -80,7 +80,6 @@ class PriorConfig(JsonConfig):
         return len(self.property_names)
 
 
-
 def _interval(value) -> tuple[float, float]:
     """``[low, high]`` as two floats, (nan, nan) when it is not a pair of numbers (so the range check refuses it)."""
     try:
