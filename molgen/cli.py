@@ -814,7 +814,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped model)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
-    p.add_argument("--sampler", default=None, help="scheduler: euler or heun (flow); ddpm, ddim or dpm (diffusion)")
+    p.add_argument("--sampler", default=None, help="scheduler: euler, heun or dpm (DPM-Solver++ 2M) for flow priors; ddpm, ddim or dpm for diffusion priors")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--condition", action="append", metavar="NAME=VALUE", help="property target, e.g. QED=0.8 (repeatable)")
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale for --condition")

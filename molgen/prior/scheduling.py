@@ -4,7 +4,9 @@ diffusers scheduler samples it. Schedulers are used unmodified, and a fresh one 
 
 - ``flow``: x_t = (1 - s) x0 + s noise with s = sigma in [0, 1] (1 is pure noise, as in diffusers'
   FlowMatchEulerDiscreteScheduler); the network predicts the velocity ``noise - x0``; samplers run from
-  sigma = 1 to 0 with timesteps ``1000 sigma`` taken from ``scheduler.timesteps``.
+  sigma = 1 to 0 with timesteps ``1000 sigma`` taken from ``scheduler.timesteps``: Euler, Heun (two network
+  evaluations per step), or DPM-Solver++ 2M (``dpm``: DPMSolverMultistepScheduler on flow sigmas, second order
+  from one evaluation per step by reusing the previous step's prediction; its first sigma is 1 - 1/1000).
 - ``diffusion``: DDPM forward process of ``DDPMScheduler`` (``clip_sample=False``: latents are not in
   [-1, 1]); the network predicts epsilon or v; DDPM, DDIM or DPM-Solver++ sample it.
 
@@ -28,7 +30,7 @@ from molgen.prior.config import PriorConfig
 __all__ = ["SAMPLERS", "make_scheduler", "model_time", "training_pair"]
 
 SAMPLERS: dict[str, dict[str, type]] = {
-    "flow": {"euler": FlowMatchEulerDiscreteScheduler, "heun": FlowMatchHeunDiscreteScheduler},
+    "flow": {"euler": FlowMatchEulerDiscreteScheduler, "heun": FlowMatchHeunDiscreteScheduler, "dpm": DPMSolverMultistepScheduler},
     "diffusion": {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler},
 }
 
@@ -49,6 +51,8 @@ def make_scheduler(config: PriorConfig, sampler: str | None = None, **options):
     if sampler not in choices:
         raise ValueError(f"sampler {sampler!r} does not fit a {config.objective} prior; choose one of {sorted(choices)}")
     if config.objective == "flow":
+        if sampler == "dpm":  # the same multistep solver, on the flow path x_t = (1 - s) x0 + s noise
+            options = {"use_flow_sigmas": True, "prediction_type": "flow_prediction", "solver_order": 2} | options
         return choices[sampler](num_train_timesteps=config.num_train_timesteps, **options)
     return choices[sampler].from_config(_ddpm(config).config, **options)
 
