@@ -24,7 +24,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from molgen.pipeline import MolgenPipeline
+from molgen.pipeline import DEFAULT_PRECISION, PRECISIONS, MolgenPipeline
 from molgen.ui import depict, results
 from molgen.ui.forms import FormError, Limits, check_count, parse_atom_count, parse_auth, parse_lines, parse_optional_float, parse_targets
 from molgen.ui.service import DesignService, FeatureUnavailable
@@ -332,6 +332,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=1, help="model jobs running at once; the others wait in the queue")
     parser.add_argument("--queue-size", type=int, default=64, help="requests waiting at most; beyond that the page says the server is busy")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    parser.add_argument(
+        "--precision", default=DEFAULT_PRECISION, choices=PRECISIONS,
+        help="how the prior networks run: fp32, bf16 (faster where the hardware has bfloat16) or auto",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -341,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.public and auth is None:
         log.warning("--public without --auth: anyone who can reach this machine can use the page")
     limits = Limits(max_n=args.max_n, max_steps=args.max_steps, max_iterations=args.max_iterations)
-    service = DesignService(MolgenPipeline.from_pretrained(args.model, device=args.device))
+    service = DesignService(MolgenPipeline.from_pretrained(args.model, device=args.device, precision=args.precision))
     demo = build(service, limits)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     demo.launch(

@@ -23,6 +23,7 @@ import torch
 from benchmarks.report import write_section
 from molgen.design import Designer, Filters, objectives, target_report
 from molgen.design.chemistry import parse_core
+from molgen.pipeline import DEFAULT_PRECISION
 
 ROOT = Path(__file__).resolve().parent.parent
 MOSES_TEST = ROOT / "data" / "moses" / "test.csv.gz"
@@ -253,8 +254,9 @@ def _sampling(designer: Designer) -> str:
         else "no autoguidance"
     )
     return (
-        f" Prior sampling: the model's defaults, {config.default_steps} steps + {config.default_restarts} restart(s), {guide}, "
-        f"noise temperature {config.default_temperature}."
+        f" Prior sampling: the model's defaults, {config.default_sampler} sampler, {config.default_steps} steps + "
+        f"{config.default_restarts} restart(s), {guide}, noise temperature {config.default_temperature}, networks in "
+        f"{designer.pipe.network_dtype} (precision {designer.pipe.precision})."
     )
 
 
@@ -266,6 +268,7 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=2.0)
     parser.add_argument("--property-guidance", type=float, default=0.0, help="also sample each joint target with the model's property predictor steering (needs predictor/)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--precision", default=DEFAULT_PRECISION, help="how the prior networks run (molgen.pipeline.PRECISIONS)")
     parser.add_argument("--n-targets", type=int, default=None, help="joint targets (default 1000)")
     parser.add_argument("--n-sweep", type=int, default=None, help="samples per single-property target (default 500)")
     parser.add_argument("--plogp-n", type=int, default=None, help="penalized-logP start molecules (default 800)")
@@ -279,7 +282,7 @@ def main() -> None:
     vars(args).update({k: v for k, v in sizes.items() if getattr(args, k, None) is None})
     if args.threads:
         torch.set_num_threads(args.threads)
-    designer = Designer.from_pretrained(args.model, device="cpu")
+    designer = Designer.from_pretrained(args.model, device="cpu", precision=args.precision)
     parts = {"targets": lambda: targeting(designer, Designer(designer.pipe, decoding="raw"), args),
              "optimization": lambda: optimization(designer, args), "scaffolds": lambda: scaffolds(designer, args)}  # fmt: skip
     for name in args.only.split(","):

@@ -2,6 +2,7 @@
 peak memory, and the training time of each stage.
 
     python -m benchmarks.sampling [--model checkpoints/moses] [--n 30000] [--steps N] [--restarts R] [--autoguidance W] [--seed 0]
+                                  [--precision auto|fp32|bf16]
 
 The same sampled latents are decoded twice, raw (argmax) and valence-aware, and each decoding gets its own
 column of figures (they are never mixed). ``--validity-guidance S`` samples with the pipeline's validity guidance
@@ -24,7 +25,7 @@ import torch
 
 from benchmarks.report import training_chain, write_section
 from molgen.metrics import compute_metrics, moses_references, ring_statistics
-from molgen.pipeline import DEFAULT_VALIDITY_GUIDANCE, MolgenPipeline
+from molgen.pipeline import DEFAULT_PRECISION, DEFAULT_VALIDITY_GUIDANCE, MolgenPipeline, fast_bfloat16
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,11 +60,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--validity-guidance", type=float, default=DEFAULT_VALIDITY_GUIDANCE)
     parser.add_argument("--unguided-n", type=int, default=5000, help="samples without validity guidance, for its raw validity (0: skip)")
+    parser.add_argument("--precision", default=DEFAULT_PRECISION, help="how the prior networks run (molgen.pipeline.PRECISIONS)")
     parser.add_argument("--title", default="Sampling and MOSES metrics, shipped model")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    pipe = MolgenPipeline.from_pretrained(args.model, device="cpu")
+    pipe = MolgenPipeline.from_pretrained(args.model, device="cpu", precision=args.precision)
     # the training record of the weights just loaded (read now: the directory may change during a long run)
     training_rows = []
     for stage in ("tokenizer", "prior", "guide"):
@@ -134,10 +136,13 @@ def main() -> None:
         )
     else:
         guide_note = "no autoguidance, "
+    native = "has" if fast_bfloat16(pipe.device) else "lacks"
+    precision_note = f"networks run with precision {args.precision} (this CPU {native} native bfloat16: {pipe.network_dtype})"
     notes = (
         f"Prior: {config.objective} ({config.prediction}), d_model {config.d_model}, {config.layers} layers, "
         f"relative-position bias up to offset {config.relative_positions}, {params / 1e3:.0f}k parameters, sampler {args.sampler or config.default_sampler}, {steps} steps, {restarts} restart(s) at strength "
         f"{config.restart_strength} ({evaluations} prior evaluations per sample), {guide_note}noise temperature {temperature}, EMA weights, "
+        f"{precision_note}, "
         f"validity guidance {args.validity_guidance} over the last half of the steps (molgen.guidance; its time is in the prior sampling time). Both columns decode the "
         "same sampled latents: raw = argmax of the decoder (a graph that is not one valid molecule counts as invalid, "
         "including unpaired electrons and fragments); valence-aware = bonds placed within each atom's valence. "

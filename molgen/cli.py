@@ -409,12 +409,12 @@ def _parse_conditions(items: list[str] | None) -> dict[str, float]:
 
 def cmd_sample(args: argparse.Namespace) -> None:
     from molgen.io import MoleculeWriter
-    from molgen.pipeline import MolgenPipeline
+    from molgen.pipeline import DEFAULT_PRECISION, MolgenPipeline
 
     if args.n < 1:
         raise CLIError(f"-n {args.n}: ask for at least one molecule")
     conditions = _parse_conditions(args.condition)
-    pipe = MolgenPipeline.from_pretrained(args.model, device=args.device)
+    pipe = MolgenPipeline.from_pretrained(args.model, device=args.device, precision=args.precision or DEFAULT_PRECISION)
     names = list(getattr(pipe.domain, "property_names", ())) if args.properties else []
     molecules = pipe.sample_iter(
         args.n, steps=args.steps, seed=args.seed, batch_size=args.batch_size, conditions=conditions or None,
@@ -548,7 +548,10 @@ def _write_design(args: argparse.Namespace, designer, batches) -> list:
 def _designer(args: argparse.Namespace):
     from molgen.design import Designer
 
-    return Designer.from_pretrained(args.model, device=args.device, decoding=args.decoding)
+    from molgen.pipeline import DEFAULT_PRECISION
+
+    precision = args.precision or DEFAULT_PRECISION
+    return Designer.from_pretrained(args.model, device=args.device, precision=precision, decoding=args.decoding)
 
 
 def cmd_design_generate(args: argparse.Namespace) -> None:
@@ -646,6 +649,7 @@ def _add_design_parser(sub) -> None:
         p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
         p.add_argument("--decoding", choices=["valence", "raw"], default="valence")
         p.add_argument("--device", default="auto")
+        p.add_argument("--precision", default=None, help=PRECISION_HELP)
         p.add_argument("--must-contain", action="append", metavar="SMARTS", help="required substructure (repeatable)")
         p.add_argument("--must-avoid", action="append", metavar="SMARTS", help="forbidden substructure (repeatable)")
         p.add_argument("--alerts", action="store_true", help="reject molecules with structural alerts (PAINS, Brenk, NIH)")
@@ -700,6 +704,11 @@ def _add_design_parser(sub) -> None:
 PROPERTY_GUIDANCE_HELP = (
     "step size of classifier guidance toward the targets by the model's property predictor, at every step on top of "
     "--guidance (default 0: off; needs predictor/ in the model directory: molgen train predictor)"
+)
+PRECISION_HELP = (
+    "how the prior networks run: fp32, bf16 (bfloat16 matrix products: about 1.8x faster where the hardware has them, "
+    "e.g. CPUs with AVX512-BF16 or AMX, GPUs; slower elsewhere) or auto (bf16 where native, else fp32); default: "
+    "molgen.pipeline.DEFAULT_PRECISION"
 )
 BONDS_HELP = (
     "kekule (default): Kekulé bond orders 1-3; aromatic: aromatic bonds as a label of their own (rings need no "
@@ -836,6 +845,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decoding", choices=["raw", "valence"], default="valence", help="valence-aware (always valid; default) or raw argmax")
     p.add_argument("--no-properties", dest="properties", action="store_false", help="do not compute properties (faster)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default=None, help=PRECISION_HELP)
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_sample)
 

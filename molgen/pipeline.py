@@ -12,6 +12,7 @@ diffusers' schedulers. The pipeline owns the sampling loop: draw sizes and noise
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -33,7 +34,17 @@ from molgen.prior.predictor import PropertyPredictor
 from molgen.prior.scheduling import make_scheduler, model_time
 from molgen.tokenizer.model import GraphTokenizer
 
-__all__ = ["DECODINGS", "DEFAULT_VALIDITY_GUIDANCE", "DecodedMolecule", "Latents", "MolgenPipeline", "Reconstruction"]
+__all__ = [
+    "DECODINGS",
+    "DEFAULT_PRECISION",
+    "DEFAULT_VALIDITY_GUIDANCE",
+    "PRECISIONS",
+    "DecodedMolecule",
+    "Latents",
+    "MolgenPipeline",
+    "Reconstruction",
+    "fast_bfloat16",
+]
 
 DECODINGS = ("raw", "valence")
 """``raw``: argmax of the decoder, checked afterwards; ``valence``: bonds placed within each atom's valence
@@ -44,7 +55,38 @@ DEFAULT_VALIDITY_GUIDANCE = 0.0
 44.5% to 94.7% but moves FCD/Test away from MOSES and slows sampling (BENCHMARKS.md), and valence-aware
 decoding already makes every output valid."""
 
+DEFAULT_PRECISION = "auto"
+PRECISIONS = ("fp32", "bf16", "auto")
+"""How the prior and guide networks run while sampling: ``fp32``; ``bf16`` (autocast to bfloat16: their
+matrix products in bfloat16, the scheduler's arithmetic and everything else in float32); ``auto``: bf16 where
+the hardware computes it natively (:func:`fast_bfloat16`), else fp32. The tokenizer always runs in fp32."""
+
 log = logging.getLogger(__name__)
+
+
+def fast_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices natively: a CUDA GPU that supports bfloat16, or an x86
+    CPU with AVX512-BF16 or AMX (read from /proc/cpuinfo; elsewhere False). Other CPUs emulate bfloat16,
+    which is slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``precision`` on ``device``: None for float32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "bf16" or (precision == "auto" and fast_bfloat16(device)):
+        return torch.bfloat16
+    return None
 
 
 @dataclass
@@ -104,9 +146,11 @@ class MolgenPipeline:
         device: str | torch.device = "cpu",
         predictor: PropertyPredictor | None = None,
         guide: LatentPrior | None = None,
+        precision: str = DEFAULT_PRECISION,
     ) -> None:
         self.domain = domain
         self.device = _resolve_device(device)
+        self.precision = precision
         self.tokenizer = tokenizer.to(self.device).eval()
         self.prior = None if prior is None else prior.to(self.device).eval()
         if prior is not None and prior.config.latent_dim != tokenizer.config.latent_dim:
@@ -118,11 +162,32 @@ class MolgenPipeline:
             _check_guide(guide.config, self._require_prior().config)
         self.guide = None if guide is None else guide.to(self.device).eval()
 
+    @property
+    def precision(self) -> str:
+        """How the prior and guide run while sampling, one of :data:`PRECISIONS` (settable)."""
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        self._autocast = _resolve_precision(value, self.device)
+        self._precision = value
+
+    @property
+    def network_dtype(self) -> torch.dtype:
+        """The dtype the prior and guide compute their matrix products in (what :attr:`precision` resolved to)."""
+        return self._autocast or torch.float32
+
+    def _network_precision(self) -> contextlib.AbstractContextManager:
+        """The context the prior and guide networks run in: autocast to bfloat16, or nothing (float32)."""
+        if self._autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self._autocast)
+
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device = "auto") -> MolgenPipeline:
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "auto", precision: str = DEFAULT_PRECISION) -> MolgenPipeline:
         """Load ``path/domain.json``, ``path/tokenizer/`` and, if present, ``path/prior/``, ``path/predictor/``
         (a property predictor for property guidance) and ``path/guide/`` (a smaller, less trained prior over the
-        same latents, for autoguidance)."""
+        same latents, for autoguidance). ``precision``: see :data:`PRECISIONS`."""
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: no such model directory")
@@ -131,7 +196,7 @@ class MolgenPipeline:
         predictor = load_predictor(path / "predictor", device=device) if (path / "predictor" / "config.json").exists() else None
         guide = load_prior(path / "guide", device=device) if (path / "guide" / "config.json").exists() else None
         tokenizer = load_tokenizer(path / "tokenizer", device=device)
-        return cls(load_domain(path / "domain.json"), tokenizer, prior, device, predictor, guide)
+        return cls(load_domain(path / "domain.json"), tokenizer, prior, device, predictor, guide, precision)
 
     # --- sampling: noise -> latents -> molecules ------------------------------------------------------
 
@@ -410,7 +475,7 @@ class MolgenPipeline:
         keep = None if edit is None or edit.keep is None else edit.keep.to(self.device).bool().expand(batch, -1).unsqueeze(-1)  # (B, N, 1)
         passes = _Passes(
             prior, steps, sampler, mask, condition, guidance_scale, temperature, validity, step_hook, self._guided, properties,
-            self.guide if autoguidance != 1 else None, autoguidance,
+            self.guide if autoguidance != 1 else None, autoguidance, self._network_precision,
         )  # fmt: skip
         x = passes.denoise(noise.to(self.device), None if edit is None else x0, 1.0 if edit is None else edit.strength, keep)
         if edit is None or edit.strength >= 1:
@@ -445,16 +510,17 @@ class MolgenPipeline:
 
     @staticmethod
     def _guided(prior: LatentPrior, x: Tensor, t: Tensor, mask: Tensor, condition: tuple[Tensor, Tensor] | None, scale: float) -> Tensor:
-        """The prior's prediction, with classifier-free guidance: uncond + scale (cond - uncond)."""
+        """The prior's prediction in float32 (the network may run under bfloat16 autocast), with classifier-free
+        guidance: uncond + scale (cond - uncond)."""
         if condition is None:
-            return prior(x, t, mask)
+            return prior(x, t, mask).float()
         values, given = condition
         if scale == 1.0:
-            return prior(x, t, mask, values, given)
+            return prior(x, t, mask, values, given).float()
         both = prior(
             torch.cat([x, x]), torch.cat([t, t]), torch.cat([mask, mask]),
             torch.cat([values, values]), torch.cat([given, torch.zeros_like(given)]),
-        )  # fmt: skip
+        ).float()  # fmt: skip
         cond, uncond = both.chunk(2)
         return uncond + scale * (cond - uncond)
 
@@ -572,6 +638,7 @@ class _Passes:
     properties: PropertyGuidance | None = None
     guide: LatentPrior | None = None  # autoguidance's guide prior (None: off)
     autoguidance: float = 1.0
+    precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext  # the networks' context
 
     def denoise(self, noise: Tensor, x0: Tensor | None, strength: float, keep: Tensor | None) -> Tensor:
         """From ``x0`` (normalised, or None: pure noise) noised to ``strength`` of the schedule with ``noise``
@@ -599,10 +666,11 @@ class _Passes:
             if self.properties is not None:  # 0. property guidance at the current noise level
                 x = self.properties(x, t, self.mask)
             model_in = scheduler.scale_model_input(x, timestep) if hasattr(scheduler, "scale_model_input") else x
-            prediction = self.guided(self.prior, model_in, t, self.mask, self.condition, self.guidance_scale)
-            if self.guide is not None and self._guided_at(t):  # autoguidance: extrapolate away from the weaker guide prior
-                weak = self.guided(self.guide, model_in, t, self.mask, self.condition, self.guidance_scale)
-                prediction = weak + self.autoguidance * (prediction - weak)
+            with self.precision():  # the networks' products in bfloat16 if asked; their predictions come back float32
+                prediction = self.guided(self.prior, model_in, t, self.mask, self.condition, self.guidance_scale)
+                if self.guide is not None and self._guided_at(t):  # autoguidance: extrapolate away from the weaker guide
+                    weak = self.guided(self.guide, model_in, t, self.mask, self.condition, self.guidance_scale)
+                    prediction = weak + self.autoguidance * (prediction - weak)
             x = scheduler.step(prediction, timestep, x).prev_sample * mask
             if self.validity is not None and index >= guided_from:
                 x = self.validity(x, self.mask)

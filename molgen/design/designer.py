@@ -37,7 +37,7 @@ from molgen.design.editing import (
 from molgen.design.optimization import LatentOptimizer
 from molgen.design.results import DesignInputError, DesignResult, OptimizationResult
 from molgen.design.targets import Target, parse_targets, sizes_for_weight
-from molgen.pipeline import DECODINGS, Latents, MolgenPipeline
+from molgen.pipeline import DECODINGS, DEFAULT_PRECISION, Latents, MolgenPipeline
 
 __all__ = ["Designer", "Progress"]
 
@@ -68,8 +68,8 @@ class Designer:
         self.batch_size = batch_size
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str = "auto", **options) -> Designer:
-        return cls(MolgenPipeline.from_pretrained(path, device=device), **options)
+    def from_pretrained(cls, path: str | Path, device: str = "auto", precision: str = DEFAULT_PRECISION, **options) -> Designer:
+        return cls(MolgenPipeline.from_pretrained(path, device=device, precision=precision), **options)
 
     @property
     def property_names(self) -> list[str]:

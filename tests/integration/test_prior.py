@@ -18,6 +18,7 @@ from molgen.checkpoint import load_domain, load_predictor, load_prior, load_toke
 from molgen.dataset import GraphDataset
 from molgen.guidance import PropertyGuidance
 from molgen.latents import LatentDataset, compute_property_table, encode_dataset, tokenizer_fingerprint
+from molgen import pipeline as pipeline_module
 from molgen.pipeline import Latents, MolgenPipeline, _begin_index
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
@@ -578,6 +579,40 @@ def test_property_guidance_step_lowers_the_predictors_error():
     assert torch.all(moved[~mask] == 0)  # padding stays zero
     before, after = guidance.error(x * mask.unsqueeze(-1), t, mask), guidance.error(moved, t, mask)
     assert torch.all(after < before), (before, after)
+
+
+def _network_dtypes(pipe: MolgenPipeline, **options) -> tuple[set[torch.dtype], Latents]:
+    """The dtypes the prior's first block computed in while sampling, and the sampled latents."""
+    seen: set[torch.dtype] = set()
+    hook = pipe.prior.blocks[0].qkv.register_forward_hook(lambda module, args, out: seen.add(out.dtype))
+    try:
+        latents = pipe.sample_latents(16, seed=3, batch_size=8, steps=6, **options)
+    finally:
+        hook.remove()
+    return seen, latents
+
+
+def test_bfloat16_precision_runs_the_networks_in_bfloat16_and_samples_the_same_molecules(two_molecule_model, monkeypatch):
+    model_dir = two_molecule_model[0]
+    full = MolgenPipeline.from_pretrained(model_dir, device="cpu")
+    half = MolgenPipeline.from_pretrained(model_dir, device="cpu", precision="bf16")
+    dtypes, exact = _network_dtypes(full)
+    assert dtypes == {torch.float32}
+    dtypes, approx = _network_dtypes(half)
+    assert dtypes == {torch.bfloat16}
+    assert approx.z.dtype == torch.float32 and torch.equal(approx.mask, exact.mask)
+    # bfloat16 keeps about 3 significant digits: the latents move a little, and the model still samples its
+    # training molecules (a sample near the boundary between the two may decode differently)
+    assert 0 < (approx.z - exact.z).abs().mean() < 0.05 * exact.z.abs().mean()
+    canonical = {full.domain.canonical(OILY), full.domain.canonical(POLAR)}
+    assert sum(m.smiles in canonical for m in half.decode(approx)) >= 12
+    # auto: bfloat16 only where the hardware has it
+    for native, expected in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(pipeline_module, "fast_bfloat16", lambda device, native=native: native)
+        auto = MolgenPipeline.from_pretrained(model_dir, device="cpu", precision="auto")
+        assert _network_dtypes(auto)[0] == {expected}
+    with pytest.raises(ValueError, match="precision must be one of.*'half'"):
+        MolgenPipeline.from_pretrained(model_dir, device="cpu", precision="half")
 
 
 def test_bad_sampling_requests_name_the_problem(two_molecule_model):
