@@ -3,8 +3,13 @@
 A :class:`ReferenceStats` (for a test set) holds ChemNet mean and covariance, Morgan fingerprints, BRICS fragment
 and scaffold counts, property values and the canonical SMILES set; a :class:`NoveltyReference` (for a training
 set) holds only the canonical SMILES set. Both are saved as ``.npz`` + ``.json`` (no pickle) in a directory
-named after a SHA-256 key of the input SMILES (and the RDKit version and cache format), and the key is checked
-again on load, so a cache computed from other molecules is never used.
+named after a SHA-256 key of the input SMILES (and the RDKit release series and cache format), and the key is
+checked again on load, so a cache computed from other molecules is never used.
+
+The MOSES statistics also ship with the repository (``data/moses/reference/``, written by
+``python -m benchmarks.moses_metrics --ship``): computing them takes about an hour on two cores, so a fresh
+install loads the shipped copy when its key matches (same SMILES, same RDKit release series), and computes
+them only when it does not (another RDKit release, other data).
 """
 
 from __future__ import annotations
@@ -31,13 +36,17 @@ from molgen.metrics.molecules import PROPERTY_NAMES, MoleculeFeatures, canonical
 
 __all__ = [
     "FORMAT_VERSION",
+    "MOSES_CACHE_NAMES",
     "MosesReferences",
     "NoveltyReference",
     "ReferenceStats",
+    "SHIPPED_DIR",
     "StaleCacheError",
     "default_cache_dir",
     "moses_references",
+    "rdkit_series",
     "read_smiles_csv",
+    "ship_moses_references",
     "smiles_hashes",
     "smiles_key",
 ]
@@ -46,6 +55,8 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MOSES_DATA = Path(__file__).resolve().parents[2] / "data" / "moses"
+SHIPPED_DIR = MOSES_DATA / "reference"
+"""Shipped MOSES statistics, one directory per split named as in :func:`moses_references` (no key suffix)."""
 
 
 class StaleCacheError(ValueError):
@@ -57,9 +68,19 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("MOLGEN_CACHE") or Path.home() / ".cache" / "molgen").expanduser() / "metrics"
 
 
+def rdkit_series(version: str | None = None) -> str:
+    """The RDKit release series of ``version`` (default: the installed one): '2026.09.1' -> '2026.09'.
+
+    Canonical SMILES, and so fragment and scaffold strings, may change between release series; patch releases
+    fix bugs without changing them, so cached statistics stay valid across a series.
+    """
+    parts = (version or rdkit.__version__).split(".")
+    return ".".join(parts[:2])
+
+
 def smiles_key(smiles: Sequence[str | None], kind: str, **options: object) -> str:
     """SHA-256 (hex) of the SMILES list in order, the kind of statistics, their options and the versions they depend on."""
-    header = {"kind": kind, "format": FORMAT_VERSION, "rdkit": rdkit.__version__, "n": len(smiles), **options}
+    header = {"kind": kind, "format": FORMAT_VERSION, "rdkit": rdkit_series(), "n": len(smiles), **options}
     digest = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
     digest.update(b"\0")
     digest.update("\n".join("" if s is None else str(s) for s in smiles).encode("utf-8", "surrogatepass"))
@@ -93,9 +114,11 @@ def _read_meta(path: Path, kind: str, expected_key: str | None) -> dict:
             f"expected {kind!r} of format {FORMAT_VERSION}"
         )
     if expected_key is not None and meta.get("key") != expected_key:
+        made_with = meta.get("versions", {}).get("rdkit", "?")
         raise StaleCacheError(
-            f"{path.parent} was computed from other SMILES "
-            f"(key {str(meta.get('key'))[:16]}..., expected {expected_key[:16]}...)"
+            f"{path.parent} was computed from other SMILES or with another RDKit release (key "
+            f"{str(meta.get('key'))[:16]}..., expected {expected_key[:16]}...; made with RDKit {made_with}, this is "
+            f"{rdkit.__version__})"
         )
     return meta
 
@@ -144,8 +167,9 @@ class NoveltyReference:
             log.warning("novelty reference: %d of %d SMILES are invalid and left out", n_bad, len(strings))
         return cls(hashes=np.unique(smiles_hashes(valid)), key=key, n_input=len(smiles), canonical=canonicalize)
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``novelty.npz`` and ``novelty.json`` into ``directory`` (replaced atomically); returns it."""
+    def save(self, directory: str | Path, compressed: bool = False) -> Path:
+        """Write ``novelty.npz`` (zip-compressed if asked) and ``novelty.json`` into ``directory`` (replaced
+        atomically); returns it."""
         directory = Path(directory)
         meta = {
             "kind": "novelty", "format": FORMAT_VERSION, "key": self.key, "n_input": self.n_input,
@@ -154,7 +178,7 @@ class NoveltyReference:
         }  # fmt: skip
 
         def write(tmp: Path) -> None:
-            np.savez(tmp / "novelty.npz", hashes=self.hashes)
+            (np.savez_compressed if compressed else np.savez)(tmp / "novelty.npz", hashes=self.hashes)
             (tmp / "novelty.json").write_text(json.dumps(meta, indent=1))
 
         _write_atomically(directory, write)
@@ -177,11 +201,12 @@ class NoveltyReference:
         cache_dir: str | Path | None = None,
         canonicalize: bool = True,
         n_jobs: int = 1,
+        shipped_dir: str | Path | None = None,
     ) -> NoveltyReference:
-        """Load from ``cache_dir/<name>-<key>`` if it was computed from these SMILES, else compute and save there."""
+        """Load from ``cache_dir/<name>-<key>``, else from ``shipped_dir/<name>``, if computed from these SMILES;
+        else compute and save in ``cache_dir``."""
         key = smiles_key(smiles, "novelty", canonicalize=canonicalize)
-        directory = Path(cache_dir or default_cache_dir()) / f"{name}-{key[:16]}"
-        loaded = _try_load(cls, directory, key)
+        loaded, directory = _find_cached(cls, key, name, cache_dir, shipped_dir)
         if loaded is not None:
             return loaded
         start = time.time()
@@ -192,16 +217,35 @@ class NoveltyReference:
         return reference
 
 
-def _try_load(cls: type, directory: Path, key: str) -> object | None:
+def _try_load(cls: type, directory: Path, key: str, stale_level: int = logging.WARNING) -> object | None:
     try:
         loaded = cls.load(directory, expected_key=key)
     except FileNotFoundError:
         return None
-    except (StaleCacheError, OSError, ValueError, KeyError) as exc:
-        log.warning("ignoring unusable cache %s (%s); recomputing", directory, exc)
+    except StaleCacheError as exc:
+        log.log(stale_level, "not using %s: %s", directory, exc)
+        return None
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("ignoring unusable cache %s (%s)", directory, exc)
         return None
     log.info("loaded cached %s statistics from %s", cls.__name__, directory)
     return loaded
+
+
+def _find_cached(
+    cls: type, key: str, name: str, cache_dir: str | Path | None, shipped_dir: str | Path | None
+) -> tuple[object | None, Path]:
+    """(the statistics with ``key`` from the user's cache or else the shipped copy, or None; the user's cache
+    directory for them, where computed statistics are saved)."""
+    directory = Path(cache_dir or default_cache_dir()) / f"{name}-{key[:16]}"
+    loaded = _try_load(cls, directory, key)
+    if loaded is None and shipped_dir is not None:
+        # the shipped copy is for one set of options and one RDKit series: not matching is normal, not a fault
+        loaded = _try_load(cls, Path(shipped_dir) / name, key, stale_level=logging.INFO)
+    if loaded is not None:
+        return loaded, directory
+    log.info("no cached %s statistics %r for these SMILES: computing them (saved at %s)", cls.__name__, name, directory)
+    return None, directory
 
 
 # --- reference statistics --------------------------------------------------------------------------
@@ -273,8 +317,9 @@ class ReferenceStats:
         log.info("reference %s: %d molecules in %.0f s", name, len(features), time.time() - start)
         return stats
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``stats.npz`` (arrays) and ``stats.json`` (key, sizes, fragment and scaffold counts) into ``directory``."""
+    def save(self, directory: str | Path, compressed: bool = False) -> Path:
+        """Write ``stats.npz`` (arrays; zip-compressed if asked) and ``stats.json`` (key, sizes, fragment and
+        scaffold counts) into ``directory``."""
         directory = Path(directory)
         arrays = {"fingerprints": self.fingerprints, "canonical_hashes": self.novelty.hashes}
         arrays.update({f"property_{p}": v for p, v in self.properties.items()})
@@ -287,7 +332,7 @@ class ReferenceStats:
         }  # fmt: skip
 
         def write(tmp: Path) -> None:
-            np.savez(tmp / "stats.npz", **arrays)
+            (np.savez_compressed if compressed else np.savez)(tmp / "stats.npz", **arrays)
             (tmp / "stats.json").write_text(json.dumps(meta))
 
         _write_atomically(directory, write)
@@ -320,11 +365,12 @@ class ReferenceStats:
         device: str | torch.device = "cpu",
         batch_size: int = 512,
         n_jobs: int = 1,
+        shipped_dir: str | Path | None = None,
     ) -> ReferenceStats:
-        """Load from ``cache_dir/<name>-<key>`` if it was computed from these SMILES, else compute and save there."""
+        """Load from ``cache_dir/<name>-<key>``, else from ``shipped_dir/<name>``, if computed from these SMILES;
+        else compute and save in ``cache_dir``."""
         key = smiles_key(smiles, "reference")
-        directory = Path(cache_dir or default_cache_dir()) / f"{name}-{key[:16]}"
-        loaded = _try_load(cls, directory, key)
+        loaded, directory = _find_cached(cls, key, name, cache_dir, shipped_dir)
         if loaded is not None:
             return loaded
         stats = cls.from_smiles(smiles, device=device, batch_size=batch_size, n_jobs=n_jobs, name=name)
@@ -362,6 +408,10 @@ def read_smiles_csv(path: str | Path, column: str = "SMILES") -> list[str]:
     return frame[column].tolist()
 
 
+MOSES_CACHE_NAMES = {"test": "moses_test", "test_scaffolds": "moses_test_scaffolds", "train": "moses_train_novelty"}
+"""Split -> name of its statistics in the cache (``<name>-<key>``) and in the shipped copy (``<name>``)."""
+
+
 def moses_references(
     cache: bool = True,
     cache_dir: str | Path | None = None,
@@ -370,29 +420,44 @@ def moses_references(
     batch_size: int = 512,
     n_jobs: int = 1,
     canonical_novelty: bool = True,
+    shipped_dir: str | Path | None = SHIPPED_DIR,
 ) -> MosesReferences:
     """Statistics of MOSES' ``test``, ``test_scaffolds`` and ``train`` splits (``data/moses/<split>.csv.gz``).
 
-    With ``cache`` (default) they are loaded from ``cache_dir`` (default :func:`default_cache_dir`) when computed
-    from the same files, else computed and saved; the first run takes about as long as ChemNet on 350k
-    molecules. ``canonical_novelty=False`` compares with the train strings as written, as MOSES does.
+    With ``cache`` (default) they are loaded from ``cache_dir`` (default :func:`default_cache_dir`), else from
+    the copy shipped in ``shipped_dir`` (None: not used), when computed from the same files with the same RDKit
+    release series; else computed and saved in ``cache_dir``, which takes about an hour on two cores (mostly
+    ChemNet and BRICS on 350k molecules). ``canonical_novelty=False`` compares with the train strings as written,
+    as MOSES does.
     """
     data_dir = Path(data_dir) if data_dir is not None else MOSES_DATA
     splits = {}
-    for split in ("test", "test_scaffolds", "train"):
+    for split in MOSES_CACHE_NAMES:
         path = data_dir / f"{split}.csv.gz"
         if not path.exists():
             raise FileNotFoundError(
                 f"MOSES split {split!r} not found at {path}; pass data_dir= the folder holding {split}.csv.gz"
             )
         splits[split] = read_smiles_csv(path)
+    names = MOSES_CACHE_NAMES
     kwargs = {"device": device, "batch_size": batch_size, "n_jobs": n_jobs}
     if cache:
-        test = ReferenceStats.cached(splits["test"], "moses_test", cache_dir, **kwargs)
-        scaffolds = ReferenceStats.cached(splits["test_scaffolds"], "moses_test_scaffolds", cache_dir, **kwargs)
-        train = NoveltyReference.cached(splits["train"], "moses_train_novelty", cache_dir, canonical_novelty, n_jobs)
+        where = {"cache_dir": cache_dir, "shipped_dir": shipped_dir}
+        test = ReferenceStats.cached(splits["test"], names["test"], **where, **kwargs)
+        scaffolds = ReferenceStats.cached(splits["test_scaffolds"], names["test_scaffolds"], **where, **kwargs)
+        train = NoveltyReference.cached(splits["train"], names["train"], canonicalize=canonical_novelty, n_jobs=n_jobs, **where)
     else:
-        test = ReferenceStats.from_smiles(splits["test"], name="moses_test", **kwargs)
-        scaffolds = ReferenceStats.from_smiles(splits["test_scaffolds"], name="moses_test_scaffolds", **kwargs)
+        test = ReferenceStats.from_smiles(splits["test"], name=names["test"], **kwargs)
+        scaffolds = ReferenceStats.from_smiles(splits["test_scaffolds"], name=names["test_scaffolds"], **kwargs)
         train = NoveltyReference.from_smiles(splits["train"], canonicalize=canonical_novelty, n_jobs=n_jobs)
     return MosesReferences(test=test, test_scaffolds=scaffolds, train=train)
+
+
+def ship_moses_references(references: MosesReferences, directory: str | Path = SHIPPED_DIR) -> Path:
+    """Write ``references`` (as :func:`moses_references` returns them) compressed into ``directory``, as the
+    copy a fresh install loads instead of computing them; returns ``directory``."""
+    directory = Path(directory)
+    references.test.save(directory / MOSES_CACHE_NAMES["test"], compressed=True)
+    references.test_scaffolds.save(directory / MOSES_CACHE_NAMES["test_scaffolds"], compressed=True)
+    references.train.save(directory / MOSES_CACHE_NAMES["train"], compressed=True)
+    return directory

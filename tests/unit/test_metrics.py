@@ -342,6 +342,61 @@ def test_novelty_cache_round_trip_and_staleness(tmp_path):
         ReferenceStats.load(directory)
 
 
+def test_shipped_copy_is_used_only_for_the_same_smiles_and_rdkit_series(test_200, tmp_path, monkeypatch):
+    shipped, cache = tmp_path / "shipped", tmp_path / "cache"
+    ReferenceStats.from_smiles(test_200[:40]).save(shipped / "tiny", compressed=True)
+    NoveltyReference.from_smiles(test_200[:40]).save(shipped / "train", compressed=True)
+
+    def no_recompute(*args, **kwargs):
+        raise AssertionError("recomputed although the shipped copy matches")
+
+    with monkeypatch.context() as m:
+        m.setattr(ReferenceStats, "from_smiles", no_recompute)
+        m.setattr(NoveltyReference, "from_smiles", no_recompute)
+        stats = ReferenceStats.cached(test_200[:40], "tiny", cache_dir=cache, shipped_dir=shipped)
+        novelty = NoveltyReference.cached(test_200[:40], "train", cache_dir=cache, shipped_dir=shipped)
+    assert stats.n_valid == 40 and len(novelty.hashes) == 40
+    assert not cache.exists()  # loaded from the shipped copy, nothing written to the cache
+
+    # other molecules: the shipped copy is not used, the statistics are computed and cached
+    other = ReferenceStats.cached(test_200[1:41], "tiny", cache_dir=cache, shipped_dir=shipped)
+    assert other.key != stats.key and len(list(cache.glob("tiny-*"))) == 1
+
+    # another RDKit release series: the same SMILES get another key, so the shipped copy is recomputed
+    monkeypatch.setattr(reference_module.rdkit, "__version__", "2099.03.1")
+    assert reference_module.rdkit_series() == "2099.03"
+    again = ReferenceStats.cached(test_200[:40], "tiny", cache_dir=cache, shipped_dir=shipped)
+    assert again.key != stats.key and len(list(cache.glob("tiny-*"))) == 2
+    # a patch release of the same series keeps the key
+    monkeypatch.setattr(reference_module.rdkit, "__version__", "2099.03.4")
+    assert reference_module.smiles_key(test_200[:40], "reference") == again.key
+
+
+def test_rdkit_series():
+    assert reference_module.rdkit_series("2026.09.1") == "2026.09"
+    assert reference_module.rdkit_series("2024.03.6") == "2024.03"
+
+
+def test_shipped_moses_references_load_without_computing(tmp_path, monkeypatch):
+    """The copy in data/moses/reference matches the shipped MOSES files; a fresh install only loads it."""
+    shipped = reference_module.SHIPPED_DIR
+    meta = json.loads((shipped / "moses_test" / "stats.json").read_text())
+    if reference_module.rdkit_series(meta["versions"]["rdkit"]) != reference_module.rdkit_series():
+        pytest.skip(f"shipped statistics are for RDKit {meta['versions']['rdkit']}, this is {reference_module.rdkit.__version__}")
+
+    def no_recompute(*args, **kwargs):
+        raise AssertionError("the shipped MOSES statistics do not match data/moses: rerun benchmarks.moses_metrics --ship")
+
+    monkeypatch.setattr(ReferenceStats, "from_smiles", no_recompute)
+    monkeypatch.setattr(NoveltyReference, "from_smiles", no_recompute)
+    refs = reference_module.moses_references(cache_dir=tmp_path)
+    assert refs.test.n_input == 176_074 and refs.test.fcd is not None and refs.test.fcd.sigma.shape == (512, 512)
+    assert refs.test_scaffolds.n_valid > 170_000 and len(refs.train.hashes) > 1_500_000
+    # the first MOSES test molecule is in the test set's canonical SMILES set, a long alkane is not
+    first = Chem.MolToSmiles(Chem.MolFromSmiles("CC1C2CCC(C2)C1CN(CCO)C(=O)c1ccc(Cl)cc1"))
+    assert refs.test.novelty.contains([first, "C" * 30]).tolist() == [True, False]
+
+
 def test_default_cache_dir_follows_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("MOLGEN_CACHE", str(tmp_path))
     assert default_cache_dir() == tmp_path / "metrics"
