@@ -78,9 +78,11 @@ def test_a_guidance_step_lowers_the_energy(pipe):
     [(1.0, 0.1), (None, 0.2)],  # the prior alone; with the shipped model's autoguidance (0.2: 94% at temperature 1.0, 400 samples)
 )
 def test_guided_sampling_is_far_more_often_valid_when_decoded_raw(pipe, autoguidance, scale):
-    # at noise temperature 1.0, where README's figures were measured (the shipped default, 0.8, leaves fewer
-    # invalid outputs to remove: 78.3% -> 95.3% valid at 0.2, 400 samples)
-    options = dict(seed=11, decoding="raw", properties=False, autoguidance=autoguidance, temperature=1.0)
+    # at noise temperature 1.0 and with the Euler sampler, where README's figures were measured (the shipped
+    # default, 0.8, leaves fewer invalid outputs to remove: 78.3% -> 95.3% valid at 0.2, 400 samples). The shipped
+    # default sampler, DPM-Solver++ 2M, extrapolates from the previous step's prediction, which partly undoes
+    # the guidance's edits between steps: here (seed 11) 69.5% -> 90.5% valid with it, 69.5% -> 93.5% with Euler.
+    options = dict(seed=11, decoding="raw", properties=False, autoguidance=autoguidance, temperature=1.0, sampler="euler")
     guided = pipe.sample(200, validity_guidance=scale, **options)
     plain = pipe.sample(200, **options)  # default: off
     valid = {name: sum(m.state != "invalid" for m in run) / 200 for name, run in (("guided", guided), ("plain", plain))}

@@ -396,11 +396,12 @@ def test_size_grouped_sampling_matches_one_padded_batch(two_molecule_model):
 
 
 def _with_guide(pipe: MolgenPipeline, guide: LatentPrior, prior: LatentPrior | None = None) -> MolgenPipeline:
-    return MolgenPipeline(pipe.domain, pipe.tokenizer, copy.deepcopy(prior or pipe.prior), "cpu", guide=guide)
+    # float32, so that the identities below hold to rounding (bfloat16 would round 1.5 x prior and prior differently)
+    return MolgenPipeline(pipe.domain, pipe.tokenizer, copy.deepcopy(prior or pipe.prior), "cpu", guide=guide, precision="fp32")
 
 
 def test_autoguidance_extrapolates_away_from_the_guide_prior(two_molecule_model, tmp_path):
-    pipe = MolgenPipeline.from_pretrained(two_molecule_model[0], device="cpu")
+    pipe = MolgenPipeline.from_pretrained(two_molecule_model[0], device="cpu", precision="fp32")
     zero = LatentPrior(pipe.prior.config).eval()  # a fresh prior's output layer is zero: it predicts 0 everywhere
     guided = _with_guide(pipe, zero)
     scaled = copy.deepcopy(pipe.prior)  # predicts 1.5x what the prior does
@@ -423,7 +424,7 @@ def test_autoguidance_extrapolates_away_from_the_guide_prior(two_molecule_model,
     save_prior(zero, model / "guide")
     config = json.loads((model / "prior" / "config.json").read_text())
     (model / "prior" / "config.json").write_text(json.dumps({**config, "default_autoguidance": 1.5}))
-    loaded = MolgenPipeline.from_pretrained(model, device="cpu")
+    loaded = MolgenPipeline.from_pretrained(model, device="cpu", precision="fp32")
     assert loaded.guide is not None
     torch.testing.assert_close(loaded.sample_latents(6, **options).z, guided.sample_latents(6, autoguidance=1.5, **options).z)
     torch.testing.assert_close(loaded.sample_latents(6, autoguidance=1, **options).z, pipe.sample_latents(6, **options).z)
@@ -594,7 +595,7 @@ def _network_dtypes(pipe: MolgenPipeline, **options) -> tuple[set[torch.dtype], 
 
 def test_bfloat16_precision_runs_the_networks_in_bfloat16_and_samples_the_same_molecules(two_molecule_model, monkeypatch):
     model_dir = two_molecule_model[0]
-    full = MolgenPipeline.from_pretrained(model_dir, device="cpu")
+    full = MolgenPipeline.from_pretrained(model_dir, device="cpu", precision="fp32")
     half = MolgenPipeline.from_pretrained(model_dir, device="cpu", precision="bf16")
     dtypes, exact = _network_dtypes(full)
     assert dtypes == {torch.float32}
