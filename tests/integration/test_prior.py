@@ -396,11 +396,12 @@ def test_size_grouped_sampling_matches_one_padded_batch(two_molecule_model):
 
 
 def _with_guide(pipe: MolgenPipeline, guide: LatentPrior, prior: LatentPrior | None = None) -> MolgenPipeline:
-    # float32, so that the identities below hold to rounding (bfloat16 would round 1.5 x prior and prior differently)
-    return MolgenPipeline(pipe.domain, pipe.tokenizer, copy.deepcopy(prior or pipe.prior), "cpu", guide=guide, precision="fp32")
+    """``pipe`` with another guide (and prior), at the same precision, so that results compare exactly."""
+    return MolgenPipeline(pipe.domain, pipe.tokenizer, copy.deepcopy(prior or pipe.prior), "cpu", guide=guide, precision=pipe.precision)
 
 
 def test_autoguidance_extrapolates_away_from_the_guide_prior(two_molecule_model, tmp_path):
+    # float32, so that the identities below hold to rounding (bfloat16 would round 1.5 x prior and prior differently)
     pipe = MolgenPipeline.from_pretrained(two_molecule_model[0], device="cpu", precision="fp32")
     zero = LatentPrior(pipe.prior.config).eval()  # a fresh prior's output layer is zero: it predicts 0 everywhere
     guided = _with_guide(pipe, zero)

@@ -20,6 +20,12 @@ def test_malformed_login_is_refused_before_loading_the_model():
     assert "user:password" in done.stderr
 
 
+def test_unknown_precision_is_refused_before_loading_the_model():
+    done = subprocess.run([sys.executable, str(REPO / "app.py"), "--precision", "half"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 2
+    assert "--precision" in done.stderr and "'half'" in done.stderr
+
+
 def test_login_is_required_when_asked_and_loopback_by_default():
     from gradio_client import Client
 

@@ -149,11 +149,17 @@ class Page:
         item.click()
 
     def first_row(self, tab: str) -> list[str]:
-        """Cell texts of the first row the table shows."""
+        """Cell texts of the first row the table shows, left to right.
+
+        Gradio's table draws its rows as ``.virtual-row`` elements (only those in view); its ``td`` cells form a
+        hidden row that sizes the columns with each column's widest text, so they are not a row of the data."""
         width = len(self.all(f"#{tab}-table th"))
-        cells = [c.get_attribute("textContent").strip() for c in self.all(f"#{tab}-table td")]  # the table renders the rows in view
-        assert len(cells) >= width, f"{tab}: the table shows no row"
-        return cells[:width]
+        rows = [r for r in self.all(f"#{tab}-table .virtual-row") if r.is_displayed()]
+        assert rows, f"{tab}: the table shows no row"
+        top = min(rows, key=lambda r: r.rect["y"])
+        cells = [c.get_attribute("textContent").strip() for c in top.find_elements(self.by.CSS_SELECTOR, ".body-cell")]
+        assert len(cells) == width, f"{tab}: the first row has {len(cells)} cells for {width} columns"
+        return cells
 
     def open_accordion(self, label: str) -> None:
         """Open the (visible) accordion whose title starts with ``label``."""
