@@ -706,9 +706,8 @@ PROPERTY_GUIDANCE_HELP = (
     "--guidance (default 0: off; needs predictor/ in the model directory: molgen train predictor)"
 )
 PRECISION_HELP = (
-    "how the prior networks run: fp32, bf16 (bfloat16 matrix products: about 1.8x faster where the hardware has them, "
-    "e.g. CPUs with AVX512-BF16 or AMX, GPUs; slower elsewhere) or auto (bf16 where native, else fp32); default: "
-    "molgen.pipeline.DEFAULT_PRECISION"
+    "how the prior networks run: fp32, bf16 (bfloat16 matrix products: sampling about 1.4x faster where the hardware "
+    "has them, e.g. CPUs with AVX512-BF16 or AMX, GPUs; slower elsewhere) or auto (default: bf16 where native, else fp32)"
 )
 BONDS_HELP = (
     "kekule (default): Kekulé bond orders 1-3; aromatic: aromatic bonds as a label of their own (rings need no "
