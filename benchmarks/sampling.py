@@ -131,7 +131,7 @@ def main() -> None:
         guide_note = (
             f"autoguidance {autoguidance} against a guide prior of d_model {guide.d_model}, {guide.layers} layers, "
             f"{sum(p.numel() for p in pipe.guide.parameters()) / 1e3:.0f}k parameters, applied at noise levels "
-            f"{config.autoguidance_interval[0]}-{config.autoguidance_interval[1]} ({pipe.guide_evaluations(steps, restarts)} of the "
+            f"{config.autoguidance_interval[0]}-{config.autoguidance_interval[1]} ({pipe.guide_evaluations(steps, restarts, autoguidance)} of the "
             f"{evaluations} evaluations; its time is in the prior sampling time), "
         )
     else:

@@ -84,7 +84,7 @@ def main() -> None:
     notes = (
         f"The model's sampling defaults otherwise: {steps} {config.default_sampler} steps + "
         f"{restarts} restart(s) = {pipe.prior_evaluations(steps, restarts)} prior evaluations per sample, "
-        f"{pipe.guide_evaluations(steps, restarts) if pipe.guide is not None and config.default_autoguidance != 1 else 0} "
+        f"{pipe.guide_evaluations(steps, restarts)} "
         f"of them also of the guide; {args.threads} torch threads; this CPU {native} native bfloat16 (AVX512-BF16 or AMX). "
         "Decoding (tokenizer, fp32) and RDKit checks are included in molecules/s, properties are not. Each repeat runs "
         "every precision once, in the order listed, on the same seed."

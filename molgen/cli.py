@@ -283,8 +283,7 @@ def cmd_train_prior(args: argparse.Namespace) -> None:
     settings = PriorTrainSettings(ema_decay=args.ema_decay, drop_all=args.drop_all, drop_each=args.drop_each, time_sampling=args.time_sampling, **_trainer_settings(args))
     extra: dict = {"tokenizer": str(args.model)}
     if args.init_from:  # the run it continues, so training time adds up over the chain (benchmarks.report)
-        previous = Path(args.init_from) / "prior" / "training.json"
-        extra["initialized_from"] = {"path": str(args.init_from), "training": json.loads(previous.read_text()) if previous.exists() else None}
+        extra["initialized_from"] = {"path": str(args.init_from), "training": _training_record(Path(args.init_from) / "prior")}
     module = train_prior(latents, run_dir, config, settings, resume=args.resume, init_from=init_from, export_extra=extra)
     if module.trainer.is_global_zero:
         print(f"trained for {module.train_seconds():.0f} s in total; model directory: {model_out}")
@@ -323,6 +322,53 @@ def cmd_train_predictor(args: argparse.Namespace) -> None:
     module = train_predictor(latents, run_dir, config, prior_config, settings, resume=args.resume, export_extra={"model": str(args.model)})
     if module.trainer.is_global_zero:
         print(f"trained for {module.train_seconds():.0f} s in total; predictor: {run_dir / 'model' / 'predictor'}")
+
+
+def cmd_train_distill(args: argparse.Namespace) -> None:
+    import shutil
+
+    import numpy as np
+
+    from molgen.checkpoint import load_prior, save_domain
+    from molgen.prior.distillation import DistillSettings, distill_prior
+
+    model_dir = Path(args.model)
+    for part in ("prior", "guide"):
+        if not (model_dir / part / "config.json").exists():
+            raise CLIError(f"--model {args.model}: no {part}/ in it; distillation needs a prior and the guide it is autoguided with")
+    teacher, guide = load_prior(model_dir / "prior"), load_prior(model_dir / "guide")
+    weight = teacher.config.default_autoguidance if args.autoguidance is None else args.autoguidance
+    if not weight > 0 or weight == 1:
+        raise CLIError(f"--autoguidance {weight}: must be > 0 and not 1 (1 is the teacher alone: nothing to distil)")
+    low, high = args.noise_scale
+    if not 0 < low <= high:
+        raise CLIError(f"--noise-scale {low} {high}: must be LOW HIGH with 0 < LOW <= HIGH")
+    run_dir = Path(args.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    latents, domain = _latents_for_training(args, run_dir)
+    if args.limit:
+        latents = latents.subset(np.random.default_rng(args.seed).permutation(len(latents))[: args.limit])
+    # The exported model directory is complete: the teacher's tokenizer, domain and predictor, and the student.
+    model_out = run_dir / "model"
+    for part in ("tokenizer", "predictor"):
+        if (model_dir / part).exists() and not (model_out / part).exists():
+            shutil.copytree(model_dir / part, model_out / part)
+    save_domain(domain, model_out / "domain.json")
+    settings = DistillSettings(
+        ema_decay=args.ema_decay, drop_all=args.drop_all, drop_each=args.drop_each, time_sampling=args.time_sampling,
+        noise_scale_low=low, noise_scale_high=high, **_trainer_settings(args),
+    )  # fmt: skip
+    extra = {"teacher": {"path": str(model_dir), "training": _training_record(model_dir / "prior")}, "guide": str(model_dir / "guide")}
+    module = distill_prior(
+        latents, run_dir, teacher, guide, settings, autoguidance=weight, activation=args.activation, resume=args.resume, export_extra=extra,
+    )  # fmt: skip
+    if module.trainer.is_global_zero:
+        print(f"trained for {module.train_seconds():.0f} s in total; model directory (no guide needed): {model_out}")
+
+
+def _training_record(directory: Path) -> dict | None:
+    path = directory / "training.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def _devices(text: str):
@@ -798,6 +844,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trainer_arguments(p)
     p.add_argument("--init-from", default=None, help="start from this model directory's prior weights (fine-tune)")
     p.set_defaults(func=cmd_train_prior)
+
+    p = train.add_parser(
+        "distill", help="distil a prior and its autoguidance into one student prior (half the network evaluations per step)"
+    )
+    p.add_argument("data", help="featurized dataset directory, or a .smi/.csv/.sdf file (featurized first)")
+    p.add_argument("--model", required=True, help="model directory with prior/ (the teacher) and guide/")
+    p.add_argument("--out", required=True, help="run directory; RUN/model becomes a complete model directory without a guide")
+    p.add_argument("--latents", default=None, help="latent cache directory (default: RUN/latents; reused if made by the same tokenizer)")
+    p.add_argument("--smiles-column", default=None)
+    p.add_argument("--limit", type=int, default=None, help="train on a random subset of this many graphs")
+    p.add_argument("--property-limit", type=int, default=None, help="compute conditioning properties for this many random graphs only (about 2 ms each)")
+    p.add_argument("--autoguidance", type=float, default=None, help="weight to distil (default: the teacher's default_autoguidance)")
+    p.add_argument("--activation", choices=["gelu_tanh", "gelu"], default=None, help="the student's MLP activation (default: the teacher's; gelu is faster on CPU)")
+    p.add_argument("--noise-scale", type=float, nargs=2, default=[0.75, 1.0], metavar=("LOW", "HIGH"), help="training noise scaled by a factor in this range (sampling temperatures)")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--drop-all", type=float, default=0.1, help="probability of dropping all conditions (guidance)")
+    p.add_argument("--drop-each", type=float, default=0.3, help="probability of dropping each condition")
+    p.add_argument("--time-sampling", choices=["uniform", "logit_normal"], default="uniform")
+    p.add_argument("--warmup-steps", type=int, default=100)
+    _add_trainer_arguments(p)
+    p.set_defaults(func=cmd_train_distill)
 
     p = train.add_parser("predictor", help="train a property predictor on a prior's noisy latents (for --property-guidance)")
     p.add_argument("data", help="featurized dataset directory, or a .smi/.csv/.sdf file (featurized first)")

@@ -349,10 +349,15 @@ class MolgenPipeline:
         it), for ``steps`` and ``restarts`` as in :meth:`sample_latents` (defaults: the prior's)."""
         return len(self._evaluation_times(steps, restarts))
 
-    def guide_evaluations(self, steps: int | None = None, restarts: int | None = None) -> int:
-        """How many of those evaluations also run the guide prior when autoguidance is on: the ones at noise
-        levels inside the prior's ``autoguidance_interval``."""
-        low, high = self._require_prior().config.autoguidance_interval
+    def guide_evaluations(self, steps: int | None = None, restarts: int | None = None, autoguidance: float | None = None) -> int:
+        """How many of those evaluations also run the guide prior: with autoguidance on (``autoguidance``,
+        default the prior's, not 1, and a guide present), the ones at noise levels inside the prior's
+        ``autoguidance_interval``; else none."""
+        config = self._require_prior().config
+        weight = config.default_autoguidance if autoguidance is None else autoguidance
+        if self.guide is None or weight == 1:
+            return 0
+        low, high = config.autoguidance_interval
         return sum(low <= t <= high for t in self._evaluation_times(steps, restarts))
 
     def _evaluation_times(self, steps: int | None, restarts: int | None) -> list[float]:

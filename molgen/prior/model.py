@@ -44,7 +44,7 @@ def attention_inputs(mask: Tensor, relative_positions: int, dtype: torch.dtype) 
 class DiTBlock(nn.Module):
     """Pre-norm self-attention + MLP, each modulated (shift, scale, gate) by the conditioning vector."""
 
-    def __init__(self, d: int, n_heads: int, ff_mult: int, dropout: float, relative_positions: int = 0) -> None:
+    def __init__(self, d: int, n_heads: int, ff_mult: int, dropout: float, relative_positions: int = 0, activation: str = "gelu_tanh") -> None:
         super().__init__()
         self.n_heads = n_heads
         self.relative_positions = relative_positions
@@ -55,7 +55,7 @@ class DiTBlock(nn.Module):
         self.qkv = nn.Linear(d, 3 * d)
         self.proj = nn.Linear(d, d)
         self.norm2 = nn.LayerNorm(d, elementwise_affine=False)
-        self.mlp = nn.Sequential(nn.Linear(d, ff_mult * d), nn.GELU(approximate="tanh"), nn.Linear(ff_mult * d, d))
+        self.mlp = nn.Sequential(nn.Linear(d, ff_mult * d), nn.GELU(approximate="tanh" if activation == "gelu_tanh" else "none"), nn.Linear(ff_mult * d, d))
         self.modulation = nn.Linear(d, 6 * d)
         nn.init.zeros_(self.modulation.weight)
         nn.init.zeros_(self.modulation.bias)
@@ -92,7 +92,7 @@ class LatentPrior(nn.Module):
         p = max(config.num_properties, 1)
         self.condition = nn.Sequential(nn.Linear(2 * p, d), nn.SiLU(), nn.Linear(d, d))
         self.blocks = nn.ModuleList(
-            DiTBlock(d, config.n_heads, config.ff_mult, config.dropout, config.relative_positions) for _ in range(config.layers)
+            DiTBlock(d, config.n_heads, config.ff_mult, config.dropout, config.relative_positions, config.activation) for _ in range(config.layers)
         )
         self.norm_out = nn.LayerNorm(d, elementwise_affine=False)
         self.modulation_out = nn.Linear(d, 2 * d)

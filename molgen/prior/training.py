@@ -118,13 +118,23 @@ class PriorModule(ExportingModule):
             rows = torch.rand(known.shape[0], 1, device=z.device, generator=generator) >= self.hparams.drop_all
             each = torch.rand(known.shape, device=z.device, generator=generator) >= self.hparams.drop_each
             known = known & rows & each
-        noise = torch.randn(z.shape, device=z.device, generator=generator) * mask.unsqueeze(-1)
+        noise = self.noise(z, generator) * mask.unsqueeze(-1)
         # Validation always draws times uniformly, so its loss stays comparable between runs.
         time_sampling = self.hparams.get("time_sampling", "uniform") if drop else "uniform"
         x_t, t, target = training_pair(config, z, noise, generator, time_sampling)
+        target = self.regression_target(x_t, t, mask, props, known, target)
         pred = network(x_t, t, mask, props, known)  # (B, N, d)
         squared = (pred - target).pow(2) * mask.unsqueeze(-1)
         return squared.sum() / (mask.sum() * config.latent_dim)
+
+    def noise(self, z: Tensor, generator: torch.Generator | None) -> Tensor:
+        """The noise that makes a training pair from clean latents ``z`` (B, N, d): standard normal."""
+        return torch.randn(z.shape, device=z.device, generator=generator)
+
+    def regression_target(self, x_t: Tensor, t: Tensor, mask: Tensor, props: Tensor, known: Tensor, target: Tensor) -> Tensor:
+        """What the network learns to predict at ``x_t``: the objective's own target (a distilled student
+        overrides this with its teacher's prediction)."""
+        return target
 
     def training_step(self, batch: LatentBatch, batch_idx: int) -> Tensor:
         loss = self.loss(self.model, batch, drop=True)

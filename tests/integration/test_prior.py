@@ -21,6 +21,7 @@ from molgen.latents import LatentDataset, compute_property_table, encode_dataset
 from molgen import pipeline as pipeline_module
 from molgen.pipeline import Latents, MolgenPipeline, _begin_index
 from molgen.prior.config import PriorConfig
+from molgen.prior.distillation import DistillSettings, GuidanceDistillation, distill_prior, student_config
 from molgen.prior.model import LatentPrior
 from molgen.prior.predictor import PredictorConfig, PredictorTrainSettings, PropertyPredictor, train_predictor
 from molgen.prior.scheduling import SAMPLERS, TIME_SAMPLINGS, make_scheduler, model_time, training_pair
@@ -456,8 +457,10 @@ def test_autoguidance_applies_only_inside_the_priors_interval(two_molecule_model
     assert limited.times and all(0.5 <= t <= 1.0 for t in limited.times)
     # 6 steps at times 1, 0.8, 0.6, 0.4, 0.2, 0.001 and a restart from 0.4: the guide runs at the first three.
     assert sorted({round(t, 3) for t in limited.times}) == [0.6, 0.8, 1.0]
-    assert guided.guide_evaluations(6, 1) == 3 and guided.prior_evaluations(6, 1) == 9
-    assert _with_guide(pipe, everywhere).guide_evaluations(6, 1) == 9
+    assert guided.guide_evaluations(6, 1, autoguidance=1.5) == 3 and guided.prior_evaluations(6, 1) == 9
+    assert _with_guide(pipe, everywhere).guide_evaluations(6, 1, autoguidance=1.5) == 9
+    # Autoguidance off (weight 1, this prior's default), or no guide: the guide never runs.
+    assert guided.guide_evaluations(6, 1) == 0 and _with_guide(pipe, None).guide_evaluations(6, 1, autoguidance=1.5) == 0
     assert len(limited.times) < len(everywhere.times)
     # Outside the interval the prior predicts alone; inside, guide + w (prior - guide) as before.
     assert not torch.allclose(partial.z, full.z)
@@ -668,3 +671,79 @@ def test_diffusion_prior_trains_and_samples_with_each_scheduler(shipped, tmp_pat
         samples = pipe.sample(12, seed=0, sampler=sampler, properties=False)
         assert sum(m.smiles == target for m in samples) >= 9, (sampler, Counter(m.smiles for m in samples))
     assert len(pipe.sample(3, sampler="ddpm", steps=50, properties=False)) == 3
+
+
+# --- guidance distillation ------------------------------------------------------------------------------------
+
+
+def _inputs(config: PriorConfig, times: list[float], seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    batch = len(times)
+    x = torch.randn(batch, 15, config.latent_dim, generator=g)
+    mask = torch.ones(batch, 15, dtype=torch.bool)
+    props = torch.randn(batch, config.num_properties, generator=g)
+    known = torch.rand(batch, config.num_properties, generator=g) < 0.5
+    return x, torch.tensor(times), mask, props, known
+
+
+def test_distillation_regresses_onto_the_autoguided_teacher_inside_its_interval(two_molecule_model):
+    teacher = load_prior(two_molecule_model[0] / "prior")
+    teacher.config.autoguidance_interval = [0.5, 1.0]
+    zero = LatentPrior(teacher.config).eval()  # predicts 0: guide + w (teacher - guide) = w teacher
+    config = student_config(teacher.config, activation="gelu")
+    assert config.default_autoguidance == 1.0 and config.activation == "gelu"  # the student samples without a guide
+    module = GuidanceDistillation(
+        config.to_dict(), teacher.config.to_dict(), zero.config.to_dict(), autoguidance=1.5, interval=(0.5, 1.0)
+    )
+    module.load_teacher(teacher, zero)
+    x, t, mask, props, known = _inputs(teacher.config, [0.2, 0.6, 0.9, 0.4])
+    with torch.no_grad():
+        plain = teacher(x, t, mask, props, known)
+    target = module.regression_target(x, t, mask, props, known, target=torch.zeros_like(x))
+    torch.testing.assert_close(target[[0, 3]], plain[[0, 3]])  # outside the interval: the teacher alone
+    torch.testing.assert_close(target[[1, 2]], 1.5 * plain[[1, 2]])
+    # The student starts as the teacher (only the activation's approximation differs) and its average with it.
+    with torch.no_grad():
+        torch.testing.assert_close(module.model(x, t, mask, props, known), plain, atol=2e-3, rtol=1e-2)
+        torch.testing.assert_close(module.ema.module(x, t, mask, props, known), module.model(x, t, mask, props, known))
+    assert not any(p.requires_grad for p in (*module.teacher.parameters(), *module.guide.parameters()))
+    # Training noise is scaled by a factor in noise_scale.
+    scaled = GuidanceDistillation(config.to_dict(), teacher.config.to_dict(), zero.config.to_dict(), autoguidance=1.5, noise_scale=(0.5, 0.5))
+    z = torch.zeros(2000, 3, 1)
+    assert abs(float(scaled.noise(z, torch.Generator().manual_seed(0)).std()) - 0.5) < 0.02
+    with pytest.raises(ValueError, match="noise_scale"):
+        GuidanceDistillation(config.to_dict(), teacher.config.to_dict(), zero.config.to_dict(), autoguidance=1.5, noise_scale=(0.0, 1.0))
+
+
+def test_a_distilled_student_samples_like_the_autoguided_teacher_with_half_the_evaluations(two_molecule_model, shipped, tmp_path):
+    domain, tokenizer = shipped
+    latents = _latents(domain, tokenizer, [OILY, POLAR] * 64)
+    teacher = load_prior(two_molecule_model[0] / "prior")
+    # A weaker guide: the same prior trained briefly.
+    guide_run = train_prior(latents, tmp_path / "guide", teacher.config, _settings(max_steps=40, val_size=8, drop_each=0.0))
+    guide = guide_run.ema.module.eval()
+    module = distill_prior(
+        latents, tmp_path / "distill", teacher, guide, DistillSettings(**{**_settings(max_steps=300, val_size=8).__dict__, "lr": 1e-3}),
+        autoguidance=2.0, activation="gelu",
+    )  # fmt: skip
+    student = load_prior(tmp_path / "distill" / "model" / "prior")
+    assert student.config.activation == "gelu" and student.config.default_autoguidance == 1.0
+    record = json.loads((tmp_path / "distill" / "model" / "prior" / "training.json").read_text())
+    assert record["distilled"]["autoguidance"] == 2.0
+    # On fresh noisy inputs the student is much closer to the autoguided teacher than the teacher alone is.
+    x, t, mask, props, known = _inputs(teacher.config, [0.1, 0.3, 0.5, 0.7, 0.9, 1.0] * 4, seed=1)
+    target = module.regression_target(x, t, mask, props, known, target=torch.zeros_like(x))
+    with torch.no_grad():
+        before = (teacher(x, t, mask, props, known) - target).pow(2).mean()
+        after = (student(x, t, mask, props, known) - target).pow(2).mean()
+    assert after < 0.3 * before, (float(after), float(before))
+    # Sampled with one network evaluation per step, its latents follow the autoguided teacher's.
+    base = MolgenPipeline(domain, tokenizer, teacher, "cpu", guide=guide, precision="fp32")
+    options = dict(seed=4, batch_size=8, steps=8, restarts=1)
+    guided = base.sample_latents(8, autoguidance=2.0, **options)
+    alone = base.sample_latents(8, autoguidance=1.0, **options)
+    distilled = MolgenPipeline(domain, tokenizer, student, "cpu", precision="fp32")
+    assert distilled.guide_evaluations(8, 1) == 0
+    ours = distilled.sample_latents(8, **options)
+    assert (ours.z - guided.z).pow(2).mean() < 0.3 * (alone.z - guided.z).pow(2).mean()
+    assert sum(m.smiles in {domain.canonical(OILY), domain.canonical(POLAR)} for m in distilled.decode(ours)) >= 6
