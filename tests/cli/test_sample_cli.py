@@ -274,3 +274,31 @@ def test_train_predictor_then_sample_with_property_guidance(prior_run, train_smi
     assert len(list(read_molecules(tmp_path / "guided.csv"))) == 6
     assert main(["train", "predictor", str(train_smi), "--model", str(tmp_path / "absent"), "--out", str(run)]) == 2
     assert "no prior/" in capsys.readouterr().err
+
+
+def test_train_distill_makes_a_model_that_samples_without_its_guide(prior_run, train_smi, tmp_path, capsys):
+    teacher = tmp_path / "teacher"
+    shutil.copytree(prior_run / "model", teacher)
+    # Without a guide there is nothing to distil: refused before any encoding, naming the input.
+    assert main(["train", "distill", str(train_smi), "--model", str(teacher), "--out", str(tmp_path / "none")]) == 2
+    assert "no guide/" in capsys.readouterr().err and not (tmp_path / "none").exists()
+    shutil.copytree(teacher / "prior", teacher / "guide")
+    tiny = PRIOR_TINY[PRIOR_TINY.index("--batch-size") : PRIOR_TINY.index("--default-steps")]  # training options, not the shape
+    # The teacher's default weight is 1 (autoguidance off): the weight must be given.
+    for bad, message in ((["--autoguidance", "1"], "--autoguidance 1.0: must be > 0 and not 1"), ([], "--autoguidance 1.0"), (["--autoguidance", "2", "--noise-scale", "0", "1"], "--noise-scale 0.0 1.0")):
+        assert main(["train", "distill", str(train_smi), "--model", str(teacher), "--out", str(tmp_path / "bad"), *bad, *tiny]) == 2
+        assert message in capsys.readouterr().err
+    run = tmp_path / "distill"
+    args = ["train", "distill", str(train_smi), "--model", str(teacher), "--out", str(run), "--autoguidance", "2",
+            "--activation", "gelu", "--max-steps", "4", *tiny]  # fmt: skip
+    assert main(args) == 0
+    model = run / "model"
+    assert {p.name for p in model.iterdir()} == {"domain.json", "tokenizer", "prior"}  # complete, and no guide
+    config = json.loads((model / "prior" / "config.json").read_text())
+    assert (config["activation"], config["default_autoguidance"], config["layers"]) == ("gelu", 1.0, 1)
+    training = json.loads((model / "prior" / "training.json").read_text())
+    assert training["global_step"] == 4 and training["distilled"]["autoguidance"] == 2.0
+    assert training["teacher"]["path"] == str(teacher)
+    out = tmp_path / "samples.csv"
+    assert main(["sample", "-n", "6", "--out", str(out), "--model", str(model), "--seed", "1", "--device", "cpu", "--no-progress"]) == 0
+    assert len(list(read_molecules(out))) == 6
