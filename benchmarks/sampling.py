@@ -72,8 +72,14 @@ def main() -> None:
         record = Path(args.model) / stage / "training.json"
         if stage == "guide" and not record.exists():
             continue
-        s, n_steps, runs = training_chain(json.loads(record.read_text()))
+        training = json.loads(record.read_text())
+        s, n_steps, runs = training_chain(training)
         training_rows.append((f"training time, {stage}", f"{s / 3600:.2f} h, {n_steps:,} steps in {runs} run(s)"))
+        teacher = (training.get("teacher") or {}).get("training")
+        if stage == "prior" and teacher:  # a distilled student: its teacher's training came first
+            s, n_steps, runs = training_chain(teacher)
+            training_rows[-1] = (f"training time, prior (distillation of an autoguided teacher, {training['distilled']['autoguidance']})", training_rows[-1][1])
+            training_rows.append(("training time, its teacher prior", f"{s / 3600:.2f} h, {n_steps:,} steps in {runs} run(s)"))
     config = pipe.prior.config
     steps = args.steps or config.default_steps
     restarts = config.default_restarts if args.restarts is None else args.restarts

@@ -330,7 +330,7 @@ def cmd_train_distill(args: argparse.Namespace) -> None:
     import numpy as np
 
     from molgen.checkpoint import load_prior, save_domain
-    from molgen.prior.distillation import DistillSettings, distill_prior
+    from molgen.prior.distillation import DistillSettings, config_differences, distill_prior, student_config
 
     model_dir = Path(args.model)
     for part in ("prior", "guide"):
@@ -343,6 +343,14 @@ def cmd_train_distill(args: argparse.Namespace) -> None:
     low, high = args.noise_scale
     if not 0 < low <= high:
         raise CLIError(f"--noise-scale {low} {high}: must be LOW HIGH with 0 < LOW <= HIGH")
+    init_from = None
+    if args.init_from:  # continue an earlier distillation (another session, another machine)
+        if not (Path(args.init_from) / "prior" / "config.json").exists():
+            raise CLIError(f"--init-from {args.init_from}: no prior/ in it")
+        init_from = load_prior(Path(args.init_from) / "prior")
+        args.activation = args.activation or init_from.config.activation  # the earlier student's, unless told
+        if differ := config_differences(student_config(teacher.config, args.activation), init_from.config):
+            raise CLIError(f"--init-from {args.init_from}: its prior differs from this teacher's student in {differ}")
     run_dir = Path(args.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     latents, domain = _latents_for_training(args, run_dir)
@@ -359,8 +367,11 @@ def cmd_train_distill(args: argparse.Namespace) -> None:
         noise_scale_low=low, noise_scale_high=high, **_trainer_settings(args),
     )  # fmt: skip
     extra = {"teacher": {"path": str(model_dir), "training": _training_record(model_dir / "prior")}, "guide": str(model_dir / "guide")}
+    if args.init_from:
+        extra["initialized_from"] = {"path": str(args.init_from), "training": _training_record(Path(args.init_from) / "prior")}
     module = distill_prior(
-        latents, run_dir, teacher, guide, settings, autoguidance=weight, activation=args.activation, resume=args.resume, export_extra=extra,
+        latents, run_dir, teacher, guide, settings, autoguidance=weight, activation=args.activation, resume=args.resume,
+        export_extra=extra, init_from=init_from,
     )  # fmt: skip
     if module.trainer.is_global_zero:
         print(f"trained for {module.train_seconds():.0f} s in total; model directory (no guide needed): {model_out}")
@@ -858,6 +869,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--autoguidance", type=float, default=None, help="weight to distil (default: the teacher's default_autoguidance)")
     p.add_argument("--activation", choices=["gelu_tanh", "gelu"], default=None, help="the student's MLP activation (default: the teacher's; gelu is faster on CPU)")
     p.add_argument("--noise-scale", type=float, nargs=2, default=[0.75, 1.0], metavar=("LOW", "HIGH"), help="training noise scaled by a factor in this range (sampling temperatures)")
+    p.add_argument(
+        "--init-from", default=None,
+        help="start the student from this model directory's prior: an earlier student of this teacher, to continue (its activation is kept)",
+    )
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--ema-decay", type=float, default=0.999)

@@ -26,10 +26,10 @@ from torch import Tensor
 from molgen.latents import LatentDataset
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
-from molgen.prior.training import PriorModule, PriorTrainSettings, latent_batches
+from molgen.prior.training import DATA_STATISTICS, PriorModule, PriorTrainSettings, latent_batches
 from molgen.training import fit, start_run
 
-__all__ = ["DistillSettings", "GuidanceDistillation", "distill_prior", "student_config"]
+__all__ = ["DistillSettings", "GuidanceDistillation", "config_differences", "distill_prior", "student_config"]
 
 
 def student_config(teacher: PriorConfig, activation: str | None = None) -> PriorConfig:
@@ -38,6 +38,13 @@ def student_config(teacher: PriorConfig, activation: str | None = None) -> Prior
     if activation is not None:
         changes["activation"] = activation
     return PriorConfig(**{**teacher.to_dict(), **changes})
+
+
+def config_differences(student: PriorConfig, earlier: PriorConfig) -> list[str]:
+    """Config fields (other than data statistics) in which an earlier student differs from ``student``: it can
+    continue as this student only if there are none."""
+    mine, theirs = student.to_dict(), earlier.to_dict()
+    return sorted(k for k in mine if k not in DATA_STATISTICS and mine[k] != theirs.get(k))
 
 
 class GuidanceDistillation(PriorModule):
@@ -62,11 +69,12 @@ class GuidanceDistillation(PriorModule):
         self.teacher = LatentPrior(PriorConfig(**teacher_config)).requires_grad_(False).eval()
         self.guide = LatentPrior(PriorConfig(**guide_config)).requires_grad_(False).eval()
 
-    def load_teacher(self, teacher: LatentPrior, guide: LatentPrior) -> None:
-        """Copy the frozen networks' weights in and start the student (and its average) as the teacher."""
+    def load_teacher(self, teacher: LatentPrior, guide: LatentPrior, student: LatentPrior | None = None) -> None:
+        """Copy the frozen networks' weights in and start the student (and its average) as the teacher, or as
+        ``student`` (an earlier student of the same shape, to continue its distillation)."""
         self.teacher.load_state_dict(teacher.state_dict())
         self.guide.load_state_dict(guide.state_dict())
-        self.model.load_state_dict(teacher.state_dict())  # the same parameters whatever the activation
+        self.model.load_state_dict((student or teacher).state_dict())  # the same parameters whatever the activation
         self.reset_ema()
 
     def train(self, mode: bool = True):
@@ -113,9 +121,12 @@ def distill_prior(
     val: LatentDataset | None = None,
     resume: bool = True,
     export_extra: dict | None = None,
+    init_from: LatentPrior | None = None,
 ) -> GuidanceDistillation:
     """Distil ``teacher`` autoguided by ``guide`` (weight ``autoguidance``, default the teacher's own, over its
-    ``autoguidance_interval``) into a student prior; exports its EMA weights to ``run_dir/model/prior``."""
+    ``autoguidance_interval``) into a student prior; exports its EMA weights to ``run_dir/model/prior``.
+
+    The student starts as the teacher, or as ``init_from`` (an earlier student: its shape must match)."""
     run_dir = Path(run_dir)
     config = teacher.config
     weight = config.default_autoguidance if autoguidance is None else autoguidance
@@ -123,6 +134,8 @@ def distill_prior(
         raise ValueError("the guide prior's latent size or properties differ from the teacher's")
     train, val = start_run(settings, train, val)
     student = student_config(config, activation)
+    if init_from is not None and (differ := config_differences(student, init_from.config)):
+        raise ValueError(f"init_from: the earlier student's config differs from this student's in {differ}")
     interval = tuple(float(v) for v in config.autoguidance_interval)
     module = GuidanceDistillation(
         student.to_dict(),
@@ -140,7 +153,7 @@ def distill_prior(
         drop_each=settings.drop_each,
         time_sampling=settings.time_sampling,
     )
-    module.load_teacher(teacher, guide)
+    module.load_teacher(teacher, guide, init_from)
     module.export_dir = run_dir / "model" / "prior"
     distilled = {"autoguidance": float(weight), "interval": list(interval), "noise_scale": [settings.noise_scale_low, settings.noise_scale_high]}
     module.export_extra = {"train_size": len(train), "val_size": len(val), "settings": settings.__dict__, "distilled": distilled, **(export_extra or {})}

@@ -302,3 +302,15 @@ def test_train_distill_makes_a_model_that_samples_without_its_guide(prior_run, t
     out = tmp_path / "samples.csv"
     assert main(["sample", "-n", "6", "--out", str(out), "--model", str(model), "--seed", "1", "--device", "cpu", "--no-progress"]) == 0
     assert len(list(read_molecules(out))) == 6
+    # Another session continues it: the student starts from the earlier one, keeping its activation.
+    more = tmp_path / "more"
+    assert main(["train", "distill", str(train_smi), "--model", str(teacher), "--out", str(more), "--autoguidance", "2",
+                 "--init-from", str(model), "--max-steps", "2", *tiny]) == 0  # fmt: skip
+    training = json.loads((more / "model" / "prior" / "training.json").read_text())
+    assert training["initialized_from"]["training"]["global_step"] == 4
+    assert json.loads((more / "model" / "prior" / "config.json").read_text())["activation"] == "gelu"
+    for other, message in ((["--activation", "gelu_tanh"], "differs from this teacher's student in ['activation']"), ([], "no prior/ in it")):
+        source = model if other else tmp_path / "none"
+        assert main(["train", "distill", str(train_smi), "--model", str(teacher), "--out", str(tmp_path / "bad2"), "--autoguidance", "2",
+                     "--init-from", str(source), *other, *tiny]) == 2  # fmt: skip
+        assert message in capsys.readouterr().err and not (tmp_path / "bad2").exists()
