@@ -98,3 +98,50 @@ def test_aromatic_bond_model_reconstructs_and_samples_valid_molecules():
     assert all(m is not None and len(Chem.GetMolFrags(m)) == 1 for m in mols)
     aromatic_rings = [Chem.rdMolDescriptors.CalcNumAromaticRings(m) for m in mols]
     assert sum(aromatic_rings) / len(mols) >= 0.5, aromatic_rings  # a guard; the rate is in BENCHMARKS.md (MOSES: 2.0)
+
+
+STUDENT_MODEL = MODEL.parent / "moses_student"
+
+
+@pytest.mark.skipif(not (STUDENT_MODEL / "prior").exists(), reason="no distilled student shipped")
+def test_distilled_student_needs_no_guide_and_predicts_closer_to_the_autoguided_teacher(pipe):
+    """checkpoints/moses_student (``molgen train distill`` of checkpoints/moses): pickle-free, no guide, and on
+    noisy MOSES latents its one prediction is nearer the teacher's autoguided one than the teacher alone is.
+    How near, and its sample quality and speed, are in BENCHMARKS.md (``benchmarks.distillation``)."""
+    import json
+
+    import torch
+    from rdkit import Chem
+
+    from molgen.prior.distillation import GuidanceDistillation
+
+    files = [p for p in STUDENT_MODEL.rglob("*") if p.is_file()]
+    assert {p.suffix for p in files} <= {".json", ".safetensors"}
+    assert sum(p.stat().st_size for p in files) < 50 * 2**20
+    student = MolgenPipeline.from_pretrained(STUDENT_MODEL, device="cpu", precision="fp32")
+    assert student.guide is None and student.guide_evaluations() == 0
+    assert student.prior.config.default_autoguidance == 1.0
+    record = json.loads((STUDENT_MODEL / "prior" / "training.json").read_text())
+    teacher = pipe.prior.config
+    assert record["distilled"]["autoguidance"] == teacher.default_autoguidance
+    assert student.tokenizer.state_dict().keys() == pipe.tokenizer.state_dict().keys()
+    for name, value in student.tokenizer.state_dict().items():  # the teacher's tokenizer: the same latent space
+        assert torch.equal(value, pipe.tokenizer.state_dict()[name])
+    smiles = pd.read_csv(MODEL.parents[1] / "data" / "moses" / "test.csv.gz")["SMILES"].sample(64, random_state=9).tolist()
+    latents = pipe.encode(smiles)
+    mask = latents.mask.bool()
+    real = mask.unsqueeze(-1).float()
+    z = (latents.z - torch.tensor(teacher.latent_mean)) / torch.tensor(teacher.latent_std) * real
+    noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(0)) * teacher.default_temperature * real
+    t = torch.full((len(z),), 0.5)  # inside the autoguidance interval, where the correction is largest
+    x = 0.5 * z + 0.5 * noise
+    target = GuidanceDistillation(teacher.to_dict(), teacher.to_dict(), pipe.guide.config.to_dict(), teacher.default_autoguidance, tuple(teacher.autoguidance_interval))
+    target.load_teacher(pipe.prior, pipe.guide)
+    none = torch.zeros(len(z), teacher.num_properties)
+    with torch.no_grad():
+        goal = target.regression_target(x, t, mask, none, none.bool(), None)
+        alone = ((pipe.prior(x, t, mask) - goal) ** 2 * real).sum()
+        ours = ((student.prior(x, t, mask) - goal) ** 2 * real).sum()
+    assert ours < 0.8 * alone, (float(ours), float(alone))
+    samples = student.sample(12, seed=0, batch_size=12, properties=False)
+    assert all(m.smiles and len(Chem.GetMolFrags(Chem.MolFromSmiles(m.smiles))) == 1 for m in samples)
