@@ -828,13 +828,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train_tokenizer)
 
     p = train.add_parser("prior", help="train the latent prior on a tokenizer's latents (resumes like the tokenizer)")
-    p.add_argument("data", help="featurized dataset directory, or a .smi/.csv/.sdf file (featurized first)")
-    p.add_argument("--model", required=True, help="model directory with the trained tokenizer (domain.json + tokenizer/)")
-    p.add_argument("--out", required=True, help="run directory; RUN/model becomes a complete model directory")
-    p.add_argument("--latents", default=None, help="latent cache directory (default: RUN/latents; reused if made by the same tokenizer)")
-    p.add_argument("--smiles-column", default=None)
-    p.add_argument("--limit", type=int, default=None, help="train on a random subset of this many graphs")
-    p.add_argument("--property-limit", type=int, default=None, help="compute conditioning properties for this many random graphs only (about 2 ms each)")
+    _add_latent_data_arguments(
+        p, model="model directory with the trained tokenizer (domain.json + tokenizer/)",
+        out="run directory; RUN/model becomes a complete model directory",
+    )
     p.add_argument("--objective", choices=["flow", "diffusion"], default="flow")
     p.add_argument("--prediction", default=None, help="flow: velocity; diffusion: epsilon or v_prediction (default)")
     p.add_argument("--d-model", type=int, default=128)
@@ -847,9 +844,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--default-steps", type=int, default=20, help="sampling steps the model uses unless told otherwise")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--ema-decay", type=float, default=0.999)
-    p.add_argument("--drop-all", type=float, default=0.1, help="probability of dropping all conditions (guidance)")
-    p.add_argument("--drop-each", type=float, default=0.3, help="probability of dropping each condition")
+    _add_condition_dropout_arguments(p)
     p.add_argument("--time-sampling", choices=["uniform", "logit_normal"], default="uniform", help="how training draws noise levels (logit_normal: more mid-noise training, as SD3)")
     p.add_argument("--warmup-steps", type=int, default=500)
     _add_trainer_arguments(p)
@@ -859,13 +854,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = train.add_parser(
         "distill", help="distil a prior and its autoguidance into one student prior (half the network evaluations per step)"
     )
-    p.add_argument("data", help="featurized dataset directory, or a .smi/.csv/.sdf file (featurized first)")
-    p.add_argument("--model", required=True, help="model directory with prior/ (the teacher) and guide/")
-    p.add_argument("--out", required=True, help="run directory; RUN/model becomes a complete model directory without a guide")
-    p.add_argument("--latents", default=None, help="latent cache directory (default: RUN/latents; reused if made by the same tokenizer)")
-    p.add_argument("--smiles-column", default=None)
-    p.add_argument("--limit", type=int, default=None, help="train on a random subset of this many graphs")
-    p.add_argument("--property-limit", type=int, default=None, help="compute conditioning properties for this many random graphs only (about 2 ms each)")
+    _add_latent_data_arguments(
+        p, model="model directory with prior/ (the teacher) and guide/",
+        out="run directory; RUN/model becomes a complete model directory without a guide",
+    )
     p.add_argument("--autoguidance", type=float, default=None, help="weight to distil (default: the teacher's default_autoguidance)")
     p.add_argument("--activation", choices=["gelu_tanh", "gelu"], default=None, help="the student's MLP activation (default: the teacher's; gelu is faster on CPU)")
     p.add_argument("--noise-scale", type=float, nargs=2, default=[0.75, 1.0], metavar=("LOW", "HIGH"), help="training noise scaled by a factor in this range (sampling temperatures)")
@@ -875,22 +867,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--ema-decay", type=float, default=0.999)
-    p.add_argument("--drop-all", type=float, default=0.1, help="probability of dropping all conditions (guidance)")
-    p.add_argument("--drop-each", type=float, default=0.3, help="probability of dropping each condition")
+    _add_condition_dropout_arguments(p)
     p.add_argument("--time-sampling", choices=["uniform", "logit_normal"], default="uniform")
     p.add_argument("--warmup-steps", type=int, default=100)
     _add_trainer_arguments(p)
     p.set_defaults(func=cmd_train_distill)
 
     p = train.add_parser("predictor", help="train a property predictor on a prior's noisy latents (for --property-guidance)")
-    p.add_argument("data", help="featurized dataset directory, or a .smi/.csv/.sdf file (featurized first)")
-    p.add_argument("--model", required=True, help="model directory with tokenizer and prior; the predictor is made for its prior")
-    p.add_argument("--out", required=True, help="run directory; copy RUN/model/predictor into the model directory to use it")
-    p.add_argument("--latents", default=None, help="latent cache directory (default: RUN/latents; reused if made by the same tokenizer)")
-    p.add_argument("--smiles-column", default=None)
-    p.add_argument("--limit", type=int, default=None, help="train on a random subset of this many graphs")
-    p.add_argument("--property-limit", type=int, default=None, help="compute properties for this many random graphs only (about 2 ms each)")
+    _add_latent_data_arguments(
+        p, model="model directory with tokenizer and prior; the predictor is made for its prior",
+        out="run directory; copy RUN/model/predictor into the model directory to use it",
+    )
     p.add_argument("--d-model", type=int, default=64)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--layers", type=int, default=2)
@@ -954,6 +941,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_reconstruct)
     _add_design_parser(sub)
     return parser
+
+
+def _add_latent_data_arguments(p: argparse.ArgumentParser, model: str, out: str) -> None:
+    """The data, model and run options of every command that trains on a tokenizer's cached latents."""
+    p.add_argument("data", help="featurized dataset directory, or a .smi/.csv/.sdf file (featurized first)")
+    p.add_argument("--model", required=True, help=model)
+    p.add_argument("--out", required=True, help=out)
+    p.add_argument("--latents", default=None, help="latent cache directory (default: RUN/latents; reused if made by the same tokenizer)")
+    p.add_argument("--smiles-column", default=None)
+    p.add_argument("--limit", type=int, default=None, help="train on a random subset of this many graphs")
+    p.add_argument("--property-limit", type=int, default=None, help="compute conditioning properties for this many random graphs only (about 2 ms each)")
+
+
+def _add_condition_dropout_arguments(p: argparse.ArgumentParser) -> None:
+    """EMA and condition-dropout options of a prior's training (also a distilled student's)."""
+    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--drop-all", type=float, default=0.1, help="probability of dropping all conditions (guidance)")
+    p.add_argument("--drop-each", type=float, default=0.3, help="probability of dropping each condition")
 
 
 def _add_trainer_arguments(p: argparse.ArgumentParser) -> None:

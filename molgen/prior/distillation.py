@@ -144,14 +144,7 @@ def distill_prior(
         autoguidance=float(weight),
         interval=interval,
         noise_scale=(settings.noise_scale_low, settings.noise_scale_high),
-        lr=settings.lr,
-        weight_decay=settings.weight_decay,
-        warmup_steps=settings.warmup_steps,
-        total_steps=settings.max_steps,
-        ema_decay=settings.ema_decay,
-        drop_all=settings.drop_all,
-        drop_each=settings.drop_each,
-        time_sampling=settings.time_sampling,
+        **settings.module_options(),
     )
     module.load_teacher(teacher, guide, init_from)
     module.export_dir = run_dir / "model" / "prior"

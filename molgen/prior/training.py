@@ -201,6 +201,13 @@ class PriorTrainSettings(BaseTrainSettings):
     posterior_sample: bool = True  # train on posterior samples of each token rather than its mean
     time_sampling: str = "uniform"  # see molgen.prior.scheduling.TIME_SAMPLINGS
 
+    def module_options(self) -> dict:
+        """The :class:`PriorModule` hyperparameters these settings give (optimisation, EMA, condition dropout)."""
+        return {
+            "lr": self.lr, "weight_decay": self.weight_decay, "warmup_steps": self.warmup_steps, "total_steps": self.max_steps,
+            "ema_decay": self.ema_decay, "drop_all": self.drop_all, "drop_each": self.drop_each, "time_sampling": self.time_sampling,
+        }  # fmt: skip
+
 
 def train_prior(
     train: LatentDataset,
@@ -215,17 +222,7 @@ def train_prior(
     """Train (or resume training of) a prior on latent tokens; exports EMA weights to ``run_dir/model/prior``."""
     run_dir = Path(run_dir)
     train, val = start_run(settings, train, val)
-    module = PriorModule(
-        config.to_dict(),
-        lr=settings.lr,
-        weight_decay=settings.weight_decay,
-        warmup_steps=settings.warmup_steps,
-        total_steps=settings.max_steps,
-        ema_decay=settings.ema_decay,
-        drop_all=settings.drop_all,
-        drop_each=settings.drop_each,
-        time_sampling=settings.time_sampling,
-    )
+    module = PriorModule(config.to_dict(), **settings.module_options())
     if init_from is not None:
         load_growing(module.model, init_from)
         module.reset_ema()
