@@ -518,6 +518,60 @@ def test_conditioning_steers_toward_the_requested_molecule(two_molecule_model):
         assert counts[pipe.domain.canonical(other)] <= 3
 
 
+def test_conditions_per_sample_steer_each_row_to_its_own_target(two_molecule_model):
+    """A sequence of conditions gives each sample its own targets (here alternating between the two
+    molecules, plus unconditional rows), across batches and size groups; each row samples as it would
+    alone with that row's target."""
+    pipe = MolgenPipeline.from_pretrained(two_molecule_model[0], device="cpu", precision="fp32")
+    logp = {s: pipe.domain.properties(s)["logP"] for s in (OILY, POLAR)}
+    targets = [OILY if k % 2 else POLAR for k in range(24)]
+    rows = [{"logP": logp[t]} for t in targets]
+    samples = pipe.sample(24, seed=1, batch_size=10, conditions=rows, guidance_scale=2.0, properties=False)
+    hits = sum(m.smiles == pipe.domain.canonical(t) for m, t in zip(samples, targets, strict=True))
+    assert hits >= 20, [(m.smiles, t) for m, t in zip(samples, targets, strict=True)]
+    # One row's sample equals that row sampled alone with a single mapping and the same noise (same seed,
+    # batch of one); rows without targets (None) are unconditional.
+    mixed = [None, {"logP": logp[OILY]}, {}]
+    per_row = pipe.sample_latents(3, seed=4, batch_size=1, steps=4, conditions=mixed, guidance_scale=2.0)
+    alone = pipe.sample_latents(3, seed=4, batch_size=1, steps=4, conditions={"logP": logp[OILY]}, guidance_scale=2.0)
+    plain = pipe.sample_latents(3, seed=4, batch_size=1, steps=4)
+    torch.testing.assert_close(per_row.z[1], alone.z[1])
+    torch.testing.assert_close(per_row.z[0], plain.z[0])
+    torch.testing.assert_close(per_row.z[2], plain.z[2])
+    assert not torch.allclose(per_row.z[1], plain.z[1])
+
+
+def test_sizes_per_sample(two_molecule_model):
+    pipe = MolgenPipeline.from_pretrained(two_molecule_model[0], device="cpu")
+    sizes = [3, 15, 7, 11] * 75  # 300 graphs: one batch, denoised in size groups
+    latents = pipe.sample_latents(300, seed=2, batch_size=300, steps=3, num_nodes=sizes)
+    assert latents.mask.sum(1).tolist() == sizes
+    latents = pipe.sample_latents(4, seed=2, steps=3, num_nodes=torch.tensor([5, 6, 7, 8]))
+    assert latents.mask.sum(1).tolist() == [5, 6, 7, 8]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"conditions": [{"logP": 1.0}] * 3}, r"conditions holds 3 rows for 4 samples"),
+        ({"conditions": [None, {"logP": 1.0}, {"QED": "high"}, None]}, r"conditions\[2\]: condition 'QED': target 'high' is not a number"),
+        ({"conditions": [None, None, None, {"pIC50": 7.0}]}, r"conditions\[3\]: condition 'pIC50': this prior is conditioned on"),
+        ({"conditions": [None, 3.0, None, None]}, r"conditions\[1\]: 3.0 is not a mapping"),
+        ({"conditions": "logP=3"}, r"give a mapping"),
+        ({"num_nodes": [5, 6, 7]}, r"num_nodes holds 3 sizes for 4 samples"),
+        ({"num_nodes": [5, 6, 0, 7]}, r"num_nodes\[2\]=0: must be a whole number between 1 and"),
+        ({"num_nodes": [5, 6, 7.5, 7]}, r"num_nodes\[2\]=7.5"),
+        ({"num_nodes": 0}, r"num_nodes=0: must be a whole number between 1 and"),
+    ],
+)
+def test_per_sample_options_are_checked_before_sampling(two_molecule_model, options, message):
+    pipe = MolgenPipeline.from_pretrained(two_molecule_model[0], device="cpu")
+    with pytest.raises(ValueError, match=message):
+        pipe.sample_iter(4, **options)  # refused when called, before any molecule is asked for
+    with pytest.raises(ValueError, match=message):
+        pipe.sample_latents(4, **options)
+
+
 @pytest.fixture(scope="module")
 def two_molecule_predictor(two_molecule_model, shipped):
     """A property predictor trained on the two-molecule prior's noisy latents, installed in its model directory."""
