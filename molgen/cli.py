@@ -464,35 +464,73 @@ def _parse_conditions(items: list[str] | None) -> dict[str, float]:
     return conditions
 
 
+def _targets_table(args: argparse.Namespace, pipe) -> tuple[list[str], list, int]:
+    """``--conditions-file``: the property columns, the good rows (each repeated ``--per-row`` times, in order)
+    and how many bad rows were reported (on stderr, each with its line and what is wrong)."""
+    from molgen.io import BadRow, read_targets
+
+    if pipe.prior is None or not pipe.prior.config.property_names:
+        raise CLIError(f"--conditions-file: the model {args.model} has no property conditioning")
+    columns, rows = read_targets(args.conditions_file, list(pipe.prior.config.property_names))
+    good, bad = [], 0
+    for row in rows:
+        if isinstance(row, BadRow):
+            bad += 1
+            print(f"{args.conditions_file}: skipped {row}", file=sys.stderr)
+        else:
+            good.extend([row] * args.per_row)
+    if not good:
+        raise CLIError(f"{args.conditions_file}: no usable rows ({bad} bad)")
+    return columns, good, bad  # with a num_nodes column every good row has a size (else it is a bad row)
+
+
 def cmd_sample(args: argparse.Namespace) -> None:
     from molgen.io import MoleculeWriter
     from molgen.pipeline import DEFAULT_PRECISION, MolgenPipeline
 
-    if args.n < 1:
+    if args.conditions_file:
+        if args.n is not None:
+            raise CLIError("-n with --conditions-file: the table gives the samples (one per row; more with --per-row K)")
+        if args.condition or args.num_nodes is not None:
+            raise CLIError("--condition / --num-nodes with --conditions-file: put the targets and sizes in the table's columns")
+        if args.per_row < 1:
+            raise CLIError(f"--per-row {args.per_row}: must be at least 1")
+    elif args.n is None:
+        raise CLIError("give -n N (number of samples) or --conditions-file TABLE.csv (one sample per row)")
+    elif args.n < 1:
         raise CLIError(f"-n {args.n}: ask for at least one molecule")
     conditions = _parse_conditions(args.condition)
     pipe = MolgenPipeline.from_pretrained(args.model, device=args.device, precision=args.precision or DEFAULT_PRECISION)
     names = list(getattr(pipe.domain, "property_names", ())) if args.properties else []
+    n, num_nodes, extra_columns, extras, bad_rows = args.n, args.num_nodes, [], None, 0
+    if args.conditions_file:
+        columns, rows, bad_rows = _targets_table(args, pipe)
+        n, conditions = len(rows), [row.targets for row in rows]
+        if rows[0].num_nodes is not None:
+            num_nodes = [row.num_nodes for row in rows]
+        extra_columns = ["row", *(f"target_{c}" for c in columns)]
+        extras = [{"row": row.line, **{f"target_{c}": row.targets.get(c) for c in columns}} for row in rows]
     molecules = pipe.sample_iter(
-        args.n, steps=args.steps, seed=args.seed, batch_size=args.batch_size, conditions=conditions or None,
-        guidance_scale=args.guidance, num_nodes=args.num_nodes, sampler=args.sampler, decoding=args.decoding,
+        n, steps=args.steps, seed=args.seed, batch_size=args.batch_size, conditions=conditions or None,
+        guidance_scale=args.guidance, num_nodes=num_nodes, sampler=args.sampler, decoding=args.decoding,
         properties=args.properties, temperature=args.temperature,
         restarts=args.restarts, property_guidance=args.property_guidance, autoguidance=args.autoguidance,
         **({} if args.validity_guidance is None else {"validity_guidance": args.validity_guidance}),
     )  # fmt: skip
     counts: dict[str, int] = {}
-    bar = _progress(args.n, "sample", args.progress)
+    bar = _progress(n, "sample", args.progress)
     try:
-        with MoleculeWriter(args.out, names) as writer:
-            for molecule in molecules:
-                writer.write(molecule.smiles, molecule.state, molecule.error, molecule.properties)
+        with MoleculeWriter(args.out, names, extra_columns) as writer:
+            for k, molecule in enumerate(molecules):
+                writer.write(molecule.smiles, molecule.state, molecule.error, molecule.properties, None if extras is None else extras[k])
                 counts[molecule.state] = counts.get(molecule.state, 0) + 1
                 bar.update(1)
     finally:
         bar.close()
         total = sum(counts.values())
         summary = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("valid", "duplicate", "invalid"))
-        print(f"wrote {total} samples to {args.out}: {summary} ({args.decoding} decoding)", file=sys.stderr)
+        skipped = f"; {bad_rows} bad row(s) of {args.conditions_file} skipped" if bad_rows else ""
+        print(f"wrote {total} samples to {args.out}: {summary} ({args.decoding} decoding){skipped}", file=sys.stderr)
 
 
 # --- evaluate ------------------------------------------------------------------------------------------
@@ -888,7 +926,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train_predictor)
 
     p = sub.add_parser("sample", help="sample molecules from a model and stream them to a file")
-    p.add_argument("-n", type=int, required=True, help="number of samples (invalid ones included)")
+    p.add_argument("-n", type=int, default=None, help="number of samples (invalid ones included); not with --conditions-file")
     p.add_argument("--out", required=True, help="output .csv, .sdf (properties as SD tags) or .smi")
     p.add_argument("--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped model)")
     p.add_argument("--seed", type=int, default=0)
@@ -896,7 +934,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", default=None, help="scheduler: euler, heun or dpm (DPM-Solver++ 2M) for flow priors; ddpm, ddim or dpm for diffusion priors")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--condition", action="append", metavar="NAME=VALUE", help="property target, e.g. QED=0.8 (repeatable)")
-    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale for --condition")
+    p.add_argument(
+        "--conditions-file", default=None, metavar="TABLE.csv",
+        help="per-sample targets: a .csv whose columns are property names (any case; blank = no target) and optionally "
+        "num_nodes; one sample per row (--per-row K for more); other columns are ignored; bad rows are reported and skipped; "
+        "the output gives each sample's row and targets",
+    )  # fmt: skip
+    p.add_argument("--per-row", type=int, default=1, help="samples per row of --conditions-file")
+    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale for --condition / --conditions-file")
     p.add_argument("--num-nodes", type=int, default=None, help="heavy atoms per molecule (default: as in training)")
     p.add_argument("--temperature", type=float, default=None, help="scale of the starting noise (default: the model's; <1: more valid, less diverse)")
     p.add_argument(

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BadRow", "Row", "file_format", "read_molecules", "write_bad_rows"]
+__all__ = ["BadRow", "Row", "TargetRow", "file_format", "read_molecules", "read_targets", "write_bad_rows"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,82 @@ def _read_csv(path: Path, smiles_column: str | None) -> Iterator[Row | BadRow]:
                 continue
             name = row[name_cols[0]].strip() if name_cols and name_cols[0] < len(row) else None
             yield Row(location, row[col].strip(), name or None)
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    """One row of a targets table: where it came from (``line 3``), its property targets (a blank cell is no
+    target) and, if the table has a ``num_nodes`` column, the size of the graph to sample."""
+
+    location: str
+    line: int
+    targets: dict[str, float]
+    num_nodes: int | None = None
+
+
+NUM_NODES_COLUMN = "num_nodes"
+
+
+def read_targets(path: str | Path, property_names: list[str]) -> tuple[list[str], Iterator[TargetRow | BadRow]]:
+    """The property columns of a ``.csv`` targets table (one row per sample to draw) and its rows.
+
+    Columns are matched to ``property_names`` ignoring case; a ``num_nodes`` column gives each row's graph
+    size; other columns (a SMILES, a name) are returned neither as targets nor as errors. A table without any
+    property column is an error naming the columns it has and the ones that would be read. A cell that is not a
+    number makes its row a :class:`BadRow`; the rows after it are still read.
+
+    Returns: (the property names found, in ``property_names``' spelling; the rows, lazily).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if file_format(path) != "csv":
+        raise ValueError(f"{path}: a targets table must be a .csv file (a header of property names, one row per sample)")
+    with _open_text(path) as handle:
+        header = next(csv.reader(handle), None)
+    if header is None:
+        raise ValueError(f"{path}: the file is empty; expected a header of property names such as {property_names}")
+    lookup = {name.lower(): name for name in property_names}
+    columns = {i: lookup[cell.strip().lower()] for i, cell in enumerate(header) if cell.strip().lower() in lookup}
+    if not columns:
+        raise ValueError(f"{path}: no property column; the columns are {header}, the model is conditioned on {property_names}")
+    size_col = next((i for i, cell in enumerate(header) if cell.strip().lower() == NUM_NODES_COLUMN), None)
+    return list(columns.values()), _target_rows(path, columns, size_col)
+
+
+def _target_rows(path: Path, columns: dict[int, str], size_col: int | None) -> Iterator[TargetRow | BadRow]:
+    with _open_text(path) as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        for row in reader:
+            location = f"line {reader.line_num}"
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            targets, problems = {}, []
+            for i, name in columns.items():
+                cell = row[i].strip() if i < len(row) else ""
+                if not cell:
+                    continue
+                try:
+                    value = float(cell)
+                except ValueError:
+                    problems.append(f"{name} {cell!r} is not a number")
+                    continue
+                if value != value or value in (float("inf"), float("-inf")):
+                    problems.append(f"{name} {cell!r} is not a finite number")
+                    continue
+                targets[name] = value
+            size = None
+            if size_col is not None:
+                cell = row[size_col].strip() if size_col < len(row) else ""
+                if not cell.isdigit() or int(cell) < 1:
+                    problems.append(f"{NUM_NODES_COLUMN} {cell!r} is not a whole number >= 1")
+                else:
+                    size = int(cell)
+            if problems:
+                yield BadRow(location, ",".join(row), "; ".join(problems))
+            else:
+                yield TargetRow(location, reader.line_num, targets, size)
 
 
 def _read_sdf(path: Path) -> Iterator[Row | BadRow]:

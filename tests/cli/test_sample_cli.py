@@ -14,6 +14,7 @@ from rdkit import Chem
 
 from molgen.cli import main
 from molgen.io import BadRow, read_molecules
+from molgen.pipeline import MolgenPipeline
 import molgen.latents as latents_module
 from molgen.latents import LatentDataset
 
@@ -114,6 +115,67 @@ def test_sample_bad_requests_exit_2_with_a_message(prior_run, tmp_path, capsys, 
     assert main(["sample", "-n", "4", "--out", str(out), "--model", str(prior_run / "model"), "--no-progress", *extra]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_sample_from_a_targets_table_one_row_per_sample_bad_rows_reported(prior_run, tmp_path, capsys, monkeypatch):
+    table = tmp_path / "targets.csv"
+    table.write_text(
+        "name,qed,logP,num_nodes\n"
+        "a,0.8,2.5,9\n"
+        "b,,1.0,12\n"  # no QED target in this row
+        "c,high,1.0,9\n"  # bad: not a number
+        "d,0.7,,0\n"  # bad: size 0
+        "\n"
+        "e,0.9,3.0,10\n"
+    )
+    out = tmp_path / "out.csv"
+    args = ["sample", "--conditions-file", str(table), "--per-row", "2", "--out", str(out), "--model", str(prior_run / "model"),
+            "--seed", "2", "--batch-size", "4", "--device", "cpu", "--no-progress"]  # fmt: skip
+    calls = []
+    real = MolgenPipeline.sample_iter
+
+    def spy(self, n, **options):
+        calls.append((n, options))
+        return real(self, n, **options)
+
+    monkeypatch.setattr(MolgenPipeline, "sample_iter", spy)
+    assert main(args) == 0
+    ((n, options),) = calls  # the pipeline gets one target mapping and one size per sample
+    assert n == 6 and options["num_nodes"] == [9, 9, 12, 12, 10, 10]
+    assert options["conditions"] == [{"QED": 0.8, "logP": 2.5}] * 2 + [{"logP": 1.0}] * 2 + [{"QED": 0.9, "logP": 3.0}] * 2
+    err = capsys.readouterr().err
+    assert "line 4" in err and "QED 'high' is not a number" in err
+    assert "line 5" in err and "num_nodes '0' is not a whole number >= 1" in err
+    assert "wrote 6 samples" in err and "2 bad row(s)" in err
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["row"]) for r in rows] == [2, 2, 3, 3, 7, 7]  # the table's line of each sample, in order
+    assert [r["target_QED"] for r in rows] == ["0.8", "0.8", "", "", "0.9", "0.9"]
+    assert [r["target_logP"] for r in rows] == ["2.5", "2.5", "1", "1", "3", "3"]
+
+
+@pytest.mark.parametrize(
+    "table, extra, message",
+    [
+        ("smiles,potency\nCCO,3\n", [], "no property column; the columns are ['smiles', 'potency']"),
+        ("QED\nabc\n", [], "no usable rows (1 bad)"),
+        ("QED\n0.8\n", ["-n", "4"], "-n with --conditions-file"),
+        ("QED\n0.8\n", ["--condition", "logP=2"], "--condition / --num-nodes with --conditions-file"),
+        ("QED\n0.8\n", ["--per-row", "0"], "--per-row 0: must be at least 1"),
+    ],
+)
+def test_sample_targets_table_refusals(prior_run, tmp_path, capsys, table, extra, message):
+    path = tmp_path / "t.csv"
+    path.write_text(table)
+    args = ["sample", "--conditions-file", str(path), "--out", str(tmp_path / "x.csv"), "--model", str(prior_run / "model"), "--no-progress", *extra]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_sample_needs_n_or_a_targets_table(prior_run, tmp_path, capsys):
+    assert main(["sample", "--out", str(tmp_path / "x.csv"), "--model", str(prior_run / "model"), "--no-progress"]) == 2
+    assert "give -n N" in capsys.readouterr().err
 
 
 def test_sample_from_a_model_without_prior_exits_2(cli_run, tmp_path, capsys):  # noqa: F811
