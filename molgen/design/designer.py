@@ -185,13 +185,12 @@ class Designer:
         generator = torch.Generator().manual_seed(seed)
 
         def sample(start: int, count: int, b: int) -> Latents:
-            options = {"conditions": conditions, "guidance_scale": guidance_scale, "temperature": temperature, "property_guidance": property_guidance}
-            if sizes is not None:  # a start of the chosen sizes, run from pure noise (strength 1)
-                grid = stack_tokens([torch.zeros(int(s), config.latent_dim) for s in torch.multinomial(sizes, count, replacement=True, generator=generator)])
-                options.update(start=grid, strength=1.0)
-            else:
-                options["num_nodes"] = num_nodes
-            return self.pipe.sample_latents(count, steps=steps, seed=seed * _SEED_STRIDE + b, batch_size=count, **options)
+            # with an MW target, one size per sample drawn to fit it
+            count_nodes = num_nodes if sizes is None else torch.multinomial(sizes, count, replacement=True, generator=generator).tolist()
+            return self.pipe.sample_latents(
+                count, steps=steps, seed=seed * _SEED_STRIDE + b, batch_size=count, conditions=conditions, guidance_scale=guidance_scale,
+                temperature=temperature, property_guidance=property_guidance, num_nodes=count_nodes,
+            )  # fmt: skip
 
         choose = None if oversample == 1 else lambda decoded, count: self._closest(decoded, parsed, count)
         yield from self._stream(n, sample, screen, progress, choose=choose, oversample=oversample)
