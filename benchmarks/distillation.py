@@ -87,7 +87,7 @@ def sampling_rows(name: str, pipe: MolgenPipeline, n: int, seed: int, reference)
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--student", required=True, help="model directory of the distilled student")
-    parser.add_argument("--teacher", default=str(ROOT / "checkpoints" / "moses"), help="model directory with the teacher prior and its guide")
+    parser.add_argument("--teacher", default=str(ROOT / "checkpoints" / "moses_teacher"), help="model directory with the teacher prior and its guide")
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
