@@ -13,13 +13,16 @@ Run it on an otherwise idle machine: the figures are wall times.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import threading
 import time
+from pathlib import Path
 
 from benchmarks.report import write_section
 from tests.ui.harness import running_app
 
+SHIPPED_PRIOR_CONFIG = Path(__file__).resolve().parent.parent / "checkpoints" / "moses" / "prior" / "config.json"
 FIXED_INPUTS = 9  # n, seed, steps, guidance, hard limits, must contain, must avoid, alerts, SA ceiling; then one target per property
 
 
@@ -39,13 +42,15 @@ def _generate(client, n: int, steps: int, seed: int, targets: int) -> tuple[floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100, help="molecules for the time-to-first-molecules figure")
-    parser.add_argument("--steps", type=int, default=20, help="sampling steps (the shipped prior's default is 20)")
+    parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the shipped prior's, as the page starts with)")
     parser.add_argument("--repeats", type=int, default=3, help="warm repeats of the n-molecule request")
     parser.add_argument("--users", type=int, default=10, help="simultaneous users")
     parser.add_argument("--user-n", type=int, default=24, help="molecules each simultaneous user asks for (the page's default)")
     parser.add_argument("--concurrency", type=int, default=1, help="the app's --concurrency (model jobs at once)")
     parser.add_argument("--no-write", action="store_true", help="print the figures, do not touch BENCHMARKS.md")
     args = parser.parse_args()
+    if args.steps is None:
+        args.steps = json.loads(SHIPPED_PRIOR_CONFIG.read_text())["default_steps"]
 
     launched = time.perf_counter()
     with running_app("--device", "cpu", "--concurrency", str(args.concurrency), "--queue-size", str(max(64, 2 * args.users))) as url:
