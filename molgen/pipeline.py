@@ -206,7 +206,7 @@ class MolgenPipeline:
 
         Takes the keyword arguments of :meth:`sample_iter` (steps, seed, batch_size, conditions,
         guidance_scale, num_nodes, sampler, decoding, properties, temperature, validity_guidance, restarts,
-        property_guidance, autoguidance).
+        restart_strength, property_guidance, autoguidance).
         """
         return list(self.sample_iter(n, **options))
 
@@ -227,6 +227,7 @@ class MolgenPipeline:
         restarts: int | None = None,
         property_guidance: float = 0.0,
         autoguidance: float | None = None,
+        restart_strength: float | None = None,
     ) -> Iterator[DecodedMolecule]:
         """Sample ``n`` molecules, yielded batch by batch (for streaming to disk and progress bars).
 
@@ -240,15 +241,16 @@ class MolgenPipeline:
         table = self._condition_table(conditions, n)
         self._property_guidance(property_guidance, table)
         self._autoguidance(autoguidance)
+        self._restart_strength(restart_strength)
         rows = self._size_rows(num_nodes, n)
         return self._sample_stream(
             n, steps, seed, batch_size, table, guidance_scale, rows, sampler, decoding, properties, temperature,
-            validity_guidance, restarts, property_guidance, autoguidance,
+            validity_guidance, restarts, property_guidance, autoguidance, restart_strength,
         )  # fmt: skip
 
     def _sample_stream(
         self, n, steps, seed, batch_size, table, guidance_scale, rows, sampler, decoding, properties, temperature,
-        validity_guidance, restarts, property_guidance, autoguidance,
+        validity_guidance, restarts, property_guidance, autoguidance, restart_strength,
     ) -> Iterator[DecodedMolecule]:  # fmt: skip
         seen: set[str] = set()
         generator = torch.Generator().manual_seed(seed)
@@ -257,7 +259,7 @@ class MolgenPipeline:
             latents = self._sample_batch(
                 count, steps, generator, _take(table, slice(start, start + count)), guidance_scale, sampler, temperature,
                 validity_guidance=validity_guidance, sizes=_take(rows, slice(start, start + count)), restarts=restarts,
-                property_guidance=property_guidance, autoguidance=autoguidance,
+                property_guidance=property_guidance, autoguidance=autoguidance, restart_strength=restart_strength,
             )
             for molecule in self.decode(latents, batch_size=count, decoding=decoding):
                 if molecule.smiles is not None:
@@ -287,6 +289,7 @@ class MolgenPipeline:
         restarts: int | None = None,
         property_guidance: float = 0.0,
         autoguidance: float | None = None,
+        restart_strength: float | None = None,
     ) -> Latents:
         """Sample latent tokens of ``n`` graphs from the prior.
 
@@ -302,9 +305,10 @@ class MolgenPipeline:
         ``validity_guidance``: step size of the decoder-based validity guidance over the last half of the
         steps (see :mod:`molgen.guidance`; 0, the default, turns it off; 0.1 is the measured setting for the shipped model; used
         when the domain has a valence table); ``restarts``: restart-sampling passes after the first (default:
-        the prior's ``default_restarts``): the latents are noised back to the prior's ``restart_strength`` of
-        the schedule with fresh noise and denoised again, which moves samples toward the prior's distribution
-        (Xu et al. 2023, "Restart sampling"); each pass costs ``restart_strength`` of a full one. Restarts run
+        the prior's ``default_restarts``): the latents are noised back to ``restart_strength`` of the schedule
+        (in (0, 1); default: the prior's ``restart_strength``; the scheduler's first noise level at or below
+        it) with fresh noise and denoised again, which moves samples toward the prior's distribution (Xu et
+        al. 2023, "Restart sampling"); each pass costs about ``restart_strength`` of a full one. Restarts run
         when sampling from noise (also with ``keep``), not for edits with ``strength`` < 1, whose point is to
         stay near ``start``. ``property_guidance``: step size of classifier guidance toward the
         ``conditions`` by the model's property predictor (:mod:`molgen.prior.predictor`), applied at every
@@ -346,17 +350,20 @@ class MolgenPipeline:
                 self._sample_batch(
                     count, steps, generator, _take(table, slice(k, k + count)), guidance_scale, sampler, temperature, edit, step_hook,
                     validity_guidance, sizes=_take(rows, slice(k, k + count)), restarts=restarts, property_guidance=property_guidance,
-                    autoguidance=autoguidance,
+                    autoguidance=autoguidance, restart_strength=restart_strength,
                 )
             )
         return _concat_latents(chunks)
 
-    def prior_evaluations(self, steps: int | None = None, restarts: int | None = None) -> int:
+    def prior_evaluations(self, steps: int | None = None, restarts: int | None = None, restart_strength: float | None = None) -> int:
         """How many times the prior network runs per sample (without classifier-free guidance, which doubles
-        it), for ``steps`` and ``restarts`` as in :meth:`sample_latents` (defaults: the prior's)."""
-        return len(self._evaluation_times(steps, restarts))
+        it), for ``steps``, ``restarts`` and ``restart_strength`` as in :meth:`sample_latents` (defaults: the
+        prior's)."""
+        return len(self._evaluation_times(steps, restarts, restart_strength))
 
-    def guide_evaluations(self, steps: int | None = None, restarts: int | None = None, autoguidance: float | None = None) -> int:
+    def guide_evaluations(
+        self, steps: int | None = None, restarts: int | None = None, autoguidance: float | None = None, restart_strength: float | None = None
+    ) -> int:
         """How many of those evaluations also run the guide prior: with autoguidance on (``autoguidance``,
         default the prior's, not 1, and a guide present), the ones at noise levels inside the prior's
         ``autoguidance_interval``; else none."""
@@ -365,9 +372,9 @@ class MolgenPipeline:
         if self.guide is None or weight == 1:
             return 0
         low, high = config.autoguidance_interval
-        return sum(low <= t <= high for t in self._evaluation_times(steps, restarts))
+        return sum(low <= t <= high for t in self._evaluation_times(steps, restarts, restart_strength))
 
-    def _evaluation_times(self, steps: int | None, restarts: int | None) -> list[float]:
+    def _evaluation_times(self, steps: int | None, restarts: int | None, restart_strength: float | None = None) -> list[float]:
         """The network time of every prior evaluation of one sample: the first pass, then each restart."""
         config = self._require_prior().config
         steps = config.default_steps if steps is None else steps
@@ -375,8 +382,15 @@ class MolgenPipeline:
         scheduler = make_scheduler(config)
         scheduler.set_timesteps(steps)
         times = [float(model_time(t, config, 1, torch.device("cpu"))[0]) for t in scheduler.timesteps]
-        begin = _begin_index(scheduler, config.objective == "flow", config.restart_strength)
+        begin = _begin_index(scheduler, config.objective == "flow", self._restart_strength(restart_strength))
         return times + restarts * times[begin:]
+
+    def _restart_strength(self, strength: float | None) -> float:
+        """The restart strength to use (default: the prior's); a clear error if it is not in (0, 1)."""
+        strength = self._require_prior().config.restart_strength if strength is None else strength
+        if isinstance(strength, bool) or not isinstance(strength, int | float) or not 0 < strength < 1:
+            raise ValueError(f"restart_strength={strength!r}: must be a number strictly between 0 and 1 (the share of the schedule each restart redoes)")
+        return float(strength)
 
     def _autoguidance(self, weight: float | None) -> float:
         """The autoguidance weight to use (default: the prior's); a clear error if it cannot be used."""
@@ -471,9 +485,11 @@ class MolgenPipeline:
         restarts: int | None = None,
         property_guidance: float = 0.0,
         autoguidance: float | None = None,
+        restart_strength: float | None = None,
     ) -> Latents:
         prior = self._require_prior()
         autoguidance = self._autoguidance(autoguidance)
+        restart_strength = self._restart_strength(restart_strength)
         temperature = prior.config.default_temperature if temperature is None else temperature
         if not temperature > 0:
             raise ValueError(f"temperature={temperature}: must be a positive number")
@@ -499,7 +515,7 @@ class MolgenPipeline:
                     self._sample_batch(
                         len(g), steps, generator, _take(condition, g), guidance_scale, sampler, temperature,
                         validity_guidance=validity_guidance, sizes=sizes[g], noise=noise[g, : int(sizes[g].max())], restarts=restarts,
-                        property_guidance=property_guidance, autoguidance=autoguidance,
+                        property_guidance=property_guidance, autoguidance=autoguidance, restart_strength=restart_strength,
                     )
                     for g in groups
                 ]  # fmt: skip
@@ -528,7 +544,7 @@ class MolgenPipeline:
             # with fresh noise and denoise again; each pass corrects errors of the last one.
             for _ in range(config.default_restarts if restarts is None else restarts):
                 fresh = torch.randn(batch, n, config.latent_dim, generator=generator).to(self.device)
-                x = passes.denoise(fresh, x, config.restart_strength, keep)
+                x = passes.denoise(fresh, x, restart_strength, keep)
         return Latents((x * std + mean) * mask.unsqueeze(-1), mask)
 
     def _validity_guidance(self, scale: float, mean: Tensor, std: Tensor) -> ValidityGuidance | None:

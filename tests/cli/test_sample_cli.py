@@ -107,6 +107,7 @@ def test_sample_is_reproducible_and_valence_decoding_is_valid(prior_run, tmp_pat
         (["--validity-guidance", "-1"], "validity_guidance=-1.0: must be >= 0"),
         (["--autoguidance", "2"], "autoguidance=2.0: this model has no guide prior"),
         (["--autoguidance", "0"], "autoguidance=0.0: must be a positive number"),
+        (["--restart-strength", "1"], "restart_strength=1.0: must be a number strictly between 0 and 1"),
         (["--precision", "half"], "precision must be one of ('fp32', 'bf16', 'auto'), got 'half'"),
     ],
 )

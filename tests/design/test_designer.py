@@ -93,6 +93,28 @@ def test_restarts_renoise_half_the_schedule_and_keep_kept_tokens(pipe):
         pipe.sample_latents(2, restarts=1.5)
 
 
+def test_restart_strength_sets_where_each_restart_begins(pipe):
+    def steps_run(**options) -> list[int]:
+        seen = []
+        pipe.sample_latents(2, steps=10, seed=0, restarts=2, step_hook=lambda i, t, x: seen.append(i) or x, **options)
+        return seen
+
+    # Each restart begins at the first of the 10 noise levels at or below the strength (Euler: sigma 1, 0.889,
+    # 0.778, 0.667, 0.556, ..., 0.223, 0.112, 0.001).
+    assert steps_run(restart_strength=0.25) == list(range(10)) + [7, 8, 9] * 2
+    assert steps_run(restart_strength=0.65) == list(range(10)) + [4, 5, 6, 7, 8, 9] * 2
+    assert pipe.prior_evaluations(10, 2, 0.65) == 22 and pipe.prior_evaluations(10, 2, 0.25) == 16
+    # No strength given: the prior's own, the same samples as giving it.
+    default = pipe.prior.config.restart_strength
+    torch.testing.assert_close(pipe.sample_latents(3, steps=4, seed=5, restarts=1).z, pipe.sample_latents(3, steps=4, seed=5, restarts=1, restart_strength=default).z)
+    assert not torch.allclose(pipe.sample_latents(3, steps=4, seed=5, restarts=1, restart_strength=0.9).z, pipe.sample_latents(3, steps=4, seed=5, restarts=1).z)
+    for bad in (0, 1, 1.5, -0.2, "half"):
+        with pytest.raises(ValueError, match=f"restart_strength={bad!r}: must be a number strictly between 0 and 1"):
+            pipe.sample_latents(2, restarts=1, restart_strength=bad)
+    with pytest.raises(ValueError, match="restart_strength=1.0"):
+        pipe.sample(2, restart_strength=1.0)  # refused when called, before any sampling
+
+
 # --- Designer -------------------------------------------------------------------------------------------------------------
 
 

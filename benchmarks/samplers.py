@@ -1,0 +1,113 @@
+"""Sampling settings of one model against each other: steps, restarts and restart strength, over several seeds.
+
+    python -m benchmarks.samplers [--model checkpoints/moses] [--settings 14+2@0.5,10+3@0.6] [--n 2000]
+                                  [--seeds 7,1,2] [--temperature T] [--threads 2]
+
+A setting is ``STEPS+RESTARTS@STRENGTH`` (``@STRENGTH`` optional: the model's ``restart_strength``), sampled
+with the model's default sampler. For every setting and seed: ``--n`` samples, FCD/Test of the valence-aware
+decodings, raw validity, and latents/s of the prior (one run each, on a machine whose speed varies from run to
+run: the evaluations per sample are the stable cost figure). The table gives the mean over seeds and each
+seed's value, so the noise of FCD at this n can be read off. Writes a section of BENCHMARKS.md; FCD on 2,000
+samples is biased upward against 30,000 (``benchmarks.sampling`` measures the chosen default there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from benchmarks.report import write_section
+from molgen.metrics import moses_references
+from molgen.metrics.fcd import FCDStats, frechet_distance
+from molgen.pipeline import DEFAULT_PRECISION, MolgenPipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SETTINGS = "14+2@0.5,10+3@0.6,14+2@0.65,12+2@0.6,10+2@0.6,14+0@0.5,20+0@0.5"
+
+
+@dataclass(frozen=True)
+class Setting:
+    steps: int
+    restarts: int
+    strength: float | None
+
+    @classmethod
+    def parse(cls, text: str) -> Setting:
+        match = re.fullmatch(r"\s*(\d+)\+(\d+)(?:@([0-9.]+))?\s*", text)
+        if not match:
+            raise ValueError(f"setting {text!r}: write STEPS+RESTARTS or STEPS+RESTARTS@STRENGTH, e.g. 10+3@0.6")
+        strength = float(match[3]) if match[3] else None
+        if strength is not None and not 0 < strength < 1:
+            raise ValueError(f"setting {text!r}: the restart strength must be strictly between 0 and 1")
+        return cls(int(match[1]), int(match[2]), strength)
+
+    def label(self, pipe: MolgenPipeline) -> str:
+        strength = pipe.prior.config.restart_strength if self.strength is None else self.strength
+        return f"{self.steps} + {self.restarts} @ {strength:g}" if self.restarts else f"{self.steps} + 0"
+
+
+def run(pipe: MolgenPipeline, setting: Setting, n: int, seed: int, temperature: float | None, reference) -> tuple[float, float, float]:
+    """(FCD/Test valence-aware, raw validity, latents/s) of ``n`` samples."""
+    start = time.perf_counter()
+    latents = pipe.sample_latents(
+        n, seed=seed, batch_size=1000, steps=setting.steps, restarts=setting.restarts, restart_strength=setting.strength, temperature=temperature
+    )
+    seconds = time.perf_counter() - start
+    valence = [m.smiles for m in pipe.decode(latents, decoding="valence") if m.smiles]
+    raw = sum(m.smiles is not None for m in pipe.decode(latents, decoding="raw"))
+    return frechet_distance(FCDStats.from_smiles(valence), reference.fcd), raw / n, n / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default=str(ROOT / "checkpoints" / "moses"))
+    parser.add_argument("--settings", default=DEFAULT_SETTINGS, help="comma-separated STEPS+RESTARTS[@STRENGTH]")
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--seeds", default="7,1,2")
+    parser.add_argument("--temperature", type=float, default=None, help="default: the model's")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", default=DEFAULT_PRECISION)
+    parser.add_argument("--title", default="Sampler settings: steps, restarts and restart strength")
+    args = parser.parse_args()
+    try:
+        settings = [Setting.parse(s) for s in args.settings.split(",") if s.strip()]
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError as error:
+        parser.error(str(error))
+    torch.set_num_threads(args.threads)
+    pipe = MolgenPipeline.from_pretrained(args.model, device="cpu", precision=args.precision)
+    config = pipe.prior.config
+    reference = moses_references(n_jobs=2).test
+    pipe.sample_latents(100, seed=0, steps=2, restarts=0)  # warm-up
+    rows = []
+    for setting in settings:
+        results = [run(pipe, setting, args.n, seed, args.temperature, reference) for seed in seeds]
+        fcd, valid, speed = zip(*results, strict=True)
+        evaluations = pipe.prior_evaluations(setting.steps, setting.restarts, setting.strength)
+        rows.append((
+            f"{setting.label(pipe)}: evaluations / FCD/Test mean (per seed) / raw validity / latents/s",
+            f"{evaluations} / {statistics.mean(fcd):.2f} ({', '.join(f'{f:.2f}' for f in fcd)}) / "
+            f"{statistics.mean(valid):.1%} / {statistics.median(speed):.0f}",
+        ))  # fmt: skip
+        print(rows[-1], flush=True)
+    temperature = config.default_temperature if args.temperature is None else args.temperature
+    notes = (
+        f"Model: {args.model}; sampler {config.default_sampler} (the model's default), noise temperature {temperature}, "
+        f"precision {args.precision} ({pipe.network_dtype}), batches of 1,000. Setting 'S + R @ x' = S scheduler steps, "
+        f"then R restarts, each noising the latents back to the scheduler's first noise level at or below x and "
+        f"denoising from there (`--steps S --restarts R --restart-strength x`); evaluations = prior network runs per "
+        f"sample (the cost). FCD/Test of the valence-aware decodings against MOSES test, per seed in the order "
+        f"{', '.join(map(str, seeds))}; raw validity = argmax decoding of the same latents; latents/s = median over "
+        f"seeds, prior only."
+    )
+    write_section(args.title, rows, notes, sample=f"{args.n:,} samples per setting and seed, seeds {', '.join(map(str, seeds))}")
+
+
+if __name__ == "__main__":
+    main()
