@@ -3,8 +3,9 @@
     python -m benchmarks.samplers [--model checkpoints/moses] [--settings 14+2@0.5,10+3@0.6] [--n 2000]
                                   [--seeds 7,1,2] [--temperature T] [--threads 2]
 
-A setting is ``STEPS+RESTARTS@STRENGTH`` (``@STRENGTH`` optional: the model's ``restart_strength``), sampled
-with the model's default sampler. For every setting and seed: ``--n`` samples, FCD/Test of the valence-aware
+A setting is ``STEPS+RESTARTS@STRENGTH/TEMPERATURE`` (``@STRENGTH`` optional: the model's ``restart_strength``;
+``/TEMPERATURE`` optional: ``--temperature``, else the model's noise temperature), sampled with the model's
+default sampler. For every setting and seed: ``--n`` samples, FCD/Test of the valence-aware
 decodings, raw validity, and latents/s of the prior (one run each, on a machine whose speed varies from run to
 run: the evaluations per sample are the stable cost figure). The table gives the mean over seeds and each
 seed's value, so the noise of FCD at this n can be read off. Writes a section of BENCHMARKS.md; FCD on 2,000
@@ -36,27 +37,34 @@ class Setting:
     steps: int
     restarts: int
     strength: float | None
+    temperature: float | None = None
 
     @classmethod
     def parse(cls, text: str) -> Setting:
-        match = re.fullmatch(r"\s*(\d+)\+(\d+)(?:@([0-9.]+))?\s*", text)
+        match = re.fullmatch(r"\s*(\d+)\+(\d+)(?:@([0-9.]+))?(?:/([0-9.]+))?\s*", text)
         if not match:
-            raise ValueError(f"setting {text!r}: write STEPS+RESTARTS or STEPS+RESTARTS@STRENGTH, e.g. 10+3@0.6")
+            raise ValueError(f"setting {text!r}: write STEPS+RESTARTS[@STRENGTH][/TEMPERATURE], e.g. 10+3@0.6 or 10+3@0.6/0.9")
         strength = float(match[3]) if match[3] else None
         if strength is not None and not 0 < strength < 1:
             raise ValueError(f"setting {text!r}: the restart strength must be strictly between 0 and 1")
-        return cls(int(match[1]), int(match[2]), strength)
+        temperature = float(match[4]) if match[4] else None
+        if temperature is not None and not temperature > 0:
+            raise ValueError(f"setting {text!r}: the temperature must be positive")
+        return cls(int(match[1]), int(match[2]), strength, temperature)
 
-    def label(self, pipe: MolgenPipeline) -> str:
+    def label(self, pipe: MolgenPipeline, temperature: float | None) -> str:
         strength = pipe.prior.config.restart_strength if self.strength is None else self.strength
-        return f"{self.steps} + {self.restarts} @ {strength:g}" if self.restarts else f"{self.steps} + 0"
+        label = f"{self.steps} + {self.restarts} @ {strength:g}" if self.restarts else f"{self.steps} + 0"
+        temperature = self.temperature if self.temperature is not None else temperature
+        return label if temperature is None else f"{label}, temperature {temperature:g}"
 
 
 def run(pipe: MolgenPipeline, setting: Setting, n: int, seed: int, temperature: float | None, reference) -> tuple[float, float, float]:
     """(FCD/Test valence-aware, raw validity, latents/s) of ``n`` samples."""
     start = time.perf_counter()
     latents = pipe.sample_latents(
-        n, seed=seed, batch_size=1000, steps=setting.steps, restarts=setting.restarts, restart_strength=setting.strength, temperature=temperature
+        n, seed=seed, batch_size=1000, steps=setting.steps, restarts=setting.restarts, restart_strength=setting.strength,
+        temperature=setting.temperature if setting.temperature is not None else temperature,
     )
     seconds = time.perf_counter() - start
     valence = [m.smiles for m in pipe.decode(latents, decoding="valence") if m.smiles]
@@ -91,14 +99,15 @@ def main() -> None:
         fcd, valid, speed = zip(*results, strict=True)
         evaluations = pipe.prior_evaluations(setting.steps, setting.restarts, setting.strength)
         rows.append((
-            f"{setting.label(pipe)}: evaluations / FCD/Test mean (per seed) / raw validity / latents/s",
+            f"{setting.label(pipe, args.temperature)}: evaluations / FCD/Test mean (per seed) / raw validity / latents/s",
             f"{evaluations} / {statistics.mean(fcd):.2f} ({', '.join(f'{f:.2f}' for f in fcd)}) / "
             f"{statistics.mean(valid):.1%} / {statistics.median(speed):.0f}",
         ))  # fmt: skip
         print(rows[-1], flush=True)
     temperature = config.default_temperature if args.temperature is None else args.temperature
     notes = (
-        f"Model: {args.model}; sampler {config.default_sampler} (the model's default), noise temperature {temperature}, "
+        f"Model: {args.model}; sampler {config.default_sampler} (the model's default), noise temperature {temperature} "
+        f"unless the setting names one, "
         f"precision {args.precision} ({pipe.network_dtype}), batches of 1,000. Setting 'S + R @ x' = S scheduler steps, "
         f"then R restarts, each noising the latents back to the scheduler's first noise level at or below x and "
         f"denoising from there (`--steps S --restarts R --restart-strength x`); evaluations = prior network runs per "
