@@ -3,9 +3,10 @@
     python -m benchmarks.samplers [--model checkpoints/moses] [--settings 14+2@0.5,10+3@0.6] [--n 2000]
                                   [--seeds 7,1,2] [--temperature T] [--threads 2]
 
-A setting is ``STEPS+RESTARTS@STRENGTH/TEMPERATURE`` (``@STRENGTH`` optional: the model's ``restart_strength``;
-``/TEMPERATURE`` optional: ``--temperature``, else the model's noise temperature), sampled with the model's
-default sampler. For every setting and seed: ``--n`` samples, FCD/Test of the valence-aware
+A setting is ``STEPS+RESTARTS@STRENGTH/TEMPERATURE~RESTART_TEMPERATURE`` (``@STRENGTH`` optional: the model's
+``restart_strength``; ``/TEMPERATURE`` optional: ``--temperature``, else the model's noise temperature;
+``~RESTART_TEMPERATURE`` optional: the model's ``restart_temperature``, else the temperature), sampled with the
+model's default sampler. For every setting and seed: ``--n`` samples, FCD/Test of the valence-aware
 decodings, raw validity, and latents/s of the prior (one run each, on a machine whose speed varies from run to
 run: the evaluations per sample are the stable cost figure). The table gives the mean over seeds and each
 seed's value, so the noise of FCD at this n can be read off. Writes a section of BENCHMARKS.md; FCD on 2,000
@@ -38,25 +39,35 @@ class Setting:
     restarts: int
     strength: float | None
     temperature: float | None = None
+    restart_temperature: float | None = None
 
     @classmethod
     def parse(cls, text: str) -> Setting:
-        match = re.fullmatch(r"\s*(\d+)\+(\d+)(?:@([0-9.]+))?(?:/([0-9.]+))?\s*", text)
+        match = re.fullmatch(r"\s*(\d+)\+(\d+)(?:@([0-9.]+))?(?:/([0-9.]+))?(?:~([0-9.]+))?\s*", text)
         if not match:
-            raise ValueError(f"setting {text!r}: write STEPS+RESTARTS[@STRENGTH][/TEMPERATURE], e.g. 10+3@0.6 or 10+3@0.6/0.9")
+            raise ValueError(f"setting {text!r}: write STEPS+RESTARTS[@STRENGTH][/TEMPERATURE][~RESTART_TEMPERATURE], e.g. 10+3@0.6 or 10+3@0.6/0.8~0.5")
         strength = float(match[3]) if match[3] else None
         if strength is not None and not 0 < strength < 1:
             raise ValueError(f"setting {text!r}: the restart strength must be strictly between 0 and 1")
-        temperature = float(match[4]) if match[4] else None
-        if temperature is not None and not temperature > 0:
-            raise ValueError(f"setting {text!r}: the temperature must be positive")
-        return cls(int(match[1]), int(match[2]), strength, temperature)
+        temperature, restart_temperature = (float(m) if m else None for m in (match[4], match[5]))
+        if any(t is not None and not t > 0 for t in (temperature, restart_temperature)):
+            raise ValueError(f"setting {text!r}: temperatures must be positive")
+        return cls(int(match[1]), int(match[2]), strength, temperature, restart_temperature)
 
     def label(self, pipe: MolgenPipeline, temperature: float | None) -> str:
         strength = pipe.prior.config.restart_strength if self.strength is None else self.strength
         label = f"{self.steps} + {self.restarts} @ {strength:g}" if self.restarts else f"{self.steps} + 0"
         temperature = self.temperature if self.temperature is not None else temperature
-        return label if temperature is None else f"{label}, temperature {temperature:g}"
+        if temperature is not None:
+            label += f", temperature {temperature:g}"
+        restart = self.restart_temperature if self.restart_temperature is not None else pipe.prior.config.restart_temperature
+        return label if restart is None or not self.restarts else f"{label}, restart temperature {restart:g}"
+
+
+def _shown(path: str) -> str:
+    """A model path as written in the report: relative to the repository when inside it."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else path
 
 
 def run(pipe: MolgenPipeline, setting: Setting, n: int, seed: int, temperature: float | None, reference) -> tuple[float, float, float]:
@@ -64,7 +75,7 @@ def run(pipe: MolgenPipeline, setting: Setting, n: int, seed: int, temperature: 
     start = time.perf_counter()
     latents = pipe.sample_latents(
         n, seed=seed, batch_size=1000, steps=setting.steps, restarts=setting.restarts, restart_strength=setting.strength,
-        temperature=setting.temperature if setting.temperature is not None else temperature,
+        temperature=setting.temperature if setting.temperature is not None else temperature, restart_temperature=setting.restart_temperature,
     )
     seconds = time.perf_counter() - start
     valence = [m.smiles for m in pipe.decode(latents, decoding="valence") if m.smiles]
@@ -106,7 +117,7 @@ def main() -> None:
         print(rows[-1], flush=True)
     temperature = config.default_temperature if args.temperature is None else args.temperature
     notes = (
-        f"Model: {args.model}; sampler {config.default_sampler} (the model's default), noise temperature {temperature} "
+        f"Model: {_shown(args.model)}; sampler {config.default_sampler} (the model's default), noise temperature {temperature} "
         f"unless the setting names one, "
         f"precision {args.precision} ({pipe.network_dtype}), batches of 1,000. Setting 'S + R @ x' = S scheduler steps, "
         f"then R restarts, each noising the latents back to the scheduler's first noise level at or below x and "

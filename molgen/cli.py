@@ -514,7 +514,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
         n, steps=args.steps, seed=args.seed, batch_size=args.batch_size, conditions=conditions or None,
         guidance_scale=args.guidance, num_nodes=num_nodes, sampler=args.sampler, decoding=args.decoding,
         properties=args.properties, temperature=args.temperature,
-        restarts=args.restarts, restart_strength=args.restart_strength, property_guidance=args.property_guidance,
+        restarts=args.restarts, restart_strength=args.restart_strength, restart_temperature=args.restart_temperature,
+        property_guidance=args.property_guidance,
         autoguidance=args.autoguidance,
         **({} if args.validity_guidance is None else {"validity_guidance": args.validity_guidance}),
     )  # fmt: skip
@@ -952,6 +953,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--restart-strength", type=float, default=None,
         help="how far back along the schedule each restart noises the latents, in (0, 1) (default: the model's); each restart costs about this share of the steps",
+    )
+    p.add_argument(
+        "--restart-temperature", type=float, default=None,
+        help="scale of each restart's fresh noise (default: the model's, else --temperature); lower sharpens samples toward the prior's modes",
     )
     p.add_argument(
         "--validity-guidance", type=float, default=None,

@@ -206,7 +206,7 @@ class MolgenPipeline:
 
         Takes the keyword arguments of :meth:`sample_iter` (steps, seed, batch_size, conditions,
         guidance_scale, num_nodes, sampler, decoding, properties, temperature, validity_guidance, restarts,
-        restart_strength, property_guidance, autoguidance).
+        restart_strength, restart_temperature, property_guidance, autoguidance).
         """
         return list(self.sample_iter(n, **options))
 
@@ -228,6 +228,7 @@ class MolgenPipeline:
         property_guidance: float = 0.0,
         autoguidance: float | None = None,
         restart_strength: float | None = None,
+        restart_temperature: float | None = None,
     ) -> Iterator[DecodedMolecule]:
         """Sample ``n`` molecules, yielded batch by batch (for streaming to disk and progress bars).
 
@@ -242,15 +243,16 @@ class MolgenPipeline:
         self._property_guidance(property_guidance, table)
         self._autoguidance(autoguidance)
         self._restart_strength(restart_strength)
+        self._temperatures(temperature, restart_temperature)
         rows = self._size_rows(num_nodes, n)
         return self._sample_stream(
             n, steps, seed, batch_size, table, guidance_scale, rows, sampler, decoding, properties, temperature,
-            validity_guidance, restarts, property_guidance, autoguidance, restart_strength,
+            validity_guidance, restarts, property_guidance, autoguidance, restart_strength, restart_temperature,
         )  # fmt: skip
 
     def _sample_stream(
         self, n, steps, seed, batch_size, table, guidance_scale, rows, sampler, decoding, properties, temperature,
-        validity_guidance, restarts, property_guidance, autoguidance, restart_strength,
+        validity_guidance, restarts, property_guidance, autoguidance, restart_strength, restart_temperature,
     ) -> Iterator[DecodedMolecule]:  # fmt: skip
         seen: set[str] = set()
         generator = torch.Generator().manual_seed(seed)
@@ -260,6 +262,7 @@ class MolgenPipeline:
                 count, steps, generator, _take(table, slice(start, start + count)), guidance_scale, sampler, temperature,
                 validity_guidance=validity_guidance, sizes=_take(rows, slice(start, start + count)), restarts=restarts,
                 property_guidance=property_guidance, autoguidance=autoguidance, restart_strength=restart_strength,
+                restart_temperature=restart_temperature,
             )
             for molecule in self.decode(latents, batch_size=count, decoding=decoding):
                 if molecule.smiles is not None:
@@ -290,6 +293,7 @@ class MolgenPipeline:
         property_guidance: float = 0.0,
         autoguidance: float | None = None,
         restart_strength: float | None = None,
+        restart_temperature: float | None = None,
     ) -> Latents:
         """Sample latent tokens of ``n`` graphs from the prior.
 
@@ -308,7 +312,10 @@ class MolgenPipeline:
         the prior's ``default_restarts``): the latents are noised back to ``restart_strength`` of the schedule
         (in (0, 1); default: the prior's ``restart_strength``; the scheduler's first noise level at or below
         it) with fresh noise and denoised again, which moves samples toward the prior's distribution (Xu et
-        al. 2023, "Restart sampling"); each pass costs about ``restart_strength`` of a full one. Restarts run
+        al. 2023, "Restart sampling"); each pass costs about ``restart_strength`` of a full one;
+        ``restart_temperature``: scale of each restart's fresh noise (default: the prior's
+        ``restart_temperature``, else ``temperature``; below the starting temperature, restarts sharpen
+        the samples toward the prior's modes). Restarts run
         when sampling from noise (also with ``keep``), not for edits with ``strength`` < 1, whose point is to
         stay near ``start``. ``property_guidance``: step size of classifier guidance toward the
         ``conditions`` by the model's property predictor (:mod:`molgen.prior.predictor`), applied at every
@@ -350,7 +357,7 @@ class MolgenPipeline:
                 self._sample_batch(
                     count, steps, generator, _take(table, slice(k, k + count)), guidance_scale, sampler, temperature, edit, step_hook,
                     validity_guidance, sizes=_take(rows, slice(k, k + count)), restarts=restarts, property_guidance=property_guidance,
-                    autoguidance=autoguidance, restart_strength=restart_strength,
+                    autoguidance=autoguidance, restart_strength=restart_strength, restart_temperature=restart_temperature,
                 )
             )
         return _concat_latents(chunks)
@@ -384,6 +391,17 @@ class MolgenPipeline:
         times = [float(model_time(t, config, 1, torch.device("cpu"))[0]) for t in scheduler.timesteps]
         begin = _begin_index(scheduler, config.objective == "flow", self._restart_strength(restart_strength))
         return times + restarts * times[begin:]
+
+    def _temperatures(self, temperature: float | None, restart_temperature: float | None) -> tuple[float, float]:
+        """(starting, restart) noise temperatures to use (defaults: the prior's); a clear error if not positive."""
+        config = self._require_prior().config
+        temperature = config.default_temperature if temperature is None else temperature
+        if restart_temperature is None:
+            restart_temperature = temperature if config.restart_temperature is None else config.restart_temperature
+        for name, value in (("temperature", temperature), ("restart_temperature", restart_temperature)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"{name}={value!r}: must be a positive number")
+        return float(temperature), float(restart_temperature)
 
     def _restart_strength(self, strength: float | None) -> float:
         """The restart strength to use (default: the prior's); a clear error if it is not in (0, 1)."""
@@ -486,13 +504,12 @@ class MolgenPipeline:
         property_guidance: float = 0.0,
         autoguidance: float | None = None,
         restart_strength: float | None = None,
+        restart_temperature: float | None = None,
     ) -> Latents:
         prior = self._require_prior()
         autoguidance = self._autoguidance(autoguidance)
         restart_strength = self._restart_strength(restart_strength)
-        temperature = prior.config.default_temperature if temperature is None else temperature
-        if not temperature > 0:
-            raise ValueError(f"temperature={temperature}: must be a positive number")
+        temperature, restart_temperature = self._temperatures(temperature, restart_temperature)
         config = prior.config
         steps = config.default_steps if steps is None else steps
         if steps < 1:
@@ -516,6 +533,7 @@ class MolgenPipeline:
                         len(g), steps, generator, _take(condition, g), guidance_scale, sampler, temperature,
                         validity_guidance=validity_guidance, sizes=sizes[g], noise=noise[g, : int(sizes[g].max())], restarts=restarts,
                         property_guidance=property_guidance, autoguidance=autoguidance, restart_strength=restart_strength,
+                        restart_temperature=restart_temperature,
                     )
                     for g in groups
                 ]  # fmt: skip
@@ -544,7 +562,7 @@ class MolgenPipeline:
             # with fresh noise and denoise again; each pass corrects errors of the last one.
             for _ in range(config.default_restarts if restarts is None else restarts):
                 fresh = torch.randn(batch, n, config.latent_dim, generator=generator).to(self.device)
-                x = passes.denoise(fresh, x, restart_strength, keep)
+                x = passes.denoise(fresh, x, restart_strength, keep, restart_temperature)
         return Latents((x * std + mean) * mask.unsqueeze(-1), mask)
 
     def _validity_guidance(self, scale: float, mean: Tensor, std: Tensor) -> ValidityGuidance | None:
@@ -708,15 +726,16 @@ class _Passes:
     autoguidance: float = 1.0
     precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext  # the networks' context
 
-    def denoise(self, noise: Tensor, x0: Tensor | None, strength: float, keep: Tensor | None) -> Tensor:
+    def denoise(self, noise: Tensor, x0: Tensor | None, strength: float, keep: Tensor | None, temperature: float | None = None) -> Tensor:
         """From ``x0`` (normalised, or None: pure noise) noised to ``strength`` of the schedule with ``noise``
-        (scaled by the temperature), denoise to the end; ``keep`` (B, N, 1) tokens of ``x0`` held fixed."""
+        (scaled by ``temperature``, default the batch's), denoise to the end; ``keep`` (B, N, 1) tokens of
+        ``x0`` held fixed."""
         config, mask = self.prior.config, self.mask.unsqueeze(-1)
         batch = noise.shape[0]
         scheduler = make_scheduler(config, self.sampler)  # fresh: schedulers keep state between steps
         scheduler.set_timesteps(self.steps, device=noise.device)
         flow = config.objective == "flow"
-        noise = noise * self.temperature
+        noise = noise * (self.temperature if temperature is None else temperature)
         x = noise * getattr(scheduler, "init_noise_sigma", 1.0) * mask  # flow matching starts at sigma = 1
         begin = 0
         if x0 is not None:

@@ -159,7 +159,8 @@ class PriorModule(ExportingModule):
 
 # What may differ between a trained prior and the prior that continues from it: sampling defaults, and the
 # network may grow (more blocks, relative-position biases added) in ways that start out computing the same.
-SAMPLING_DEFAULTS = ("default_sampler", "default_steps", "default_restarts", "restart_strength", "default_autoguidance", "default_temperature", "autoguidance_interval")
+SAMPLING_DEFAULTS = ("default_sampler", "default_steps", "default_restarts", "restart_strength", "default_autoguidance", "default_temperature",
+                    "restart_temperature", "autoguidance_interval")
 DATA_STATISTICS = ("latent_mean", "latent_std", "property_mean", "property_std", "num_nodes_counts")
 """Config fields measured on the training data: a prior fine-tuned on other latents (e.g. of a fine-tuned
 tokenizer) takes them from its new data."""

@@ -108,6 +108,7 @@ def test_sample_is_reproducible_and_valence_decoding_is_valid(prior_run, tmp_pat
         (["--autoguidance", "2"], "autoguidance=2.0: this model has no guide prior"),
         (["--autoguidance", "0"], "autoguidance=0.0: must be a positive number"),
         (["--restart-strength", "1"], "restart_strength=1.0: must be a number strictly between 0 and 1"),
+        (["--restart-temperature", "0"], "restart_temperature=0.0: must be a positive number"),
         (["--precision", "half"], "precision must be one of ('fp32', 'bf16', 'auto'), got 'half'"),
     ],
 )

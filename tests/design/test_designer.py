@@ -115,6 +115,31 @@ def test_restart_strength_sets_where_each_restart_begins(pipe):
         pipe.sample(2, restart_strength=1.0)  # refused when called, before any sampling
 
 
+def test_restart_temperature_scales_only_the_restarts_noise(pipe):
+    def sample(**options):
+        return pipe.sample_latents(3, steps=4, seed=2, temperature=0.8, **options).z
+
+    base = sample(restarts=1)
+    assert pipe.prior.config.restart_temperature is None  # default: the restarts use the sampling temperature
+    torch.testing.assert_close(sample(restarts=1, restart_temperature=0.8), base)
+    sharper = sample(restarts=1, restart_temperature=0.4)
+    assert not torch.allclose(sharper, base)
+    # Without restarts there is no restart noise to scale.
+    torch.testing.assert_close(sample(restarts=0, restart_temperature=0.4), sample(restarts=0))
+    # A model's config may set it; an explicit value still wins.
+    pipe.prior.config.restart_temperature = 0.4
+    try:
+        torch.testing.assert_close(sample(restarts=1), sharper)
+        torch.testing.assert_close(sample(restarts=1, restart_temperature=0.8), base)
+    finally:
+        pipe.prior.config.restart_temperature = None
+    for bad in (0, -1.0, "cold"):
+        with pytest.raises(ValueError, match=f"restart_temperature={bad!r}: must be a positive number"):
+            pipe.sample(2, restarts=1, restart_temperature=bad)
+    with pytest.raises(ValueError, match="restart_temperature must be > 0 or null"):
+        type(pipe.prior.config)(**{**pipe.prior.config.to_dict(), "restart_temperature": 0})
+
+
 # --- Designer -------------------------------------------------------------------------------------------------------------
 
 
