@@ -283,7 +283,8 @@ def _sampling(designer: Designer) -> str:
     )
     return (
         f" Prior sampling: the model's defaults, {config.default_sampler} sampler, {config.default_steps} steps + "
-        f"{config.default_restarts} restart(s), {guide}, noise temperature {config.default_temperature}, networks in "
+        f"{config.default_restarts} restart(s) at strength {config.restart_strength}, {guide}, noise temperature {config.default_temperature}"
+        f"{'' if config.restart_temperature is None else f' (restarts: {config.restart_temperature})'}, networks in "
         f"{designer.pipe.network_dtype} (precision {designer.pipe.precision})."
     )
 

@@ -147,7 +147,8 @@ def main() -> None:
     notes = (
         f"Prior: {config.objective} ({config.prediction}), d_model {config.d_model}, {config.layers} layers, "
         f"relative-position bias up to offset {config.relative_positions}, {params / 1e3:.0f}k parameters, sampler {args.sampler or config.default_sampler}, {steps} steps, {restarts} restart(s) at strength "
-        f"{config.restart_strength} ({evaluations} prior evaluations per sample), {guide_note}noise temperature {temperature}, EMA weights, "
+        f"{config.restart_strength} ({evaluations} prior evaluations per sample), {guide_note}noise temperature {temperature}"
+        f"{'' if config.restart_temperature is None else f' (restarts: {config.restart_temperature})'}, EMA weights, "
         f"{precision_note}, "
         f"validity guidance {args.validity_guidance} over the last half of the steps (molgen.guidance; its time is in the prior sampling time). Both columns decode the "
         "same sampled latents: raw = argmax of the decoder (a graph that is not one valid molecule counts as invalid, "
