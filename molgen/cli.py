@@ -257,8 +257,8 @@ def cmd_train_prior(args: argparse.Namespace) -> None:
     init_from = None
     if args.init_from:
         init_from = load_prior(Path(args.init_from) / "prior")
-        # grow it if asked: more layers or relative-position biases (they start as no-ops; see load_growing)
-        grown = {"layers": args.layers, "relative_positions": args.relative_positions}
+        # grow it if asked: more layers, relative-position biases or self-conditioning (they start as no-ops; see load_growing)
+        grown = {"layers": args.layers, "relative_positions": args.relative_positions, "self_condition": args.self_condition or None}
         # normalisation and size statistics come from the data trained on now (the same, unless the latents
         # are another tokenizer's: a prior carried over to a fine-tuned tokenizer)
         measured = prior_config_from_data(latents, max_nodes).to_dict()
@@ -273,7 +273,7 @@ def cmd_train_prior(args: argparse.Namespace) -> None:
         config = prior_config_from_data(
             latents, max_nodes, objective=args.objective, prediction=prediction, d_model=args.d_model, n_heads=args.heads,
             layers=args.layers or 4, relative_positions=max_nodes - 1 if args.relative_positions is None else args.relative_positions,
-            default_steps=args.default_steps, default_sampler="euler" if args.objective == "flow" else "dpm",
+            default_steps=args.default_steps, default_sampler="euler" if args.objective == "flow" else "dpm", self_condition=args.self_condition,
         )  # fmt: skip
     # The exported model directory is complete: the tokenizer and domain it was trained with, and the prior.
     model_out = run_dir / "model"
@@ -880,6 +880,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--relative-positions", type=int, default=None,
         help="attention bias per token offset up to this (default: max_nodes - 1, every offset; 0: none; with --init-from: the model's, or add them)",
+    )
+    p.add_argument(
+        "--self-condition", action="store_true",
+        help="the network also reads its own last estimate of the clean latents (self-conditioning; with --init-from: adds it to the model)",
     )
     p.add_argument("--default-steps", type=int, default=20, help="sampling steps the model uses unless told otherwise")
     p.add_argument("--batch-size", type=int, default=512)

@@ -31,7 +31,7 @@ from molgen.guidance import PropertyGuidance, ValidityGuidance
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
 from molgen.prior.predictor import PropertyPredictor
-from molgen.prior.scheduling import make_scheduler, model_time
+from molgen.prior.scheduling import clean_estimate, make_scheduler, model_time
 from molgen.tokenizer.model import GraphTokenizer
 
 __all__ = [
@@ -588,17 +588,20 @@ class MolgenPipeline:
         return PropertyGuidance(self.predictor, condition[0], condition[1], scale)
 
     @staticmethod
-    def _guided(prior: LatentPrior, x: Tensor, t: Tensor, mask: Tensor, condition: tuple[Tensor, Tensor] | None, scale: float) -> Tensor:
+    def _guided(
+        prior: LatentPrior, x: Tensor, t: Tensor, mask: Tensor, condition: tuple[Tensor, Tensor] | None, scale: float, x_self: Tensor | None = None
+    ) -> Tensor:
         """The prior's prediction in float32 (the network may run under bfloat16 autocast), with classifier-free
-        guidance: uncond + scale (cond - uncond)."""
+        guidance: uncond + scale (cond - uncond); ``x_self``: the self-conditioning estimate (see LatentPrior)."""
         if condition is None:
-            return prior(x, t, mask).float()
+            return prior(x, t, mask, x_self=x_self).float()
         values, given = condition
         if scale == 1.0:
-            return prior(x, t, mask, values, given).float()
+            return prior(x, t, mask, values, given, x_self=x_self).float()
         both = prior(
             torch.cat([x, x]), torch.cat([t, t]), torch.cat([mask, mask]),
             torch.cat([values, values]), torch.cat([given, torch.zeros_like(given)]),
+            x_self=None if x_self is None else torch.cat([x_self, x_self]),
         ).float()  # fmt: skip
         cond, uncond = both.chunk(2)
         return uncond + scale * (cond - uncond)
@@ -747,6 +750,9 @@ class _Passes:
             if keep is not None:
                 x = torch.where(keep, _noised(scheduler, flow, x0, noise, begin), x)
         guided_from = len(scheduler.timesteps) - len(scheduler.timesteps) // 2  # validity guidance: the last half
+        # Self-conditioning: each evaluation reads the clean latents the last one implied (none at a pass's
+        # first step, as in training; a restart starts afresh). Networks without it ignore the estimate.
+        x_self = None
         for index, timestep in enumerate(scheduler.timesteps[begin:], start=begin):
             # 1. prior (with classifier-free guidance) -> 2. scheduler step -> 3. validity guidance -> 4. edits
             t = model_time(timestep, config, batch, x.device)
@@ -754,10 +760,12 @@ class _Passes:
                 x = self.properties(x, t, self.mask)
             model_in = scheduler.scale_model_input(x, timestep) if hasattr(scheduler, "scale_model_input") else x
             with self.precision():  # the networks' products in bfloat16 if asked; their predictions come back float32
-                prediction = self.guided(self.prior, model_in, t, self.mask, self.condition, self.guidance_scale)
+                prediction = self.guided(self.prior, model_in, t, self.mask, self.condition, self.guidance_scale, x_self)
                 if self.guide is not None and self._guided_at(t):  # autoguidance: extrapolate away from the weaker guide
-                    weak = self.guided(self.guide, model_in, t, self.mask, self.condition, self.guidance_scale)
+                    weak = self.guided(self.guide, model_in, t, self.mask, self.condition, self.guidance_scale, x_self)
                     prediction = weak + self.autoguidance * (prediction - weak)
+            if config.self_condition:
+                x_self = clean_estimate(config, model_in, t, prediction) * mask
             x = scheduler.step(prediction, timestep, x).prev_sample * mask
             if self.validity is not None and index >= guided_from:
                 x = self.validity(x, self.mask)

@@ -42,6 +42,7 @@ class PriorConfig(JsonConfig):
     dropout: float = 0.0
     relative_positions: int = 0  # attention bias per head for token offsets up to this (0: none; see model)
     activation: str = "gelu_tanh"  # the blocks' MLP: "gelu_tanh" (tanh approximation) or "gelu" (exact, erf); see ACTIVATIONS
+    self_condition: bool = False  # the network also reads its own last estimate of the clean latents (see model)
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"  # diffusion only
     default_sampler: str = "euler"

@@ -26,6 +26,7 @@ from torch import Tensor
 from molgen.latents import LatentDataset
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
+from molgen.prior.scheduling import clean_estimate
 from molgen.prior.training import DATA_STATISTICS, PriorModule, PriorTrainSettings, latent_batches
 from molgen.training import fit, start_run
 
@@ -90,12 +91,17 @@ class GuidanceDistillation(PriorModule):
 
     @torch.no_grad()
     def regression_target(self, x_t: Tensor, t: Tensor, mask: Tensor, props: Tensor, known: Tensor, target: Tensor) -> Tensor:
-        """The teacher's prediction, autoguided (``guide + w (teacher - guide)``) where ``t`` is in the interval."""
-        prediction = self.teacher(x_t, t, mask, props, known)
+        """The teacher's prediction, autoguided (``guide + w (teacher - guide)``) where ``t`` is in the interval.
+        A self-conditioned teacher first predicts without an estimate and then reads its own (its prediction at
+        every sampling step after the first); the guide is handed the same estimate."""
+        x_self = None
+        if self.teacher.config.self_condition:
+            x_self = clean_estimate(self.teacher.config, x_t, t, self.teacher(x_t, t, mask, props, known)) * mask.unsqueeze(-1)
+        prediction = self.teacher(x_t, t, mask, props, known, x_self=x_self)
         low, high = self.hparams.interval
         rows = ((t >= low) & (t <= high)).nonzero().squeeze(1)
         if len(rows):
-            weak = self.guide(x_t[rows], t[rows], mask[rows], props[rows], known[rows])
+            weak = self.guide(x_t[rows], t[rows], mask[rows], props[rows], known[rows], x_self=None if x_self is None else x_self[rows])
             w = self.hparams.autoguidance
             prediction = prediction.index_copy(0, rows, weak + w * (prediction[rows] - weak))
         return prediction

@@ -8,6 +8,12 @@ The noise level, the number of nodes and the optional
 property conditions form one conditioning vector that modulates every block (adaptive layer norm with
 zero-initialised gates, as in DiT). Properties come with a presence mask, so any subset can be given;
 with none given the network is the unconditional prior (classifier-free guidance mixes the two).
+
+Self-conditioning (``config.self_condition``; Chen et al. 2023, "Analog Bits"): the network may also read an
+estimate of the clean latents, its own from the previous sampling step (zeros when there is none, as at the
+first step). Knowing roughly which molecule is forming lets the next prediction commit to it. The estimate
+enters through its own zero-initialised projection, so the option can be added to a trained prior without
+changing what it computes.
 """
 
 from __future__ import annotations
@@ -87,6 +93,10 @@ class LatentPrior(nn.Module):
         d = config.d_model
         self.latent_in = nn.Linear(config.latent_dim, d)
         self.position = nn.Embedding(config.max_nodes, d)
+        if config.self_condition:
+            self.self_in = nn.Linear(config.latent_dim, d)  # the clean-latent estimate (zero-initialised: a no-op at first)
+            nn.init.zeros_(self.self_in.weight)
+            nn.init.zeros_(self.self_in.bias)
         self.size = nn.Embedding(config.max_nodes + 1, d)
         self.time = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         p = max(config.num_properties, 1)
@@ -101,9 +111,13 @@ class LatentPrior(nn.Module):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
-    def forward(self, x: Tensor, t: Tensor, mask: Tensor, properties: Tensor | None = None, property_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, t: Tensor, mask: Tensor, properties: Tensor | None = None, property_mask: Tensor | None = None, x_self: Tensor | None = None
+    ) -> Tensor:
         """``x`` (B, N, d_lat), ``t`` (B,), ``mask`` (B, N) real tokens; ``properties`` (B, P) normalised values
-        and ``property_mask`` (B, P) which of them are given (None: unconditional)."""
+        and ``property_mask`` (B, P) which of them are given (None: unconditional); ``x_self`` (B, N, d_lat)
+        an estimate of the clean normalised latents (None: no estimate yet). A prior without self-conditioning
+        ignores ``x_self``, so a guide prior can be handed the same inputs as the prior it guides."""
         batch, n, _ = x.shape
         if n > self.config.max_nodes:
             raise ValueError(f"{n} latent tokens, more than this prior's max_nodes={self.config.max_nodes}")
@@ -116,6 +130,10 @@ class LatentPrior(nn.Module):
         c = self.time(timestep_embedding(t, self.config.d_model)) + self.size(mask.sum(1)) + self.condition(cond_in)  # (B, d)
         c = F.silu(c)
         h = self.latent_in(x) + self.position.weight[:n].unsqueeze(0)  # (B, N, d)
+        if self.config.self_condition and x_self is not None:  # no estimate reads as zeros: the projection's bias only
+            h = h + self.self_in(x_self * mask.unsqueeze(-1))
+        elif self.config.self_condition:
+            h = h + self.self_in.bias
         attn_mask, offsets = attention_inputs(mask, self.config.relative_positions, h.dtype)
         for block in self.blocks:
             h = block(h, c, attn_mask, offsets)

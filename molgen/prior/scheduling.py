@@ -27,7 +27,7 @@ from torch import Tensor
 
 from molgen.prior.config import PriorConfig
 
-__all__ = ["SAMPLERS", "make_scheduler", "model_time", "training_pair"]
+__all__ = ["SAMPLERS", "clean_estimate", "make_scheduler", "model_time", "training_pair"]
 
 SAMPLERS: dict[str, dict[str, type]] = {
     "flow": {"euler": FlowMatchEulerDiscreteScheduler, "heun": FlowMatchHeunDiscreteScheduler, "dpm": DPMSolverMultistepScheduler},
@@ -93,3 +93,16 @@ def training_pair(
     x_t = scheduler.add_noise(x0, noise, timesteps)
     target = noise if config.prediction == "epsilon" else scheduler.get_velocity(x0, noise, timesteps)
     return x_t, timesteps.float() / config.num_train_timesteps, target
+
+
+def clean_estimate(config: PriorConfig, x_t: Tensor, t: Tensor, prediction: Tensor) -> Tensor:
+    """The clean latents a prediction at (``x_t``, (B,) network time ``t``) implies: what self-conditioning feeds
+    back. Flow: x0 = x_t - t v; diffusion: from epsilon or v with the DDPM schedule's alpha-bar at ``t``."""
+    if config.objective == "flow":
+        return x_t - t.to(x_t.dtype)[:, None, None] * prediction
+    alphas = _ddpm(config).alphas_cumprod.to(x_t.device)
+    timesteps = (t * config.num_train_timesteps).round().long().clamp(0, config.num_train_timesteps - 1)
+    a = alphas[timesteps].to(x_t.dtype)[:, None, None]  # (B, 1, 1) alpha-bar
+    if config.prediction == "epsilon":
+        return (x_t - (1 - a).sqrt() * prediction) / a.sqrt()
+    return a.sqrt() * x_t - (1 - a).sqrt() * prediction  # v-prediction

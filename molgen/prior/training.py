@@ -18,7 +18,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from molgen.latents import LatentDataset
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
-from molgen.prior.scheduling import training_pair
+from molgen.prior.scheduling import clean_estimate, training_pair
 from molgen.training import ExportingModule, IndexBatches, fit, load_into_grown, start_run
 from molgen.training import TrainSettings as BaseTrainSettings
 
@@ -123,9 +123,25 @@ class PriorModule(ExportingModule):
         time_sampling = self.hparams.get("time_sampling", "uniform") if drop else "uniform"
         x_t, t, target = training_pair(config, z, noise, generator, time_sampling)
         target = self.regression_target(x_t, t, mask, props, known, target)
-        pred = network(x_t, t, mask, props, known)  # (B, N, d)
+        x_self = self.self_estimate(network, x_t, t, mask, props, known, train=drop, generator=generator)
+        pred = network(x_t, t, mask, props, known, x_self=x_self)  # (B, N, d)
         squared = (pred - target).pow(2) * mask.unsqueeze(-1)
         return squared.sum() / (mask.sum() * config.latent_dim)
+
+    def self_estimate(
+        self, network: torch.nn.Module, x_t: Tensor, t: Tensor, mask: Tensor, props: Tensor, known: Tensor, train: bool, generator: torch.Generator | None
+    ) -> Tensor | None:
+        """Self-conditioning (a prior with ``self_condition``): in half of the training batches the network first
+        predicts without an estimate, and the clean latents that prediction implies (no gradient through it) are
+        its input for the trained prediction; the other half trains the first step of sampling, without one.
+        Validation always takes the two passes, as every sampling step after the first does."""
+        if not self.model.config.self_condition:
+            return None
+        if train and torch.rand((), device=x_t.device, generator=generator) < 0.5:
+            return None
+        with torch.no_grad():
+            first = network(x_t, t, mask, props, known)
+            return clean_estimate(self.model.config, x_t, t, first).detach() * mask.unsqueeze(-1)
 
     def noise(self, z: Tensor, generator: torch.Generator | None) -> Tensor:
         """The noise that makes a training pair from clean latents ``z`` (B, N, d): standard normal."""
@@ -164,7 +180,7 @@ SAMPLING_DEFAULTS = ("default_sampler", "default_steps", "default_restarts", "re
 DATA_STATISTICS = ("latent_mean", "latent_std", "property_mean", "property_std", "num_nodes_counts")
 """Config fields measured on the training data: a prior fine-tuned on other latents (e.g. of a fine-tuned
 tokenizer) takes them from its new data."""
-GROWABLE = ("layers", "relative_positions")
+GROWABLE = ("layers", "relative_positions", "self_condition")
 
 
 def load_growing(model: LatentPrior, source: LatentPrior) -> None:
@@ -172,22 +188,26 @@ def load_growing(model: LatentPrior, source: LatentPrior) -> None:
     (:data:`DATA_STATISTICS`), more layers, or relative-position biases where ``source`` had none.
 
     The new parts start as no-ops (a new block's gates and a new offset bias are zero), so the grown prior
-    predicts exactly what ``source`` did before it is trained further.
+    predicts exactly what ``source`` did before it is trained further. Self-conditioning may be added too
+    (its input projection starts at zero).
     """
     mine, theirs = model.config.to_dict(), source.config.to_dict()
     for config in (mine, theirs):
         for key in SAMPLING_DEFAULTS + DATA_STATISTICS:
             del config[key]
-    layers, k = (mine.pop(key) for key in GROWABLE)
-    source_layers, source_k = (theirs.pop(key) for key in GROWABLE)
-    if mine != theirs or layers < source_layers or (source_k and k != source_k):
+    layers, k, self_condition = (mine.pop(key) for key in GROWABLE)
+    source_layers, source_k, source_self = (theirs.pop(key) for key in GROWABLE)
+    if mine != theirs or layers < source_layers or (source_k and k != source_k) or (source_self and not self_condition):
         raise ValueError(
             "init_from: the prior's config differs from the one to train; only more layers "
-            f"({source_layers} -> {layers}) and relative-position biases added to a prior without them "
-            f"({source_k} -> {k}) are allowed"
+            f"({source_layers} -> {layers}), relative-position biases added to a prior without them "
+            f"({source_k} -> {k}) and self-conditioning added ({source_self} -> {self_condition}) are allowed"
         )
     new_blocks = tuple(f"blocks.{i}." for i in range(source_layers, layers))
-    load_into_grown(model, source, lambda name: name.startswith(new_blocks) or (source_k == 0 and ".offset_bias." in name))
+    load_into_grown(
+        model, source,
+        lambda name: name.startswith(new_blocks) or (source_k == 0 and ".offset_bias." in name) or (not source_self and name.startswith("self_in.")),
+    )  # fmt: skip
 
 
 @dataclass

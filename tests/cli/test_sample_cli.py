@@ -317,6 +317,13 @@ def test_train_prior_init_from_can_deepen_but_not_reshape_the_prior(prior_run, c
     assert {k: v for k, v in deeper.items() if k != "layers"} == {k: v for k, v in source.items() if k != "layers"}
     assert main([*command, "--out", str(tmp_path / "other"), *args, "--relative-positions", "3"]) == 2
     assert "relative-position biases" in capsys.readouterr().err
+    # self-conditioning can be added to a trained prior (its input starts at zero), and then kept
+    assert main([*command, "--out", str(tmp_path / "self"), *args, "--self-condition"]) == 0
+    grown = json.loads((tmp_path / "self" / "model" / "prior" / "config.json").read_text())
+    assert grown["self_condition"] is True and source.get("self_condition", False) is False
+    again = ["train", "prior", str(train_smi), "--model", str(cli_run / "model"), "--init-from", str(tmp_path / "self" / "model"), "--latents", str(prior_run / "latents")]
+    assert main([*again, "--out", str(tmp_path / "self2"), *args]) == 0
+    assert json.loads((tmp_path / "self2" / "model" / "prior" / "config.json").read_text())["self_condition"] is True
 
 
 def test_train_predictor_then_sample_with_property_guidance(prior_run, train_smi, tmp_path, capsys):  # noqa: F811

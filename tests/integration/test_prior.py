@@ -24,8 +24,8 @@ from molgen.prior.config import PriorConfig
 from molgen.prior.distillation import DistillSettings, GuidanceDistillation, distill_prior, student_config
 from molgen.prior.model import LatentPrior
 from molgen.prior.predictor import PredictorConfig, PredictorTrainSettings, PropertyPredictor, train_predictor
-from molgen.prior.scheduling import SAMPLERS, TIME_SAMPLINGS, make_scheduler, model_time, training_pair
-from molgen.prior.training import PriorTrainSettings, load_growing, prior_config_from_data, train_prior
+from molgen.prior.scheduling import SAMPLERS, TIME_SAMPLINGS, clean_estimate, make_scheduler, model_time, training_pair
+from molgen.prior.training import PriorModule, PriorTrainSettings, load_growing, prior_config_from_data, train_prior
 
 from ..conftest import REPO
 
@@ -159,6 +159,18 @@ def test_diffusion_training_pair_follows_ddpm(prediction):
     torch.testing.assert_close(target, expected)
 
 
+@pytest.mark.parametrize("objective, prediction", [("flow", "velocity"), ("diffusion", "epsilon"), ("diffusion", "v_prediction")])
+def test_clean_estimate_recovers_the_clean_latents_from_an_exact_prediction(objective, prediction):
+    # What self-conditioning feeds back: the x0 a perfect prediction implies is the x0 the pair was made from.
+    config = PriorConfig(latent_dim=3, max_nodes=5, objective=objective, prediction=prediction, default_sampler="dpm")
+    x0, noise = torch.randn(64, 5, 3), torch.randn(64, 5, 3)
+    x_t, t, target = training_pair(config, x0, noise, torch.Generator().manual_seed(0))
+    keep = t < 0.98  # alpha-bar vanishes at the end of the cosine schedule: x0 is not recoverable from epsilon there
+    torch.testing.assert_close(clean_estimate(config, x_t, t, target)[keep], x0[keep], atol=1e-3, rtol=1e-3)
+    # and a wrong prediction gives a different estimate
+    assert not torch.allclose(clean_estimate(config, x_t, t, target + 1)[keep], x0[keep], atol=1e-2)
+
+
 @pytest.mark.parametrize("objective", ["flow", "diffusion"])
 def test_logit_normal_time_sampling_favours_middle_noise_levels(objective):
     config = PriorConfig(latent_dim=3, max_nodes=5, objective=objective, **({"default_sampler": "dpm", "prediction": "epsilon"} if objective == "diffusion" else {}))
@@ -241,6 +253,48 @@ def test_grown_prior_starts_by_predicting_exactly_as_before():
     grown(x, t, mask).pow(2).sum().backward()
     assert grown.blocks[0].offset_bias.weight.grad.abs().sum() > 0
     assert grown.blocks[3].modulation.weight.grad.abs().sum() > 0
+
+
+def test_self_conditioning_added_to_a_trained_prior_starts_as_a_no_op_then_reads_the_estimate():
+    source = _random_prior()
+    x, t, mask = torch.randn(3, 8, 4), torch.rand(3), torch.ones(3, 8, dtype=torch.bool)
+    mask[1, 6:] = False
+    estimate = torch.randn(3, 8, 4)
+    torch.testing.assert_close(source(x, t, mask, x_self=estimate), source(x, t, mask))  # a prior without it ignores it
+    grown = LatentPrior(PriorConfig(**{**source.config.to_dict(), "self_condition": True})).eval()
+    load_growing(grown, source)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x, t, mask), source(x, t, mask))
+        torch.testing.assert_close(grown(x, t, mask, x_self=estimate), source(x, t, mask))
+        torch.nn.init.normal_(grown.self_in.weight, std=0.5)  # as training would make it
+        with_estimate = grown(x, t, mask, x_self=estimate)
+        assert not torch.allclose(with_estimate, grown(x, t, mask), atol=1e-3)
+        # padding tokens' estimates are not read
+        padded = estimate.clone()
+        padded[1, 6:] = 100.0
+        torch.testing.assert_close(grown(x, t, mask, x_self=padded), with_estimate)
+    with pytest.raises(ValueError, match="self-conditioning added"):
+        load_growing(LatentPrior(source.config), grown)  # taking it away is not growing
+
+
+def test_self_conditioned_training_feeds_back_the_networks_own_estimate():
+    config = PriorConfig(latent_dim=4, max_nodes=8, d_model=32, n_heads=4, layers=2, self_condition=True)
+    module = PriorModule(config.to_dict())
+    for p in module.model.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    x_t, t, mask = torch.randn(5, 8, 4), torch.rand(5), torch.ones(5, 8, dtype=torch.bool)
+    props, known = torch.zeros(5, 0), torch.zeros(5, 0, dtype=torch.bool)
+    network = module.model
+    with torch.no_grad():
+        expected = clean_estimate(config, x_t, t, network(x_t, t, mask, props, known))
+    # validation (and every sampling step after the first) reads the estimate of a first pass
+    torch.testing.assert_close(module.self_estimate(network, x_t, t, mask, props, known, train=False, generator=None), expected)
+    # training: about half of the batches read it, the rest train the first step (no estimate)
+    generator = torch.Generator().manual_seed(0)
+    given = [module.self_estimate(network, x_t, t, mask, props, known, train=True, generator=generator) is not None for _ in range(200)]
+    assert 70 < sum(given) < 130
+    plain = PriorModule({**config.to_dict(), "self_condition": False})
+    assert plain.self_estimate(plain.model, x_t, t, mask, props, known, train=False, generator=None) is None
 
 
 def test_prior_carries_over_to_other_latent_statistics():
@@ -364,6 +418,50 @@ def test_every_flow_sampler_with_restarts_reproduces_the_training_molecules(two_
     samples = pipe.sample(24, seed=1, batch_size=12, sampler=sampler, steps=8, restarts=1)
     canonical = {pipe.domain.canonical(OILY), pipe.domain.canonical(POLAR)}
     assert sum(m.smiles in canonical for m in samples) >= 18, Counter(m.smiles for m in samples)
+
+
+@pytest.fixture(scope="module")
+def self_conditioned_model(two_molecule_model, shipped, tmp_path_factory):
+    """The two-molecule prior with self-conditioning added and trained a little further."""
+    domain, tokenizer = shipped
+    model_dir, module = two_molecule_model
+    source = load_prior(model_dir / "prior")
+    latents = _latents(domain, tokenizer, [OILY, POLAR] * 64)
+    config = PriorConfig(**{**source.config.to_dict(), "self_condition": True})
+    tmp = tmp_path_factory.mktemp("self")
+    train_prior(latents, tmp / "run", config, _settings(max_steps=150, lr=1e-3, val_size=8, drop_each=0.0), init_from=source)
+    return _model_dir(tmp, domain, tokenizer, tmp / "run")
+
+
+def test_a_self_conditioned_prior_learns_to_read_its_estimate_and_samples_the_training_molecules(self_conditioned_model):
+    pipe = MolgenPipeline.from_pretrained(self_conditioned_model, device="cpu")
+    assert pipe.prior.config.self_condition and pipe.prior.self_in.weight.abs().max() > 1e-3  # trained away from zero
+    samples = pipe.sample(40, seed=0, batch_size=16)
+    canonical = {pipe.domain.canonical(OILY), pipe.domain.canonical(POLAR)}
+    assert sum(m.smiles in canonical for m in samples) >= 30, Counter(m.smiles for m in samples)
+
+
+def test_sampling_feeds_each_evaluation_the_last_estimate_and_each_pass_starts_without(self_conditioned_model, monkeypatch):
+    pipe = MolgenPipeline.from_pretrained(self_conditioned_model, device="cpu", precision="fp32")
+    calls = []
+    forward = LatentPrior.forward
+
+    def spy(self, x, t, mask, properties=None, property_mask=None, x_self=None):
+        out = forward(self, x, t, mask, properties, property_mask, x_self=x_self)
+        calls.append((x, t, mask, x_self, out.detach()))
+        return out
+
+    monkeypatch.setattr(LatentPrior, "forward", spy)
+    steps, restarts = 6, 1
+    pipe.sample_latents(4, seed=3, batch_size=4, steps=steps, restarts=restarts, sampler="euler", autoguidance=1.0)
+    first_pass = steps
+    assert len(calls) == pipe.prior_evaluations(steps, restarts) and len(calls) > first_pass
+    for k, (x, t, mask, x_self, _) in enumerate(calls):
+        if k in (0, first_pass):  # a pass's first step: no estimate yet (the restart does not reuse the last pass's)
+            assert x_self is None, k
+            continue
+        px, pt, pmask, _, pout = calls[k - 1]
+        torch.testing.assert_close(x_self, clean_estimate(pipe.prior.config, px, pt, pout) * pmask.unsqueeze(-1))
 
 
 def test_sampling_is_reproducible_by_seed(two_molecule_model):
@@ -767,6 +865,23 @@ def test_distillation_regresses_onto_the_autoguided_teacher_inside_its_interval(
     assert abs(float(scaled.noise(z, torch.Generator().manual_seed(0)).std()) - 0.5) < 0.02
     with pytest.raises(ValueError, match="noise_scale"):
         GuidanceDistillation(config.to_dict(), teacher.config.to_dict(), zero.config.to_dict(), autoguidance=1.5, noise_scale=(0.0, 1.0))
+
+
+def test_distilling_a_self_conditioned_teacher_regresses_onto_its_second_pass(self_conditioned_model):
+    teacher = load_prior(self_conditioned_model / "prior")
+    zero = LatentPrior(PriorConfig(**{**teacher.config.to_dict(), "self_condition": False})).eval()
+    config = student_config(teacher.config)
+    module = GuidanceDistillation(config.to_dict(), teacher.config.to_dict(), zero.config.to_dict(), autoguidance=1.5, interval=(0.5, 1.0))
+    module.load_teacher(teacher, zero)
+    x, t, mask, props, known = _inputs(teacher.config, [0.2, 0.6, 0.9, 0.4])
+    with torch.no_grad():
+        estimate = clean_estimate(teacher.config, x, t, teacher(x, t, mask, props, known)) * mask.unsqueeze(-1)
+        second = teacher(x, t, mask, props, known, x_self=estimate)
+        first = teacher(x, t, mask, props, known)
+    assert not torch.allclose(second, first, atol=1e-3)  # the trained teacher reads its estimate
+    target = module.regression_target(x, t, mask, props, known, target=torch.zeros_like(x))
+    torch.testing.assert_close(target[[0, 3]], second[[0, 3]])  # what it predicts at a sampling step after the first
+    torch.testing.assert_close(target[[1, 2]], 1.5 * second[[1, 2]])
 
 
 def test_a_distilled_student_samples_like_the_autoguided_teacher_with_half_the_evaluations(two_molecule_model, shipped, tmp_path):
