@@ -124,13 +124,14 @@ class Handlers:
         return n, steps, filters, parse_lines(contain), parse_lines(avoid)
 
     @_on_page
-    def generate(self, n, seed, steps, guidance, hard, contain, avoid, alerts, sa_max, *targets, progress=gr.Progress()):
+    def generate(self, n, seed, steps, restarts, guidance, hard, contain, avoid, alerts, sa_max, *targets, progress=gr.Progress()):
         started = time.perf_counter()
         targets = parse_targets(dict(zip(self.service.property_names, targets, strict=True)))
         windows = {name: t for name, t in targets.items() if isinstance(t, tuple)} if hard else None
         n, steps, filters, contain, avoid = self._common(n, steps, alerts, sa_max, contain, avoid, windows)
+        restarts = check_count("restarts", restarts, 0, self.limits.max_restarts)
         records = self.service.generate(
-            n, seed=int(seed or 0), steps=steps, targets=targets or None, guidance_scale=float(guidance),
+            n, seed=int(seed or 0), steps=steps, restarts=restarts, targets=targets or None, guidance_scale=float(guidance),
             must_contain=tuple(contain), must_avoid=tuple(avoid), filters=filters, progress=_progress_callback(progress, "generating"),
         )  # fmt: skip
         return _present(records, "molgen_generate", started, extra=_target_line(self.service.target_report(records, targets)))
@@ -260,13 +261,16 @@ def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
             with gr.Tab("Generate", id="generate"):
                 with gr.Row():
                     sampling = _counts("generate", "molecules", steps)
+                    restarts = gr.Number(
+                        label="restarts (extra passes that repair mistakes; 0: none)", value=service.default_restarts, precision=0, elem_id="generate-restarts",
+                    )
                     guidance = gr.Slider(1.0, 5.0, value=2.0, step=0.1, label="guidance strength (toward the targets)", elem_id="generate-guidance")
                 with gr.Accordion("Property targets: a value (0.9) or a range (300-400); empty: no target", open=True):
                     with gr.Row():
                         targets = [gr.Textbox(label=name, max_lines=1, placeholder="value or low-high", elem_id=f"generate-target-{name}", min_width=90) for name in service.property_names]
                     hard = gr.Checkbox(label="ranges are hard limits (reject molecules outside them; targets only steer otherwise)", elem_id="generate-hard")
                 constraints = _constraints("generate")
-                _task("generate", "Generate", handlers.generate, [*sampling, guidance, hard, *constraints, *targets])
+                _task("generate", "Generate", handlers.generate, [*sampling, restarts, guidance, hard, *constraints, *targets])
 
             with gr.Tab("Analogs", id="analogs"):
                 _unavailable(service, "analogs")
@@ -328,6 +332,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--auth", default=os.environ.get("MOLGEN_UI_AUTH"), help="require a login, user:password (or env MOLGEN_UI_AUTH)")
     parser.add_argument("--max-n", type=int, default=Limits.max_n, help="molecules per request at most")
     parser.add_argument("--max-steps", type=int, default=Limits.max_steps, help="sampling steps per request at most")
+    parser.add_argument("--max-restarts", type=int, default=Limits.max_restarts, help="restart passes per request at most")
     parser.add_argument("--max-iterations", type=int, default=Limits.max_iterations, help="optimisation iterations per request at most")
     parser.add_argument("--concurrency", type=int, default=1, help="model jobs running at once; the others wait in the queue")
     parser.add_argument("--queue-size", type=int, default=64, help="requests waiting at most; beyond that the page says the server is busy")
@@ -344,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(exc))
     if args.public and auth is None:
         log.warning("--public without --auth: anyone who can reach this machine can use the page")
-    limits = Limits(max_n=args.max_n, max_steps=args.max_steps, max_iterations=args.max_iterations)
+    limits = Limits(max_n=args.max_n, max_steps=args.max_steps, max_restarts=args.max_restarts, max_iterations=args.max_iterations)
     service = DesignService(MolgenPipeline.from_pretrained(args.model, device=args.device, precision=args.precision))
     demo = build(service, limits)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)

@@ -1,7 +1,7 @@
 """Sampling settings of one model against each other: steps, restarts and restart strength, over several seeds.
 
     python -m benchmarks.samplers [--model checkpoints/moses] [--settings 14+2@0.5,10+3@0.6] [--n 2000]
-                                  [--seeds 7,1,2] [--temperature T] [--threads 2]
+                                  [--seeds 7,1,2] [--temperature T] [--autoguidance W] [--threads 2]
 
 A setting is ``STEPS+RESTARTS@STRENGTH/TEMPERATURE~RESTART_TEMPERATURE`` (``@STRENGTH`` optional: the model's
 ``restart_strength``; ``/TEMPERATURE`` optional: ``--temperature``, else the model's noise temperature;
@@ -76,12 +76,15 @@ def _shown(path: str) -> str:
     return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else path
 
 
-def run(pipe: MolgenPipeline, setting: Setting, n: int, seed: int, temperature: float | None, reference) -> tuple[float, float, float]:
+def run(
+    pipe: MolgenPipeline, setting: Setting, n: int, seed: int, temperature: float | None, reference, autoguidance: float | None = None
+) -> tuple[float, float, float]:
     """(FCD/Test valence-aware, raw validity, latents/s) of ``n`` samples."""
     start = time.perf_counter()
     latents = pipe.sample_latents(
         n, seed=seed, batch_size=1000, steps=setting.steps, restarts=setting.restarts, restart_strength=setting.strength,
         temperature=setting.temperature if setting.temperature is not None else temperature, restart_temperature=setting.restart_temperature,
+        autoguidance=autoguidance,
     )
     seconds = time.perf_counter() - start
     valence = [m.smiles for m in pipe.decode(latents, decoding="valence") if m.smiles]
@@ -111,6 +114,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--seeds", default="7,1,2")
     parser.add_argument("--temperature", type=float, default=None, help="default: the model's")
+    parser.add_argument("--autoguidance", type=float, default=None, help="weight against the model's guide prior (default: the model's; 1: off)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", default=DEFAULT_PRECISION)
     parser.add_argument("--recovery-levels", default="", help="comma-separated noise levels in (0, 1) for the recovery rows (default: none)")
@@ -132,9 +136,11 @@ def main() -> None:
     pipe.sample_latents(100, seed=0, steps=2, restarts=0)  # warm-up
     rows = recovery(pipe, levels, args.recovery_n) if levels else []
     for setting in settings:
-        results = [run(pipe, setting, args.n, seed, args.temperature, reference) for seed in seeds]
+        results = [run(pipe, setting, args.n, seed, args.temperature, reference, args.autoguidance) for seed in seeds]
         fcd, valid, speed = zip(*results, strict=True)
-        evaluations = pipe.prior_evaluations(setting.steps, setting.restarts, setting.strength)
+        evaluations = str(pipe.prior_evaluations(setting.steps, setting.restarts, setting.strength))
+        if guide := pipe.guide_evaluations(setting.steps, setting.restarts, args.autoguidance, setting.strength):
+            evaluations += f" + {guide} guide"
         rows.append((
             f"{setting.label(pipe, args.temperature)}: evaluations / FCD/Test mean (per seed) / raw validity / latents/s",
             f"{evaluations} / {statistics.mean(fcd):.2f} ({', '.join(f'{f:.2f}' for f in fcd)}) / "
@@ -142,8 +148,15 @@ def main() -> None:
         ))  # fmt: skip
         print(rows[-1], flush=True)
     temperature = config.default_temperature if args.temperature is None else args.temperature
+    autoguidance = config.default_autoguidance if args.autoguidance is None else args.autoguidance
+    guided = (
+        f"autoguidance {autoguidance:g} by its guide prior at noise levels {config.autoguidance_interval} "
+        f"(the guide's evaluations per sample are counted in each row)"
+        if pipe.guide is not None and autoguidance != 1 else "no autoguidance"
+    )
     notes = (
-        f"Model: {_shown(args.model)}; sampler {config.default_sampler} (the model's default), noise temperature {temperature} "
+        f"Model: {_shown(args.model)}{' (self-conditioned prior)' if config.self_condition else ''}; {guided}; "
+        f"sampler {config.default_sampler} (the model's default), noise temperature {temperature} "
         f"unless the setting names one, "
         f"precision {args.precision} ({pipe.network_dtype}), batches of 1,000. Setting 'S + R @ x' = S scheduler steps, "
         f"then R restarts, each noising the latents back to the scheduler's first noise level at or below x and "

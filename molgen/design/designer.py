@@ -157,6 +157,7 @@ class Designer:
         oversample: int = 1,
         size_from_weight: bool = True,
         property_guidance: float = 0.0,
+        restarts: int | None = None,
     ) -> Iterator[DesignResult]:
         """Sample ``n`` molecules, conditioned on ``targets`` ({name: value or (low, high)}; a range conditions
         on its middle) with classifier-free guidance ``guidance_scale`` (1: plain conditional; > 1 pushes
@@ -168,8 +169,12 @@ class Designer:
         (distance in training standard deviations; selection, on top of guidance).
         ``property_guidance`` > 0: also follow the gradient of the model's property predictor toward the
         targets at every sampling step (classifier guidance; the model needs a ``predictor/``).
+        ``restarts``: restart-sampling passes after the first (default: the model's; 0: none), each
+        re-noising the latents part of the way and denoising again, which repairs mistakes at extra cost.
         """
         self._count(n)
+        if restarts is not None and (isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 0):
+            raise DesignInputError(f"restarts={restarts!r}: must be a whole number >= 0 (0 turns restart sampling off)")
         if not isinstance(oversample, int) or oversample < 1:
             raise DesignInputError(f"oversample={oversample!r}: must be a whole number >= 1")
         parsed = self.parse_targets(targets)
@@ -194,7 +199,7 @@ class Designer:
             count_nodes = num_nodes if sizes is None else torch.multinomial(sizes, count, replacement=True, generator=generator).tolist()
             return self.pipe.sample_latents(
                 count, steps=steps, seed=seed * _SEED_STRIDE + b, batch_size=count, conditions=conditions, guidance_scale=guidance_scale,
-                temperature=temperature, property_guidance=property_guidance, num_nodes=count_nodes,
+                temperature=temperature, property_guidance=property_guidance, num_nodes=count_nodes, restarts=restarts,
             )  # fmt: skip
 
         choose = None if oversample == 1 else lambda decoded, count: self._closest(decoded, parsed, count)

@@ -20,6 +20,7 @@ class Limits:
 
     max_n: int = 500
     max_steps: int = 100
+    max_restarts: int = 10
     max_iterations: int = 30
     max_population: int = 200  # optimisation decodes several times this many candidates per iteration
     max_points: int = 50

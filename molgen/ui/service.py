@@ -49,6 +49,10 @@ class DesignService:
     def default_steps(self) -> int:
         return self.pipeline.prior.config.default_steps if self.pipeline.prior is not None else 20
 
+    @property
+    def default_restarts(self) -> int:
+        return self.pipeline.prior.config.default_restarts if self.pipeline.prior is not None else 0
+
     def has(self, method: str) -> bool:
         return self.designer is not None and callable(getattr(self.designer, method, None))
 

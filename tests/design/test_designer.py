@@ -182,6 +182,25 @@ def test_generate_is_reproducible_and_streams_with_progress(designer):
     assert calls == [(16, 20), (20, 20)]  # batch_size 16
 
 
+def test_generate_takes_the_number_of_restarts(designer, monkeypatch):
+    asked = []
+    sample_latents = designer.pipe.sample_latents
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs.get("restarts"))
+        return sample_latents(*args, **kwargs)
+
+    monkeypatch.setattr(designer.pipe, "sample_latents", spy)
+    default = designer.generate(8, seed=4)
+    more = designer.generate(8, seed=4, restarts=designer.pipe.prior.config.default_restarts + 2)
+    assert asked[0] is None  # None: the model's default
+    assert [r.smiles for r in more] != [r.smiles for r in default]
+    assert [r.smiles for r in designer.generate(8, seed=4, restarts=designer.pipe.prior.config.default_restarts)] == [r.smiles for r in default]
+    for bad in (-1, 1.5, True):
+        with pytest.raises(DesignInputError, match=f"restarts={bad!r}"):
+            designer.generate(4, restarts=bad)
+
+
 def test_analogs_report_similarity_to_the_seed(designer):
     seed = TRAINING[0]
     close = designer.analogs(seed, 16, strength=0.1, seed=0)
