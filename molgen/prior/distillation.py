@@ -28,7 +28,7 @@ from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
 from molgen.prior.scheduling import clean_estimate
 from molgen.prior.training import DATA_STATISTICS, PriorModule, PriorTrainSettings, latent_batches
-from molgen.training import fit, start_run
+from molgen.training import fit, load_into_grown, start_run
 
 __all__ = ["DistillSettings", "GuidanceDistillation", "config_differences", "distill_prior", "student_config"]
 
@@ -43,9 +43,11 @@ def student_config(teacher: PriorConfig, activation: str | None = None) -> Prior
 
 def config_differences(student: PriorConfig, earlier: PriorConfig) -> list[str]:
     """Config fields (other than data statistics) in which an earlier student differs from ``student``: it can
-    continue as this student only if there are none."""
+    continue as this student only if there are none. Self-conditioning may be added (a student of a
+    self-conditioned teacher can start from an earlier student without it)."""
     mine, theirs = student.to_dict(), earlier.to_dict()
-    return sorted(k for k in mine if k not in DATA_STATISTICS and mine[k] != theirs.get(k))
+    added = mine["self_condition"] and not theirs.get("self_condition", False)
+    return sorted(k for k in mine if k not in DATA_STATISTICS and mine[k] != theirs.get(k) and not (added and k == "self_condition"))
 
 
 class GuidanceDistillation(PriorModule):
@@ -75,7 +77,12 @@ class GuidanceDistillation(PriorModule):
         ``student`` (an earlier student of the same shape, to continue its distillation)."""
         self.teacher.load_state_dict(teacher.state_dict())
         self.guide.load_state_dict(guide.state_dict())
-        self.model.load_state_dict((student or teacher).state_dict())  # the same parameters whatever the activation
+        # the same parameters whatever the activation; a self-conditioning input the source lacks starts at zero
+        source = student or teacher
+        load_into_grown(self.model, source, lambda name: name.startswith("self_in."))
+        if self.model.config.self_condition and not source.config.self_condition:
+            torch.nn.init.zeros_(self.model.self_in.weight)
+            torch.nn.init.zeros_(self.model.self_in.bias)
         self.reset_ema()
 
     def train(self, mode: bool = True):

@@ -21,7 +21,7 @@ from molgen.latents import LatentDataset, compute_property_table, encode_dataset
 from molgen import pipeline as pipeline_module
 from molgen.pipeline import Latents, MolgenPipeline, _begin_index
 from molgen.prior.config import PriorConfig
-from molgen.prior.distillation import DistillSettings, GuidanceDistillation, distill_prior, student_config
+from molgen.prior.distillation import DistillSettings, GuidanceDistillation, config_differences, distill_prior, student_config
 from molgen.prior.model import LatentPrior
 from molgen.prior.predictor import PredictorConfig, PredictorTrainSettings, PropertyPredictor, train_predictor
 from molgen.prior.scheduling import SAMPLERS, TIME_SAMPLINGS, clean_estimate, make_scheduler, model_time, training_pair
@@ -882,6 +882,15 @@ def test_distilling_a_self_conditioned_teacher_regresses_onto_its_second_pass(se
     target = module.regression_target(x, t, mask, props, known, target=torch.zeros_like(x))
     torch.testing.assert_close(target[[0, 3]], second[[0, 3]])  # what it predicts at a sampling step after the first
     torch.testing.assert_close(target[[1, 2]], 1.5 * second[[1, 2]])
+    # An earlier student without self-conditioning can continue as this one (its new input starts at zero) ...
+    earlier = zero
+    torch.nn.init.normal_(earlier.out.weight, std=0.1)
+    assert config_differences(config, earlier.config) == []
+    module.load_teacher(teacher, zero, earlier)
+    with torch.no_grad():
+        torch.testing.assert_close(module.model(x, t, mask, props, known, x_self=estimate), earlier(x, t, mask, props, known))
+    # ... but a student cannot drop it
+    assert config_differences(earlier.config, teacher.config) == ["self_condition"]
 
 
 def test_a_distilled_student_samples_like_the_autoguided_teacher_with_half_the_evaluations(two_molecule_model, shipped, tmp_path):
