@@ -109,12 +109,12 @@ def recovery(pipe: MolgenPipeline, levels: list[float], n: int) -> list[tuple[st
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default=str(ROOT / "checkpoints" / "moses"))
+    parser.add_argument("--model", default=str(ROOT / "checkpoints" / "moses"), help="a model directory, or several separated by commas (compared)")
     parser.add_argument("--settings", default=DEFAULT_SETTINGS, help="comma-separated STEPS+RESTARTS[@STRENGTH]")
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--seeds", default="7,1,2")
     parser.add_argument("--temperature", type=float, default=None, help="default: the model's")
-    parser.add_argument("--autoguidance", type=float, default=None, help="weight against the model's guide prior (default: the model's; 1: off)")
+    parser.add_argument("--autoguidance", default=None, help="weight against the model's guide prior, or several separated by commas (default: the model's; 1: off)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", default=DEFAULT_PRECISION)
     parser.add_argument("--recovery-levels", default="", help="comma-separated noise levels in (0, 1) for the recovery rows (default: none)")
@@ -125,50 +125,59 @@ def main() -> None:
         settings = [Setting.parse(s) for s in args.settings.split(",") if s.strip()]
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
         levels = [float(s) for s in args.recovery_levels.split(",") if s.strip()]
+        weights = [None] if args.autoguidance is None else [float(s) for s in args.autoguidance.split(",") if s.strip()]
+        if any(w is not None and not w > 0 for w in weights):
+            raise ValueError(f"--autoguidance {args.autoguidance}: each weight must be > 0 (1: off)")
+        models = [m.strip() for m in args.model.split(",") if m.strip()]
         if any(not 0 < level < 1 for level in levels):
             raise ValueError(f"--recovery-levels {args.recovery_levels}: each level must be strictly between 0 and 1")
     except ValueError as error:
         parser.error(str(error))
     torch.set_num_threads(args.threads)
-    pipe = MolgenPipeline.from_pretrained(args.model, device="cpu", precision=args.precision)
-    config = pipe.prior.config
     reference = moses_references(n_jobs=2).test
-    pipe.sample_latents(100, seed=0, steps=2, restarts=0)  # warm-up
-    rows = recovery(pipe, levels, args.recovery_n) if levels else []
-    for setting in settings:
-        results = [run(pipe, setting, args.n, seed, args.temperature, reference, args.autoguidance) for seed in seeds]
-        fcd, valid, speed = zip(*results, strict=True)
-        evaluations = str(pipe.prior_evaluations(setting.steps, setting.restarts, setting.strength))
-        if guide := pipe.guide_evaluations(setting.steps, setting.restarts, args.autoguidance, setting.strength):
-            evaluations += f" + {guide} guide"
-        rows.append((
-            f"{setting.label(pipe, args.temperature)}: evaluations / FCD/Test mean (per seed) / raw validity / latents/s",
-            f"{evaluations} / {statistics.mean(fcd):.2f} ({', '.join(f'{f:.2f}' for f in fcd)}) / "
-            f"{statistics.mean(valid):.1%} / {statistics.median(speed):.0f}",
-        ))  # fmt: skip
-        print(rows[-1], flush=True)
-    temperature = config.default_temperature if args.temperature is None else args.temperature
-    autoguidance = config.default_autoguidance if args.autoguidance is None else args.autoguidance
-    guided = (
-        f"autoguidance {autoguidance:g} by its guide prior at noise levels {config.autoguidance_interval} "
-        f"(the guide's evaluations per sample are counted in each row)"
-        if pipe.guide is not None and autoguidance != 1 else "no autoguidance"
-    )
-    notes = (
-        f"Model: {_shown(args.model)}{' (self-conditioned prior)' if config.self_condition else ''}; {guided}; "
-        f"sampler {config.default_sampler} (the model's default), noise temperature {temperature} "
-        f"unless the setting names one, "
-        f"precision {args.precision} ({pipe.network_dtype}), batches of 1,000. Setting 'S + R @ x' = S scheduler steps, "
+    rows, notes = [], []
+    for model in models:
+        pipe = MolgenPipeline.from_pretrained(model, device="cpu", precision=args.precision)
+        config = pipe.prior.config
+        pipe.sample_latents(100, seed=0, steps=2, restarts=0)  # warm-up
+        prefix = f"{_shown(model)}: " if len(models) > 1 else ""
+        rows += [(prefix + label, value) for label, value in recovery(pipe, levels, args.recovery_n)] if levels else []
+        for weight in weights:
+            guided = pipe.guide is not None and (config.default_autoguidance if weight is None else weight) != 1
+            shown_weight = f", autoguidance {config.default_autoguidance if weight is None else weight:g}" if pipe.guide is not None else ""
+            for setting in settings:
+                results = [run(pipe, setting, args.n, seed, args.temperature, reference, weight) for seed in seeds]
+                fcd, valid, speed = zip(*results, strict=True)
+                evaluations = str(pipe.prior_evaluations(setting.steps, setting.restarts, setting.strength))
+                if guided and (guide := pipe.guide_evaluations(setting.steps, setting.restarts, weight, setting.strength)):
+                    evaluations += f" + {guide} guide"
+                rows.append((
+                    f"{prefix}{setting.label(pipe, args.temperature)}{shown_weight}: evaluations / FCD/Test mean (per seed) / raw validity / latents/s",
+                    f"{evaluations} / {statistics.mean(fcd):.2f} ({', '.join(f'{f:.2f}' for f in fcd)}) / "
+                    f"{statistics.mean(valid):.1%} / {statistics.median(speed):.0f}",
+                ))  # fmt: skip
+                print(rows[-1], flush=True)
+        temperature = config.default_temperature if args.temperature is None else args.temperature
+        guide_note = (
+            f"guide prior {config.autoguidance_interval} noise levels (autoguidance weight in each row; 1: off)" if pipe.guide is not None else "no guide prior"
+        )
+        notes.append(
+            f"Model: {_shown(model)}{' (self-conditioned prior)' if config.self_condition else ''}, {guide_note}; "
+            f"sampler {config.default_sampler} (the model's default), noise temperature {temperature} unless the setting names one, "
+            f"precision {args.precision} ({pipe.network_dtype})."
+        )
+    notes = " ".join(notes) + (
+        f" Batches of 1,000. Setting 'S + R @ x' = S scheduler steps, "
         f"then R restarts, each noising the latents back to the scheduler's first noise level at or below x and "
         f"denoising from there (`--steps S --restarts R --restart-strength x`); evaluations = prior network runs per "
-        f"sample (the cost). FCD/Test of the valence-aware decodings against MOSES test, per seed in the order "
+        f"sample (the cost; '+ G guide' = the guide prior's runs too). FCD/Test of the valence-aware decodings against MOSES test, per seed in the order "
         f"{', '.join(map(str, seeds))}; raw validity = argmax decoding of the same latents; latents/s = median over "
         f"seeds, prior only."
     )
     if levels:
         notes += (
             f" Recovery rows: {args.recovery_n} MOSES test molecules (random_state 1), encoded, noised to the level with the "
-            f"model's noise temperature and denoised over the model's {config.default_steps}-step schedule from there (no "
+            f"model's noise temperature and denoised over the model's default-step schedule from there (no "
             f"restarts), raw decoding compared with the canonical input."
         )
     write_section(args.title, rows, notes, sample=f"{args.n:,} samples per setting and seed, seeds {', '.join(map(str, seeds))}")

@@ -147,3 +147,39 @@ def test_shipped_prior_is_a_distilled_student_of_the_teacher_and_its_guide():
     assert ours < 0.8 * alone, (float(ours), float(alone))
     samples = student.sample(12, seed=0, batch_size=12, properties=False)
     assert all(m.smiles and len(Chem.GetMolFrags(Chem.MolFromSmiles(m.smiles))) == 1 for m in samples)
+
+
+TEACHER_SC_MODEL = MODEL.parent / "moses_teacher_sc"
+
+
+def test_self_conditioned_teacher_reads_its_estimate_and_samples_with_its_guide():
+    """checkpoints/moses_teacher_sc: the teacher trained on with self-conditioning (stop 21), with the same guide,
+    tokenizer and latent space. Its sample quality against the teacher without it is in BENCHMARKS.md
+    ("Self-conditioning: ...")."""
+    import torch
+
+    from molgen.prior.scheduling import clean_estimate
+
+    files = [p for p in TEACHER_SC_MODEL.rglob("*") if p.is_file()]
+    assert {p.suffix for p in files} <= {".json", ".safetensors"}
+    assert sum(p.stat().st_size for p in files) < 50 * 2**20
+    pipe = MolgenPipeline.from_pretrained(TEACHER_SC_MODEL, device="cpu", precision="fp32")
+    before = MolgenPipeline.from_pretrained(TEACHER_MODEL, device="cpu", precision="fp32")
+    config = pipe.prior.config
+    assert config.self_condition and pipe.guide is not None and not pipe.guide.config.self_condition
+    for name, value in pipe.tokenizer.state_dict().items():  # the same latent space as the teacher it continues
+        assert torch.equal(value, before.tokenizer.state_dict()[name])
+    # on noisy MOSES latents its estimate of the clean latents changes its prediction
+    smiles = pd.read_csv(MODEL.parents[1] / "data" / "moses" / "test.csv.gz")["SMILES"].sample(16, random_state=4).tolist()
+    latents = pipe.encode(smiles)
+    real = latents.mask.unsqueeze(-1).float()
+    z = (latents.z - torch.tensor(config.latent_mean)) / torch.tensor(config.latent_std) * real
+    x = 0.4 * z + 0.6 * torch.randn(z.shape, generator=torch.Generator().manual_seed(0)) * real
+    t = torch.full((len(z),), 0.6)
+    with torch.no_grad():
+        first = pipe.prior(x, t, latents.mask)
+        estimate = clean_estimate(config, x, t, first) * real
+        second = pipe.prior(x, t, latents.mask, x_self=estimate)
+    assert (second - first).abs().mean() > 0.01 * first.abs().mean()
+    samples = pipe.sample(16, seed=0, steps=6, restarts=1)
+    assert sum(m.smiles is not None for m in samples) == 16  # valence-aware: all valid
