@@ -104,26 +104,31 @@ TEACHER_MODEL = MODEL.parent / "moses_teacher"
 
 
 def test_shipped_prior_is_a_distilled_student_of_the_teacher_and_its_guide():
-    """checkpoints/moses/prior is ``molgen train distill`` of checkpoints/moses_teacher (prior + guide): it needs
-    no guide, and on noisy MOSES latents its one prediction is nearer the teacher's autoguided one than the
-    teacher alone is. How near, and its sample quality and speed, are in BENCHMARKS.md (``benchmarks.distillation``)."""
+    """checkpoints/moses/prior is ``molgen train distill`` of the teacher its training record names (prior + guide,
+    checkpoints/moses_teacher or, self-conditioned, checkpoints/moses_teacher_sc): it needs no guide, and on noisy
+    MOSES latents its prediction (after reading its own estimate, if self-conditioned: as it samples) is nearer the
+    teacher's autoguided one than the teacher alone is. How near, and its sample quality and speed, are in
+    BENCHMARKS.md (``benchmarks.distillation``, ``benchmarks.samplers``)."""
     import json
 
     import torch
     from rdkit import Chem
 
     from molgen.prior.distillation import GuidanceDistillation
+    from molgen.prior.scheduling import clean_estimate
 
-    files = [p for p in TEACHER_MODEL.rglob("*") if p.is_file()]
+    record = json.loads((MODEL / "prior" / "training.json").read_text())
+    assert record["teacher"]["path"] in ("checkpoints/moses_teacher", "checkpoints/moses_teacher_sc")
+    teacher_dir = MODEL.parents[1] / record["teacher"]["path"]
+    files = [p for p in teacher_dir.rglob("*") if p.is_file()]
     assert {p.suffix for p in files} <= {".json", ".safetensors"}
     assert sum(p.stat().st_size for p in files) < 50 * 2**20
-    pipe = MolgenPipeline.from_pretrained(TEACHER_MODEL, device="cpu", precision="fp32")
+    pipe = MolgenPipeline.from_pretrained(teacher_dir, device="cpu", precision="fp32")
     assert pipe.guide is not None
     student = MolgenPipeline.from_pretrained(MODEL, device="cpu", precision="fp32")
     assert student.guide is None and student.guide_evaluations() == 0
     assert student.prior.config.default_autoguidance == 1.0
-    record = json.loads((MODEL / "prior" / "training.json").read_text())
-    assert record["teacher"]["path"] == "checkpoints/moses_teacher"
+    assert student.prior.config.self_condition == pipe.prior.config.self_condition
     teacher = pipe.prior.config
     assert record["distilled"]["autoguidance"] == teacher.default_autoguidance
     assert student.tokenizer.state_dict().keys() == pipe.tokenizer.state_dict().keys()
@@ -140,10 +145,17 @@ def test_shipped_prior_is_a_distilled_student_of_the_teacher_and_its_guide():
     target = GuidanceDistillation(teacher.to_dict(), teacher.to_dict(), pipe.guide.config.to_dict(), teacher.default_autoguidance, tuple(teacher.autoguidance_interval))
     target.load_teacher(pipe.prior, pipe.guide)
     none = torch.zeros(len(z), teacher.num_properties)
+
+    def predict(prior):  # as sampling evaluates it: a self-conditioned prior reads its own first estimate
+        first = prior(x, t, mask)
+        if not prior.config.self_condition:
+            return first
+        return prior(x, t, mask, x_self=clean_estimate(prior.config, x, t, first) * real)
+
     with torch.no_grad():
         goal = target.regression_target(x, t, mask, none, none.bool(), None)
-        alone = ((pipe.prior(x, t, mask) - goal) ** 2 * real).sum()
-        ours = ((student.prior(x, t, mask) - goal) ** 2 * real).sum()
+        alone = ((predict(pipe.prior) - goal) ** 2 * real).sum()
+        ours = ((predict(student.prior) - goal) ** 2 * real).sum()
     assert ours < 0.8 * alone, (float(ours), float(alone))
     samples = student.sample(12, seed=0, batch_size=12, properties=False)
     assert all(m.smiles and len(Chem.GetMolFrags(Chem.MolFromSmiles(m.smiles))) == 1 for m in samples)
