@@ -142,11 +142,14 @@ def main() -> None:
         )
     else:
         guide_note = "no autoguidance, "
+    self_conditioned = "self-conditioned (every evaluation after a pass's first reads the last clean estimate), " if config.self_condition else ""
     native = "has" if fast_bfloat16(pipe.device) else "lacks"
     precision_note = f"networks run with precision {args.precision} (this CPU {native} native bfloat16: {pipe.network_dtype})"
     notes = (
         f"Prior: {config.objective} ({config.prediction}), d_model {config.d_model}, {config.layers} layers, "
-        f"relative-position bias up to offset {config.relative_positions}, {params / 1e3:.0f}k parameters, sampler {args.sampler or config.default_sampler}, {steps} steps, {restarts} restart(s) at strength "
+        f"relative-position bias up to offset {config.relative_positions}, "
+        f"{self_conditioned}"
+        f"{params / 1e3:.0f}k parameters, sampler {args.sampler or config.default_sampler}, {steps} steps, {restarts} restart(s) at strength "
         f"{config.restart_strength} ({evaluations} prior evaluations per sample), {guide_note}noise temperature {temperature}"
         f"{'' if config.restart_temperature is None else f' (restarts: {config.restart_temperature})'}, EMA weights, "
         f"{precision_note}, "
