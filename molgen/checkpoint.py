@@ -10,6 +10,8 @@ A model directory (``checkpoints/<name>/``) looks like::
     prior/model.safetensors     EMA weights of the prior
     prior/training.json
     predictor/                  optional: PredictorConfig + weights of a property predictor for property guidance
+    discriminator/              optional: DiscriminatorConfig + weights of a real-vs-generated latent discriminator
+                                for discriminator guidance
 """
 
 from __future__ import annotations
@@ -23,12 +25,16 @@ from safetensors.torch import load_file, save_file
 
 from molgen.domains import DOMAINS
 from molgen.prior.config import PriorConfig
+from molgen.prior.discriminator import DiscriminatorConfig, LatentDiscriminator
 from molgen.prior.model import LatentPrior
 from molgen.prior.predictor import PredictorConfig, PropertyPredictor
 from molgen.tokenizer.config import TokenizerConfig
 from molgen.tokenizer.model import GraphTokenizer
 
-__all__ = ["load_domain", "load_predictor", "load_prior", "load_tokenizer", "save_domain", "save_predictor", "save_prior", "save_tokenizer"]
+__all__ = [
+    "load_discriminator", "load_domain", "load_predictor", "load_prior", "load_tokenizer", "save_discriminator", "save_domain", "save_predictor",
+    "save_prior", "save_tokenizer",
+]  # fmt: skip
 
 
 def save_tokenizer(model: GraphTokenizer, directory: str | Path, training: dict[str, Any] | None = None) -> None:
@@ -46,7 +52,12 @@ def save_predictor(model: PropertyPredictor, directory: str | Path, training: di
     _save_component(model, directory, training)
 
 
-def _save_component(model: GraphTokenizer | LatentPrior | PropertyPredictor, directory: str | Path, training: dict[str, Any] | None) -> None:
+def save_discriminator(model: LatentDiscriminator, directory: str | Path, training: dict[str, Any] | None = None) -> None:
+    """Write a discriminator's ``config.json``, ``model.safetensors`` (and ``training.json``) into ``directory``."""
+    _save_component(model, directory, training)
+
+
+def _save_component(model: GraphTokenizer | LatentPrior | PropertyPredictor | LatentDiscriminator, directory: str | Path, training: dict[str, Any] | None) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model.config.save(directory / "config.json")
@@ -69,6 +80,11 @@ def load_prior(directory: str | Path, device: str | torch.device = "cpu") -> Lat
 def load_predictor(directory: str | Path, device: str | torch.device = "cpu") -> PropertyPredictor:
     """Rebuild a property predictor from its config and load its weights (eval mode)."""
     return _load_component(directory, "property predictor", lambda path: PropertyPredictor(PredictorConfig.load(path)), device)
+
+
+def load_discriminator(directory: str | Path, device: str | torch.device = "cpu") -> LatentDiscriminator:
+    """Rebuild a latent discriminator from its config and load its weights (eval mode)."""
+    return _load_component(directory, "discriminator", lambda path: LatentDiscriminator(DiscriminatorConfig.load(path)), device)
 
 
 def _load_component(directory: str | Path, kind: str, build, device: str | torch.device):

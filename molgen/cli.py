@@ -324,6 +324,52 @@ def cmd_train_predictor(args: argparse.Namespace) -> None:
         print(f"trained for {module.train_seconds():.0f} s in total; predictor: {run_dir / 'model' / 'predictor'}")
 
 
+def cmd_train_discriminator(args: argparse.Namespace) -> None:
+    import torch
+
+    from molgen.latents import LatentDataset
+    from molgen.pipeline import MolgenPipeline
+    from molgen.prior.discriminator import DiscriminatorConfig, DiscriminatorTrainSettings, generated_dataset, real_and_fake, train_discriminator
+
+    model_dir = Path(args.model)
+    if not (model_dir / "prior" / "config.json").exists():
+        raise CLIError(f"--model {args.model}: no prior/ in it; a discriminator is trained against a prior's samples")
+    if args.samples < 2:
+        raise CLIError(f"--samples {args.samples}: need at least 2 generated graphs (tens of thousands for a useful discriminator)")
+    low, high = args.noise_scale
+    if not 0 < low <= high:
+        raise CLIError(f"--noise-scale {low} {high}: must be LOW HIGH with 0 < LOW <= HIGH")
+    if args.default_scale < 0:
+        raise CLIError(f"--default-scale {args.default_scale}: must be >= 0 (0: off unless asked for)")
+    pipe = MolgenPipeline.from_pretrained(model_dir, device=args.device)
+    prior_config = pipe.prior.config
+    run_dir = Path(args.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    real, _ = _latents_for_training(args, run_dir)
+    fake_dir = run_dir / "generated"
+    if (fake_dir / "latents.npz").exists() and args.resume:
+        fake = LatentDataset.load(fake_dir)  # a resumed run trains on the same samples
+    else:  # the prior's own samples at its default settings, without any discriminator guidance
+        generated = pipe.sample_latents(args.samples, seed=args.seed, batch_size=1000, discriminator_guidance=0.0)
+        fake = generated_dataset(generated.z, generated.mask, real.tokenizer)
+        fake.save(fake_dir)
+    data = real_and_fake(real, fake, seed=args.seed)
+    config_path = run_dir / "model" / "discriminator" / "config.json"
+    if config_path.exists() and args.resume:
+        config = DiscriminatorConfig.load(config_path)  # resuming: the network keeps its shape
+    else:
+        config = DiscriminatorConfig.for_prior(
+            prior_config, d_model=args.d_model, n_heads=args.heads, layers=args.layers, relative_positions=prior_config.relative_positions,
+            default_scale=args.default_scale,
+        )  # fmt: skip
+    settings = DiscriminatorTrainSettings(noise_scale_low=low, noise_scale_high=high, **_trainer_settings(args))
+    sampled = {"samples": len(fake), "steps": prior_config.default_steps, "restarts": prior_config.default_restarts, "seed": args.seed}
+    torch.manual_seed(args.seed)
+    module = train_discriminator(data, run_dir, config, prior_config, settings, resume=args.resume, export_extra={"model": str(model_dir), "generated": sampled})
+    if module.trainer.is_global_zero:
+        print(f"trained for {module.train_seconds():.0f} s in total; discriminator: {run_dir / 'model' / 'discriminator'} (copy it into the model directory)")
+
+
 def cmd_train_distill(args: argparse.Namespace) -> None:
     import shutil
 
@@ -516,7 +562,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         properties=args.properties, temperature=args.temperature,
         restarts=args.restarts, restart_strength=args.restart_strength, restart_temperature=args.restart_temperature,
         property_guidance=args.property_guidance,
-        autoguidance=args.autoguidance,
+        autoguidance=args.autoguidance, discriminator_guidance=args.discriminator_guidance,
         **({} if args.validity_guidance is None else {"validity_guidance": args.validity_guidance}),
     )  # fmt: skip
     counts: dict[str, int] = {}
@@ -931,6 +977,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trainer_arguments(p)
     p.set_defaults(func=cmd_train_predictor)
 
+    p = train.add_parser(
+        "discriminator", help="train a discriminator of the data's latents against the prior's samples (for --discriminator-guidance)"
+    )
+    _add_latent_data_arguments(
+        p, model="model directory with tokenizer and prior; the discriminator learns where this prior's samples differ from the data",
+        out="run directory; copy RUN/model/discriminator into the model directory to use it",
+    )
+    p.add_argument("--samples", type=int, default=50_000, help="prior samples to draw (at the model's default settings) as the generated half")
+    p.add_argument("--default-scale", type=float, default=0.0, help="guidance weight the model then samples with by default (0: off unless asked for)")
+    p.add_argument("--noise-scale", type=float, nargs=2, default=[0.6, 1.0], metavar=("LOW", "HIGH"), help="training noise scaled by a factor in this range (sampling temperatures)")
+    p.add_argument("--d-model", type=int, default=64)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup-steps", type=int, default=200)
+    p.add_argument("--device", default="auto", help="where to sample the generated half")
+    _add_trainer_arguments(p)
+    p.set_defaults(func=cmd_train_discriminator)
+
     p = sub.add_parser("sample", help="sample molecules from a model and stream them to a file")
     p.add_argument("-n", type=int, default=None, help="number of samples (invalid ones included); not with --conditions-file")
     p.add_argument("--out", required=True, help="output .csv, .sdf (properties as SD tags) or .smi")
@@ -970,6 +1036,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--autoguidance", type=float, default=None,
         help="weight of the prior against the model's guide prior (guide/; default: the model's, 1: off): better samples, more time",
+    )
+    p.add_argument(
+        "--discriminator-guidance", type=float, default=None,
+        help="weight of discriminator guidance toward the data (needs discriminator/ in the model directory: molgen train discriminator; default: its own, 0: off)",
     )
     p.add_argument("--decoding", choices=["raw", "valence"], default="valence", help="valence-aware (always valid; default) or raw argmax")
     p.add_argument("--no-properties", dest="properties", action="store_false", help="do not compute properties (faster)")

@@ -1,5 +1,6 @@
-"""Guidance while the prior samples: validity (toward latents whose argmax decoding is a valid graph) and
-properties (toward latents a property predictor scores on target).
+"""Guidance while the prior samples: validity (toward latents whose argmax decoding is a valid graph),
+properties (toward latents a property predictor scores on target) and the data (toward latents a discriminator
+takes for the data's rather than the prior's, :class:`DiscriminatorGuidance`).
 
 Validity guidance:
 
@@ -23,10 +24,11 @@ import torch
 from torch import Tensor
 
 from molgen.graph import ValenceTable
+from molgen.prior.discriminator import LatentDiscriminator
 from molgen.prior.predictor import PropertyPredictor
 from molgen.tokenizer.model import GraphTokenizer
 
-__all__ = ["PropertyGuidance", "ValidityGuidance", "components"]
+__all__ = ["DiscriminatorGuidance", "PropertyGuidance", "ValidityGuidance", "components"]
 
 
 def components(adj: Tensor, mask: Tensor) -> Tensor:
@@ -169,3 +171,23 @@ class PropertyGuidance:
             x_in = x.detach().requires_grad_(True)
             (grad,) = torch.autograd.grad(self.error(x_in, t, mask).sum(), x_in)
         return (x - self.scale * grad) * mask.unsqueeze(-1)
+
+
+class DiscriminatorGuidance:
+    """Discriminator guidance (Kim et al. 2023): callable on (B, N, d) normalised noisy latents at noise level ``t``
+    (B,), before the prior's step; returns them moved up the gradient of the discriminator's logit, which estimates
+    log p_data(x_t) - log p_prior(x_t) (:mod:`molgen.prior.discriminator`).
+
+    A score correction ``c`` changes the flow's velocity by ``-t c / (1 - t)``, so the move is ``scale * t / (1 - t)``
+    times the gradient, the factor capped at ``cap`` (near pure noise the discriminator knows nothing anyway).
+    """
+
+    def __init__(self, discriminator: LatentDiscriminator, scale: float, cap: float = 4.0) -> None:
+        self.discriminator, self.scale, self.cap = discriminator, scale, cap
+
+    def __call__(self, x: Tensor, t: Tensor, mask: Tensor) -> Tensor:
+        with torch.enable_grad():
+            x_in = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.discriminator(x_in, t, mask).float().sum(), x_in)
+        factor = (t / (1 - t).clamp(min=1e-6)).clamp(max=self.cap)[:, None, None]  # (B, 1, 1)
+        return (x + self.scale * factor * grad) * mask.unsqueeze(-1)

@@ -25,11 +25,12 @@ import torch
 from torch import Tensor
 
 from molgen.batch import batch_from_graphs, graphs_from_dense
-from molgen.checkpoint import load_domain, load_predictor, load_prior, load_tokenizer
+from molgen.checkpoint import load_discriminator, load_domain, load_predictor, load_prior, load_tokenizer
 from molgen.graph import DomainError
-from molgen.guidance import PropertyGuidance, ValidityGuidance
+from molgen.guidance import DiscriminatorGuidance, PropertyGuidance, ValidityGuidance
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
+from molgen.prior.discriminator import LatentDiscriminator
 from molgen.prior.predictor import PropertyPredictor
 from molgen.prior.scheduling import clean_estimate, make_scheduler, model_time
 from molgen.tokenizer.model import GraphTokenizer
@@ -148,6 +149,7 @@ class MolgenPipeline:
         predictor: PropertyPredictor | None = None,
         guide: LatentPrior | None = None,
         precision: str = DEFAULT_PRECISION,
+        discriminator: LatentDiscriminator | None = None,
     ) -> None:
         self.domain = domain
         self.device = _resolve_device(device)
@@ -162,6 +164,9 @@ class MolgenPipeline:
         if guide is not None:
             _check_guide(guide.config, self._require_prior().config)
         self.guide = None if guide is None else guide.to(self.device).eval()
+        if discriminator is not None:
+            discriminator.config.check_fits(self._require_prior().config)
+        self.discriminator = None if discriminator is None else discriminator.to(self.device).eval()
 
     @property
     def precision(self) -> str:
@@ -187,8 +192,9 @@ class MolgenPipeline:
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "auto", precision: str = DEFAULT_PRECISION) -> MolgenPipeline:
         """Load ``path/domain.json``, ``path/tokenizer/`` and, if present, ``path/prior/``, ``path/predictor/``
-        (a property predictor for property guidance) and ``path/guide/`` (a smaller, less trained prior over the
-        same latents, for autoguidance). ``precision``: see :data:`PRECISIONS`."""
+        (a property predictor for property guidance), ``path/guide/`` (a smaller, less trained prior over the
+        same latents, for autoguidance) and ``path/discriminator/`` (for discriminator guidance). ``precision``:
+        see :data:`PRECISIONS`."""
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: no such model directory")
@@ -196,8 +202,10 @@ class MolgenPipeline:
         prior = load_prior(path / "prior", device=device) if (path / "prior" / "config.json").exists() else None
         predictor = load_predictor(path / "predictor", device=device) if (path / "predictor" / "config.json").exists() else None
         guide = load_prior(path / "guide", device=device) if (path / "guide" / "config.json").exists() else None
+        has_discriminator = (path / "discriminator" / "config.json").exists()
+        discriminator = load_discriminator(path / "discriminator", device=device) if has_discriminator else None
         tokenizer = load_tokenizer(path / "tokenizer", device=device)
-        return cls(load_domain(path / "domain.json"), tokenizer, prior, device, predictor, guide, precision)
+        return cls(load_domain(path / "domain.json"), tokenizer, prior, device, predictor, guide, precision, discriminator)
 
     # --- sampling: noise -> latents -> molecules ------------------------------------------------------
 
@@ -206,7 +214,7 @@ class MolgenPipeline:
 
         Takes the keyword arguments of :meth:`sample_iter` (steps, seed, batch_size, conditions,
         guidance_scale, num_nodes, sampler, decoding, properties, temperature, validity_guidance, restarts,
-        restart_strength, restart_temperature, property_guidance, autoguidance).
+        restart_strength, restart_temperature, property_guidance, autoguidance, discriminator_guidance).
         """
         return list(self.sample_iter(n, **options))
 
@@ -229,6 +237,7 @@ class MolgenPipeline:
         autoguidance: float | None = None,
         restart_strength: float | None = None,
         restart_temperature: float | None = None,
+        discriminator_guidance: float | None = None,
     ) -> Iterator[DecodedMolecule]:
         """Sample ``n`` molecules, yielded batch by batch (for streaming to disk and progress bars).
 
@@ -242,17 +251,18 @@ class MolgenPipeline:
         table = self._condition_table(conditions, n)
         self._property_guidance(property_guidance, table)
         self._autoguidance(autoguidance)
+        self._discriminator_guidance(discriminator_guidance)
         self._restart_strength(restart_strength)
         self._temperatures(temperature, restart_temperature)
         rows = self._size_rows(num_nodes, n)
         return self._sample_stream(
             n, steps, seed, batch_size, table, guidance_scale, rows, sampler, decoding, properties, temperature,
-            validity_guidance, restarts, property_guidance, autoguidance, restart_strength, restart_temperature,
+            validity_guidance, restarts, property_guidance, autoguidance, restart_strength, restart_temperature, discriminator_guidance,
         )  # fmt: skip
 
     def _sample_stream(
         self, n, steps, seed, batch_size, table, guidance_scale, rows, sampler, decoding, properties, temperature,
-        validity_guidance, restarts, property_guidance, autoguidance, restart_strength, restart_temperature,
+        validity_guidance, restarts, property_guidance, autoguidance, restart_strength, restart_temperature, discriminator_guidance,
     ) -> Iterator[DecodedMolecule]:  # fmt: skip
         seen: set[str] = set()
         generator = torch.Generator().manual_seed(seed)
@@ -262,7 +272,7 @@ class MolgenPipeline:
                 count, steps, generator, _take(table, slice(start, start + count)), guidance_scale, sampler, temperature,
                 validity_guidance=validity_guidance, sizes=_take(rows, slice(start, start + count)), restarts=restarts,
                 property_guidance=property_guidance, autoguidance=autoguidance, restart_strength=restart_strength,
-                restart_temperature=restart_temperature,
+                restart_temperature=restart_temperature, discriminator_guidance=discriminator_guidance,
             )
             for molecule in self.decode(latents, batch_size=count, decoding=decoding):
                 if molecule.smiles is not None:
@@ -294,6 +304,7 @@ class MolgenPipeline:
         autoguidance: float | None = None,
         restart_strength: float | None = None,
         restart_temperature: float | None = None,
+        discriminator_guidance: float | None = None,
     ) -> Latents:
         """Sample latent tokens of ``n`` graphs from the prior.
 
@@ -326,7 +337,10 @@ class MolgenPipeline:
         and extrapolating away from it corrects them; default: the prior's ``default_autoguidance``, 1 turns
         it off; the guide runs at the evaluations whose noise level lies in the prior's
         ``autoguidance_interval`` (default all; the prior alone predicts outside it) and gets classifier-free
-        guidance on the same conditions.
+        guidance on the same conditions. ``discriminator_guidance``: with a discriminator (``discriminator/``
+        in the model directory, :mod:`molgen.prior.discriminator`), before every step the latents move up the
+        gradient of its estimate of log p_data / p_prior, toward the data where the prior errs (Kim et al.
+        2023); the weight (default: the discriminator's ``default_scale``; 0 turns it off).
 
         Editing existing latents (analogs, inpainting; SDEdit and RePaint in image diffusion):
 
@@ -358,6 +372,7 @@ class MolgenPipeline:
                     count, steps, generator, _take(table, slice(k, k + count)), guidance_scale, sampler, temperature, edit, step_hook,
                     validity_guidance, sizes=_take(rows, slice(k, k + count)), restarts=restarts, property_guidance=property_guidance,
                     autoguidance=autoguidance, restart_strength=restart_strength, restart_temperature=restart_temperature,
+                    discriminator_guidance=discriminator_guidance,
                 )
             )
         return _concat_latents(chunks)
@@ -505,6 +520,7 @@ class MolgenPipeline:
         autoguidance: float | None = None,
         restart_strength: float | None = None,
         restart_temperature: float | None = None,
+        discriminator_guidance: float | None = None,
     ) -> Latents:
         prior = self._require_prior()
         autoguidance = self._autoguidance(autoguidance)
@@ -533,7 +549,7 @@ class MolgenPipeline:
                         len(g), steps, generator, _take(condition, g), guidance_scale, sampler, temperature,
                         validity_guidance=validity_guidance, sizes=sizes[g], noise=noise[g, : int(sizes[g].max())], restarts=restarts,
                         property_guidance=property_guidance, autoguidance=autoguidance, restart_strength=restart_strength,
-                        restart_temperature=restart_temperature,
+                        restart_temperature=restart_temperature, discriminator_guidance=discriminator_guidance,
                     )
                     for g in groups
                 ]  # fmt: skip
@@ -551,10 +567,11 @@ class MolgenPipeline:
             noise = torch.randn(batch, n, config.latent_dim, generator=generator)
         validity = self._validity_guidance(validity_guidance, mean, std)
         properties = self._property_guidance(property_guidance, condition)
+        towards_data = self._discriminator_guidance(discriminator_guidance)
         keep = None if edit is None or edit.keep is None else edit.keep.to(self.device).bool().expand(batch, -1).unsqueeze(-1)  # (B, N, 1)
         passes = _Passes(
             prior, steps, sampler, mask, condition, guidance_scale, temperature, validity, step_hook, self._guided, properties,
-            self.guide if autoguidance != 1 else None, autoguidance, self._network_precision,
+            self.guide if autoguidance != 1 else None, autoguidance, self._network_precision, towards_data,
         )  # fmt: skip
         x = passes.denoise(noise.to(self.device), None if edit is None else x0, 1.0 if edit is None else edit.strength, keep)
         if edit is None or edit.strength >= 1:
@@ -572,6 +589,21 @@ class MolgenPipeline:
         if scale == 0 or table is None:
             return None
         return ValidityGuidance(self.tokenizer, table(), mean, std, scale=scale)
+
+    def _discriminator_guidance(self, scale: float | None) -> DiscriminatorGuidance | None:
+        """Discriminator guidance at ``scale`` (default: the discriminator's own; none without one), checked."""
+        if scale is None:
+            scale = 0.0 if self.discriminator is None else self.discriminator.config.default_scale
+        if not scale >= 0:
+            raise ValueError(f"discriminator_guidance={scale}: must be >= 0 (0 turns it off)")
+        if scale == 0:
+            return None
+        if self.discriminator is None:
+            raise ValueError(
+                f"discriminator_guidance={scale}: this model has no discriminator (no discriminator/ in its directory): "
+                "train one with `molgen train discriminator`"
+            )
+        return DiscriminatorGuidance(self.discriminator, scale)
 
     def _property_guidance(self, scale: float, condition: tuple[Tensor, Tensor] | None) -> PropertyGuidance | None:
         if not scale >= 0:
@@ -728,6 +760,7 @@ class _Passes:
     guide: LatentPrior | None = None  # autoguidance's guide prior (None: off)
     autoguidance: float = 1.0
     precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext  # the networks' context
+    towards_data: DiscriminatorGuidance | None = None  # discriminator guidance (None: off)
 
     def denoise(self, noise: Tensor, x0: Tensor | None, strength: float, keep: Tensor | None, temperature: float | None = None) -> Tensor:
         """From ``x0`` (normalised, or None: pure noise) noised to ``strength`` of the schedule with ``noise``
@@ -758,6 +791,8 @@ class _Passes:
             t = model_time(timestep, config, batch, x.device)
             if self.properties is not None:  # 0. property guidance at the current noise level
                 x = self.properties(x, t, self.mask)
+            if self.towards_data is not None:  # 0. discriminator guidance: toward the data where the prior errs
+                x = self.towards_data(x, t, self.mask)
             model_in = scheduler.scale_model_input(x, timestep) if hasattr(scheduler, "scale_model_input") else x
             with self.precision():  # the networks' products in bfloat16 if asked; their predictions come back float32
                 prediction = self.guided(self.prior, model_in, t, self.mask, self.condition, self.guidance_scale, x_self)

@@ -347,6 +347,35 @@ def test_train_predictor_then_sample_with_property_guidance(prior_run, train_smi
     assert "no prior/" in capsys.readouterr().err
 
 
+def test_train_discriminator_then_sample_with_discriminator_guidance(prior_run, train_smi, tmp_path, capsys):  # noqa: F811
+    model = tmp_path / "model"
+    shutil.copytree(prior_run / "model", model)
+    out = ["sample", "-n", "6", "--model", str(model), "--discriminator-guidance", "0.2", "--device", "cpu", "--no-progress"]
+    assert main([*out, "--out", str(tmp_path / "none.csv")]) == 2
+    assert "no discriminator" in capsys.readouterr().err and not (tmp_path / "none.csv").exists()
+    run = tmp_path / "discriminator"
+    args = ["train", "discriminator", str(train_smi), "--model", str(model), "--out", str(run), "--latents", str(prior_run / "latents"),
+            "--samples", "24", "--default-scale", "0.2", "--d-model", "16", "--layers", "1", "--max-steps", "4", "--batch-size", "16",
+            "--warmup-steps", "1", "--device", "cpu", "--no-progress", "--accelerator", "cpu", "--devices", "1", "--threads", "1"]  # fmt: skip
+    assert main(args) == 0
+    generated = LatentDataset.load(run / "generated")  # the prior's samples, kept for a resumed run
+    assert len(generated) == 24
+    config = json.loads((run / "model" / "discriminator" / "config.json").read_text())
+    prior = json.loads((model / "prior" / "config.json").read_text())
+    assert config["latent_std"] == prior["latent_std"] and config["default_scale"] == 0.2
+    training = json.loads((run / "model" / "discriminator" / "training.json").read_text())
+    assert training["generated"]["samples"] == 24 and training["train_size"] + training["val_size"] == 48
+    shutil.copytree(run / "model" / "discriminator", model / "discriminator")
+    assert main([*out, "--out", str(tmp_path / "guided.csv")]) == 0
+    assert len(list(read_molecules(tmp_path / "guided.csv"))) == 6
+    assert MolgenPipeline.from_pretrained(model, device="cpu").discriminator.config.default_scale == 0.2  # sampled with by default
+    for bad, message in ((["--samples", "1"], "--samples 1"), (["--noise-scale", "1", "0.5"], "--noise-scale 1.0 0.5"), (["--default-scale", "-1"], "--default-scale -1")):
+        assert main([*args[:5], "--out", str(tmp_path / "bad"), *bad]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["train", "discriminator", str(train_smi), "--model", str(tmp_path / "absent"), "--out", str(run)]) == 2
+    assert "no prior/" in capsys.readouterr().err
+
+
 def test_train_distill_makes_a_model_that_samples_without_its_guide(prior_run, train_smi, tmp_path, capsys):
     teacher = tmp_path / "teacher"
     shutil.copytree(prior_run / "model", teacher)
