@@ -21,6 +21,8 @@ molecule, and its raw validity.
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import re
 import statistics
 import time
@@ -77,14 +79,15 @@ def _shown(path: str) -> str:
 
 
 def run(
-    pipe: MolgenPipeline, setting: Setting, n: int, seed: int, temperature: float | None, reference, autoguidance: float | None = None
+    pipe: MolgenPipeline, setting: Setting, n: int, seed: int, temperature: float | None, reference, autoguidance: float | None = None,
+    discriminator: float | None = None,
 ) -> tuple[float, float, float]:
     """(FCD/Test valence-aware, raw validity, latents/s) of ``n`` samples."""
     start = time.perf_counter()
     latents = pipe.sample_latents(
         n, seed=seed, batch_size=1000, steps=setting.steps, restarts=setting.restarts, restart_strength=setting.strength,
         temperature=setting.temperature if setting.temperature is not None else temperature, restart_temperature=setting.restart_temperature,
-        autoguidance=autoguidance,
+        autoguidance=autoguidance, discriminator_guidance=discriminator,
     )
     seconds = time.perf_counter() - start
     valence = [m.smiles for m in pipe.decode(latents, decoding="valence") if m.smiles]
@@ -115,6 +118,10 @@ def main() -> None:
     parser.add_argument("--seeds", default="7,1,2")
     parser.add_argument("--temperature", type=float, default=None, help="default: the model's")
     parser.add_argument("--autoguidance", default=None, help="weight against the model's guide prior, or several separated by commas (default: the model's; 1: off)")
+    parser.add_argument(
+        "--discriminator-guidance", default=None,
+        help="discriminator guidance weight, or several separated by commas (default: the model's; 0: off; needs discriminator/)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", default=DEFAULT_PRECISION)
     parser.add_argument("--recovery-levels", default="", help="comma-separated noise levels in (0, 1) for the recovery rows (default: none)")
@@ -128,6 +135,9 @@ def main() -> None:
         weights = [None] if args.autoguidance is None else [float(s) for s in args.autoguidance.split(",") if s.strip()]
         if any(w is not None and not w > 0 for w in weights):
             raise ValueError(f"--autoguidance {args.autoguidance}: each weight must be > 0 (1: off)")
+        pushes = [None] if args.discriminator_guidance is None else [float(s) for s in args.discriminator_guidance.split(",") if s.strip()]
+        if any(d is not None and not d >= 0 for d in pushes):
+            raise ValueError(f"--discriminator-guidance {args.discriminator_guidance}: each weight must be >= 0 (0: off)")
         models = [m.strip() for m in args.model.split(",") if m.strip()]
         if any(not 0 < level < 1 for level in levels):
             raise ValueError(f"--recovery-levels {args.recovery_levels}: each level must be strictly between 0 and 1")
@@ -142,11 +152,13 @@ def main() -> None:
         pipe.sample_latents(100, seed=0, steps=2, restarts=0)  # warm-up
         prefix = f"{_shown(model)}: " if len(models) > 1 else ""
         rows += [(prefix + label, value) for label, value in recovery(pipe, levels, args.recovery_n)] if levels else []
-        for weight in weights:
+        for weight, push in itertools.product(weights, pushes):
             guided = pipe.guide is not None and (config.default_autoguidance if weight is None else weight) != 1
             shown_weight = f", autoguidance {config.default_autoguidance if weight is None else weight:g}" if pipe.guide is not None else ""
+            if pipe.discriminator is not None:
+                shown_weight += f", discriminator guidance {pipe.discriminator.config.default_scale if push is None else push:g}"
             for setting in settings:
-                results = [run(pipe, setting, args.n, seed, args.temperature, reference, weight) for seed in seeds]
+                results = [run(pipe, setting, args.n, seed, args.temperature, reference, weight, push) for seed in seeds]
                 fcd, valid, speed = zip(*results, strict=True)
                 evaluations = str(pipe.prior_evaluations(setting.steps, setting.restarts, setting.strength))
                 if guided and (guide := pipe.guide_evaluations(setting.steps, setting.restarts, weight, setting.strength)):
@@ -161,6 +173,13 @@ def main() -> None:
         guide_note = (
             f"guide prior {config.autoguidance_interval} noise levels (autoguidance weight in each row; 1: off)" if pipe.guide is not None else "no guide prior"
         )
+        if pipe.discriminator is not None:
+            record = json.loads((Path(model) / "discriminator" / "training.json").read_text())
+            guide_note += (
+                f"; a discriminator (molgen.prior.discriminator, d_model {pipe.discriminator.config.d_model}, {pipe.discriminator.config.layers} "
+                f"layers, {record['global_step']:,} steps on {record['generated']['samples']:,} of the prior's samples against as many "
+                f"MOSES train latents; val accuracy {record['val'].get('val/accuracy', float('nan')):.3f}; guidance weight in each row, 0: off)"
+            )
         notes.append(
             f"Model: {_shown(model)}{' (self-conditioned prior)' if config.self_condition else ''}, {guide_note}; "
             f"sampler {config.default_sampler} (the model's default), noise temperature {temperature} unless the setting names one, "
