@@ -968,12 +968,7 @@ def build_parser() -> argparse.ArgumentParser:
         p, model="model directory with tokenizer and prior; the predictor is made for its prior",
         out="run directory; copy RUN/model/predictor into the model directory to use it",
     )
-    p.add_argument("--d-model", type=int, default=64)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--warmup-steps", type=int, default=200)
+    _add_noisy_latent_network_arguments(p)
     _add_trainer_arguments(p)
     p.set_defaults(func=cmd_train_predictor)
 
@@ -987,12 +982,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=50_000, help="prior samples to draw (at the model's default settings) as the generated half")
     p.add_argument("--default-scale", type=float, default=0.0, help="guidance weight the model then samples with by default (0: off unless asked for)")
     p.add_argument("--noise-scale", type=float, nargs=2, default=[0.6, 1.0], metavar=("LOW", "HIGH"), help="training noise scaled by a factor in this range (sampling temperatures)")
-    p.add_argument("--d-model", type=int, default=64)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--warmup-steps", type=int, default=200)
+    _add_noisy_latent_network_arguments(p)
     p.add_argument("--device", default="auto", help="where to sample the generated half")
     _add_trainer_arguments(p)
     p.set_defaults(func=cmd_train_discriminator)
@@ -1081,6 +1071,16 @@ def _add_latent_data_arguments(p: argparse.ArgumentParser, model: str, out: str)
     p.add_argument("--smiles-column", default=None)
     p.add_argument("--limit", type=int, default=None, help="train on a random subset of this many graphs")
     p.add_argument("--property-limit", type=int, default=None, help="compute conditioning properties for this many random graphs only (about 2 ms each)")
+
+
+def _add_noisy_latent_network_arguments(p: argparse.ArgumentParser) -> None:
+    """Shape and optimisation of the small networks on a prior's noisy latents (property predictor, discriminator)."""
+    p.add_argument("--d-model", type=int, default=64)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup-steps", type=int, default=200)
 
 
 def _add_condition_dropout_arguments(p: argparse.ArgumentParser) -> None:

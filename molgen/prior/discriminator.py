@@ -26,10 +26,10 @@ from torch import Tensor, nn
 from molgen.config import JsonConfig
 from molgen.latents import LatentDataset
 from molgen.prior.config import PriorConfig
-from molgen.prior.predictor import PredictorConfig, PropertyPredictor
+from molgen.prior.predictor import NoisyLatentModule, PredictorConfig, PropertyPredictor
 from molgen.prior.scheduling import training_pair
 from molgen.prior.training import LatentBatch, latent_batches
-from molgen.training import ExportingModule, fit, start_run
+from molgen.training import fit, start_run
 from molgen.training import TrainSettings as BaseTrainSettings
 
 __all__ = [
@@ -110,7 +110,7 @@ class DiscriminatorTrainSettings(BaseTrainSettings):
     noise_scale_high: float = 1.0
 
 
-class DiscriminatorModule(ExportingModule):
+class DiscriminatorModule(NoisyLatentModule):
     """Binary cross-entropy of real (1) against generated (0) latents, noised as the prior's training noises them,
     with the noise scaled by a factor in ``noise_scale`` (sampling runs at temperatures below 1)."""
 
@@ -126,8 +126,8 @@ class DiscriminatorModule(ExportingModule):
         self.model = LatentDiscriminator(DiscriminatorConfig(**config))
         self.prior_config = PriorConfig(**prior_config)
 
-    def loss(self, batch: LatentBatch, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """(mean binary cross-entropy, accuracy) over the batch."""
+    def loss(self, batch: LatentBatch, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """Mean binary cross-entropy over the batch, and its accuracy."""
         z, mask, labels, _ = batch
         low, high = self.hparams.noise_scale
         scale = low + (high - low) * torch.rand(z.shape[0], 1, 1, device=z.device, generator=generator)
@@ -135,19 +135,7 @@ class DiscriminatorModule(ExportingModule):
         x_t, t, _ = training_pair(self.prior_config, z, noise, generator, "uniform")
         logit = self.model(x_t, t, mask)
         target = labels[:, 0]
-        return F.binary_cross_entropy_with_logits(logit, target), ((logit > 0).float() == target).float().mean()
-
-    def training_step(self, batch: LatentBatch, batch_idx: int) -> Tensor:
-        loss, _ = self.loss(batch)
-        self.log("train/loss", loss, batch_size=len(batch[0]))
-        self.log("loss", loss, prog_bar=True, logger=False, batch_size=len(batch[0]))
-        return loss
-
-    def validation_step(self, batch: LatentBatch, batch_idx: int) -> None:
-        generator = torch.Generator(device=batch[0].device).manual_seed(batch_idx)
-        loss, accuracy = self.loss(batch, generator)
-        self.log("val/loss", loss, batch_size=len(batch[0]), sync_dist=True, prog_bar=True)
-        self.log("val/accuracy", accuracy, batch_size=len(batch[0]), sync_dist=True)
+        return F.binary_cross_entropy_with_logits(logit, target), {"accuracy": ((logit > 0).float() == target).float().mean()}
 
     def export(self, directory: Path, training: dict) -> None:
         from molgen.checkpoint import save_discriminator

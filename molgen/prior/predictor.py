@@ -111,24 +111,12 @@ class PredictorTrainSettings(BaseTrainSettings):
     lr: float = 1e-3
 
 
-class PredictorModule(ExportingModule):
-    """Mean squared error of the normalised properties (over the known ones) at noise levels drawn as the
-    prior's training draws them."""
+class NoisyLatentModule(ExportingModule):
+    """Training and validation steps shared by the small networks trained on a prior's noisy latents (the property
+    predictor, the discriminator): ``loss(batch, generator)`` gives the loss and named validation figures."""
 
-    def __init__(self, config: dict, prior_config: dict, lr: float = 1e-3, weight_decay: float = 0.01, warmup_steps: int = 200, total_steps: int = 10_000) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        self.model = PropertyPredictor(PredictorConfig(**config))
-        self.prior_config = PriorConfig(**prior_config)
-
-    def loss(self, batch: LatentBatch, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """Mean squared error over known properties, and its (P,) per-property parts."""
-        z, mask, props, known = batch
-        noise = torch.randn(z.shape, device=z.device, generator=generator) * mask.unsqueeze(-1)
-        x_t, t, _ = training_pair(self.prior_config, z, noise, generator, "uniform")
-        squared = (self.model(x_t, t, mask) - props).pow(2) * known
-        per_property = squared.sum(0) / known.sum(0).clamp(min=1)
-        return squared.sum() / known.sum().clamp(min=1), per_property
+    def loss(self, batch: LatentBatch, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        raise NotImplementedError
 
     def training_step(self, batch: LatentBatch, batch_idx: int) -> Tensor:
         loss, _ = self.loss(batch)
@@ -138,10 +126,31 @@ class PredictorModule(ExportingModule):
 
     def validation_step(self, batch: LatentBatch, batch_idx: int) -> None:
         generator = torch.Generator(device=batch[0].device).manual_seed(batch_idx)
-        loss, per_property = self.loss(batch, generator)
+        loss, figures = self.loss(batch, generator)
         self.log("val/loss", loss, batch_size=len(batch[0]), sync_dist=True, prog_bar=True)
-        for name, value in zip(self.model.config.property_names, per_property, strict=True):
-            self.log(f"val/mse_{name}", value, batch_size=len(batch[0]), sync_dist=True)
+        for name, value in figures.items():
+            self.log(f"val/{name}", value, batch_size=len(batch[0]), sync_dist=True)
+
+
+class PredictorModule(NoisyLatentModule):
+    """Mean squared error of the normalised properties (over the known ones) at noise levels drawn as the
+    prior's training draws them."""
+
+    def __init__(self, config: dict, prior_config: dict, lr: float = 1e-3, weight_decay: float = 0.01, warmup_steps: int = 200, total_steps: int = 10_000) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = PropertyPredictor(PredictorConfig(**config))
+        self.prior_config = PriorConfig(**prior_config)
+
+    def loss(self, batch: LatentBatch, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """Mean squared error over known properties, and its per-property parts (``mse_<name>``)."""
+        z, mask, props, known = batch
+        noise = torch.randn(z.shape, device=z.device, generator=generator) * mask.unsqueeze(-1)
+        x_t, t, _ = training_pair(self.prior_config, z, noise, generator, "uniform")
+        squared = (self.model(x_t, t, mask) - props).pow(2) * known
+        per_property = squared.sum(0) / known.sum(0).clamp(min=1)
+        parts = {f"mse_{name}": value for name, value in zip(self.model.config.property_names, per_property, strict=True)}
+        return squared.sum() / known.sum().clamp(min=1), parts
 
     def export(self, directory: Path, training: dict) -> None:
         from molgen.checkpoint import save_predictor
