@@ -24,6 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from molgen.domains import DOMAINS
+from molgen.prior.autoregressive import AutoregressivePrior, build_prior
 from molgen.prior.config import PriorConfig
 from molgen.prior.discriminator import DiscriminatorConfig, LatentDiscriminator
 from molgen.prior.model import LatentPrior
@@ -42,7 +43,7 @@ def save_tokenizer(model: GraphTokenizer, directory: str | Path, training: dict[
     _save_component(model, directory, training)
 
 
-def save_prior(model: LatentPrior, directory: str | Path, training: dict[str, Any] | None = None) -> None:
+def save_prior(model: LatentPrior | AutoregressivePrior, directory: str | Path, training: dict[str, Any] | None = None) -> None:
     """Write a prior's ``config.json``, ``model.safetensors`` (and ``training.json``) into ``directory``."""
     _save_component(model, directory, training)
 
@@ -57,7 +58,7 @@ def save_discriminator(model: LatentDiscriminator, directory: str | Path, traini
     _save_component(model, directory, training)
 
 
-def _save_component(model: GraphTokenizer | LatentPrior | PropertyPredictor | LatentDiscriminator, directory: str | Path, training: dict[str, Any] | None) -> None:
+def _save_component(model: GraphTokenizer | LatentPrior | AutoregressivePrior | PropertyPredictor | LatentDiscriminator, directory: str | Path, training: dict[str, Any] | None) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model.config.save(directory / "config.json")
@@ -72,9 +73,9 @@ def load_tokenizer(directory: str | Path, device: str | torch.device = "cpu") ->
     return _load_component(directory, "tokenizer", lambda path: GraphTokenizer(TokenizerConfig.load(path)), device)
 
 
-def load_prior(directory: str | Path, device: str | torch.device = "cpu") -> LatentPrior:
-    """Rebuild a prior from its config and load its (EMA) weights (eval mode)."""
-    return _load_component(directory, "prior", lambda path: LatentPrior(PriorConfig.load(path)), device)
+def load_prior(directory: str | Path, device: str | torch.device = "cpu") -> LatentPrior | AutoregressivePrior:
+    """Rebuild a prior (set or autoregressive, as its config says) and load its (EMA) weights (eval mode)."""
+    return _load_component(directory, "prior", lambda path: build_prior(PriorConfig.load(path)), device)
 
 
 def load_predictor(directory: str | Path, device: str | torch.device = "cpu") -> PropertyPredictor:

@@ -274,13 +274,18 @@ def cmd_train_prior(args: argparse.Namespace) -> None:
             latents, max_nodes, objective=args.objective, prediction=prediction, d_model=args.d_model, n_heads=args.heads,
             layers=args.layers or 4, relative_positions=max_nodes - 1 if args.relative_positions is None else args.relative_positions,
             default_steps=args.default_steps, default_sampler="euler" if args.objective == "flow" else "dpm", self_condition=args.self_condition,
+            architecture=args.architecture, head_width=args.head_width, head_blocks=args.head_blocks,
+            **({"activation": "gelu"} if args.architecture == "autoregressive" else {}),
         )  # fmt: skip
     # The exported model directory is complete: the tokenizer and domain it was trained with, and the prior.
     model_out = run_dir / "model"
     if not (model_out / "tokenizer").exists():
         shutil.copytree(tokenizer_dir, model_out / "tokenizer")
         save_domain(domain, model_out / "domain.json")
-    settings = PriorTrainSettings(ema_decay=args.ema_decay, drop_all=args.drop_all, drop_each=args.drop_each, time_sampling=args.time_sampling, **_trainer_settings(args))
+    settings = PriorTrainSettings(
+        ema_decay=args.ema_decay, drop_all=args.drop_all, drop_each=args.drop_each, time_sampling=args.time_sampling,
+        draws_per_token=args.draws_per_token, **_trainer_settings(args),
+    )  # fmt: skip
     extra: dict = {"tokenizer": str(args.model)}
     if args.init_from:  # the run it continues, so training time adds up over the chain (benchmarks.report)
         extra["initialized_from"] = {"path": str(args.init_from), "training": _training_record(Path(args.init_from) / "prior")}
@@ -918,8 +923,15 @@ def build_parser() -> argparse.ArgumentParser:
         p, model="model directory with the trained tokenizer (domain.json + tokenizer/)",
         out="run directory; RUN/model becomes a complete model directory",
     )
+    p.add_argument(
+        "--architecture", choices=["set", "autoregressive"], default="set",
+        help="set: all tokens denoised together; autoregressive: token after token, each drawn by a small flow head (flow objective only)",
+    )
     p.add_argument("--objective", choices=["flow", "diffusion"], default="flow")
     p.add_argument("--prediction", default=None, help="flow: velocity; diffusion: epsilon or v_prediction (default)")
+    p.add_argument("--head-width", type=int, default=128, help="autoregressive: width of the per-token flow head")
+    p.add_argument("--head-blocks", type=int, default=3, help="autoregressive: residual blocks of the per-token flow head")
+    p.add_argument("--draws-per-token", type=int, default=4, help="autoregressive: noise draws per token and training step")
     p.add_argument("--d-model", type=int, default=128)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--layers", type=int, default=None, help="transformer blocks (default 4; with --init-from: the model's, or more to deepen it)")

@@ -28,6 +28,7 @@ from molgen.batch import batch_from_graphs, graphs_from_dense
 from molgen.checkpoint import load_discriminator, load_domain, load_predictor, load_prior, load_tokenizer
 from molgen.graph import DomainError
 from molgen.guidance import DiscriminatorGuidance, PropertyGuidance, ValidityGuidance
+from molgen.prior.autoregressive import AutoregressivePrior
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
 from molgen.prior.discriminator import LatentDiscriminator
@@ -534,6 +535,18 @@ class MolgenPipeline:
             raise ValueError(f"restarts={restarts!r}: must be a whole number >= 0 (0 turns restart sampling off)")
         mean = torch.tensor(config.latent_mean, device=self.device)
         std = torch.tensor(config.latent_std, device=self.device)
+        if isinstance(prior, AutoregressivePrior):
+            unsupported = {
+                "step_hook": step_hook is not None, "validity_guidance": validity_guidance > 0, "restarts": bool(restarts),
+                "property_guidance": property_guidance > 0, "discriminator_guidance": self._discriminator_guidance(discriminator_guidance) is not None,
+            }  # fmt: skip
+            for name, used in unsupported.items():
+                if used:
+                    raise ValueError(
+                        f"{name}: not available with this model's prior, which is autoregressive (it draws the tokens one after "
+                        "another and never holds a whole noisy graph to steer); turn it off, or use a model with a set prior"
+                    )
+            return self._sample_tokens(prior, batch, steps, generator, condition, guidance_scale, sampler, temperature, edit, sizes, mean, std)
         if edit is None and noise is None:
             if sizes is None:
                 sizes = self._sizes(batch, generator)  # (B,)
@@ -580,6 +593,26 @@ class MolgenPipeline:
             for _ in range(config.default_restarts if restarts is None else restarts):
                 fresh = torch.randn(batch, n, config.latent_dim, generator=generator).to(self.device)
                 x = passes.denoise(fresh, x, restart_strength, keep, restart_temperature)
+        return Latents((x * std + mean) * mask.unsqueeze(-1), mask)
+
+    def _sample_tokens(
+        self, prior: AutoregressivePrior, batch: int, steps: int, generator: torch.Generator, condition: tuple[Tensor, Tensor] | None,
+        guidance_scale: float, sampler: str | None, temperature: float, edit: _Edit | None, sizes: Tensor | None, mean: Tensor, std: Tensor,
+    ) -> Latents:  # fmt: skip
+        """A batch from an autoregressive prior (see :class:`_Tokens`); edits start each token from ``edit``'s."""
+        x0 = keep = None
+        if edit is None:
+            sizes = self._sizes(batch, generator) if sizes is None else sizes
+            mask = (torch.arange(int(sizes.max()))[None, :] < sizes[:, None]).to(self.device)  # (B, N)
+        else:
+            mask = edit.start.mask.to(self.device).bool().expand(batch, -1)
+            x0 = (edit.start.z.to(self.device) - mean) / std * mask.unsqueeze(-1)
+            x0 = x0.expand(batch, -1, -1)
+            keep = None if edit.keep is None else edit.keep.to(self.device).bool().expand(batch, -1)
+        sizes = mask.sum(1).to(self.device)
+        noise = torch.randn(batch, mask.shape[1], prior.config.latent_dim, generator=generator).to(self.device)
+        tokens = _Tokens(prior, steps, sampler, sizes, condition, guidance_scale, temperature, self._network_precision)
+        x = tokens.sample(noise, x0, 1.0 if edit is None else edit.strength, keep)
         return Latents((x * std + mean) * mask.unsqueeze(-1), mask)
 
     def _validity_guidance(self, scale: float, mean: Tensor, std: Tensor) -> ValidityGuidance | None:
@@ -816,6 +849,78 @@ class _Passes:
         """Whether autoguidance applies at network time ``t`` (the prior's ``autoguidance_interval``)."""
         low, high = self.prior.config.autoguidance_interval
         return low <= float(t[0]) <= high
+
+
+@dataclass
+class _Tokens:
+    """One batch of an autoregressive prior: token after token in the canonical order, each drawn by running
+    the prior's token head from noise along a fresh diffusers scheduler, given the tokens before it (and the
+    conditions, with classifier-free guidance). Graphs of different sizes share the batch: at position j only
+    those with more than j nodes are evaluated, so nothing runs on padding."""
+
+    prior: AutoregressivePrior
+    steps: int
+    sampler: str | None
+    sizes: Tensor  # (B,) nodes per graph
+    condition: tuple[Tensor, Tensor] | None
+    guidance_scale: float
+    temperature: float
+    precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+
+    def sample(self, noise: Tensor, x0: Tensor | None = None, strength: float = 1.0, keep: Tensor | None = None) -> Tensor:
+        """(B, N, d) normalised tokens. ``noise`` (B, N, d) is each token's starting noise (scaled by the
+        temperature); ``x0`` (normalised) with ``strength`` < 1: each token starts from its ``x0`` token noised
+        to that level (analogs); ``keep`` (B, N) bool: those tokens are ``x0``'s, exactly, and the tokens after
+        them are drawn knowing them."""
+        batch, n, _ = noise.shape
+        z = torch.zeros_like(noise)
+        noise = noise * self.temperature
+        for j in range(n):
+            rows = (self.sizes > j).nonzero().squeeze(1)
+            if keep is not None:
+                kept = rows[keep[rows, j]]
+                z[kept, j] = x0[kept, j]
+                rows = rows[~keep[rows, j]]
+            if len(rows) == 0:
+                continue
+            with self.precision():
+                modulations = self._modulations(z[rows, : j + 1], rows, j)
+            start = None if x0 is None else x0[rows, j]
+            z[rows, j] = self._draw(modulations, noise[rows, j], start, strength)
+        return z
+
+    def _modulations(self, z: Tensor, rows: Tensor, j: int) -> list:
+        """The token head's modulations at position ``j`` for the graphs ``rows``: one set, or with
+        classifier-free guidance two (conditional, unconditional)."""
+        sizes = self.sizes[rows]
+        if self.condition is None:
+            return [self.prior.head.modulations(self.prior.context(z, sizes)[:, j].float())]
+        values, given = (c[rows] for c in self.condition)
+        if self.guidance_scale == 1.0:
+            return [self.prior.head.modulations(self.prior.context(z, sizes, values, given)[:, j].float())]
+        both = self.prior.context(torch.cat([z, z]), torch.cat([sizes, sizes]), torch.cat([values, values]), torch.cat([given, torch.zeros_like(given)]))
+        cond, uncond = both[:, j].float().chunk(2)
+        return [self.prior.head.modulations(cond), self.prior.head.modulations(uncond)]
+
+    def _draw(self, modulations: list, noise: Tensor, x0: Tensor | None, strength: float) -> Tensor:
+        """One token per row: the head's flow from ``noise`` (or from ``x0`` noised to ``strength``) to sigma 0."""
+        config = self.prior.config
+        scheduler = make_scheduler(config, self.sampler)  # fresh: schedulers keep state between steps
+        scheduler.set_timesteps(self.steps, device=noise.device)
+        x, begin = noise, 0
+        if x0 is not None and strength < 1:
+            begin = _begin_index(scheduler, True, strength)
+            x = _noised(scheduler, True, x0, noise, begin)
+            if hasattr(scheduler, "set_begin_index"):
+                scheduler.set_begin_index(begin)
+        for timestep in scheduler.timesteps[begin:]:
+            t = model_time(timestep, config, x.shape[0], x.device)
+            with self.precision():
+                velocity = [self.prior.head(x, t, m).float() for m in modulations]
+            if len(velocity) == 2:
+                velocity = [velocity[1] + self.guidance_scale * (velocity[0] - velocity[1])]
+            x = scheduler.step(velocity[0], timestep, x).prev_sample
+        return x
 
 
 @dataclass

@@ -7,7 +7,13 @@ from typing import Literal
 
 from molgen.config import JsonConfig
 
-__all__ = ["ACTIVATIONS", "OBJECTIVES", "PriorConfig"]
+__all__ = ["ACTIVATIONS", "ARCHITECTURES", "OBJECTIVES", "PriorConfig"]
+
+ARCHITECTURES = ("set", "autoregressive")
+"""How the prior generates a graph's latent tokens: ``set``, all tokens denoised together by one transformer
+(:class:`molgen.prior.model.LatentPrior`), or ``autoregressive``, token after token in the canonical order, each
+drawn by a small flow-matching head given the tokens before it
+(:class:`molgen.prior.autoregressive.AutoregressivePrior`)."""
 
 ACTIVATIONS = ("gelu_tanh", "gelu")
 """The MLP activation of the prior's blocks: GELU's tanh approximation (the first priors) or its exact erf form,
@@ -43,6 +49,9 @@ class PriorConfig(JsonConfig):
     relative_positions: int = 0  # attention bias per head for token offsets up to this (0: none; see model)
     activation: str = "gelu_tanh"  # the blocks' MLP: "gelu_tanh" (tanh approximation) or "gelu" (exact, erf); see ACTIVATIONS
     self_condition: bool = False  # the network also reads its own last estimate of the clean latents (see model)
+    architecture: str = "set"  # one of ARCHITECTURES
+    head_width: int = 128  # autoregressive only: width of the per-token flow head
+    head_blocks: int = 3  # autoregressive only: its residual blocks
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"  # diffusion only
     default_sampler: str = "euler"
@@ -85,6 +94,14 @@ class PriorConfig(JsonConfig):
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.relative_positions < 0:
             raise ValueError(f"relative_positions must be >= 0 (0: no relative-position bias), got {self.relative_positions}")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if self.architecture == "autoregressive" and self.objective != "flow":
+            raise ValueError(f"an autoregressive prior draws each token by flow matching: objective must be 'flow', got {self.objective!r}")
+        if self.architecture == "autoregressive" and self.self_condition:
+            raise ValueError("self_condition is an option of the set prior; an autoregressive prior reads the exact tokens before each one")
+        if self.head_width < 1 or self.head_blocks < 1:
+            raise ValueError(f"head_width={self.head_width}, head_blocks={self.head_blocks}: both must be >= 1")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
 

@@ -16,13 +16,14 @@ from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from molgen.latents import LatentDataset
+from molgen.prior.autoregressive import build_prior
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
 from molgen.prior.scheduling import clean_estimate, training_pair
 from molgen.training import ExportingModule, IndexBatches, fit, load_into_grown, start_run
 from molgen.training import TrainSettings as BaseTrainSettings
 
-__all__ = ["PriorModule", "PriorTrainSettings", "latent_batches", "load_growing", "prior_config_from_data", "train_prior"]
+__all__ = ["AutoregressiveModule", "PriorModule", "PriorTrainSettings", "latent_batches", "load_growing", "prior_config_from_data", "train_prior"]
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class PriorModule(ExportingModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = LatentPrior(PriorConfig(**config))
+        self.model = build_prior(PriorConfig(**config))
         self.ema = self._new_ema()
 
     def _new_ema(self) -> AveragedModel:
@@ -111,13 +112,17 @@ class PriorModule(ExportingModule):
         """Restart the average from the current weights (after loading weights from elsewhere)."""
         self.ema = self._new_ema()
 
+    def dropped(self, known: Tensor, generator: torch.Generator | None) -> Tensor:
+        """The property mask with conditions hidden at random (classifier-free guidance training)."""
+        rows = torch.rand(known.shape[0], 1, device=known.device, generator=generator) >= self.hparams.drop_all
+        each = torch.rand(known.shape, device=known.device, generator=generator) >= self.hparams.drop_each
+        return known & rows & each
+
     def loss(self, network: torch.nn.Module, batch: LatentBatch, drop: bool, generator: torch.Generator | None = None) -> Tensor:
         z, mask, props, known = batch
         config = self.model.config
         if drop:
-            rows = torch.rand(known.shape[0], 1, device=z.device, generator=generator) >= self.hparams.drop_all
-            each = torch.rand(known.shape, device=z.device, generator=generator) >= self.hparams.drop_each
-            known = known & rows & each
+            known = self.dropped(known, generator)
         noise = self.noise(z, generator) * mask.unsqueeze(-1)
         # Validation always draws times uniformly, so its loss stays comparable between runs.
         time_sampling = self.hparams.get("time_sampling", "uniform") if drop else "uniform"
@@ -183,6 +188,30 @@ tokenizer) takes them from its new data."""
 GROWABLE = ("layers", "relative_positions", "self_condition")
 
 
+class AutoregressiveModule(PriorModule):
+    """Training of an :class:`~molgen.prior.autoregressive.AutoregressivePrior`: the causal transformer reads
+    the clean tokens (teacher forcing, every position at once) and the token head regresses the flow velocity
+    ``noise - token`` at ``draws_per_token`` random noise levels per token (the head is cheap, so several draws
+    make better use of one transformer pass). Conditions are dropped as for the set prior; EMA weights."""
+
+    def __init__(self, config: dict, draws_per_token: int = 4, **options) -> None:
+        super().__init__(config, **options)
+        if draws_per_token < 1:
+            raise ValueError(f"draws_per_token={draws_per_token}: must be >= 1")
+
+    def loss(self, network: torch.nn.Module, batch: LatentBatch, drop: bool, generator: torch.Generator | None = None) -> Tensor:
+        z, mask, props, known = batch
+        if drop:
+            known = self.dropped(known, generator)
+        context = network.context(z, mask.sum(1), props, known)  # (B, N, d_model)
+        modulations = network.head.modulations(context[mask])  # rows: the M real tokens
+        x0 = z[mask].expand(self.hparams.draws_per_token, -1, -1)  # (K, M, d_lat)
+        t = torch.rand(x0.shape[:2], device=z.device, generator=generator)  # (K, M)
+        noise = torch.randn(x0.shape, device=z.device, generator=generator)
+        x_t = (1 - t[..., None]) * x0 + t[..., None] * noise
+        return (network.head(x_t, t, modulations) - (noise - x0)).pow(2).mean()
+
+
 def load_growing(model: LatentPrior, source: LatentPrior) -> None:
     """Copy ``source``'s weights into ``model``, whose config may differ by sampling defaults, data statistics
     (:data:`DATA_STATISTICS`), more layers, or relative-position biases where ``source`` had none.
@@ -221,6 +250,7 @@ class PriorTrainSettings(BaseTrainSettings):
     drop_each: float = 0.3
     posterior_sample: bool = True  # train on posterior samples of each token rather than its mean
     time_sampling: str = "uniform"  # see molgen.prior.scheduling.TIME_SAMPLINGS
+    draws_per_token: int = 4  # autoregressive priors: noise draws per token and training step (see AutoregressiveModule)
 
     def module_options(self) -> dict:
         """The :class:`PriorModule` hyperparameters these settings give (optimisation, EMA, condition dropout)."""
@@ -243,7 +273,10 @@ def train_prior(
     """Train (or resume training of) a prior on latent tokens; exports EMA weights to ``run_dir/model/prior``."""
     run_dir = Path(run_dir)
     train, val = start_run(settings, train, val)
-    module = PriorModule(config.to_dict(), **settings.module_options())
+    if config.architecture == "autoregressive":
+        module = AutoregressiveModule(config.to_dict(), draws_per_token=settings.draws_per_token, **settings.module_options())
+    else:
+        module = PriorModule(config.to_dict(), **settings.module_options())
     if init_from is not None:
         load_growing(module.model, init_from)
         module.reset_ema()

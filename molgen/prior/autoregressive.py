@@ -1,0 +1,135 @@
+"""An autoregressive prior over continuous latent tokens: a causal transformer reads the tokens before each
+position, and a small per-token flow-matching network draws that token given what the transformer read
+(Li et al. 2024, "Autoregressive image generation without vector quantization": a diffusion loss per token).
+
+Why: the set prior (``molgen.prior.model``) denoises all of a molecule's tokens at once, and its samples keep
+breaking ring closures and aromatic systems (tokens that each look plausible but disagree about a bond). Here
+each atom's token is drawn knowing the exact tokens of every atom before it in the canonical (SMILES) order,
+as a character-level language model writes SMILES, while the tokens stay the tokenizer's continuous ones.
+
+Networks only: training is ``molgen.prior.training.AutoregressiveModule``, sampling
+``molgen.pipeline.MolgenPipeline`` (each token's flow is run by a fresh diffusers scheduler).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from molgen.prior.config import PriorConfig
+from molgen.prior.model import DiTBlock, timestep_embedding
+
+__all__ = ["AutoregressivePrior", "TokenFlowHead", "build_prior"]
+
+
+class _HeadBlock(nn.Module):
+    """Residual MLP block whose layer norm is shifted and scaled by the token's context (zero-initialised gate)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width, elementwise_affine=False)
+        self.mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.modulation = nn.Linear(width, 3 * width)
+        nn.init.zeros_(self.modulation.weight)
+        nn.init.zeros_(self.modulation.bias)
+
+    def forward(self, h: Tensor, modulation: Tensor) -> Tensor:
+        shift, scale, gate = modulation.chunk(3, dim=-1)
+        return h + gate * self.mlp(self.norm(h) * (1 + scale) + shift)
+
+
+class TokenFlowHead(nn.Module):
+    """(M, latent_dim) noisy token + (M,) time + (M, d_model) context -> (M, latent_dim) velocity (noise - token).
+
+    The context's modulations do not depend on the time, so training several noise draws per token (and
+    sampling many steps of one token) computes them once: :meth:`modulations`, then :meth:`forward`.
+    """
+
+    def __init__(self, latent_dim: int, d_model: int, width: int, blocks: int) -> None:
+        super().__init__()
+        self.width = width
+        self.x_in = nn.Linear(latent_dim, width)
+        self.time = nn.Linear(width, width)
+        self.context = nn.Linear(d_model, width)
+        self.blocks = nn.ModuleList(_HeadBlock(width) for _ in range(blocks))
+        self.norm_out = nn.LayerNorm(width, elementwise_affine=False)
+        self.out = nn.Linear(width, latent_dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def modulations(self, context: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """(M, d_model) context -> its input term (M, width) and one (M, 3 width) modulation per block."""
+        c = self.context(context)
+        hidden = F.silu(c)
+        return c, [block.modulation(hidden) for block in self.blocks]
+
+    def forward(self, x: Tensor, t: Tensor, modulations: tuple[Tensor, list[Tensor]]) -> Tensor:
+        """``x`` (..., M, latent_dim) and ``t`` (..., M): leading dimensions (several draws per token) broadcast
+        against ``modulations`` from :meth:`modulations` (rows M)."""
+        c, per_block = modulations
+        time = timestep_embedding(t.reshape(-1), self.width).view(*t.shape, self.width)
+        h = self.x_in(x) + self.time(time) + c
+        for block, modulation in zip(self.blocks, per_block, strict=True):
+            h = block(h, modulation)
+        return self.out(self.norm_out(h))
+
+
+class AutoregressivePrior(nn.Module):
+    """Causal transformer over normalised latent tokens (shifted right by a learned start token) + token head.
+
+    ``context(z, mask, ...)`` gives, at position j, what the network knows before drawing token j: tokens
+    0..j-1, the graph's number of nodes and the optional property conditions (with a presence mask, as the set
+    prior has them, for classifier-free guidance).
+    """
+
+    def __init__(self, config: PriorConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.latent_in = nn.Linear(config.latent_dim, d)
+        self.start = nn.Parameter(torch.zeros(d))
+        self.position = nn.Embedding(config.max_nodes, d)
+        self.size = nn.Embedding(config.max_nodes + 1, d)
+        p = max(config.num_properties, 1)
+        self.condition = nn.Sequential(nn.Linear(2 * p, d), nn.SiLU(), nn.Linear(d, d))
+        self.blocks = nn.ModuleList(
+            DiTBlock(d, config.n_heads, config.ff_mult, config.dropout, config.relative_positions, config.activation) for _ in range(config.layers)
+        )
+        self.norm_out = nn.LayerNorm(d)
+        self.head = TokenFlowHead(config.latent_dim, d, config.head_width, config.head_blocks)
+
+    def _conditioning(self, sizes: Tensor, properties: Tensor | None, property_mask: Tensor | None) -> Tensor:
+        batch = sizes.shape[0]
+        p = max(self.config.num_properties, 1)
+        if properties is None or property_mask is None or self.config.num_properties == 0:
+            cond_in = torch.zeros(batch, 2 * p, device=sizes.device)
+        else:
+            m = property_mask.float()
+            cond_in = torch.cat([properties.float() * m, m], dim=-1)  # (B, 2P): absent values read as 0
+        return F.silu(self.size(sizes) + self.condition(cond_in))  # (B, d)
+
+    def context(self, z: Tensor, sizes: Tensor, properties: Tensor | None = None, property_mask: Tensor | None = None) -> Tensor:
+        """``z`` (B, L, d_lat) tokens so far (L <= max_nodes; the last one is not read), ``sizes`` (B,) each
+        graph's number of nodes -> (B, L, d_model): position j has read tokens 0..j-1 only."""
+        batch, length, _ = z.shape
+        if length > self.config.max_nodes:
+            raise ValueError(f"{length} latent tokens, more than this prior's max_nodes={self.config.max_nodes}")
+        c = self._conditioning(sizes, properties, property_mask)
+        shifted = torch.cat([self.start.expand(batch, 1, -1), self.latent_in(z[:, :-1])], dim=1)  # (B, L, d)
+        h = shifted + self.position.weight[:length].unsqueeze(0)
+        causal = torch.full((length, length), float("-inf"), device=z.device, dtype=h.dtype).triu(1)[None, None]  # (1, 1, L, L)
+        k = self.config.relative_positions
+        position = torch.arange(length, device=z.device)
+        offsets = (position[None, :] - position[:, None]).clamp(-k, k) + k
+        for block in self.blocks:
+            h = block(h, c, causal, offsets)
+        return self.norm_out(h)
+
+
+def build_prior(config: PriorConfig) -> nn.Module:
+    """The network ``config.architecture`` names: a set :class:`~molgen.prior.model.LatentPrior` or an
+    :class:`AutoregressivePrior`."""
+    from molgen.prior.model import LatentPrior
+
+    return AutoregressivePrior(config) if config.architecture == "autoregressive" else LatentPrior(config)
