@@ -414,3 +414,22 @@ def test_train_distill_makes_a_model_that_samples_without_its_guide(prior_run, t
         assert main(["train", "distill", str(train_smi), "--model", str(teacher), "--out", str(tmp_path / "bad2"), "--autoguidance", "2",
                      "--init-from", str(source), *other, *tiny]) == 2  # fmt: skip
         assert message in capsys.readouterr().err and not (tmp_path / "bad2").exists()
+
+
+def test_train_prior_autoregressive_and_sample_from_it(cli_run, train_smi, tmp_path, capsys):  # noqa: F811
+    run = tmp_path / "ar"
+    args = [*PRIOR_TINY, "--architecture", "autoregressive", "--head-width", "16", "--head-blocks", "1", "--draws-per-token", "2"]
+    assert main(["train", "prior", str(train_smi), "--model", str(cli_run / "model"), "--out", str(run), *args]) == 0
+    config = json.loads((run / "model" / "prior" / "config.json").read_text())
+    assert (config["architecture"], config["head_width"], config["head_blocks"], config["objective"]) == ("autoregressive", 16, 1, "flow")
+    assert json.loads((run / "model" / "prior" / "training.json").read_text())["settings"]["draws_per_token"] == 2
+    out = tmp_path / "ar.csv"
+    sample = ["sample", "-n", "6", "--out", str(out), "--model", str(run / "model"), "--seed", "1", "--no-progress"]
+    assert main(sample) == 0
+    assert len(list(read_molecules(out))) == 6
+    capsys.readouterr()
+    assert main([*sample[:4], str(tmp_path / "r.csv"), *sample[5:], "--restarts", "2"]) == 2
+    assert "restarts: not available with this model's prior, which is autoregressive" in capsys.readouterr().err
+    bad = ["train", "prior", str(train_smi), "--model", str(cli_run / "model"), "--out", str(tmp_path / "bad"), *args, "--objective", "diffusion"]
+    assert main(bad) == 2
+    assert "objective must be 'flow'" in capsys.readouterr().err
