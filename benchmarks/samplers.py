@@ -160,7 +160,10 @@ def main() -> None:
             for setting in settings:
                 results = [run(pipe, setting, args.n, seed, args.temperature, reference, weight, push) for seed in seeds]
                 fcd, valid, speed = zip(*results, strict=True)
-                evaluations = str(pipe.prior_evaluations(setting.steps, setting.restarts, setting.strength))
+                if config.architecture == "autoregressive":  # per token: one causal-transformer pass, then the head's steps
+                    evaluations = f"per token 1 + {setting.steps} head"
+                else:
+                    evaluations = str(pipe.prior_evaluations(setting.steps, setting.restarts, setting.strength))
                 if guided and (guide := pipe.guide_evaluations(setting.steps, setting.restarts, weight, setting.strength)):
                     evaluations += f" + {guide} guide"
                 rows.append((
@@ -180,8 +183,14 @@ def main() -> None:
                 f"layers, {record['global_step']:,} steps on {record['generated']['samples']:,} of the prior's samples against as many "
                 f"MOSES train latents; val accuracy {record['val'].get('val/accuracy', float('nan')):.3f}; guidance weight in each row, 0: off)"
             )
+        kind = " (self-conditioned prior)" if config.self_condition else ""
+        if config.architecture == "autoregressive":
+            kind = (
+                f" (autoregressive prior: {config.layers}-layer causal transformer, d_model {config.d_model}, and a per-token flow head of "
+                f"width {config.head_width}, {config.head_blocks} blocks; 'S + 0' = S head steps per token, no restarts)"
+            )
         notes.append(
-            f"Model: {_shown(model)}{' (self-conditioned prior)' if config.self_condition else ''}, {guide_note}; "
+            f"Model: {_shown(model)}{kind}, {guide_note}; "
             f"sampler {config.default_sampler} (the model's default), noise temperature {temperature} unless the setting names one, "
             f"precision {args.precision} ({pipe.network_dtype})."
         )

@@ -83,7 +83,8 @@ def main() -> None:
     config = pipe.prior.config
     steps = args.steps or config.default_steps
     restarts = config.default_restarts if args.restarts is None else args.restarts
-    evaluations = pipe.prior_evaluations(steps, restarts)
+    autoregressive = config.architecture == "autoregressive"
+    evaluations = f"per token: 1 causal-transformer pass + {steps} head" if autoregressive else pipe.prior_evaluations(steps, restarts)
     autoguidance = config.default_autoguidance if args.autoguidance is None else args.autoguidance
     temperature = config.default_temperature if args.temperature is None else args.temperature
 
@@ -145,12 +146,17 @@ def main() -> None:
     self_conditioned = "self-conditioned (every evaluation after a pass's first reads the last clean estimate), " if config.self_condition else ""
     native = "has" if fast_bfloat16(pipe.device) else "lacks"
     precision_note = f"networks run with precision {args.precision} (this CPU {native} native bfloat16: {pipe.network_dtype})"
+    architecture = (
+        f"autoregressive (a causal transformer over the canonical token order; each token drawn by a flow head of width "
+        f"{config.head_width}, {config.head_blocks} blocks, given the tokens before it), " if autoregressive else ""
+    )
     notes = (
-        f"Prior: {config.objective} ({config.prediction}), d_model {config.d_model}, {config.layers} layers, "
+        f"Prior: {architecture}{config.objective} ({config.prediction}), d_model {config.d_model}, {config.layers} layers, "
         f"relative-position bias up to offset {config.relative_positions}, "
         f"{self_conditioned}"
-        f"{params / 1e3:.0f}k parameters, sampler {args.sampler or config.default_sampler}, {steps} steps, {restarts} restart(s) at strength "
-        f"{config.restart_strength} ({evaluations} prior evaluations per sample), {guide_note}noise temperature {temperature}"
+        f"{params / 1e3:.0f}k parameters, sampler {args.sampler or config.default_sampler}, {steps} steps, "
+        + (f"{evaluations} evaluations, " if autoregressive else f"{restarts} restart(s) at strength {config.restart_strength} ({evaluations} prior evaluations per sample), ")
+        + f"{guide_note}noise temperature {temperature}"
         f"{'' if config.restart_temperature is None else f' (restarts: {config.restart_temperature})'}, EMA weights, "
         f"{precision_note}, "
         f"validity guidance {args.validity_guidance} over the last half of the steps (molgen.guidance; its time is in the prior sampling time). Both columns decode the "

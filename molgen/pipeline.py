@@ -855,8 +855,8 @@ class _Passes:
 class _Tokens:
     """One batch of an autoregressive prior: token after token in the canonical order, each drawn by running
     the prior's token head from noise along a fresh diffusers scheduler, given the tokens before it (and the
-    conditions, with classifier-free guidance). Graphs of different sizes share the batch: at position j only
-    those with more than j nodes are evaluated, so nothing runs on padding."""
+    conditions, with classifier-free guidance). The causal transformer reads each token once (a key-value
+    cache); at position j only the graphs with more than j nodes get a token."""
 
     prior: AutoregressivePrior
     steps: int
@@ -875,7 +875,17 @@ class _Tokens:
         batch, n, _ = noise.shape
         z = torch.zeros_like(noise)
         noise = noise * self.temperature
+        cache = self.prior.start_cache()
+        guided = self.condition is not None and self.guidance_scale != 1.0
+        sizes, values, given = self.sizes, None, None
+        if self.condition is not None:
+            values, given = self.condition
+        if guided:  # conditional and unconditional rows side by side
+            sizes, values, given = torch.cat([sizes, sizes]), torch.cat([values, values]), torch.cat([given, torch.zeros_like(given)])
         for j in range(n):
+            previous = None if j == 0 else z[:, j - 1]
+            with self.precision():
+                context = self.prior.context_step(None if previous is None else torch.cat([previous] * (2 if guided else 1)), cache, sizes, values, given)
             rows = (self.sizes > j).nonzero().squeeze(1)
             if keep is not None:
                 kept = rows[keep[rows, j]]
@@ -883,27 +893,17 @@ class _Tokens:
                 rows = rows[~keep[rows, j]]
             if len(rows) == 0:
                 continue
+            context = context.float()
+            parts = [context[rows]] + ([context[batch:][rows]] if guided else [])
             with self.precision():
-                modulations = self._modulations(z[rows, : j + 1], rows, j)
+                modulations = [self.prior.head.modulations(part) for part in parts]
             start = None if x0 is None else x0[rows, j]
             z[rows, j] = self._draw(modulations, noise[rows, j], start, strength)
         return z
 
-    def _modulations(self, z: Tensor, rows: Tensor, j: int) -> list:
-        """The token head's modulations at position ``j`` for the graphs ``rows``: one set, or with
-        classifier-free guidance two (conditional, unconditional)."""
-        sizes = self.sizes[rows]
-        if self.condition is None:
-            return [self.prior.head.modulations(self.prior.context(z, sizes)[:, j].float())]
-        values, given = (c[rows] for c in self.condition)
-        if self.guidance_scale == 1.0:
-            return [self.prior.head.modulations(self.prior.context(z, sizes, values, given)[:, j].float())]
-        both = self.prior.context(torch.cat([z, z]), torch.cat([sizes, sizes]), torch.cat([values, values]), torch.cat([given, torch.zeros_like(given)]))
-        cond, uncond = both[:, j].float().chunk(2)
-        return [self.prior.head.modulations(cond), self.prior.head.modulations(uncond)]
-
     def _draw(self, modulations: list, noise: Tensor, x0: Tensor | None, strength: float) -> Tensor:
-        """One token per row: the head's flow from ``noise`` (or from ``x0`` noised to ``strength``) to sigma 0."""
+        """One token per row: the head's flow from ``noise`` (or from ``x0`` noised to ``strength``) to sigma 0;
+        with two sets of ``modulations`` (conditional, unconditional) classifier-free guidance mixes them."""
         config = self.prior.config
         scheduler = make_scheduler(config, self.sampler)  # fresh: schedulers keep state between steps
         scheduler.set_timesteps(self.steps, device=noise.device)

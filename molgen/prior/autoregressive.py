@@ -75,6 +75,34 @@ class TokenFlowHead(nn.Module):
         return self.out(self.norm_out(h))
 
 
+class _Cache:
+    """Keys and values of every block for the tokens read so far (incremental decoding, one token per call)."""
+
+    def __init__(self, blocks: int) -> None:
+        self.keys: list[Tensor | None] = [None] * blocks
+        self.values: list[Tensor | None] = [None] * blocks
+        self.length = 0
+
+    def extend(self, index: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        if self.keys[index] is not None:
+            k, v = torch.cat([self.keys[index], k], dim=2), torch.cat([self.values[index], v], dim=2)
+        self.keys[index], self.values[index] = k, v
+        return k, v
+
+
+def _block_step(block: DiTBlock, h: Tensor, c: Tensor, cache: _Cache, index: int, bias: Tensor | None) -> Tensor:
+    """One :class:`DiTBlock` on the newest token only, attending to the cached keys and values before it (the
+    causal attention of :meth:`AutoregressivePrior.context`, computed once per token)."""
+    batch, _, d = h.shape
+    shift1, scale1, gate1, shift2, scale2, gate2 = block.modulation(c).unsqueeze(1).chunk(6, dim=-1)
+    a = block.norm1(h) * (1 + scale1) + shift1
+    q, k, v = block.qkv(a).view(batch, 1, 3, block.n_heads, d // block.n_heads).permute(2, 0, 3, 1, 4)  # (B, H, 1, dh)
+    k, v = cache.extend(index, k, v)
+    a = F.scaled_dot_product_attention(q, k, v, attn_mask=None if bias is None else bias.to(q.dtype))
+    h = h + gate1 * block.proj(a.transpose(1, 2).reshape(batch, 1, d))
+    return h + gate2 * block.mlp(block.norm2(h) * (1 + scale2) + shift2)
+
+
 class AutoregressivePrior(nn.Module):
     """Causal transformer over normalised latent tokens (shifted right by a learned start token) + token head.
 
@@ -125,6 +153,33 @@ class AutoregressivePrior(nn.Module):
         for block in self.blocks:
             h = block(h, c, causal, offsets)
         return self.norm_out(h)
+
+    def start_cache(self) -> _Cache:
+        """An empty cache for :meth:`context_step`."""
+        return _Cache(len(self.blocks))
+
+    def context_step(
+        self, previous: Tensor | None, cache: _Cache, sizes: Tensor, properties: Tensor | None = None, property_mask: Tensor | None = None
+    ) -> Tensor:
+        """Incremental :meth:`context`: ``previous`` (B, d_lat) the token drawn last (None at the first
+        position) -> (B, d_model) the context of the next position; ``cache`` holds what earlier calls read. Each
+        token is read once, so drawing N tokens costs N single-token passes instead of N growing prefixes."""
+        j = cache.length
+        if j >= self.config.max_nodes:
+            raise ValueError(f"position {j} is past this prior's max_nodes={self.config.max_nodes}")
+        c = self._conditioning(sizes, properties, property_mask)
+        h = self.start.expand(sizes.shape[0], 1, -1) if previous is None else self.latent_in(previous).unsqueeze(1)
+        h = h + self.position.weight[j]
+        bias = None
+        k = self.config.relative_positions
+        if k:
+            offsets = (torch.arange(j + 1, device=h.device) - j).clamp(-k, k) + k  # key position - query position
+        for index, block in enumerate(self.blocks):
+            if k:
+                bias = block.offset_bias(offsets).T[None, :, None, :]  # (1, H, 1, j + 1)
+            h = _block_step(block, h, c, cache, index, bias)
+        cache.length += 1
+        return self.norm_out(h)[:, 0]
 
 
 def build_prior(config: PriorConfig) -> nn.Module:

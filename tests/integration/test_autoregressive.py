@@ -50,6 +50,16 @@ def test_context_at_each_position_reads_only_the_tokens_before_it():
     assert (prior.context(z, torch.tensor([8, 9, 7]))[0, 0] - base[0, 0]).abs().amax() > 1e-3
 
 
+def test_incremental_context_with_a_cache_equals_the_full_causal_pass():
+    config = _config(property_names=["a", "b"], property_mean=[0.0, 0.0], property_std=[1.0, 1.0])
+    prior = _randomised(AutoregressivePrior(config))
+    z, sizes = torch.randn(3, 9, 4), torch.tensor([9, 8, 9])
+    values, given = torch.randn(3, 2), torch.tensor([[True, False], [True, True], [False, False]])
+    cache = prior.start_cache()
+    steps = [prior.context_step(None if j == 0 else z[:, j - 1], cache, sizes, values, given) for j in range(9)]
+    torch.testing.assert_close(torch.stack(steps, 1), prior.context(z, sizes, values, given), atol=1e-5, rtol=1e-4)
+
+
 def test_token_head_broadcasts_several_draws_against_one_context():
     prior = _randomised(AutoregressivePrior(_config()))
     context = torch.randn(5, 32)
