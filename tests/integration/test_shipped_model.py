@@ -223,3 +223,28 @@ def test_shipped_discriminator_scores_moses_latents_above_the_priors_own_samples
     real_logit, fake_logit = logits
     auc = (real_logit[:, None] > fake_logit[None, :]).float().mean()  # probability a test molecule outranks a sample
     assert auc > 0.6, float(auc)
+
+
+AUTOREGRESSIVE_MODEL = MODEL.parent / "moses_ar"
+
+
+def test_autoregressive_model_samples_checked_molecules_token_by_token():
+    """checkpoints/moses_ar (the shipped tokenizer with an autoregressive prior): pickle-free, loads as an
+    autoregressive prior, and its valence-aware samples are single valid molecules of MOSES' size, reproducible
+    by seed. Sample quality is measured by benchmarks.samplers (BENCHMARKS.md)."""
+    from rdkit import Chem
+
+    from molgen.prior.autoregressive import AutoregressivePrior
+
+    files = [p for p in AUTOREGRESSIVE_MODEL.rglob("*") if p.is_file()]
+    assert files and {p.suffix for p in files} <= {".json", ".safetensors"}
+    assert sum(p.stat().st_size for p in files) < 50 * 2**20
+    pipe = MolgenPipeline.from_pretrained(AUTOREGRESSIVE_MODEL, device="cpu")
+    assert isinstance(pipe.prior, AutoregressivePrior)
+    samples = pipe.sample(24, seed=0, batch_size=12)
+    mols = [Chem.MolFromSmiles(m.smiles) for m in samples]
+    assert all(m is not None and len(Chem.GetMolFrags(m)) == 1 for m in mols)
+    assert all(10 <= m.GetNumHeavyAtoms() <= pipe.prior.config.max_nodes for m in mols)
+    assert len({m.smiles for m in samples}) >= 20
+    assert all(0 < s.properties["QED"] <= 1 for s in samples)
+    assert [m.smiles for m in pipe.sample(24, seed=0, batch_size=12, properties=False)] == [m.smiles for m in samples]
