@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from molgen.prior.config import PriorConfig
-from molgen.prior.model import DiTBlock, timestep_embedding
+from molgen.prior.model import DiTBlock, condition_input, timestep_embedding
 
 __all__ = ["AutoregressivePrior", "TokenFlowHead", "build_prior"]
 
@@ -128,13 +128,7 @@ class AutoregressivePrior(nn.Module):
         self.head = TokenFlowHead(config.latent_dim, d, config.head_width, config.head_blocks)
 
     def _conditioning(self, sizes: Tensor, properties: Tensor | None, property_mask: Tensor | None) -> Tensor:
-        batch = sizes.shape[0]
-        p = max(self.config.num_properties, 1)
-        if properties is None or property_mask is None or self.config.num_properties == 0:
-            cond_in = torch.zeros(batch, 2 * p, device=sizes.device)
-        else:
-            m = property_mask.float()
-            cond_in = torch.cat([properties.float() * m, m], dim=-1)  # (B, 2P): absent values read as 0
+        cond_in = condition_input(self.config, sizes.shape[0], properties, property_mask, sizes.device)  # (B, 2P)
         return F.silu(self.size(sizes) + self.condition(cond_in))  # (B, d)
 
     def context(self, z: Tensor, sizes: Tensor, properties: Tensor | None = None, property_mask: Tensor | None = None) -> Tensor:

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from molgen.prior.config import PriorConfig
 
-__all__ = ["DiTBlock", "LatentPrior", "attention_inputs", "timestep_embedding"]
+__all__ = ["DiTBlock", "LatentPrior", "attention_inputs", "condition_input", "timestep_embedding"]
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
@@ -35,6 +35,16 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Ten
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
     angles = 1000.0 * t.float()[:, None] * freqs[None]  # (B, half)
     return torch.cat([angles.cos(), angles.sin()], dim=-1)
+
+
+def condition_input(config: PriorConfig, batch: int, properties: Tensor | None, property_mask: Tensor | None, device: torch.device) -> Tensor:
+    """(B, 2P) input of a prior's condition network: the normalised property values (absent ones read as 0)
+    beside their presence mask; all zeros when unconditional (P is at least 1, so the network always exists)."""
+    p = max(config.num_properties, 1)
+    if properties is None or property_mask is None or config.num_properties == 0:
+        return torch.zeros(batch, 2 * p, device=device)
+    m = property_mask.float()
+    return torch.cat([properties.float() * m, m], dim=-1)
 
 
 def attention_inputs(mask: Tensor, relative_positions: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
@@ -121,12 +131,7 @@ class LatentPrior(nn.Module):
         batch, n, _ = x.shape
         if n > self.config.max_nodes:
             raise ValueError(f"{n} latent tokens, more than this prior's max_nodes={self.config.max_nodes}")
-        p = max(self.config.num_properties, 1)
-        if properties is None or property_mask is None or self.config.num_properties == 0:
-            cond_in = torch.zeros(batch, 2 * p, device=x.device)
-        else:
-            m = property_mask.float()
-            cond_in = torch.cat([properties.float() * m, m], dim=-1)  # (B, 2P): absent values read as 0
+        cond_in = condition_input(self.config, batch, properties, property_mask, x.device)  # (B, 2P)
         c = self.time(timestep_embedding(t, self.config.d_model)) + self.size(mask.sum(1)) + self.condition(cond_in)  # (B, d)
         c = F.silu(c)
         h = self.latent_in(x) + self.position.weight[:n].unsqueeze(0)  # (B, N, d)
