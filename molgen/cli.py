@@ -202,6 +202,7 @@ def _latents_for_training(args: argparse.Namespace, run_dir: Path):
     if (cache / "latents.npz").exists():
         latents = LatentDataset.load(cache)
         if latents.tokenizer == tokenizer_fingerprint(tokenizer):
+            _label_more(latents, cache, domain, args, run_dir)
             return latents, domain
         log.warning("%s was encoded by another tokenizer; encoding again", cache)
         stale = latents
@@ -229,6 +230,37 @@ def _latents_for_training(args: argparse.Namespace, run_dir: Path):
         bar.close()
     latents.save(cache)
     return latents, domain
+
+
+def _label_more(latents, cache: Path, domain, args: argparse.Namespace, run_dir: Path) -> None:
+    """A cached latent set with properties for fewer graphs than ``--property-limit`` asks (all, without it):
+    compute the missing ones (the known ones are kept) and save the cache if any were added."""
+    import numpy as np
+
+    from molgen.latents import compute_property_table, items_fingerprint
+
+    names = list(getattr(domain, "property_names", ()))
+    if not names or latents.property_names != names or not latents.items:
+        return
+    wanted = len(latents) if args.property_limit is None else min(args.property_limit, len(latents))
+    labelled = int((~np.isnan(latents.properties).all(1)).sum())
+    if labelled >= wanted:
+        return
+    data_path = Path(args.data)
+    graphs = _dataset_for_training(
+        data_path, data_path if data_path.is_dir() else run_dir / "data" / "train", args, vocab_dir=Path(args.model),
+        hydrogens=getattr(domain, "hydrogens", "explicit"), bonds=getattr(domain, "bonds", "kekule"),
+    )  # fmt: skip
+    if items_fingerprint(graphs.items) != latents.items:
+        log.warning("%s holds other molecules than %s; its properties are not completed", cache, args.data)
+        return
+    log.info("%s: properties known for %d graphs, %d asked for; computing the rest", cache, labelled, wanted)
+    bar = _progress(wanted - labelled, "properties", args.progress)
+    table = compute_property_table(domain, graphs.items, names, limit=wanted, seed=args.seed, progress=bar.update, existing=latents.properties)
+    bar.close()
+    if int((~np.isnan(table).all(1)).sum()) > labelled:  # rows no molecule could be read for stay unknown, unsaved
+        latents.properties = table
+        latents.save(cache)
 
 
 def _progress(total: int, what: str, enabled: bool):

@@ -198,15 +198,26 @@ def compute_property_table(
     seed: int = 0,
     workers: int | None = None,
     progress=None,
+    existing: np.ndarray | None = None,
 ) -> np.ndarray:
     """(M, P) float32 table of ``domain.properties`` of each item; NaN where not computed or not computable.
 
     ``limit`` computes them for a random subset of that many items only (properties such as QED and SA cost
     about 1 ms per molecule; the prior's condition mask makes a partly labelled set fine to train on).
+    ``existing``: an earlier (M, P) table of the same items; its labelled rows are kept as they are and count
+    toward ``limit``, and only rows it left unknown are computed (to label more of a cached set).
     """
     names = list(names)
     table = np.full((len(items), len(names)), np.nan, dtype=np.float32)
-    chosen = np.arange(len(items)) if limit is None or limit >= len(items) else np.sort(np.random.default_rng(seed).choice(len(items), limit, replace=False))
+    candidates = np.arange(len(items))
+    if existing is not None:
+        if existing.shape != table.shape:
+            raise ValueError(f"existing property table has shape {existing.shape}; expected {table.shape} ({len(items)} items x {names})")
+        labelled = ~np.isnan(existing).all(1)
+        table[labelled] = existing[labelled]
+        candidates = np.flatnonzero(~labelled)
+        limit = None if limit is None else max(limit - int(labelled.sum()), 0)
+    chosen = candidates if limit is None or limit >= len(candidates) else np.sort(np.random.default_rng(seed).choice(candidates, limit, replace=False))
     chunk = 2000
     jobs = [(domain, [items[i] for i in chosen[k : k + chunk]], names) for k in range(0, len(chosen), chunk)]
     workers = workers or min(os.cpu_count() or 1, 8)

@@ -244,6 +244,22 @@ def test_a_decoder_only_fine_tune_keeps_the_latent_cache(prior_run, cli_run, tra
     assert (tmp_path / "latents" / "latents.npz").stat().st_mtime_ns == before
 
 
+def test_a_cached_latent_set_gets_the_properties_it_lacks(prior_run, cli_run, train_smi, tmp_path):  # noqa: F811
+    shutil.copytree(prior_run / "latents", tmp_path / "latents")
+    full = LatentDataset.load(tmp_path / "latents")
+    assert not np.isnan(full.properties).all(1).any()
+    partial = LatentDataset.load(tmp_path / "latents")
+    partial.properties[::2] = np.nan  # as if made with --property-limit: half the molecules labelled
+    partial.save(tmp_path / "latents")
+    command = ["train", "prior", str(train_smi), "--model", str(cli_run / "model"), "--latents", str(tmp_path / "latents"), *PRIOR_TINY]
+    assert main([*command, "--out", str(tmp_path / "a"), "--property-limit", "10"]) == 0  # fewer asked than known: unchanged
+    np.testing.assert_array_equal(LatentDataset.load(tmp_path / "latents").properties, partial.properties)
+    assert main([*command, "--out", str(tmp_path / "b")]) == 0  # no limit: all of them
+    completed = LatentDataset.load(tmp_path / "latents")
+    np.testing.assert_allclose(completed.properties, full.properties, rtol=1e-6)
+    np.testing.assert_array_equal(completed.mean, full.mean)
+
+
 def test_a_new_encoder_re_encodes_but_keeps_the_computed_properties(prior_run, cli_run, train_smi, tmp_path, monkeypatch):  # noqa: F811
     model = _fine_tuned(cli_run, train_smi, tmp_path / "tok")
     shutil.copytree(prior_run / "latents", tmp_path / "latents")

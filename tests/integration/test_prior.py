@@ -361,6 +361,22 @@ def test_property_table_limit_leaves_the_rest_unknown(shipped):
     assert (~np.isnan(part[:, 0])).sum() <= 2
 
 
+def test_property_table_completes_an_earlier_one_keeping_its_rows(shipped):
+    domain, _ = shipped
+    items = ["CCO", "c1ccccc1", "CC(=O)O", "CCN", "CCCl"]
+    earlier = np.full((5, 1), np.nan, dtype=np.float32)
+    earlier[1, 0] = -7.0  # a labelled row is kept as it is (not recomputed)
+    table = compute_property_table(domain, items, ["MW"], limit=3, seed=0, workers=1, existing=earlier)
+    assert table[1, 0] == -7.0
+    assert (~np.isnan(table[:, 0])).sum() == 3  # the earlier row counts toward the limit
+    everything = compute_property_table(domain, items, ["MW"], workers=1, existing=table)
+    np.testing.assert_array_equal(everything[~np.isnan(table[:, 0])], table[~np.isnan(table[:, 0])])
+    assert (~np.isnan(everything[:, 0])).all()
+    assert everything[0, 0] == pytest.approx(46.069, abs=1e-3)
+    with pytest.raises(ValueError, match="existing property table has shape"):
+        compute_property_table(domain, items, ["MW", "HBD"], workers=1, existing=earlier)
+
+
 def test_config_from_data_records_statistics(shipped, moses_sample):
     domain, tokenizer = shipped
     latents = _latents(domain, tokenizer, moses_sample("test", 20, 5))
