@@ -1064,7 +1064,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--validity-guidance", type=float, default=None,
-        help="step size of the decoder-based validity guidance over the last half of the steps (default 0: off; 0.1 lifts the shipped model's raw validity from 77%% to ~95%% with --sampler euler; the default dpm sampler partly undoes its edits)",
+        help="step size of the decoder-based validity guidance over the last half of the steps (default 0: off; 0.1 lifts the shipped model's raw validity from 77%% to ~95%% with --sampler euler; the default dpm sampler partly undoes its edits; with an autoregressive prior: as many passes over the finished tokens, repairing broken graphs)",
     )
     p.add_argument("--property-guidance", type=float, default=0.0, help=PROPERTY_GUIDANCE_HELP)
     p.add_argument(

@@ -320,7 +320,8 @@ class MolgenPipeline:
         default: the prior's ``default_temperature``);
         ``validity_guidance``: step size of the decoder-based validity guidance over the last half of the
         steps (see :mod:`molgen.guidance`; 0, the default, turns it off; 0.1 is the measured setting for the shipped model; used
-        when the domain has a valence table); ``restarts``: restart-sampling passes after the first (default:
+        when the domain has a valence table; an autoregressive prior instead takes ``steps`` passes of it over
+        its finished tokens, which repairs broken graphs); ``restarts``: restart-sampling passes after the first (default:
         the prior's ``default_restarts``): the latents are noised back to ``restart_strength`` of the schedule
         (in (0, 1); default: the prior's ``restart_strength``; the scheduler's first noise level at or below
         it) with fresh noise and denoised again, which moves samples toward the prior's distribution (Xu et
@@ -537,7 +538,7 @@ class MolgenPipeline:
         std = torch.tensor(config.latent_std, device=self.device)
         if isinstance(prior, AutoregressivePrior):
             unsupported = {
-                "step_hook": step_hook is not None, "validity_guidance": validity_guidance > 0, "restarts": bool(restarts),
+                "step_hook": step_hook is not None, "restarts": bool(restarts),
                 "property_guidance": property_guidance > 0, "discriminator_guidance": self._discriminator_guidance(discriminator_guidance) is not None,
             }  # fmt: skip
             for name, used in unsupported.items():
@@ -546,7 +547,8 @@ class MolgenPipeline:
                         f"{name}: not available with this model's prior, which is autoregressive (it draws the tokens one after "
                         "another and never holds a whole noisy graph to steer); turn it off, or use a model with a set prior"
                     )
-            return self._sample_tokens(prior, batch, steps, generator, condition, guidance_scale, sampler, temperature, edit, sizes, mean, std)
+            validity = self._validity_guidance(validity_guidance, mean, std)
+            return self._sample_tokens(prior, batch, steps, generator, condition, guidance_scale, sampler, temperature, edit, sizes, mean, std, validity)
         if edit is None and noise is None:
             if sizes is None:
                 sizes = self._sizes(batch, generator)  # (B,)
@@ -598,8 +600,11 @@ class MolgenPipeline:
     def _sample_tokens(
         self, prior: AutoregressivePrior, batch: int, steps: int, generator: torch.Generator, condition: tuple[Tensor, Tensor] | None,
         guidance_scale: float, sampler: str | None, temperature: float, edit: _Edit | None, sizes: Tensor | None, mean: Tensor, std: Tensor,
+        validity: ValidityGuidance | None = None,
     ) -> Latents:  # fmt: skip
-        """A batch from an autoregressive prior (see :class:`_Tokens`); edits start each token from ``edit``'s."""
+        """A batch from an autoregressive prior (see :class:`_Tokens`); edits start each token from ``edit``'s.
+        With ``validity`` guidance, the finished tokens of graphs that decode broken then take ``steps`` of it
+        (no graph is noisy at any point, so it repairs the result; kept tokens stay as they are)."""
         x0 = keep = None
         if edit is None:
             sizes = self._sizes(batch, generator) if sizes is None else sizes
@@ -613,6 +618,9 @@ class MolgenPipeline:
         noise = torch.randn(batch, mask.shape[1], prior.config.latent_dim, generator=generator).to(self.device)
         tokens = _Tokens(prior, steps, sampler, sizes, condition, guidance_scale, temperature, self._network_precision)
         x = tokens.sample(noise, x0, 1.0 if edit is None else edit.strength, keep)
+        for _ in range(steps if validity is not None else 0):
+            x = validity(x, mask) * mask.unsqueeze(-1)
+            x = x if keep is None else torch.where(keep.unsqueeze(-1), x0, x)
         return Latents((x * std + mean) * mask.unsqueeze(-1), mask)
 
     def _validity_guidance(self, scale: float, mean: Tensor, std: Tensor) -> ValidityGuidance | None:

@@ -171,7 +171,6 @@ def test_autoregressive_edits_keep_tokens_exactly_and_stay_near_the_start(ar_mod
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"validity_guidance": 0.1}, "validity_guidance: not available"),
         ({"restarts": 2}, "restarts: not available"),
         ({"step_hook": lambda i, t, x: x}, "step_hook: not available"),
         ({"steps": 0}, "at least one sampling step"),

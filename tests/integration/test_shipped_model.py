@@ -248,3 +248,28 @@ def test_autoregressive_model_samples_checked_molecules_token_by_token():
     assert len({m.smiles for m in samples}) >= 20
     assert all(0 < s.properties["QED"] <= 1 for s in samples)
     assert [m.smiles for m in pipe.sample(24, seed=0, batch_size=12, properties=False)] == [m.smiles for m in samples]
+
+
+def test_autoregressive_model_repairs_broken_graphs_with_validity_guidance():
+    """With validity guidance, the autoregressive prior's finished tokens of graphs whose raw decoding is broken
+    move toward a valid graph; graphs that decode valid are not moved at all."""
+    import torch
+
+    pipe = MolgenPipeline.from_pretrained(AUTOREGRESSIVE_MODEL, device="cpu")
+    plain = pipe.sample_latents(80, seed=4, batch_size=80)
+    repaired = pipe.sample_latents(80, seed=4, batch_size=80, validity_guidance=0.1)
+    before = [m.smiles is not None for m in pipe.decode(plain, decoding="raw")]
+    after = [m.smiles is not None for m in pipe.decode(repaired, decoding="raw")]
+    valid_before = torch.tensor(before)
+    torch.testing.assert_close(repaired.z[valid_before], plain.z[valid_before])  # only broken graphs move
+    assert not torch.equal(repaired.z[~valid_before], plain.z[~valid_before])
+    # about 66% raw-valid without it and 90% with it (scratch measurement, 2,000 samples): a wide guard
+    assert sum(after) >= sum(before) + 8, (sum(before), sum(after))
+    # an edit's kept tokens stay exactly as given while the rest is repaired
+    start = pipe.encode(["Cc1ccc(NC(=O)CN2CCN(C(=O)c3ccco3)CC2)cc1C"])
+    keep = torch.zeros(1, start.z.shape[1], dtype=torch.bool)
+    keep[0, :6] = True
+    kept = pipe.sample_latents(40, seed=4, start=start, keep=keep)
+    kept_repaired = pipe.sample_latents(40, seed=4, start=start, keep=keep, validity_guidance=0.1)
+    torch.testing.assert_close(kept_repaired.z[:, :6], start.z[:, :6].expand(40, -1, -1))
+    assert not torch.equal(kept_repaired.z[:, 6:], kept.z[:, 6:])
