@@ -1,7 +1,7 @@
 """Sampling settings of one model against each other: steps, restarts and restart strength, over several seeds.
 
     python -m benchmarks.samplers [--model checkpoints/moses] [--settings 14+2@0.5,10+3@0.6] [--n 2000]
-                                  [--seeds 7,1,2] [--temperature T] [--autoguidance W] [--threads 2]
+                                  [--seeds 7,1,2] [--temperature T] [--autoguidance W] [--validity-guidance V] [--threads 2]
 
 A setting is ``STEPS+RESTARTS@STRENGTH/TEMPERATURE~RESTART_TEMPERATURE`` (``@STRENGTH`` optional: the model's
 ``restart_strength``; ``/TEMPERATURE`` optional: ``--temperature``, else the model's noise temperature;
@@ -80,14 +80,14 @@ def _shown(path: str) -> str:
 
 def run(
     pipe: MolgenPipeline, setting: Setting, n: int, seed: int, temperature: float | None, reference, autoguidance: float | None = None,
-    discriminator: float | None = None,
+    discriminator: float | None = None, validity: float = 0.0,
 ) -> tuple[float, float, float]:
     """(FCD/Test valence-aware, raw validity, latents/s) of ``n`` samples."""
     start = time.perf_counter()
     latents = pipe.sample_latents(
         n, seed=seed, batch_size=1000, steps=setting.steps, restarts=setting.restarts, restart_strength=setting.strength,
         temperature=setting.temperature if setting.temperature is not None else temperature, restart_temperature=setting.restart_temperature,
-        autoguidance=autoguidance, discriminator_guidance=discriminator,
+        autoguidance=autoguidance, discriminator_guidance=discriminator, validity_guidance=validity,
     )
     seconds = time.perf_counter() - start
     valence = [m.smiles for m in pipe.decode(latents, decoding="valence") if m.smiles]
@@ -122,6 +122,10 @@ def main() -> None:
         "--discriminator-guidance", default=None,
         help="discriminator guidance weight, or several separated by commas (default: the model's; 0: off; needs discriminator/)",
     )
+    parser.add_argument(
+        "--validity-guidance", default="0",
+        help="validity guidance step size, or several separated by commas (0: off; an autoregressive prior repairs its finished tokens with it)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", default=DEFAULT_PRECISION)
     parser.add_argument("--recovery-levels", default="", help="comma-separated noise levels in (0, 1) for the recovery rows (default: none)")
@@ -138,6 +142,9 @@ def main() -> None:
         pushes = [None] if args.discriminator_guidance is None else [float(s) for s in args.discriminator_guidance.split(",") if s.strip()]
         if any(d is not None and not d >= 0 for d in pushes):
             raise ValueError(f"--discriminator-guidance {args.discriminator_guidance}: each weight must be >= 0 (0: off)")
+        validities = [float(s) for s in args.validity_guidance.split(",") if s.strip()]
+        if any(not v >= 0 for v in validities):
+            raise ValueError(f"--validity-guidance {args.validity_guidance}: each step size must be >= 0 (0: off)")
         models = [m.strip() for m in args.model.split(",") if m.strip()]
         if any(not 0 < level < 1 for level in levels):
             raise ValueError(f"--recovery-levels {args.recovery_levels}: each level must be strictly between 0 and 1")
@@ -152,13 +159,15 @@ def main() -> None:
         pipe.sample_latents(100, seed=0, steps=2, restarts=0)  # warm-up
         prefix = f"{_shown(model)}: " if len(models) > 1 else ""
         rows += [(prefix + label, value) for label, value in recovery(pipe, levels, args.recovery_n)] if levels else []
-        for weight, push in itertools.product(weights, pushes):
+        for weight, push, validity in itertools.product(weights, pushes, validities):
             guided = pipe.guide is not None and (config.default_autoguidance if weight is None else weight) != 1
             shown_weight = f", autoguidance {config.default_autoguidance if weight is None else weight:g}" if pipe.guide is not None else ""
             if pipe.discriminator is not None:
                 shown_weight += f", discriminator guidance {pipe.discriminator.config.default_scale if push is None else push:g}"
+            if validity:
+                shown_weight += f", validity guidance {validity:g}"
             for setting in settings:
-                results = [run(pipe, setting, args.n, seed, args.temperature, reference, weight, push) for seed in seeds]
+                results = [run(pipe, setting, args.n, seed, args.temperature, reference, weight, push, validity) for seed in seeds]
                 fcd, valid, speed = zip(*results, strict=True)
                 if config.architecture == "autoregressive":  # per token: one causal-transformer pass, then the head's steps
                     evaluations = f"per token 1 + {setting.steps} head"
@@ -193,6 +202,11 @@ def main() -> None:
             f"Model: {_shown(model)}{kind}, {guide_note}; "
             f"sampler {config.default_sampler} (the model's default), noise temperature {temperature} unless the setting names one, "
             f"precision {args.precision} ({pipe.network_dtype})."
+        )
+    if any(validities):
+        notes.append(
+            "Validity guidance (molgen.guidance): a set prior takes it over the last half of the steps; an autoregressive "
+            "prior takes as many passes of it as it has head steps over its finished tokens; only graphs whose raw decoding is broken move."
         )
     notes = " ".join(notes) + (
         f" Batches of 1,000. Setting 'S + R @ x' = S scheduler steps, "
