@@ -206,11 +206,7 @@ def _latents_for_training(args: argparse.Namespace, run_dir: Path):
             return latents, domain
         log.warning("%s was encoded by another tokenizer; encoding again", cache)
         stale = latents
-    data_path = Path(args.data)
-    graphs = _dataset_for_training(
-        data_path, data_path if data_path.is_dir() else run_dir / "data" / "train", args, vocab_dir=model_dir,
-        hydrogens=getattr(domain, "hydrogens", "explicit"), bonds=getattr(domain, "bonds", "kekule"),
-    )  # fmt: skip
+    graphs = _graphs_for_model(args, run_dir, model_dir, domain)
     if graphs.vocab.to_dict() != domain.vocab.to_dict():
         raise CLIError(f"{args.data}: its vocabulary differs from the tokenizer's; featurize it with --vocab {model_dir}")
     bar = _progress(len(graphs), "encode", args.progress)
@@ -232,6 +228,16 @@ def _latents_for_training(args: argparse.Namespace, run_dir: Path):
     return latents, domain
 
 
+def _graphs_for_model(args: argparse.Namespace, run_dir: Path, model_dir: Path, domain):
+    """The training data (``args.data``) as graphs in the model's vocabulary, hydrogens and bond labels
+    (a .smi/.csv/.sdf file is featurized into RUN/data/train first)."""
+    data_path = Path(args.data)
+    return _dataset_for_training(
+        data_path, data_path if data_path.is_dir() else run_dir / "data" / "train", args, vocab_dir=model_dir,
+        hydrogens=getattr(domain, "hydrogens", "explicit"), bonds=getattr(domain, "bonds", "kekule"),
+    )  # fmt: skip
+
+
 def _label_more(latents, cache: Path, domain, args: argparse.Namespace, run_dir: Path) -> None:
     """A cached latent set with properties for fewer graphs than ``--property-limit`` asks (all, without it):
     compute the missing ones (the known ones are kept) and save the cache if any were added."""
@@ -246,11 +252,7 @@ def _label_more(latents, cache: Path, domain, args: argparse.Namespace, run_dir:
     labelled = int((~np.isnan(latents.properties).all(1)).sum())
     if labelled >= wanted:
         return
-    data_path = Path(args.data)
-    graphs = _dataset_for_training(
-        data_path, data_path if data_path.is_dir() else run_dir / "data" / "train", args, vocab_dir=Path(args.model),
-        hydrogens=getattr(domain, "hydrogens", "explicit"), bonds=getattr(domain, "bonds", "kekule"),
-    )  # fmt: skip
+    graphs = _graphs_for_model(args, run_dir, Path(args.model), domain)
     if items_fingerprint(graphs.items) != latents.items:
         log.warning("%s holds other molecules than %s; its properties are not completed", cache, args.data)
         return
@@ -1137,7 +1139,7 @@ def _add_condition_dropout_arguments(p: argparse.ArgumentParser) -> None:
 def _add_trainer_arguments(p: argparse.ArgumentParser) -> None:
     """Options every training command shares: length, checkpoints, and Lightning's Trainer (scaling)."""
     p.add_argument("--max-steps", type=int, default=100_000)
-    p.add_argument("--max-time", default=None, help="stop after DD:HH:MM:SS (resume later)")
+    p.add_argument("--max-time", default=None, help="stop after DD:HH:MM:SS of training in all (a resumed run counts its earlier sittings); resume later")
     p.add_argument("--val-every", type=int, default=2000, help="steps between validations")
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=0)
