@@ -141,7 +141,7 @@ def targeting(designer: Designer, raw: Designer, args: argparse.Namespace) -> No
         "by the model's property predictor (molgen.prior.predictor, trained on the prior's noisy latents) at every step; "
         "comparable with MolHIT (one sample, no selection)." if with_predictor else ""
     ) + _sampling(designer)
-    print(write_section("Guided design: property targeting", rows, notes, sample=f"{len(refs)} joint targets, {args.n_sweep} samples per sweep target, seeds fixed"))
+    print(write_section("Guided design: property targeting" + args.title_suffix, rows, notes, sample=f"{len(refs)} joint targets, {args.n_sweep} samples per sweep target, seeds fixed"))
 
 
 # --- 2. optimisation -------------------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ def optimization(designer: Designer, args: argparse.Namespace) -> None:
         "85.75% success (on ZINC250k, not MOSES). QED / SA and chain length show whether winners game the score "
         "with long carbon chains."
     ) + _sampling(designer)
-    print(write_section("Guided design: optimisation", rows, notes, sample=f"QED: {len(result.evaluated):,} scored; penalized logP: {n} start molecules"))
+    print(write_section("Guided design: optimisation" + args.title_suffix, rows, notes, sample=f"QED: {len(result.evaluated):,} scored; penalized logP: {n} start molecules"))
 
 
 def _lowest_plogp(n: int, pool: int) -> list[tuple[str, float]]:
@@ -269,7 +269,7 @@ def scaffolds(designer: Designer, args: argparse.Namespace) -> None:
         "bisection on 16-sample probes); 'sim' is measured on all outputs including repeats of the seed; 'new "
         "distinct' excludes the seed itself."
     ) + _sampling(designer)
-    print(write_section("Guided design: scaffolds and analogs", rows, notes, sample=f"{len(CORES)} cores, {len(SEEDS)} seeds"))
+    print(write_section("Guided design: scaffolds and analogs" + args.title_suffix, rows, notes, sample=f"{len(CORES)} cores, {len(SEEDS)} seeds"))
 
 
 def _sampling(designer: Designer) -> str:
@@ -297,6 +297,7 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=2.0)
     parser.add_argument("--property-guidance", type=float, default=0.0, help="also sample each joint target with the model's property predictor steering (needs predictor/)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--title-suffix", default="", help="appended to each section title, e.g. ' (checkpoints/moses_ar)', to keep another model's figures beside the shipped model's")
     parser.add_argument("--precision", default=DEFAULT_PRECISION, help="how the prior networks run (molgen.pipeline.PRECISIONS)")
     parser.add_argument("--n-targets", type=int, default=None, help="joint targets (default 1000)")
     parser.add_argument("--n-sweep", type=int, default=None, help="samples per single-property target (default 500)")
