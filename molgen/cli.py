@@ -309,7 +309,7 @@ def cmd_train_prior(args: argparse.Namespace) -> None:
             layers=args.layers or 4, relative_positions=max_nodes - 1 if args.relative_positions is None else args.relative_positions,
             default_steps=args.default_steps, default_sampler="euler" if args.objective == "flow" else "dpm", self_condition=args.self_condition,
             architecture=args.architecture, head_width=args.head_width, head_blocks=args.head_blocks,
-            **({"activation": "gelu"} if args.architecture == "autoregressive" else {}),
+            **({"activation": "gelu"} if args.architecture in ("autoregressive", "discrete") else {}),
         )  # fmt: skip
     # The exported model directory is complete: the tokenizer and domain it was trained with, and the prior.
     model_out = run_dir / "model"
@@ -958,8 +958,9 @@ def build_parser() -> argparse.ArgumentParser:
         out="run directory; RUN/model becomes a complete model directory",
     )
     p.add_argument(
-        "--architecture", choices=["set", "autoregressive"], default="set",
-        help="set: all tokens denoised together; autoregressive: token after token, each drawn by a small flow head (flow objective only)",
+        "--architecture", choices=["set", "autoregressive", "discrete"], default="set",
+        help="set: all tokens denoised together; autoregressive: token after token, each drawn by a small flow head (flow objective only); "
+        "discrete: token after token, each a choice among the codes of a quantised tokenizer (--bottleneck fsq), cross entropy",
     )
     p.add_argument("--objective", choices=["flow", "diffusion"], default="flow")
     p.add_argument("--prediction", default=None, help="flow: velocity; diffusion: epsilon or v_prediction (default)")

@@ -28,7 +28,7 @@ from molgen.batch import batch_from_graphs, graphs_from_dense
 from molgen.checkpoint import load_discriminator, load_domain, load_predictor, load_prior, load_tokenizer
 from molgen.graph import DomainError
 from molgen.guidance import DiscriminatorGuidance, PropertyGuidance, ValidityGuidance
-from molgen.prior.autoregressive import AutoregressivePrior
+from molgen.prior.autoregressive import AutoregressivePrior, DiscreteAutoregressivePrior
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
 from molgen.prior.discriminator import LatentDiscriminator
@@ -536,7 +536,7 @@ class MolgenPipeline:
             raise ValueError(f"restarts={restarts!r}: must be a whole number >= 0 (0 turns restart sampling off)")
         mean = torch.tensor(config.latent_mean, device=self.device)
         std = torch.tensor(config.latent_std, device=self.device)
-        if isinstance(prior, AutoregressivePrior):
+        if isinstance(prior, AutoregressivePrior | DiscreteAutoregressivePrior):
             unsupported = {
                 "step_hook": step_hook is not None, "restarts": bool(restarts),
                 "property_guidance": property_guidance > 0, "discriminator_guidance": self._discriminator_guidance(discriminator_guidance) is not None,
@@ -598,11 +598,12 @@ class MolgenPipeline:
         return Latents((x * std + mean) * mask.unsqueeze(-1), mask)
 
     def _sample_tokens(
-        self, prior: AutoregressivePrior, batch: int, steps: int, generator: torch.Generator, condition: tuple[Tensor, Tensor] | None,
+        self, prior: AutoregressivePrior | DiscreteAutoregressivePrior, batch: int, steps: int, generator: torch.Generator, condition: tuple[Tensor, Tensor] | None,
         guidance_scale: float, sampler: str | None, temperature: float, edit: _Edit | None, sizes: Tensor | None, mean: Tensor, std: Tensor,
         validity: ValidityGuidance | None = None,
     ) -> Latents:  # fmt: skip
-        """A batch from an autoregressive prior (see :class:`_Tokens`); edits start each token from ``edit``'s.
+        """A batch from an autoregressive prior (see :class:`_Tokens`, and :class:`_Codes` for a discrete one);
+        edits start each token from ``edit``'s.
         With ``validity`` guidance, the finished tokens of graphs that decode broken then take ``steps`` of it
         (no graph is noisy at any point, so it repairs the result; kept tokens stay as they are)."""
         x0 = keep = None
@@ -615,9 +616,15 @@ class MolgenPipeline:
             x0 = x0.expand(batch, -1, -1)
             keep = None if edit.keep is None else edit.keep.to(self.device).bool().expand(batch, -1)
         sizes = mask.sum(1).to(self.device)
-        noise = torch.randn(batch, mask.shape[1], prior.config.latent_dim, generator=generator).to(self.device)
-        tokens = _Tokens(prior, steps, sampler, sizes, condition, guidance_scale, temperature, self._network_precision)
-        x = tokens.sample(noise, x0, 1.0 if edit is None else edit.strength, keep)
+        if isinstance(prior, DiscreteAutoregressivePrior):
+            # one uniform number per token picks it from the softmax; another decides whether an edit redraws it
+            draws = torch.rand(2, batch, mask.shape[1], generator=generator).to(self.device)
+            codes = _Codes(prior, sizes, condition, guidance_scale, temperature, mean, std, self._network_precision)
+            x = codes.sample(draws, x0, 1.0 if edit is None else edit.strength, keep)
+        else:
+            noise = torch.randn(batch, mask.shape[1], prior.config.latent_dim, generator=generator).to(self.device)
+            tokens = _Tokens(prior, steps, sampler, sizes, condition, guidance_scale, temperature, self._network_precision)
+            x = tokens.sample(noise, x0, 1.0 if edit is None else edit.strength, keep)
         for _ in range(steps if validity is not None else 0):
             x = validity(x, mask) * mask.unsqueeze(-1)
             x = x if keep is None else torch.where(keep.unsqueeze(-1), x0, x)
@@ -929,6 +936,59 @@ class _Tokens:
                 velocity = [velocity[1] + self.guidance_scale * (velocity[0] - velocity[1])]
             x = scheduler.step(velocity[0], timestep, x).prev_sample
         return x
+
+
+@dataclass
+class _Codes:
+    """One batch of a discrete autoregressive prior: token after token in the canonical order, each drawn from
+    the softmax of the prior's logits at ``temperature`` given the tokens before it (with classifier-free
+    guidance on the log-probabilities when conditioned). The causal transformer reads each token once (a
+    key-value cache); at position j only the graphs with more than j nodes get a token."""
+
+    prior: DiscreteAutoregressivePrior
+    sizes: Tensor  # (B,) nodes per graph
+    condition: tuple[Tensor, Tensor] | None
+    guidance_scale: float
+    temperature: float
+    mean: Tensor  # (d,) latent normalisation
+    std: Tensor
+    precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+
+    def sample(self, draws: Tensor, x0: Tensor | None = None, strength: float = 1.0, keep: Tensor | None = None) -> Tensor:
+        """(B, N, d) normalised tokens. ``draws`` (2, B, N) uniform numbers: the first picks each token by
+        inverting the softmax's cumulative distribution, the second makes an edit of ``x0`` (normalised) with
+        ``strength`` < 1 keep each token of ``x0`` with probability 1 - ``strength`` (analogs; the tokens after
+        it are drawn knowing it); ``keep`` (B, N) bool: those tokens are ``x0``'s, exactly."""
+        _, batch, n = draws.shape
+        ids = torch.zeros(batch, n, dtype=torch.long, device=draws.device)
+        start = None if x0 is None else self.prior.ids(x0 * self.std + self.mean)  # (B, N)
+        held = torch.zeros(batch, n, dtype=torch.bool, device=draws.device)
+        if start is not None and strength < 1:
+            held = draws[1] >= strength
+        if keep is not None:
+            held = held | keep
+        cache = self.prior.start_cache()
+        guided = self.condition is not None and self.guidance_scale != 1.0
+        sizes, values, given = self.sizes, None, None
+        if self.condition is not None:
+            values, given = self.condition
+        if guided:  # conditional and unconditional rows side by side
+            sizes, values, given = torch.cat([sizes, sizes]), torch.cat([values, values]), torch.cat([given, torch.zeros_like(given)])
+        for j in range(n):
+            previous = None if j == 0 else torch.cat([ids[:, j - 1]] * (2 if guided else 1))
+            with self.precision():
+                context = self.prior.context_step(previous, cache, sizes, values, given)
+                logits = self.prior.head(context).float()
+            logp = logits.log_softmax(-1)
+            if guided:
+                logp = logp[batch:] + self.guidance_scale * (logp[:batch] - logp[batch:])
+            probs = (logp / self.temperature).softmax(-1)  # (B, V)
+            cumulative = probs.cumsum(-1)
+            drawn = torch.searchsorted(cumulative, (draws[0, :, j] * cumulative[:, -1]).unsqueeze(-1)).squeeze(-1)
+            drawn = drawn.clamp(max=probs.shape[-1] - 1)
+            ids[:, j] = drawn if start is None else torch.where(held[:, j], start[:, j], drawn)
+        mask = torch.arange(n, device=draws.device)[None, :] < self.sizes[:, None]
+        return (self.prior.values(ids) - self.mean) / self.std * mask.unsqueeze(-1)
 
 
 @dataclass

@@ -7,8 +7,13 @@ breaking ring closures and aromatic systems (tokens that each look plausible but
 each atom's token is drawn knowing the exact tokens of every atom before it in the canonical (SMILES) order,
 as a character-level language model writes SMILES, while the tokens stay the tokenizer's continuous ones.
 
+The discrete variant (:class:`DiscreteAutoregressivePrior`) is the same transformer over the codes of a
+quantised (FSQ) tokenizer: the next token is a choice among the codes seen in training, learned with cross
+entropy and drawn from a softmax, so every drawn token is one the decoder was trained on.
+
 Networks only: training is ``molgen.prior.training.AutoregressiveModule``, sampling
-``molgen.pipeline.MolgenPipeline`` (each token's flow is run by a fresh diffusers scheduler).
+``molgen.pipeline.MolgenPipeline`` (each token's flow is run by a fresh diffusers scheduler; a discrete
+prior's tokens are drawn from its logits).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from torch import Tensor, nn
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import DiTBlock, condition_input, timestep_embedding
 
-__all__ = ["AutoregressivePrior", "TokenFlowHead", "build_prior"]
+__all__ = ["AutoregressivePrior", "DiscreteAutoregressivePrior", "TokenFlowHead", "build_prior"]
 
 
 class _HeadBlock(nn.Module):
@@ -103,19 +108,16 @@ def _block_step(block: DiTBlock, h: Tensor, c: Tensor, cache: _Cache, index: int
     return h + gate2 * block.mlp(block.norm2(h) * (1 + scale2) + shift2)
 
 
-class AutoregressivePrior(nn.Module):
-    """Causal transformer over normalised latent tokens (shifted right by a learned start token) + token head.
-
-    ``context(z, mask, ...)`` gives, at position j, what the network knows before drawing token j: tokens
-    0..j-1, the graph's number of nodes and the optional property conditions (with a presence mask, as the set
-    prior has them, for classifier-free guidance).
-    """
+class _CausalTokens(nn.Module):
+    """What both autoregressive priors share: a causal transformer over a graph's tokens (shifted right by a
+    learned start token), told the graph's number of nodes and the optional property conditions (with a
+    presence mask, as the set prior has them, for classifier-free guidance). Subclasses say how a token is
+    read (:meth:`embed`) and drawn (their head)."""
 
     def __init__(self, config: PriorConfig) -> None:
         super().__init__()
         self.config = config
         d = config.d_model
-        self.latent_in = nn.Linear(config.latent_dim, d)
         self.start = nn.Parameter(torch.zeros(d))
         self.position = nn.Embedding(config.max_nodes, d)
         self.size = nn.Embedding(config.max_nodes + 1, d)
@@ -125,20 +127,23 @@ class AutoregressivePrior(nn.Module):
             DiTBlock(d, config.n_heads, config.ff_mult, config.dropout, config.relative_positions, config.activation) for _ in range(config.layers)
         )
         self.norm_out = nn.LayerNorm(d)
-        self.head = TokenFlowHead(config.latent_dim, d, config.head_width, config.head_blocks)
+
+    def embed(self, tokens: Tensor) -> Tensor:
+        """(..., token) -> (..., d_model): how the transformer reads a token."""
+        raise NotImplementedError
 
     def _conditioning(self, sizes: Tensor, properties: Tensor | None, property_mask: Tensor | None) -> Tensor:
         cond_in = condition_input(self.config, sizes.shape[0], properties, property_mask, sizes.device)  # (B, 2P)
         return F.silu(self.size(sizes) + self.condition(cond_in))  # (B, d)
 
     def context(self, z: Tensor, sizes: Tensor, properties: Tensor | None = None, property_mask: Tensor | None = None) -> Tensor:
-        """``z`` (B, L, d_lat) tokens so far (L <= max_nodes; the last one is not read), ``sizes`` (B,) each
+        """``z`` (B, L, ...) tokens so far (L <= max_nodes; the last one is not read), ``sizes`` (B,) each
         graph's number of nodes -> (B, L, d_model): position j has read tokens 0..j-1 only."""
-        batch, length, _ = z.shape
+        batch, length = z.shape[:2]
         if length > self.config.max_nodes:
             raise ValueError(f"{length} latent tokens, more than this prior's max_nodes={self.config.max_nodes}")
         c = self._conditioning(sizes, properties, property_mask)
-        shifted = torch.cat([self.start.expand(batch, 1, -1), self.latent_in(z[:, :-1])], dim=1)  # (B, L, d)
+        shifted = torch.cat([self.start.expand(batch, 1, -1), self.embed(z[:, :-1])], dim=1)  # (B, L, d)
         h = shifted + self.position.weight[:length].unsqueeze(0)
         causal = torch.full((length, length), float("-inf"), device=z.device, dtype=h.dtype).triu(1)[None, None]  # (1, 1, L, L)
         k = self.config.relative_positions
@@ -155,14 +160,14 @@ class AutoregressivePrior(nn.Module):
     def context_step(
         self, previous: Tensor | None, cache: _Cache, sizes: Tensor, properties: Tensor | None = None, property_mask: Tensor | None = None
     ) -> Tensor:
-        """Incremental :meth:`context`: ``previous`` (B, d_lat) the token drawn last (None at the first
+        """Incremental :meth:`context`: ``previous`` (B, ...) the token drawn last (None at the first
         position) -> (B, d_model) the context of the next position; ``cache`` holds what earlier calls read. Each
         token is read once, so drawing N tokens costs N single-token passes instead of N growing prefixes."""
         j = cache.length
         if j >= self.config.max_nodes:
             raise ValueError(f"position {j} is past this prior's max_nodes={self.config.max_nodes}")
         c = self._conditioning(sizes, properties, property_mask)
-        h = self.start.expand(sizes.shape[0], 1, -1) if previous is None else self.latent_in(previous).unsqueeze(1)
+        h = self.start.expand(sizes.shape[0], 1, -1) if previous is None else self.embed(previous).unsqueeze(1)
         h = h + self.position.weight[j]
         bias = None
         k = self.config.relative_positions
@@ -176,9 +181,55 @@ class AutoregressivePrior(nn.Module):
         return self.norm_out(h)[:, 0]
 
 
+class AutoregressivePrior(_CausalTokens):
+    """Causal transformer over normalised continuous latent tokens + a flow-matching head per token.
+
+    ``context(z, mask, ...)`` gives, at position j, what the network knows before drawing token j: tokens
+    0..j-1, the graph's number of nodes and the optional property conditions.
+    """
+
+    def __init__(self, config: PriorConfig) -> None:
+        super().__init__(config)
+        self.latent_in = nn.Linear(config.latent_dim, config.d_model)
+        self.head = TokenFlowHead(config.latent_dim, config.d_model, config.head_width, config.head_blocks)
+
+    def embed(self, tokens: Tensor) -> Tensor:
+        return self.latent_in(tokens)
+
+
+class DiscreteAutoregressivePrior(_CausalTokens):
+    """Causal transformer over the codes of a quantised tokenizer (FSQ): each token is one of the
+    ``config.vocabulary`` code vectors seen in training, and the head gives the logits of the next one, as a
+    language model writes the next word (a cross-entropy objective, no flow per token).
+
+    Tokens enter and leave as vocabulary ids (B, L) long; :meth:`ids` and :meth:`values` convert between ids and
+    the tokenizer's latent values.
+    """
+
+    def __init__(self, config: PriorConfig) -> None:
+        super().__init__(config)
+        self.token_in = nn.Embedding(len(config.vocabulary), config.d_model)
+        self.head = nn.Linear(config.d_model, len(config.vocabulary))
+        self.register_buffer("codes", torch.tensor(config.vocabulary, dtype=torch.float32), persistent=False)  # (V, d_lat)
+
+    def embed(self, tokens: Tensor) -> Tensor:
+        return self.token_in(tokens)
+
+    def ids(self, z: Tensor) -> Tensor:
+        """(..., d_lat) latent values (unnormalised) -> (...) id of the nearest vocabulary code (exact for
+        the tokenizer's own codes)."""
+        flat = z.reshape(-1, z.shape[-1]).to(self.codes.dtype)
+        return torch.cdist(flat, self.codes).argmin(-1).view(z.shape[:-1])
+
+    def values(self, ids: Tensor) -> Tensor:
+        """(...) vocabulary ids -> (..., d_lat) latent values (unnormalised)."""
+        return self.codes[ids]
+
+
 def build_prior(config: PriorConfig) -> nn.Module:
-    """The network ``config.architecture`` names: a set :class:`~molgen.prior.model.LatentPrior` or an
-    :class:`AutoregressivePrior`."""
+    """The network ``config.architecture`` names: a set :class:`~molgen.prior.model.LatentPrior`, an
+    :class:`AutoregressivePrior` or a :class:`DiscreteAutoregressivePrior`."""
     from molgen.prior.model import LatentPrior
 
-    return AutoregressivePrior(config) if config.architecture == "autoregressive" else LatentPrior(config)
+    networks = {"autoregressive": AutoregressivePrior, "discrete": DiscreteAutoregressivePrior}
+    return networks.get(config.architecture, LatentPrior)(config)

@@ -9,11 +9,12 @@ from molgen.config import JsonConfig
 
 __all__ = ["ACTIVATIONS", "ARCHITECTURES", "OBJECTIVES", "PriorConfig"]
 
-ARCHITECTURES = ("set", "autoregressive")
+ARCHITECTURES = ("set", "autoregressive", "discrete")
 """How the prior generates a graph's latent tokens: ``set``, all tokens denoised together by one transformer
-(:class:`molgen.prior.model.LatentPrior`), or ``autoregressive``, token after token in the canonical order, each
+(:class:`molgen.prior.model.LatentPrior`); ``autoregressive``, token after token in the canonical order, each
 drawn by a small flow-matching head given the tokens before it
-(:class:`molgen.prior.autoregressive.AutoregressivePrior`)."""
+(:class:`molgen.prior.autoregressive.AutoregressivePrior`); or ``discrete``, token after token as well, each a
+choice among a quantised tokenizer's codes (:class:`molgen.prior.autoregressive.DiscreteAutoregressivePrior`)."""
 
 ACTIVATIONS = ("gelu_tanh", "gelu")
 """The MLP activation of the prior's blocks: GELU's tanh approximation (the first priors) or its exact erf form,
@@ -52,6 +53,9 @@ class PriorConfig(JsonConfig):
     architecture: str = "set"  # one of ARCHITECTURES
     head_width: int = 128  # autoregressive only: width of the per-token flow head
     head_blocks: int = 3  # autoregressive only: its residual blocks
+    # discrete only: the code vectors (latent values, as the tokenizer gives them) seen in the training latents,
+    # one per vocabulary id; measured from the data, never typed in
+    vocabulary: list[list[float]] = field(default_factory=list)
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"  # diffusion only
     default_sampler: str = "euler"
@@ -100,6 +104,11 @@ class PriorConfig(JsonConfig):
             raise ValueError(f"an autoregressive prior draws each token by flow matching: objective must be 'flow', got {self.objective!r}")
         if self.architecture == "autoregressive" and self.self_condition:
             raise ValueError("self_condition is an option of the set prior; an autoregressive prior reads the exact tokens before each one")
+        if self.architecture == "discrete":
+            if not self.vocabulary or any(len(code) != self.latent_dim for code in self.vocabulary):
+                raise ValueError(f"a discrete prior needs its vocabulary: code vectors of {self.latent_dim} numbers (measured from quantised latents)")
+            if self.self_condition:
+                raise ValueError("self_condition is an option of the set prior; a discrete prior reads the exact tokens before each one")
         if self.head_width < 1 or self.head_blocks < 1:
             raise ValueError(f"head_width={self.head_width}, head_blocks={self.head_blocks}: both must be >= 1")
         if self.d_model % self.n_heads:

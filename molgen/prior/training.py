@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -23,7 +24,10 @@ from molgen.prior.scheduling import clean_estimate, training_pair
 from molgen.training import ExportingModule, IndexBatches, fit, load_into_grown, start_run
 from molgen.training import TrainSettings as BaseTrainSettings
 
-__all__ = ["AutoregressiveModule", "PriorModule", "PriorTrainSettings", "latent_batches", "load_growing", "prior_config_from_data", "train_prior"]
+__all__ = [
+    "AutoregressiveModule", "DiscreteAutoregressiveModule", "PriorModule", "PriorTrainSettings", "latent_batches", "load_growing", "prior_config_from_data",
+    "token_vocabulary", "train_prior",
+]
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +35,11 @@ LatentBatch = tuple[Tensor, Tensor, Tensor, Tensor]  # z (B, N, d) normalised, m
 
 
 def prior_config_from_data(latents: LatentDataset, max_nodes: int, **shape) -> PriorConfig:
-    """A :class:`PriorConfig` whose normalisation statistics and size histogram come from ``latents``."""
+    """A :class:`PriorConfig` whose normalisation statistics and size histogram come from ``latents`` (and, for a
+    discrete prior, its vocabulary: every distinct token value in them, which must be a quantised tokenizer's)."""
     mean = latents.mean.astype(np.float64)
+    if shape.get("architecture") == "discrete":
+        shape["vocabulary"] = token_vocabulary(latents)
     props = latents.properties.astype(np.float64)
     known = ~np.isnan(props)
     if props.shape[1] and known.sum(0).min() < 2:
@@ -54,6 +61,21 @@ def prior_config_from_data(latents: LatentDataset, max_nodes: int, **shape) -> P
         num_nodes_counts=[int(c) for c in counts],
         **shape,
     )
+
+
+MAX_VOCABULARY = 65_536
+
+
+def token_vocabulary(latents: LatentDataset) -> list[list[float]]:
+    """The distinct token values of quantised latents (sorted), the vocabulary of a discrete prior; refuses
+    continuous latents (a Gaussian tokenizer's), whose values hardly ever repeat."""
+    codes = np.unique(latents.mean.astype(np.float32), axis=0)
+    if len(codes) > min(MAX_VOCABULARY, max(len(latents.mean) // 4, 1)):
+        raise ValueError(
+            f"the latents hold {len(codes):,} distinct token values in {len(latents.mean):,} tokens: a discrete prior needs a quantised "
+            "tokenizer's latents (train one with --bottleneck fsq)"
+        )
+    return [[float(v) for v in code] for code in codes]
 
 
 class _LatentCollate:
@@ -212,6 +234,26 @@ class AutoregressiveModule(PriorModule):
         return (network.head(x_t, t, modulations) - (noise - x0)).pow(2).mean()
 
 
+class DiscreteAutoregressiveModule(PriorModule):
+    """Training of a :class:`~molgen.prior.autoregressive.DiscreteAutoregressivePrior`: teacher forcing on the
+    vocabulary ids of the tokens, cross entropy of the next token (nats per token; validation reports the
+    same). Conditions are dropped as for the set prior; EMA weights."""
+
+    def __init__(self, config: dict, **options) -> None:
+        super().__init__(config, **options)
+        config_ = self.model.config
+        self.register_buffer("latent_mean", torch.tensor(config_.latent_mean), persistent=False)
+        self.register_buffer("latent_std", torch.tensor(config_.latent_std), persistent=False)
+
+    def loss(self, network: torch.nn.Module, batch: LatentBatch, drop: bool, generator: torch.Generator | None = None) -> Tensor:
+        z, mask, props, known = batch
+        if drop:
+            known = self.dropped(known, generator)
+        ids = network.ids(z * self.latent_std + self.latent_mean) * mask  # (B, N); padding reads id 0, never scored
+        context = network.context(ids, mask.sum(1), props, known)  # (B, N, d_model)
+        return F.cross_entropy(network.head(context[mask]), ids[mask])
+
+
 def load_growing(model: LatentPrior, source: LatentPrior) -> None:
     """Copy ``source``'s weights into ``model``, whose config may differ by sampling defaults, data statistics
     (:data:`DATA_STATISTICS`), more layers, or relative-position biases where ``source`` had none.
@@ -275,6 +317,8 @@ def train_prior(
     train, val = start_run(settings, train, val)
     if config.architecture == "autoregressive":
         module = AutoregressiveModule(config.to_dict(), draws_per_token=settings.draws_per_token, **settings.module_options())
+    elif config.architecture == "discrete":
+        module = DiscreteAutoregressiveModule(config.to_dict(), **settings.module_options())
     else:
         module = PriorModule(config.to_dict(), **settings.module_options())
     if init_from is not None:

@@ -1,0 +1,196 @@
+"""The discrete autoregressive prior over a quantised (FSQ) tokenizer's codes: its vocabulary, causal context,
+cross-entropy loss, a tiny training, and sampling through the pipeline (conditions, edits, reproducibility,
+temperature, the options it refuses)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from molgen.checkpoint import load_prior, save_prior
+from molgen.domains.molecule import MoleculeDomain
+from molgen.latents import LatentDataset
+from molgen.pipeline import MolgenPipeline
+from molgen.prior.autoregressive import DiscreteAutoregressivePrior, build_prior
+from molgen.prior.config import PriorConfig
+from molgen.prior.training import DiscreteAutoregressiveModule, prior_config_from_data, token_vocabulary, train_prior
+
+from .test_prior import OILY, POLAR, _latents, _model_dir, _settings
+from .test_tokenizer import overfit
+
+SMALL = "CC(=O)Nc1ccccc1"  # 10 heavy atoms: a second size
+MOLECULES = [OILY, POLAR, SMALL]
+VOCABULARY = [[a, b, c] for a in (-1.0, 0.0, 1.0) for b in (-0.5, 0.5) for c in (-1.0, 1.0)]  # 12 codes of 3 numbers
+
+
+def _config(**kw) -> PriorConfig:
+    base = dict(latent_dim=3, max_nodes=12, d_model=32, n_heads=4, layers=2, relative_positions=5, architecture="discrete", vocabulary=VOCABULARY,
+                latent_mean=[0.0] * 3, latent_std=[1.0] * 3)
+    return PriorConfig(**(base | kw))
+
+
+def _randomised(prior: torch.nn.Module) -> torch.nn.Module:
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in prior.parameters():
+            p.normal_(0, 0.3)
+    return prior.eval()
+
+
+def test_config_needs_a_vocabulary_of_latent_sized_codes():
+    with pytest.raises(ValueError, match="needs its vocabulary"):
+        _config(vocabulary=[])
+    with pytest.raises(ValueError, match="needs its vocabulary"):
+        _config(vocabulary=[[0.0, 1.0]])
+    with pytest.raises(ValueError, match="self_condition"):
+        _config(self_condition=True)
+    assert isinstance(build_prior(_config()), DiscreteAutoregressivePrior)
+    assert PriorConfig(**_config().to_dict()) == _config()
+
+
+def test_ids_and_values_convert_between_codes_and_vocabulary_ids():
+    prior = DiscreteAutoregressivePrior(_config())
+    ids = torch.tensor([[0, 5, 11], [3, 3, 7]])
+    values = prior.values(ids)
+    assert values.shape == (2, 3, 3)
+    torch.testing.assert_close(values[0, 1], torch.tensor(VOCABULARY[5]))
+    assert torch.equal(prior.ids(values), ids)
+    assert torch.equal(prior.ids(values + 0.1), ids)  # nearest code
+
+
+def test_context_reads_only_the_tokens_before_each_position_and_the_cache_agrees():
+    config = _config(property_names=["a", "b"], property_mean=[0.0, 0.0], property_std=[1.0, 1.0])
+    prior = _randomised(DiscreteAutoregressivePrior(config))
+    ids, sizes = torch.randint(0, 12, (3, 9), generator=torch.Generator().manual_seed(0)), torch.tensor([9, 8, 9])
+    values, given = torch.randn(3, 2), torch.tensor([[True, False], [True, True], [False, False]])
+    base = prior.context(ids, sizes, values, given)
+    changed = ids.clone()
+    changed[:, 4] = (changed[:, 4] + 1) % 12
+    out = prior.context(changed, sizes, values, given)
+    torch.testing.assert_close(out[:, :5], base[:, :5])
+    assert (out[:, 5:] - base[:, 5:]).abs().amax() > 1e-3
+    cache = prior.start_cache()
+    steps = [prior.context_step(None if j == 0 else ids[:, j - 1], cache, sizes, values, given) for j in range(9)]
+    torch.testing.assert_close(torch.stack(steps, 1), base, atol=1e-5, rtol=1e-4)
+
+
+def test_vocabulary_is_the_distinct_codes_and_continuous_latents_are_refused():
+    rng = np.random.default_rng(0)
+    codes = np.array(VOCABULARY, dtype=np.float32)
+    tokens = codes[rng.integers(0, 6, 200)]  # only the first 6 codes occur
+    quantised = LatentDataset(mean=tokens, ptr=np.arange(0, 201, 10), properties=np.zeros((20, 0)), property_names=[])
+    assert token_vocabulary(quantised) == sorted(map(list, codes[:6].tolist()))
+    continuous = LatentDataset(mean=rng.normal(size=(200, 3)).astype(np.float32), ptr=np.arange(0, 201, 10), properties=np.zeros((20, 0)), property_names=[])
+    with pytest.raises(ValueError, match="needs a quantised tokenizer"):
+        token_vocabulary(continuous)
+
+
+def test_loss_is_the_cross_entropy_of_the_real_tokens_only():
+    config = _config()
+    module = DiscreteAutoregressiveModule(config.to_dict())
+    with torch.no_grad():  # a head that knows nothing: every code equally likely, loss log(V)
+        module.model.head.weight.zero_()
+        module.model.head.bias.zero_()
+    mask = torch.tensor([[True] * 6, [True] * 3 + [False] * 3])
+    z = torch.tensor(VOCABULARY)[torch.randint(0, 12, (2, 6))] * mask.unsqueeze(-1)
+    batch = (z, mask, torch.zeros(2, 0), torch.zeros(2, 0, dtype=torch.bool))
+    assert module.loss(module.model, batch, drop=False).item() == pytest.approx(np.log(12), abs=1e-5)
+    # with a real head, the loss is the cross entropy of the next token at the 9 real positions, padding ignored
+    model = _randomised(module.model)
+    ids = model.ids(z)
+    expected = F.cross_entropy(model.head(model.context(ids, mask.sum(1)))[mask], ids[mask])
+    z[1, 3:] = torch.tensor([1.0, 0.5, 1.0])  # padding values must not count
+    assert module.loss(model, batch, drop=False).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_checkpoint_round_trip_rebuilds_the_discrete_network(tmp_path):
+    prior = _randomised(DiscreteAutoregressivePrior(_config()))
+    save_prior(prior, tmp_path / "prior")
+    loaded = load_prior(tmp_path / "prior")
+    assert isinstance(loaded, DiscreteAutoregressivePrior) and loaded.config == prior.config
+    ids = torch.randint(0, 12, (2, 6))
+    torch.testing.assert_close(loaded.context(ids, torch.tensor([6, 5])), prior.context(ids, torch.tensor([6, 5])))
+
+
+@pytest.fixture(scope="module")
+def discrete_model(tmp_path_factory):
+    """A tiny FSQ tokenizer overfit on three molecules (two sizes) and a discrete prior trained on its codes,
+    as a complete model directory."""
+    domain = MoleculeDomain.fit(MOLECULES)
+    tokenizer = overfit(domain, MOLECULES, "fsq", steps=300)
+    pipe = MolgenPipeline(domain, tokenizer)
+    assert [m.smiles for m in pipe.decode(pipe.encode(MOLECULES), decoding="raw")] == [domain.canonical(s) for s in MOLECULES]
+    latents = _latents(domain, tokenizer, MOLECULES * 48)
+    config = prior_config_from_data(latents, tokenizer.config.max_nodes, d_model=32, n_heads=4, layers=2, relative_positions=8, architecture="discrete")
+    assert len(config.vocabulary) <= 15 + 15 + 10  # the codes of three molecules' atoms
+    tmp = tmp_path_factory.mktemp("discrete")
+    train_prior(latents, tmp / "run", config, _settings(max_steps=600, val_size=8, drop_each=0.0))
+    return _model_dir(tmp, domain, tokenizer, tmp / "run")
+
+
+def test_discrete_prior_samples_its_training_molecules(discrete_model):
+    pipe = MolgenPipeline.from_pretrained(discrete_model, device="cpu")
+    assert isinstance(pipe.prior, DiscreteAutoregressivePrior)
+    samples = pipe.sample(36, seed=0, batch_size=18, decoding="raw", properties=False)
+    counts = Counter(m.smiles for m in samples)
+    known = {pipe.domain.canonical(s) for s in MOLECULES}
+    assert sum(counts[s] for s in known) >= 30, counts  # a ~1% slip per token at temperature 1
+    assert all(counts[s] >= 3 for s in known), counts  # every training molecule, not one mode
+    small = pipe.sample(12, seed=1, num_nodes=10, decoding="raw", properties=False)
+    assert Counter(m.smiles for m in small)[pipe.domain.canonical(SMALL)] >= 11
+    # every token is one of the vocabulary's codes, exactly
+    latents = pipe.sample_latents(20, seed=2)
+    codes = pipe.prior.values(pipe.prior.ids(latents.z))
+    torch.testing.assert_close(latents.z[latents.mask], codes[latents.mask], atol=1e-5, rtol=0)
+
+
+def test_discrete_sampling_is_reproducible_and_follows_the_temperature(discrete_model):
+    pipe = MolgenPipeline.from_pretrained(discrete_model, device="cpu")
+    first = pipe.sample_latents(30, seed=3, batch_size=10)
+    torch.testing.assert_close(first.z, pipe.sample_latents(30, seed=3, batch_size=10).z)
+    assert not torch.equal(first.z, pipe.sample_latents(30, seed=4, batch_size=10).z)
+    # a high temperature flattens the softmax: far fewer samples are training molecules
+    known = {pipe.domain.canonical(s) for s in MOLECULES}
+    hot = pipe.sample(30, seed=3, temperature=50.0, decoding="raw", properties=False)
+    cold = pipe.sample(30, seed=3, temperature=0.5, decoding="raw", properties=False)
+    assert sum(m.smiles in known for m in cold) >= 28
+    assert sum(m.smiles in known for m in hot) <= 10
+
+
+def test_discrete_conditioning_steers_toward_the_requested_molecule(discrete_model):
+    pipe = MolgenPipeline.from_pretrained(discrete_model, device="cpu")
+    logp = {s: pipe.domain.properties(s)["logP"] for s in (OILY, POLAR)}
+    for target, other in ((OILY, POLAR), (POLAR, OILY)):
+        samples = pipe.sample(20, seed=1, num_nodes=15, conditions={"logP": logp[target]}, guidance_scale=2.0, decoding="raw")
+        counts = Counter(m.smiles for m in samples)
+        assert counts[pipe.domain.canonical(target)] >= 15, (target, counts)
+        assert counts[pipe.domain.canonical(other)] <= 2, (target, counts)
+
+
+def test_discrete_edits_keep_tokens_exactly_and_stay_near_the_start(discrete_model):
+    pipe = MolgenPipeline.from_pretrained(discrete_model, device="cpu")
+    start = pipe.encode([OILY])
+    keep = torch.zeros(1, start.z.shape[1], dtype=torch.bool)
+    keep[0, :8] = True
+    out = pipe.sample_latents(6, seed=0, start=start, strength=1.0, keep=keep)
+    torch.testing.assert_close(out.z[:, :8], start.z[:, :8].expand(6, -1, -1))
+    near = pipe.decode(pipe.sample_latents(8, seed=0, start=start, strength=0.2), decoding="raw")
+    assert sum(m.smiles == pipe.domain.canonical(OILY) for m in near) >= 7
+    # strength 0 would keep everything: a tiny strength changes at most a token or two of 15
+    tiny = pipe.sample_latents(8, seed=0, start=start, strength=0.05)
+    changed = (pipe.prior.ids(tiny.z) != pipe.prior.ids(start.z)).sum(1)
+    assert int(changed.max()) <= 3
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"restarts": 2}, "restarts: not available"), ({"step_hook": lambda i, t, x: x}, "step_hook: not available")],
+)
+def test_discrete_sampling_refuses_what_it_cannot_do(discrete_model, options, message):
+    pipe = MolgenPipeline.from_pretrained(discrete_model, device="cpu")
+    with pytest.raises(ValueError, match=message):
+        pipe.sample_latents(2, seed=0, **options)
