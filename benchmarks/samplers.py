@@ -171,6 +171,8 @@ def main() -> None:
                 fcd, valid, speed = zip(*results, strict=True)
                 if config.architecture == "autoregressive":  # per token: one causal-transformer pass, then the head's steps
                     evaluations = f"per token 1 + {setting.steps} head"
+                elif config.architecture == "discrete":  # per token: one causal-transformer pass and a softmax
+                    evaluations = "per token 1"
                 else:
                     evaluations = str(pipe.prior_evaluations(setting.steps, setting.restarts, setting.strength))
                 if guided and (guide := pipe.guide_evaluations(setting.steps, setting.restarts, weight, setting.strength)):
@@ -197,6 +199,11 @@ def main() -> None:
             kind = (
                 f" (autoregressive prior: {config.layers}-layer causal transformer, d_model {config.d_model}, and a per-token flow head of "
                 f"width {config.head_width}, {config.head_blocks} blocks; 'S + 0' = S head steps per token, no restarts)"
+            )
+        if config.architecture == "discrete":
+            kind = (
+                f" (discrete autoregressive prior: {config.layers}-layer causal transformer, d_model {config.d_model}, a softmax over "
+                f"{len(config.vocabulary):,} codes; the temperature divides the log-probabilities; steps and restarts do not apply)"
             )
         notes.append(
             f"Model: {_shown(model)}{kind}, {guide_note}; "

@@ -83,8 +83,9 @@ def main() -> None:
     config = pipe.prior.config
     steps = args.steps or config.default_steps
     restarts = config.default_restarts if args.restarts is None else args.restarts
-    autoregressive = config.architecture == "autoregressive"
-    evaluations = f"per token: 1 causal-transformer pass + {steps} head" if autoregressive else pipe.prior_evaluations(steps, restarts)
+    autoregressive = config.architecture in ("autoregressive", "discrete")
+    head = "a softmax over the codes" if config.architecture == "discrete" else f"{steps} head"
+    evaluations = f"per token: 1 causal-transformer pass + {head}" if autoregressive else pipe.prior_evaluations(steps, restarts)
     autoguidance = config.default_autoguidance if args.autoguidance is None else args.autoguidance
     temperature = config.default_temperature if args.temperature is None else args.temperature
 
@@ -146,17 +147,25 @@ def main() -> None:
     self_conditioned = "self-conditioned (every evaluation after a pass's first reads the last clean estimate), " if config.self_condition else ""
     native = "has" if fast_bfloat16(pipe.device) else "lacks"
     precision_note = f"networks run with precision {args.precision} (this CPU {native} native bfloat16: {pipe.network_dtype})"
-    architecture = (
-        f"autoregressive (a causal transformer over the canonical token order; each token drawn by a flow head of width "
-        f"{config.head_width}, {config.head_blocks} blocks, given the tokens before it), " if autoregressive else ""
-    )
+    architecture = {
+        "autoregressive": f"autoregressive (a causal transformer over the canonical token order; each token drawn by a flow head of width "
+        f"{config.head_width}, {config.head_blocks} blocks, given the tokens before it), {config.objective} ({config.prediction}), ",
+        "discrete": f"discrete autoregressive (a causal transformer over the canonical token order; each token drawn from a softmax over "
+        f"the {len(config.vocabulary):,} codes of the quantised tokenizer seen in training, given the tokens before it; the temperature "
+        "divides the log-probabilities), ",
+    }.get(config.architecture, f"{config.objective} ({config.prediction}), ")
+    if config.architecture == "discrete":
+        temperature_name = "softmax temperature"
+    else:
+        temperature_name = "noise temperature"
     notes = (
-        f"Prior: {architecture}{config.objective} ({config.prediction}), d_model {config.d_model}, {config.layers} layers, "
+        f"Prior: {architecture}d_model {config.d_model}, {config.layers} layers, "
         f"relative-position bias up to offset {config.relative_positions}, "
         f"{self_conditioned}"
-        f"{params / 1e3:.0f}k parameters, sampler {args.sampler or config.default_sampler}, {steps} steps, "
+        f"{params / 1e3:.0f}k parameters, "
+        + ("" if config.architecture == "discrete" else f"sampler {args.sampler or config.default_sampler}, {steps} steps, ")
         + (f"{evaluations} evaluations, " if autoregressive else f"{restarts} restart(s) at strength {config.restart_strength} ({evaluations} prior evaluations per sample), ")
-        + f"{guide_note}noise temperature {temperature}"
+        + f"{guide_note}{temperature_name} {temperature}"
         f"{'' if config.restart_temperature is None else f' (restarts: {config.restart_temperature})'}, EMA weights, "
         f"{precision_note}, "
         f"validity guidance {args.validity_guidance} over the last half of the steps (molgen.guidance; its time is in the prior sampling time). Both columns decode the "
