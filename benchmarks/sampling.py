@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--sampler", default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--temperature", type=float, default=None, help="noise temperature (default: the model's)")
+    parser.add_argument("--temperature", type=float, default=None, help="noise temperature; a discrete prior's softmax temperature (default: the model's)")
     parser.add_argument("--restarts", type=int, default=None, help="restart-sampling passes (default: the model's)")
     parser.add_argument("--autoguidance", type=float, default=None, help="weight against the guide prior (default: the model's)")
     parser.add_argument("--batch-size", type=int, default=1000)

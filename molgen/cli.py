@@ -1052,7 +1052,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-row", type=int, default=1, help="samples per row of --conditions-file")
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale for --condition / --conditions-file")
     p.add_argument("--num-nodes", type=int, default=None, help="heavy atoms per molecule (default: as in training)")
-    p.add_argument("--temperature", type=float, default=None, help="scale of the starting noise (default: the model's; <1: more valid, less diverse)")
+    p.add_argument("--temperature", type=float, default=None, help="scale of the starting noise; with a discrete prior, the softmax temperature (default: the model's; <1: more valid, less diverse)")
     p.add_argument(
         "--restarts", type=int, default=None,
         help="restart-sampling passes after the first (default: the model's): noise back part-way and denoise again; better samples, more time",

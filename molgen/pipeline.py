@@ -316,8 +316,8 @@ class MolgenPipeline:
         sequence of ``n`` such mappings, one per graph (None or {} for an unconditional one, e.g. the
         properties of a list of reference molecules), with ``guidance_scale`` the classifier-free guidance
         weight (1 = plain conditional sampling, > 1 pushes harder toward the targets); ``temperature``
-        scales the starting noise (below 1: more conservative, more often valid, less diverse samples;
-        default: the prior's ``default_temperature``);
+        scales the starting noise (a discrete prior: divides the log-probabilities of its softmax; below 1:
+        more conservative, more often valid, less diverse samples; default: the prior's ``default_temperature``);
         ``validity_guidance``: step size of the decoder-based validity guidance over the last half of the
         steps (see :mod:`molgen.guidance`; 0, the default, turns it off; 0.1 is the measured setting for the shipped model; used
         when the domain has a valence table; an autoregressive prior instead takes ``steps`` passes of it over
@@ -349,7 +349,9 @@ class MolgenPipeline:
         - ``start``: latents (``len(start)`` is ``n`` or 1, broadcast), e.g. from :meth:`encode`; the graphs
           keep their sizes. With ``strength`` < 1 they are noised to that fraction of the schedule (flow:
           x_s = (1 - s) x0 + s noise at the scheduler's sigma s nearest below ``strength``; diffusion:
-          ``scheduler.add_noise``) and denoised from there: small strengths give close neighbours.
+          ``scheduler.add_noise``) and denoised from there: small strengths give close neighbours. A discrete
+          prior keeps each token of ``start`` with probability 1 - ``strength`` and draws the others anew,
+          in order, given the tokens before them.
         - ``keep``: (n or 1, N) bool, tokens of ``start`` held fixed: after every step they are reset to
           ``start`` noised to the current level (with the same noise), so the prior fills in the others
           around them and the last step returns them exactly.
