@@ -868,6 +868,16 @@ class _Passes:
         return low <= float(t[0]) <= high
 
 
+def _guidance_rows(sizes: Tensor, condition: tuple[Tensor, Tensor] | None, guidance_scale: float) -> tuple[bool, Tensor, Tensor | None, Tensor | None]:
+    """What an autoregressive prior reads per row: (guided, sizes, values, given); with classifier-free guidance
+    (conditions and a scale other than 1) the conditional rows come first and the unconditional ones after them."""
+    guided = condition is not None and guidance_scale != 1.0
+    values, given = (None, None) if condition is None else condition
+    if guided:
+        sizes, values, given = torch.cat([sizes, sizes]), torch.cat([values, values]), torch.cat([given, torch.zeros_like(given)])
+    return guided, sizes, values, given
+
+
 @dataclass
 class _Tokens:
     """One batch of an autoregressive prior: token after token in the canonical order, each drawn by running
@@ -893,12 +903,7 @@ class _Tokens:
         z = torch.zeros_like(noise)
         noise = noise * self.temperature
         cache = self.prior.start_cache()
-        guided = self.condition is not None and self.guidance_scale != 1.0
-        sizes, values, given = self.sizes, None, None
-        if self.condition is not None:
-            values, given = self.condition
-        if guided:  # conditional and unconditional rows side by side
-            sizes, values, given = torch.cat([sizes, sizes]), torch.cat([values, values]), torch.cat([given, torch.zeros_like(given)])
+        guided, sizes, values, given = _guidance_rows(self.sizes, self.condition, self.guidance_scale)
         for j in range(n):
             previous = None if j == 0 else z[:, j - 1]
             with self.precision():
@@ -970,12 +975,7 @@ class _Codes:
         if keep is not None:
             held = held | keep
         cache = self.prior.start_cache()
-        guided = self.condition is not None and self.guidance_scale != 1.0
-        sizes, values, given = self.sizes, None, None
-        if self.condition is not None:
-            values, given = self.condition
-        if guided:  # conditional and unconditional rows side by side
-            sizes, values, given = torch.cat([sizes, sizes]), torch.cat([values, values]), torch.cat([given, torch.zeros_like(given)])
+        guided, sizes, values, given = _guidance_rows(self.sizes, self.condition, self.guidance_scale)
         for j in range(n):
             previous = None if j == 0 else torch.cat([ids[:, j - 1]] * (2 if guided else 1))
             with self.precision():

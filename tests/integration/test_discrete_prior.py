@@ -19,6 +19,7 @@ from molgen.prior.autoregressive import DiscreteAutoregressivePrior, build_prior
 from molgen.prior.config import PriorConfig
 from molgen.prior.training import DiscreteAutoregressiveModule, prior_config_from_data, token_vocabulary, train_prior
 
+from .test_autoregressive import _randomised
 from .test_prior import OILY, POLAR, _latents, _model_dir, _settings
 from .test_tokenizer import overfit
 
@@ -31,14 +32,6 @@ def _config(**kw) -> PriorConfig:
     base = dict(latent_dim=3, max_nodes=12, d_model=32, n_heads=4, layers=2, relative_positions=5, architecture="discrete", vocabulary=VOCABULARY,
                 latent_mean=[0.0] * 3, latent_std=[1.0] * 3)
     return PriorConfig(**(base | kw))
-
-
-def _randomised(prior: torch.nn.Module) -> torch.nn.Module:
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in prior.parameters():
-            p.normal_(0, 0.3)
-    return prior.eval()
 
 
 def test_config_needs_a_vocabulary_of_latent_sized_codes():
