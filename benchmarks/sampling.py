@@ -67,12 +67,14 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     pipe = MolgenPipeline.from_pretrained(args.model, device="cpu", precision=args.precision)
     # the training record of the weights just loaded (read now: the directory may change during a long run)
-    training_rows = []
+    training_rows, weights = [], "EMA weights"
     for stage in ("tokenizer", "prior", "guide"):
         record = Path(args.model) / stage / "training.json"
         if stage == "guide" and not record.exists():
             continue
         training = json.loads(record.read_text())
+        if stage == "prior" and "weights" in training:  # e.g. scripts/export_last_weights.py: the trained network, not its average
+            weights = f"{training['weights']} weights"
         s, n_steps, runs = training_chain(training)
         training_rows.append((f"training time, {stage}", f"{s / 3600:.2f} h, {n_steps:,} steps in {runs} run(s)"))
         teacher = (training.get("teacher") or {}).get("training")
@@ -85,6 +87,10 @@ def main() -> None:
     restarts = config.default_restarts if args.restarts is None else args.restarts
     autoregressive = config.architecture in ("autoregressive", "discrete")
     head = "a softmax over the codes" if config.architecture == "discrete" else f"{steps} head"
+    setting = {  # what the throughput rows were sampled with
+        "discrete": f"softmax temperature {config.default_temperature if args.temperature is None else args.temperature}",
+        "autoregressive": f"{steps} flow-head steps per token",
+    }.get(config.architecture, f"{steps} steps, {restarts} restarts")
     evaluations = f"per token: 1 causal-transformer pass + {head}" if autoregressive else pipe.prior_evaluations(steps, restarts)
     autoguidance = config.default_autoguidance if args.autoguidance is None else args.autoguidance
     temperature = config.default_temperature if args.temperature is None else args.temperature
@@ -121,7 +127,7 @@ def main() -> None:
     rows.insert(1, ("valid molecules (count)", f"{n_valid['raw']:,} (raw) / {n_valid['valence']:,} (valence-aware)"))
     for decoding, molecules in decoded.items():
         unique = len({m.smiles for m in molecules if m.smiles})
-        rows.append((f"valid unique molecules/s, {decoding} ({steps} steps, {restarts} restarts)", f"{unique / (prior_seconds + seconds[decoding]):.0f}"))
+        rows.append((f"valid unique molecules/s, {decoding} ({setting})", f"{unique / (prior_seconds + seconds[decoding]):.0f}"))
     if args.unguided_n and args.validity_guidance:
         plain = pipe.sample_latents(
             args.unguided_n, steps=steps, seed=args.seed, batch_size=args.batch_size, sampler=args.sampler, temperature=temperature,

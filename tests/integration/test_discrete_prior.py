@@ -4,7 +4,10 @@ temperature, the options it refuses)."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +28,7 @@ from .test_tokenizer import overfit
 
 SMALL = "CC(=O)Nc1ccccc1"  # 10 heavy atoms: a second size
 MOLECULES = [OILY, POLAR, SMALL]
+ROOT = Path(__file__).resolve().parents[2]
 VOCABULARY = [[a, b, c] for a in (-1.0, 0.0, 1.0) for b in (-0.5, 0.5) for c in (-1.0, 1.0)]  # 12 codes of 3 numbers
 
 
@@ -187,3 +191,21 @@ def test_discrete_sampling_refuses_what_it_cannot_do(discrete_model, options, me
     pipe = MolgenPipeline.from_pretrained(discrete_model, device="cpu")
     with pytest.raises(ValueError, match=message):
         pipe.sample_latents(2, seed=0, **options)
+
+
+def test_export_last_weights_replaces_the_ema_average_with_the_trained_network(discrete_model, tmp_path):
+    """scripts/export_last_weights.py: RUN/model copied with the prior's weights taken from RUN/checkpoints/last.ckpt."""
+    spec = importlib.util.spec_from_file_location("export_last_weights", ROOT / "scripts" / "export_last_weights.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    run = discrete_model.parent / "run"
+    script.main(str(run), str(tmp_path / "last"))
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    exported, ema = load_prior(tmp_path / "last" / "prior").state_dict(), load_prior(run / "model" / "prior").state_dict()
+    trained = {k[len("model.") :]: v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+    assert exported.keys() == trained.keys()
+    for name, value in exported.items():
+        torch.testing.assert_close(value, trained[name])
+    assert any(not torch.equal(exported[k], ema[k]) for k in exported)  # not the EMA export it started from
+    training = json.loads((tmp_path / "last" / "prior" / "training.json").read_text())
+    assert training["weights"] == "last (not EMA)" and training["global_step"] == checkpoint["global_step"] == 600
