@@ -3,9 +3,10 @@
     python -m benchmarks.samplers [--model checkpoints/moses] [--settings 14+2@0.5,10+3@0.6] [--n 2000]
                                   [--seeds 7,1,2] [--temperature T] [--autoguidance W] [--validity-guidance V] [--threads 2]
 
-A setting is ``STEPS+RESTARTS@STRENGTH/TEMPERATURE~RESTART_TEMPERATURE`` (``@STRENGTH`` optional: the model's
+A setting is ``STEPS+RESTARTS@STRENGTH/TEMPERATURE~RESTART_TEMPERATURE%TOP_P`` (``@STRENGTH`` optional: the model's
 ``restart_strength``; ``/TEMPERATURE`` optional: ``--temperature``, else the model's noise temperature;
-``~RESTART_TEMPERATURE`` optional: the model's ``restart_temperature``, else the temperature), sampled with the
+``~RESTART_TEMPERATURE`` optional: the model's ``restart_temperature``, else the temperature; ``%TOP_P`` optional,
+a discrete prior's nucleus share, else the model's ``default_top_p``), sampled with the
 model's default sampler. For every setting and seed: ``--n`` samples, FCD/Test of the valence-aware
 decodings, raw validity, and latents/s of the prior (one run each, on a machine whose speed varies from run to
 run: the evaluations per sample are the stable cost figure). The table gives the mean over seeds and each
@@ -48,19 +49,25 @@ class Setting:
     strength: float | None
     temperature: float | None = None
     restart_temperature: float | None = None
+    top_p: float | None = None
 
     @classmethod
     def parse(cls, text: str) -> Setting:
-        match = re.fullmatch(r"\s*(\d+)\+(\d+)(?:@([0-9.]+))?(?:/([0-9.]+))?(?:~([0-9.]+))?\s*", text)
+        match = re.fullmatch(r"\s*(\d+)\+(\d+)(?:@([0-9.]+))?(?:/([0-9.]+))?(?:~([0-9.]+))?(?:%([0-9.]+))?\s*", text)
         if not match:
-            raise ValueError(f"setting {text!r}: write STEPS+RESTARTS[@STRENGTH][/TEMPERATURE][~RESTART_TEMPERATURE], e.g. 10+3@0.6 or 10+3@0.6/0.8~0.5")
+            raise ValueError(
+                f"setting {text!r}: write STEPS+RESTARTS[@STRENGTH][/TEMPERATURE][~RESTART_TEMPERATURE][%TOP_P], e.g. 10+3@0.6, 10+3@0.6/0.8~0.5 or 1+0/0.9%0.9"
+            )
         strength = float(match[3]) if match[3] else None
         if strength is not None and not 0 < strength < 1:
             raise ValueError(f"setting {text!r}: the restart strength must be strictly between 0 and 1")
         temperature, restart_temperature = (float(m) if m else None for m in (match[4], match[5]))
         if any(t is not None and not t > 0 for t in (temperature, restart_temperature)):
             raise ValueError(f"setting {text!r}: temperatures must be positive")
-        return cls(int(match[1]), int(match[2]), strength, temperature, restart_temperature)
+        top_p = float(match[6]) if match[6] else None
+        if top_p is not None and not 0 < top_p <= 1:
+            raise ValueError(f"setting {text!r}: the nucleus share (top-p) must be in (0, 1]")
+        return cls(int(match[1]), int(match[2]), strength, temperature, restart_temperature, top_p)
 
     def label(self, pipe: MolgenPipeline, temperature: float | None) -> str:
         strength = pipe.prior.config.restart_strength if self.strength is None else self.strength
@@ -68,6 +75,9 @@ class Setting:
         temperature = self.temperature if self.temperature is not None else temperature
         if temperature is not None:
             label += f", temperature {temperature:g}"
+        top_p = pipe.prior.config.default_top_p if self.top_p is None else self.top_p
+        if top_p < 1:
+            label += f", top-p {top_p:g}"
         restart = self.restart_temperature if self.restart_temperature is not None else pipe.prior.config.restart_temperature
         return label if restart is None or not self.restarts else f"{label}, restart temperature {restart:g}"
 
@@ -87,7 +97,7 @@ def run(
     latents = pipe.sample_latents(
         n, seed=seed, batch_size=1000, steps=setting.steps, restarts=setting.restarts, restart_strength=setting.strength,
         temperature=setting.temperature if setting.temperature is not None else temperature, restart_temperature=setting.restart_temperature,
-        autoguidance=autoguidance, discriminator_guidance=discriminator, validity_guidance=validity,
+        autoguidance=autoguidance, discriminator_guidance=discriminator, validity_guidance=validity, top_p=setting.top_p,
     )
     seconds = time.perf_counter() - start
     valence = [m.smiles for m in pipe.decode(latents, decoding="valence") if m.smiles]

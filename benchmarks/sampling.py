@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--sampler", default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--temperature", type=float, default=None, help="noise temperature; a discrete prior's softmax temperature (default: the model's)")
+    parser.add_argument("--top-p", type=float, default=None, help="a discrete prior's nucleus share (default: the model's)")
     parser.add_argument("--restarts", type=int, default=None, help="restart-sampling passes (default: the model's)")
     parser.add_argument("--autoguidance", type=float, default=None, help="weight against the guide prior (default: the model's)")
     parser.add_argument("--batch-size", type=int, default=1000)
@@ -87,19 +88,20 @@ def main() -> None:
     restarts = config.default_restarts if args.restarts is None else args.restarts
     autoregressive = config.architecture in ("autoregressive", "discrete")
     head = "a softmax over the codes" if config.architecture == "discrete" else f"{steps} head"
+    temperature = config.default_temperature if args.temperature is None else args.temperature
+    top_p = config.default_top_p if args.top_p is None else args.top_p
     setting = {  # what the throughput rows were sampled with
-        "discrete": f"softmax temperature {config.default_temperature if args.temperature is None else args.temperature}",
+        "discrete": f"softmax temperature {temperature}" + ("" if top_p == 1 else f", top-p {top_p}"),
         "autoregressive": f"{steps} flow-head steps per token",
     }.get(config.architecture, f"{steps} steps, {restarts} restarts")
     evaluations = f"per token: 1 causal-transformer pass + {head}" if autoregressive else pipe.prior_evaluations(steps, restarts)
     autoguidance = config.default_autoguidance if args.autoguidance is None else args.autoguidance
-    temperature = config.default_temperature if args.temperature is None else args.temperature
 
     # 1. Sample latents once (timed), then decode them both ways (timed separately).
     start = time.time()
     latents = pipe.sample_latents(
         args.n, steps=steps, seed=args.seed, batch_size=args.batch_size, sampler=args.sampler, temperature=temperature,
-        validity_guidance=args.validity_guidance, restarts=restarts, autoguidance=autoguidance,
+        validity_guidance=args.validity_guidance, restarts=restarts, autoguidance=autoguidance, top_p=args.top_p,
     )
     prior_seconds = time.time() - start
     decoded, seconds = {}, {}
@@ -171,7 +173,7 @@ def main() -> None:
         f"{params / 1e3:.0f}k parameters, "
         + ("" if config.architecture == "discrete" else f"sampler {args.sampler or config.default_sampler}, {steps} steps, ")
         + (f"{evaluations} evaluations, " if autoregressive else f"{restarts} restart(s) at strength {config.restart_strength} ({evaluations} prior evaluations per sample), ")
-        + f"{guide_note}{temperature_name} {temperature}"
+        + f"{guide_note}{temperature_name} {temperature}{'' if top_p == 1 else f', nucleus (top-p) {top_p}'}"
         f"{'' if config.restart_temperature is None else f' (restarts: {config.restart_temperature})'}, EMA weights, "
         f"{precision_note}, "
         f"validity guidance {args.validity_guidance} over the last half of the steps (molgen.guidance; its time is in the prior sampling time). Both columns decode the "

@@ -598,7 +598,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     molecules = pipe.sample_iter(
         n, steps=args.steps, seed=args.seed, batch_size=args.batch_size, conditions=conditions or None,
         guidance_scale=args.guidance, num_nodes=num_nodes, sampler=args.sampler, decoding=args.decoding,
-        properties=args.properties, temperature=args.temperature,
+        properties=args.properties, temperature=args.temperature, top_p=args.top_p,
         restarts=args.restarts, restart_strength=args.restart_strength, restart_temperature=args.restart_temperature,
         property_guidance=args.property_guidance,
         autoguidance=args.autoguidance, discriminator_guidance=args.discriminator_guidance,
@@ -1053,6 +1053,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale for --condition / --conditions-file")
     p.add_argument("--num-nodes", type=int, default=None, help="heavy atoms per molecule (default: as in training)")
     p.add_argument("--temperature", type=float, default=None, help="scale of the starting noise; with a discrete prior, the softmax temperature (default: the model's; <1: more valid, less diverse)")
+    p.add_argument(
+        "--top-p", type=float, default=None,
+        help="discrete prior: nucleus sampling, each token drawn among the likeliest codes holding this share of the probability (default: the model's; 1: off)",
+    )
     p.add_argument(
         "--restarts", type=int, default=None,
         help="restart-sampling passes after the first (default: the model's): noise back part-way and denoise again; better samples, more time",

@@ -215,7 +215,7 @@ class MolgenPipeline:
 
         Takes the keyword arguments of :meth:`sample_iter` (steps, seed, batch_size, conditions,
         guidance_scale, num_nodes, sampler, decoding, properties, temperature, validity_guidance, restarts,
-        restart_strength, restart_temperature, property_guidance, autoguidance, discriminator_guidance).
+        restart_strength, restart_temperature, property_guidance, autoguidance, discriminator_guidance, top_p).
         """
         return list(self.sample_iter(n, **options))
 
@@ -239,6 +239,7 @@ class MolgenPipeline:
         restart_strength: float | None = None,
         restart_temperature: float | None = None,
         discriminator_guidance: float | None = None,
+        top_p: float | None = None,
     ) -> Iterator[DecodedMolecule]:
         """Sample ``n`` molecules, yielded batch by batch (for streaming to disk and progress bars).
 
@@ -255,15 +256,16 @@ class MolgenPipeline:
         self._discriminator_guidance(discriminator_guidance)
         self._restart_strength(restart_strength)
         self._temperatures(temperature, restart_temperature)
+        self._top_p(top_p)
         rows = self._size_rows(num_nodes, n)
         return self._sample_stream(
             n, steps, seed, batch_size, table, guidance_scale, rows, sampler, decoding, properties, temperature,
-            validity_guidance, restarts, property_guidance, autoguidance, restart_strength, restart_temperature, discriminator_guidance,
+            validity_guidance, restarts, property_guidance, autoguidance, restart_strength, restart_temperature, discriminator_guidance, top_p,
         )  # fmt: skip
 
     def _sample_stream(
         self, n, steps, seed, batch_size, table, guidance_scale, rows, sampler, decoding, properties, temperature,
-        validity_guidance, restarts, property_guidance, autoguidance, restart_strength, restart_temperature, discriminator_guidance,
+        validity_guidance, restarts, property_guidance, autoguidance, restart_strength, restart_temperature, discriminator_guidance, top_p,
     ) -> Iterator[DecodedMolecule]:  # fmt: skip
         seen: set[str] = set()
         generator = torch.Generator().manual_seed(seed)
@@ -273,7 +275,7 @@ class MolgenPipeline:
                 count, steps, generator, _take(table, slice(start, start + count)), guidance_scale, sampler, temperature,
                 validity_guidance=validity_guidance, sizes=_take(rows, slice(start, start + count)), restarts=restarts,
                 property_guidance=property_guidance, autoguidance=autoguidance, restart_strength=restart_strength,
-                restart_temperature=restart_temperature, discriminator_guidance=discriminator_guidance,
+                restart_temperature=restart_temperature, discriminator_guidance=discriminator_guidance, top_p=top_p,
             )
             for molecule in self.decode(latents, batch_size=count, decoding=decoding):
                 if molecule.smiles is not None:
@@ -306,6 +308,7 @@ class MolgenPipeline:
         restart_strength: float | None = None,
         restart_temperature: float | None = None,
         discriminator_guidance: float | None = None,
+        top_p: float | None = None,
     ) -> Latents:
         """Sample latent tokens of ``n`` graphs from the prior.
 
@@ -318,6 +321,9 @@ class MolgenPipeline:
         weight (1 = plain conditional sampling, > 1 pushes harder toward the targets); ``temperature``
         scales the starting noise (a discrete prior: divides the log-probabilities of its softmax; below 1:
         more conservative, more often valid, less diverse samples; default: the prior's ``default_temperature``);
+        ``top_p`` (a discrete prior only): nucleus sampling, each token drawn among the most likely codes that
+        together hold this share of the probability (Holtzman et al. 2020; after the temperature; 1 turns it off;
+        default: the prior's ``default_top_p``);
         ``validity_guidance``: step size of the decoder-based validity guidance over the last half of the
         steps (see :mod:`molgen.guidance`; 0, the default, turns it off; 0.1 is the measured setting for the shipped model; used
         when the domain has a valence table; an autoregressive prior instead takes ``steps`` passes of it over
@@ -376,7 +382,7 @@ class MolgenPipeline:
                     count, steps, generator, _take(table, slice(k, k + count)), guidance_scale, sampler, temperature, edit, step_hook,
                     validity_guidance, sizes=_take(rows, slice(k, k + count)), restarts=restarts, property_guidance=property_guidance,
                     autoguidance=autoguidance, restart_strength=restart_strength, restart_temperature=restart_temperature,
-                    discriminator_guidance=discriminator_guidance,
+                    discriminator_guidance=discriminator_guidance, top_p=top_p,
                 )
             )
         return _concat_latents(chunks)
@@ -421,6 +427,20 @@ class MolgenPipeline:
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise ValueError(f"{name}={value!r}: must be a positive number")
         return float(temperature), float(restart_temperature)
+
+    def _top_p(self, top_p: float | None) -> float:
+        """The nucleus share to use (default: the prior's ``default_top_p``); a clear error if it is not in (0, 1] or the
+        prior has no softmax to truncate."""
+        config = self._require_prior().config
+        top_p = config.default_top_p if top_p is None else top_p
+        if isinstance(top_p, bool) or not isinstance(top_p, int | float) or not 0 < top_p <= 1:
+            raise ValueError(f"top_p={top_p!r}: must be a number in (0, 1] (1 turns nucleus sampling off)")
+        if top_p < 1 and config.architecture != "discrete":
+            raise ValueError(
+                f"top_p={top_p}: nucleus sampling truncates a discrete prior's softmax; this model's prior is "
+                f"{config.architecture!r} (continuous tokens); leave top_p at 1 and lower the temperature instead"
+            )
+        return float(top_p)
 
     def _restart_strength(self, strength: float | None) -> float:
         """The restart strength to use (default: the prior's); a clear error if it is not in (0, 1)."""
@@ -525,11 +545,13 @@ class MolgenPipeline:
         restart_strength: float | None = None,
         restart_temperature: float | None = None,
         discriminator_guidance: float | None = None,
+        top_p: float | None = None,
     ) -> Latents:
         prior = self._require_prior()
         autoguidance = self._autoguidance(autoguidance)
         restart_strength = self._restart_strength(restart_strength)
         temperature, restart_temperature = self._temperatures(temperature, restart_temperature)
+        top_p = self._top_p(top_p)
         config = prior.config
         steps = config.default_steps if steps is None else steps
         if steps < 1:
@@ -550,7 +572,7 @@ class MolgenPipeline:
                         "another and never holds a whole noisy graph to steer); turn it off, or use a model with a set prior"
                     )
             validity = self._validity_guidance(validity_guidance, mean, std)
-            return self._sample_tokens(prior, batch, steps, generator, condition, guidance_scale, sampler, temperature, edit, sizes, mean, std, validity)
+            return self._sample_tokens(prior, batch, steps, generator, condition, guidance_scale, sampler, temperature, edit, sizes, mean, std, validity, top_p)
         if edit is None and noise is None:
             if sizes is None:
                 sizes = self._sizes(batch, generator)  # (B,)
@@ -602,7 +624,7 @@ class MolgenPipeline:
     def _sample_tokens(
         self, prior: AutoregressivePrior | DiscreteAutoregressivePrior, batch: int, steps: int, generator: torch.Generator, condition: tuple[Tensor, Tensor] | None,
         guidance_scale: float, sampler: str | None, temperature: float, edit: _Edit | None, sizes: Tensor | None, mean: Tensor, std: Tensor,
-        validity: ValidityGuidance | None = None,
+        validity: ValidityGuidance | None = None, top_p: float = 1.0,
     ) -> Latents:  # fmt: skip
         """A batch from an autoregressive prior (see :class:`_Tokens`, and :class:`_Codes` for a discrete one);
         edits start each token from ``edit``'s.
@@ -621,7 +643,7 @@ class MolgenPipeline:
         if isinstance(prior, DiscreteAutoregressivePrior):
             # one uniform number per token picks it from the softmax; another decides whether an edit redraws it
             draws = torch.rand(2, batch, mask.shape[1], generator=generator).to(self.device)
-            codes = _Codes(prior, sizes, condition, guidance_scale, temperature, mean, std, self._network_precision)
+            codes = _Codes(prior, sizes, condition, guidance_scale, temperature, mean, std, self._network_precision, top_p)
             x = codes.sample(draws, x0, 1.0 if edit is None else edit.strength, keep)
         else:
             noise = torch.randn(batch, mask.shape[1], prior.config.latent_dim, generator=generator).to(self.device)
@@ -960,6 +982,7 @@ class _Codes:
     mean: Tensor  # (d,) latent normalisation
     std: Tensor
     precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    top_p: float = 1.0  # nucleus: draw among the most likely codes that together hold this much probability
 
     def sample(self, draws: Tensor, x0: Tensor | None = None, strength: float = 1.0, keep: Tensor | None = None) -> Tensor:
         """(B, N, d) normalised tokens. ``draws`` (2, B, N) uniform numbers: the first picks each token by
@@ -985,12 +1008,22 @@ class _Codes:
             if guided:
                 logp = logp[batch:] + self.guidance_scale * (logp[:batch] - logp[batch:])
             probs = (logp / self.temperature).softmax(-1)  # (B, V)
+            if self.top_p < 1:
+                probs = _nucleus(probs, self.top_p)
             cumulative = probs.cumsum(-1)
             drawn = torch.searchsorted(cumulative, (draws[0, :, j] * cumulative[:, -1]).unsqueeze(-1)).squeeze(-1)
             drawn = drawn.clamp(max=probs.shape[-1] - 1)
             ids[:, j] = drawn if start is None else torch.where(held[:, j], start[:, j], drawn)
         mask = torch.arange(n, device=draws.device)[None, :] < self.sizes[:, None]
         return (self.prior.values(ids) - self.mean) / self.std * mask.unsqueeze(-1)
+
+
+def _nucleus(probs: Tensor, top_p: float) -> Tensor:
+    """(B, V) probabilities with every code outside the nucleus set to zero: the smallest set of most likely
+    codes whose probabilities add up to ``top_p`` (the most likely code always stays)."""
+    ordered, order = probs.sort(-1, descending=True)
+    outside = ordered.cumsum(-1) - ordered >= top_p  # the codes before this one already hold top_p
+    return probs.scatter(-1, order, ordered.masked_fill(outside, 0.0))
 
 
 @dataclass

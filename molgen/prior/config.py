@@ -65,6 +65,7 @@ class PriorConfig(JsonConfig):
     default_autoguidance: float = 1.0  # weight of the model against its guide prior, when it has one (1: off)
     default_temperature: float = 1.0  # scale of the starting (and restart) noise unless told otherwise
     restart_temperature: float | None = None  # scale of each restart's fresh noise (None: the sampling temperature)
+    default_top_p: float = 1.0  # discrete only: nucleus sampling share (see MolgenPipeline.sample_latents; 1: off)
     # Noise levels (network time, 0 = clean, 1 = pure noise) at which autoguidance applies; outside, the prior
     # alone predicts and the guide is not evaluated (Kynkäänniemi et al. 2024, guidance in a limited interval).
     autoguidance_interval: list[float] = field(default_factory=lambda: [0.0, 1.0])
@@ -89,6 +90,8 @@ class PriorConfig(JsonConfig):
             raise ValueError(f"default_autoguidance must be > 0 (1: off), got {self.default_autoguidance}")
         if not self.default_temperature > 0:
             raise ValueError(f"default_temperature must be > 0, got {self.default_temperature}")
+        if not 0 < self.default_top_p <= 1 or (self.default_top_p < 1 and self.architecture != "discrete"):
+            raise ValueError(f"default_top_p must be in (0, 1], and below 1 only for a discrete prior; got {self.default_top_p} ({self.architecture!r})")
         if self.restart_temperature is not None and not self.restart_temperature > 0:
             raise ValueError(f"restart_temperature must be > 0 or null (the sampling temperature), got {self.restart_temperature}")
         low, high = _interval(self.autoguidance_interval)

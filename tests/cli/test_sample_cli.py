@@ -109,6 +109,8 @@ def test_sample_is_reproducible_and_valence_decoding_is_valid(prior_run, tmp_pat
         (["--autoguidance", "0"], "autoguidance=0.0: must be a positive number"),
         (["--restart-strength", "1"], "restart_strength=1.0: must be a number strictly between 0 and 1"),
         (["--restart-temperature", "0"], "restart_temperature=0.0: must be a positive number"),
+        (["--top-p", "0.9"], "top_p=0.9: nucleus sampling truncates a discrete prior's softmax"),
+        (["--top-p", "1.5"], "top_p=1.5: must be a number in (0, 1]"),
         (["--precision", "half"], "precision must be one of ('fp32', 'bf16', 'auto'), got 'half'"),
     ],
 )

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from molgen.checkpoint import load_prior, save_prior
 from molgen.domains.molecule import MoleculeDomain
 from molgen.latents import LatentDataset
-from molgen.pipeline import MolgenPipeline
+from molgen.pipeline import MolgenPipeline, _nucleus
 from molgen.prior.autoregressive import DiscreteAutoregressivePrior, build_prior
 from molgen.prior.config import PriorConfig
 from molgen.prior.training import DiscreteAutoregressiveModule, prior_config_from_data, token_vocabulary, train_prior
@@ -45,6 +45,10 @@ def test_config_needs_a_vocabulary_of_latent_sized_codes():
         _config(vocabulary=[[0.0, 1.0]])
     with pytest.raises(ValueError, match="self_condition"):
         _config(self_condition=True)
+    with pytest.raises(ValueError, match="default_top_p"):
+        _config(default_top_p=0.0)
+    with pytest.raises(ValueError, match="default_top_p"):
+        _config(architecture="set", vocabulary=[], default_top_p=0.9)  # a set prior has no softmax to truncate
     assert isinstance(build_prior(_config()), DiscreteAutoregressivePrior)
     assert PriorConfig(**_config().to_dict()) == _config()
 
@@ -183,6 +187,25 @@ def test_discrete_edits_keep_tokens_exactly_and_stay_near_the_start(discrete_mod
     assert int(changed.max()) <= 3
 
 
+def test_nucleus_sampling_narrows_each_choice_to_the_likeliest_codes(discrete_model):
+    pipe = MolgenPipeline.from_pretrained(discrete_model, device="cpu")
+    # a tiny nucleus is the single likeliest code: every seed gives the same (greedy) tokens, even when hot
+    greedy = [pipe.sample_latents(6, seed=s, num_nodes=15, temperature=50.0, top_p=1e-6).z for s in (0, 1)]
+    torch.testing.assert_close(greedy[0], greedy[1])
+    assert torch.equal(greedy[0], greedy[0][:1].expand(6, -1, -1))
+    # at a high temperature the full softmax wanders off the training molecules; a nucleus of 0.5 keeps them
+    known = {pipe.domain.canonical(s) for s in MOLECULES}
+    wide = pipe.sample(30, seed=3, temperature=2.0, decoding="raw", properties=False)
+    nucleus = pipe.sample(30, seed=3, temperature=2.0, top_p=0.5, decoding="raw", properties=False)
+    assert sum(m.smiles in known for m in nucleus) >= 27
+    assert sum(m.smiles in known for m in wide) <= 10
+    # the model's default_top_p applies when none is given
+    pipe.prior.config.default_top_p = 1e-6
+    torch.testing.assert_close(pipe.sample_latents(6, seed=5, num_nodes=15, temperature=50.0).z, greedy[0])
+    with pytest.raises(ValueError, match="top_p=0: must be a number in"):
+        pipe.sample_latents(2, seed=0, top_p=0)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [({"restarts": 2}, "restarts: not available"), ({"step_hook": lambda i, t, x: x}, "step_hook: not available")],
@@ -209,3 +232,11 @@ def test_export_last_weights_replaces_the_ema_average_with_the_trained_network(d
     assert any(not torch.equal(exported[k], ema[k]) for k in exported)  # not the EMA export it started from
     training = json.loads((tmp_path / "last" / "prior" / "training.json").read_text())
     assert training["weights"] == "last (not EMA)" and training["global_step"] == checkpoint["global_step"] == 600
+
+
+def test_nucleus_keeps_the_most_likely_codes_that_hold_top_p():
+    probs = torch.tensor([[0.1, 0.5, 0.05, 0.3, 0.05], [0.9, 0.04, 0.03, 0.02, 0.01]])
+    kept = _nucleus(probs, 0.75)
+    torch.testing.assert_close(kept, torch.tensor([[0.0, 0.5, 0.0, 0.3, 0.0], [0.9, 0.0, 0.0, 0.0, 0.0]]))
+    torch.testing.assert_close(_nucleus(probs, 0.85), torch.tensor([[0.1, 0.5, 0.0, 0.3, 0.0], [0.9, 0.0, 0.0, 0.0, 0.0]]))
+    torch.testing.assert_close(_nucleus(probs, 1.0), probs)
