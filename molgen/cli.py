@@ -280,6 +280,8 @@ def cmd_train_prior(args: argparse.Namespace) -> None:
     from molgen.prior.config import PriorConfig
     from molgen.prior.training import DATA_STATISTICS, PriorTrainSettings, prior_config_from_data, train_prior
 
+    if args.labelled_share is not None and not 0 < args.labelled_share < 1:
+        raise CLIError(f"--labelled-share {args.labelled_share}: must be strictly between 0 and 1 (the share of training rows with properties)")
     run_dir = Path(args.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     latents, domain = _latents_for_training(args, run_dir)
@@ -318,7 +320,7 @@ def cmd_train_prior(args: argparse.Namespace) -> None:
         save_domain(domain, model_out / "domain.json")
     settings = PriorTrainSettings(
         ema_decay=args.ema_decay, drop_all=args.drop_all, drop_each=args.drop_each, time_sampling=args.time_sampling,
-        draws_per_token=args.draws_per_token, **_trainer_settings(args),
+        draws_per_token=args.draws_per_token, labelled_share=args.labelled_share, **_trainer_settings(args),
     )  # fmt: skip
     extra: dict = {"tokenizer": str(args.model)}
     if args.init_from:  # the run it continues, so training time adds up over the chain (benchmarks.report)
@@ -967,6 +969,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head-width", type=int, default=128, help="autoregressive: width of the per-token flow head")
     p.add_argument("--head-blocks", type=int, default=3, help="autoregressive: residual blocks of the per-token flow head")
     p.add_argument("--draws-per-token", type=int, default=4, help="autoregressive: noise draws per token and training step")
+    p.add_argument(
+        "--labelled-share", type=float, default=None,
+        help="repeat the training rows that have properties (see --property-limit) until they are about this share of the rows, "
+        "so more batches teach the conditions (default: each row once)",
+    )
     p.add_argument("--d-model", type=int, default=128)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--layers", type=int, default=None, help="transformer blocks (default 4; with --init-from: the model's, or more to deepen it)")

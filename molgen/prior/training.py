@@ -203,7 +203,7 @@ class PriorModule(ExportingModule):
 # What may differ between a trained prior and the prior that continues from it: sampling defaults, and the
 # network may grow (more blocks, relative-position biases added) in ways that start out computing the same.
 SAMPLING_DEFAULTS = ("default_sampler", "default_steps", "default_restarts", "restart_strength", "default_autoguidance", "default_temperature",
-                    "restart_temperature", "autoguidance_interval")
+                    "restart_temperature", "autoguidance_interval", "default_top_p")
 DATA_STATISTICS = ("latent_mean", "latent_std", "property_mean", "property_std", "num_nodes_counts")
 """Config fields measured on the training data: a prior fine-tuned on other latents (e.g. of a fine-tuned
 tokenizer) takes them from its new data."""
@@ -254,6 +254,22 @@ class DiscreteAutoregressiveModule(PriorModule):
         return F.cross_entropy(network.head(context[mask]), ids[mask])
 
 
+def repeat_labelled(data: LatentDataset, share: float) -> LatentDataset:
+    """``data`` with its rows that have properties repeated (a whole number of times, at least once) so that
+    they make up about ``share`` of the rows: a partly labelled set (``--property-limit``) then shows the
+    prior a condition in more of its training batches, with the unlabelled rows still all there."""
+    if not 0 < share < 1:
+        raise ValueError(f"labelled_share={share}: must be strictly between 0 and 1")
+    labelled = np.flatnonzero(~np.isnan(data.properties).all(1))
+    if len(labelled) == 0:
+        raise ValueError("labelled_share: no training row has properties (compute some with --property-limit)")
+    unlabelled = len(data) - len(labelled)
+    repeats = max(1, round(share * unlabelled / ((1 - share) * len(labelled))))
+    if repeats == 1:
+        return data
+    return data.subset(np.concatenate([np.arange(len(data)), np.tile(labelled, repeats - 1)]))
+
+
 def load_growing(model: LatentPrior, source: LatentPrior) -> None:
     """Copy ``source``'s weights into ``model``, whose config may differ by sampling defaults, data statistics
     (:data:`DATA_STATISTICS`), more layers, or relative-position biases where ``source`` had none.
@@ -293,6 +309,7 @@ class PriorTrainSettings(BaseTrainSettings):
     posterior_sample: bool = True  # train on posterior samples of each token rather than its mean
     time_sampling: str = "uniform"  # see molgen.prior.scheduling.TIME_SAMPLINGS
     draws_per_token: int = 4  # autoregressive priors: noise draws per token and training step (see AutoregressiveModule)
+    labelled_share: float | None = None  # repeat the rows with properties until they are about this share of the training rows
 
     def module_options(self) -> dict:
         """The :class:`PriorModule` hyperparameters these settings give (optimisation, EMA, condition dropout)."""
@@ -315,6 +332,8 @@ def train_prior(
     """Train (or resume training of) a prior on latent tokens; exports EMA weights to ``run_dir/model/prior``."""
     run_dir = Path(run_dir)
     train, val = start_run(settings, train, val)
+    if settings.labelled_share is not None:
+        train = repeat_labelled(train, settings.labelled_share)
     if config.architecture == "autoregressive":
         module = AutoregressiveModule(config.to_dict(), draws_per_token=settings.draws_per_token, **settings.module_options())
     elif config.architecture == "discrete":

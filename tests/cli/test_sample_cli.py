@@ -451,3 +451,10 @@ def test_train_prior_autoregressive_and_sample_from_it(cli_run, train_smi, tmp_p
     bad = ["train", "prior", str(train_smi), "--model", str(cli_run / "model"), "--out", str(tmp_path / "bad"), *args, "--objective", "diffusion"]
     assert main(bad) == 2
     assert "objective must be 'flow'" in capsys.readouterr().err
+
+
+def test_train_prior_refuses_a_labelled_share_outside_0_1_before_reading_data(cli_run, tmp_path, capsys):  # noqa: F811
+    args = ["train", "prior", str(tmp_path / "absent.smi"), "--model", str(cli_run / "model"), "--out", str(tmp_path / "run"), "--labelled-share", "1.5"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--labelled-share 1.5: must be strictly between 0 and 1" in err and "absent.smi" not in err

@@ -25,7 +25,7 @@ from molgen.prior.distillation import DistillSettings, GuidanceDistillation, con
 from molgen.prior.model import LatentPrior
 from molgen.prior.predictor import PredictorConfig, PredictorTrainSettings, PropertyPredictor, train_predictor
 from molgen.prior.scheduling import SAMPLERS, TIME_SAMPLINGS, clean_estimate, make_scheduler, model_time, training_pair
-from molgen.prior.training import PriorModule, PriorTrainSettings, load_growing, prior_config_from_data, train_prior
+from molgen.prior.training import PriorModule, PriorTrainSettings, load_growing, prior_config_from_data, repeat_labelled, train_prior
 
 from ..conftest import REPO
 
@@ -941,3 +941,27 @@ def test_a_distilled_student_samples_like_the_autoguided_teacher_with_half_the_e
     ours = distilled.sample_latents(8, **options)
     assert (ours.z - guided.z).pow(2).mean() < 0.3 * (alone.z - guided.z).pow(2).mean()
     assert sum(m.smiles in {domain.canonical(OILY), domain.canonical(POLAR)} for m in distilled.decode(ours)) >= 6
+
+
+def test_repeat_labelled_raises_the_share_of_rows_with_properties_and_keeps_every_row():
+    counts = np.array([3, 5, 4, 6, 2, 7, 3, 5, 4, 6])  # ten graphs, two of them labelled
+    data = LatentDataset(
+        mean=np.arange(counts.sum() * 2, dtype=np.float32).reshape(-1, 2), ptr=np.concatenate([[0], np.cumsum(counts)]),
+        properties=np.full((10, 1), np.nan, dtype=np.float32), property_names=["QED"],
+    )  # fmt: skip
+    data.properties[[1, 6]] = [[0.5], [0.8]]
+    more = repeat_labelled(data, 0.5)  # 8 unlabelled rows: each labelled row 4 times
+    assert len(more) == 16
+    labelled = ~np.isnan(more.properties[:, 0])
+    assert labelled.sum() == 8 and np.allclose(sorted(more.properties[labelled, 0]), [0.5] * 4 + [0.8] * 4)
+    for i in range(10):  # every original row comes first, unchanged
+        np.testing.assert_array_equal(more.dense([i])[0], data.dense([i])[0])
+    for i in np.flatnonzero(labelled)[2:]:  # the repeats are the labelled graphs, tokens and all
+        source = 1 if np.isclose(more.properties[i, 0], 0.5) else 6
+        np.testing.assert_array_equal(more.dense([i])[0], data.dense([source])[0])
+    assert repeat_labelled(data, 0.1) is data  # already about that share: nothing repeated
+    with pytest.raises(ValueError, match="labelled_share=1.0"):
+        repeat_labelled(data, 1.0)
+    data.properties[:] = np.nan
+    with pytest.raises(ValueError, match="no training row has properties"):
+        repeat_labelled(data, 0.5)
