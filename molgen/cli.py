@@ -12,6 +12,7 @@ __all__ = ["main"]
 
 log = logging.getLogger("molgen")
 
+TRAIN_PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "checkpoints" / "moses"
 
 
@@ -1151,6 +1152,11 @@ def _add_condition_dropout_arguments(p: argparse.ArgumentParser) -> None:
 def _add_trainer_arguments(p: argparse.ArgumentParser) -> None:
     """Options every training command shares: length, checkpoints, and Lightning's Trainer (scaling)."""
     p.add_argument("--max-steps", type=int, default=100_000)
+    p.add_argument(
+        "--precision", dest="train_precision", choices=TRAIN_PRECISIONS, default="32-true",
+        help="Lightning precision: bf16-mixed runs the networks under bfloat16 autocast (weights, optimiser and EMA stay float32); "
+        "about 1.5-2x faster on CPUs with AMX (Intel Sapphire Rapids and later) and on recent GPUs",
+    )
     p.add_argument("--max-time", default=None, help="stop after DD:HH:MM:SS of training in all (a resumed run counts its earlier sittings); resume later")
     p.add_argument("--val-every", type=int, default=2000, help="steps between validations")
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
@@ -1169,7 +1175,7 @@ def _trainer_settings(args: argparse.Namespace) -> dict:
         "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup_steps, "max_steps": args.max_steps,
         "max_time": args.max_time, "val_every": args.val_every, "checkpoint_minutes": args.checkpoint_minutes,
         "seed": args.seed, "accelerator": args.accelerator, "devices": _devices(args.devices), "num_nodes": args.num_nodes,
-        "strategy": args.strategy, "threads": args.threads, "progress": args.progress,
+        "strategy": args.strategy, "threads": args.threads, "progress": args.progress, "precision": args.train_precision,
     }  # fmt: skip
 
 

@@ -46,6 +46,7 @@ class TrainSettings:
     strategy: str = "auto"
     threads: int | None = None
     progress: bool = True
+    precision: str = "32-true"  # Lightning's: "bf16-mixed" runs the networks under bfloat16 autocast (fast on CPUs with AMX)
 
 
 def start_run(settings: TrainSettings, train, val=None):
@@ -204,6 +205,7 @@ def fit(module: L.LightningModule, datamodule: L.LightningDataModule, run_dir: s
         logger=CSVLogger(run_dir, name="logs"),
         enable_progress_bar=settings.progress,
         gradient_clip_val=1.0,
+        precision=settings.precision,
         num_sanity_val_steps=0,
         log_every_n_steps=50,
     )

@@ -217,9 +217,10 @@ class DiscreteAutoregressivePrior(_CausalTokens):
 
     def ids(self, z: Tensor) -> Tensor:
         """(..., d_lat) latent values (unnormalised) -> (...) id of the nearest vocabulary code (exact for
-        the tokenizer's own codes)."""
-        flat = z.reshape(-1, z.shape[-1]).to(self.codes.dtype)
-        return torch.cdist(flat, self.codes).argmin(-1).view(z.shape[:-1])
+        the tokenizer's own codes, also under bfloat16 autocast: the distances are always float32)."""
+        with torch.autocast(z.device.type, enabled=False):
+            flat = z.reshape(-1, z.shape[-1]).to(self.codes.dtype)
+            return torch.cdist(flat, self.codes).argmin(-1).view(z.shape[:-1])
 
     def values(self, ids: Tensor) -> Tensor:
         """(...) vocabulary ids -> (..., d_lat) latent values (unnormalised)."""

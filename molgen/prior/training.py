@@ -251,7 +251,7 @@ class DiscreteAutoregressiveModule(PriorModule):
             known = self.dropped(known, generator)
         ids = network.ids(z * self.latent_std + self.latent_mean) * mask  # (B, N); padding reads id 0, never scored
         context = network.context(ids, mask.sum(1), props, known)  # (B, N, d_model)
-        return F.cross_entropy(network.head(context[mask]), ids[mask])
+        return F.cross_entropy(network.head(context[mask]).float(), ids[mask])  # loss in float32 (bf16-mixed gives bfloat16 logits)
 
 
 def repeat_labelled(data: LatentDataset, share: float) -> LatentDataset:
