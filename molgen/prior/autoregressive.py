@@ -226,6 +226,16 @@ class DiscreteAutoregressivePrior(_CausalTokens):
         """(...) vocabulary ids -> (..., d_lat) latent values (unnormalised)."""
         return self.codes[ids]
 
+    def log_likelihood(self, z: Tensor, mask: Tensor, properties: Tensor | None = None, property_mask: Tensor | None = None) -> Tensor:
+        """(B,) log-probability in nats of each graph's tokens given its number of nodes and the optional
+        conditions (normalised properties and their presence mask): the exact likelihood a language model
+        gives a sentence. ``z`` (B, N, d_lat) latent values (unnormalised, as the tokenizer gives them), ``mask`` (B, N)."""
+        mask = mask.bool()
+        ids = self.ids(z) * mask
+        context = self.context(ids, mask.sum(1), properties, property_mask)
+        logp = self.head(context).float().log_softmax(-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)  # (B, N)
+        return (logp * mask).sum(1)
+
 
 def build_prior(config: PriorConfig) -> nn.Module:
     """The network ``config.architecture`` names: a set :class:`~molgen.prior.model.LatentPrior`, an

@@ -63,6 +63,21 @@ def test_ids_and_values_convert_between_codes_and_vocabulary_ids():
     assert torch.equal(prior.ids(values + 0.1), ids)  # nearest code
 
 
+def test_log_likelihood_is_a_distribution_over_the_token_sequences_of_a_size():
+    config = _config(property_names=["a"], property_mean=[0.0], property_std=[1.0])
+    prior = _randomised(DiscreteAutoregressivePrior(config)).eval()
+    pairs = torch.cartesian_prod(torch.arange(12), torch.arange(12))  # every sequence of two tokens
+    z, mask = prior.values(pairs), torch.ones(144, 2, dtype=torch.bool)
+    with torch.no_grad():
+        plain = prior.log_likelihood(z, mask)
+        conditioned = prior.log_likelihood(z, mask, torch.full((144, 1), 1.5), torch.ones(144, 1, dtype=torch.bool))
+        padded = prior.log_likelihood(torch.cat([z, prior.values(torch.zeros(144, 1, dtype=torch.long))], 1), torch.cat([mask, torch.zeros(144, 1, dtype=torch.bool)], 1))
+    torch.testing.assert_close(plain.exp().sum(), torch.tensor(1.0))
+    torch.testing.assert_close(conditioned.exp().sum(), torch.tensor(1.0))
+    assert not torch.allclose(plain, conditioned)  # the condition changes which sequences are likely
+    torch.testing.assert_close(padded, plain)  # padding is not scored
+
+
 def test_context_reads_only_the_tokens_before_each_position_and_the_cache_agrees():
     config = _config(property_names=["a", "b"], property_mean=[0.0, 0.0], property_std=[1.0, 1.0])
     prior = _randomised(DiscreteAutoregressivePrior(config))
