@@ -1018,7 +1018,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trainer_arguments(p)
     p.set_defaults(func=cmd_train_distill)
 
-    p = train.add_parser("predictor", help="train a property predictor on a prior's noisy latents (for --property-guidance)")
+    p = train.add_parser("predictor", help="train a property predictor on a prior's noisy latents, or on token prefixes for a discrete prior (for --property-guidance)")
     _add_latent_data_arguments(
         p, model="model directory with tokenizer and prior; the predictor is made for its prior",
         out="run directory; copy RUN/model/predictor into the model directory to use it",

@@ -173,6 +173,35 @@ class PropertyGuidance:
         return (x - self.scale * grad) * mask.unsqueeze(-1)
 
 
+class PrefixPropertyGuidance:
+    """Property guidance for a discrete autoregressive prior, token by token (regressor guidance on discrete
+    tokens, as in DiGress): before token ``j`` is drawn, a prefix predictor (``reads="prefix"``) reads the tokens
+    drawn so far, the rest unknown (zero), and the gradient ``g`` of its squared error to the targets with
+    respect to token ``j`` says, to first order, how choosing code ``c`` there changes the error (``g . c``). Each
+    code's log-probability is lowered by ``scale * g . c``: codes that move the predicted properties toward the
+    targets become likelier, by a factor that grows with ``scale``.
+
+    ``targets`` (B, P) normalised values, ``given`` (B, P) which are targets; ``codes`` (V, d) the vocabulary's
+    code vectors in the prior's normalised units.
+    """
+
+    def __init__(self, predictor: PropertyPredictor, targets: Tensor, given: Tensor, scale: float, codes: Tensor) -> None:
+        if predictor.config.reads != "prefix":
+            raise ValueError("guiding a discrete prior needs a property predictor that reads prefixes (reads='prefix'): train one for this prior")
+        self.inner = PropertyGuidance(predictor, targets, given, scale)
+        self.codes = codes
+
+    def __call__(self, x: Tensor, j: int, mask: Tensor) -> Tensor:
+        """(B, N, d) normalised tokens drawn so far (zero from position ``j`` on), (B, N) mask -> (B, V) change
+        of each code's log-probability at position ``j``."""
+        nodes = mask.sum(1).clamp(min=1)
+        t = (1 - (j + 1) / nodes).clamp(min=0.0)  # position j is known once drawn
+        with torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
+            x_in = x.detach().float().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.inner.error(x_in, t, mask).sum(), x_in)
+        return -self.inner.scale * grad[:, j] @ self.codes.T
+
+
 class DiscriminatorGuidance:
     """Discriminator guidance (Kim et al. 2023): callable on (B, N, d) normalised noisy latents at noise level ``t``
     (B,), before the prior's step; returns them moved up the gradient of the discriminator's logit, which estimates

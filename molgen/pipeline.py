@@ -27,7 +27,7 @@ from torch import Tensor
 from molgen.batch import batch_from_graphs, graphs_from_dense
 from molgen.checkpoint import load_discriminator, load_domain, load_predictor, load_prior, load_tokenizer
 from molgen.graph import DomainError
-from molgen.guidance import DiscriminatorGuidance, PropertyGuidance, ValidityGuidance
+from molgen.guidance import DiscriminatorGuidance, PrefixPropertyGuidance, PropertyGuidance, ValidityGuidance
 from molgen.prior.autoregressive import AutoregressivePrior, DiscreteAutoregressivePrior
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
@@ -338,7 +338,9 @@ class MolgenPipeline:
         when sampling from noise (also with ``keep``), not for edits with ``strength`` < 1, whose point is to
         stay near ``start``. ``property_guidance``: step size of classifier guidance toward the
         ``conditions`` by the model's property predictor (:mod:`molgen.prior.predictor`), applied at every
-        step on top of classifier-free guidance; 0 (the default) turns it off. ``autoguidance``: with a guide
+        step on top of classifier-free guidance; 0 (the default) turns it off (a discrete prior: before each token,
+        with a predictor that reads prefixes, each code's log-probability is lowered by this weight times the
+        first-order change of the predicted error, :class:`~molgen.guidance.PrefixPropertyGuidance`). ``autoguidance``: with a guide
         prior (``guide/`` in the model directory), every prediction is ``guide + autoguidance * (prior -
         guide)`` (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"): the guide, a
         smaller or shorter-trained prior over the same latents, makes the same kinds of errors more strongly,
@@ -563,7 +565,8 @@ class MolgenPipeline:
         if isinstance(prior, AutoregressivePrior | DiscreteAutoregressivePrior):
             unsupported = {
                 "step_hook": step_hook is not None, "restarts": bool(restarts),
-                "property_guidance": property_guidance > 0, "discriminator_guidance": self._discriminator_guidance(discriminator_guidance) is not None,
+                "property_guidance": property_guidance > 0 and not isinstance(prior, DiscreteAutoregressivePrior),
+                "discriminator_guidance": self._discriminator_guidance(discriminator_guidance) is not None,
             }  # fmt: skip
             for name, used in unsupported.items():
                 if used:
@@ -572,7 +575,13 @@ class MolgenPipeline:
                         "another and never holds a whole noisy graph to steer); turn it off, or use a model with a set prior"
                     )
             validity = self._validity_guidance(validity_guidance, mean, std)
-            return self._sample_tokens(prior, batch, steps, generator, condition, guidance_scale, sampler, temperature, edit, sizes, mean, std, validity, top_p)
+            steer = None
+            if property_guidance > 0:  # a discrete prior: token by token, with a prefix predictor
+                guidance = self._property_guidance(property_guidance, condition)
+                steer = PrefixPropertyGuidance(guidance.predictor, guidance.targets, guidance.given, guidance.scale, (prior.codes - mean) / std)
+            return self._sample_tokens(
+                prior, batch, steps, generator, condition, guidance_scale, sampler, temperature, edit, sizes, mean, std, validity, top_p, steer
+            )
         if edit is None and noise is None:
             if sizes is None:
                 sizes = self._sizes(batch, generator)  # (B,)
@@ -624,7 +633,7 @@ class MolgenPipeline:
     def _sample_tokens(
         self, prior: AutoregressivePrior | DiscreteAutoregressivePrior, batch: int, steps: int, generator: torch.Generator, condition: tuple[Tensor, Tensor] | None,
         guidance_scale: float, sampler: str | None, temperature: float, edit: _Edit | None, sizes: Tensor | None, mean: Tensor, std: Tensor,
-        validity: ValidityGuidance | None = None, top_p: float = 1.0,
+        validity: ValidityGuidance | None = None, top_p: float = 1.0, steer: PrefixPropertyGuidance | None = None,
     ) -> Latents:  # fmt: skip
         """A batch from an autoregressive prior (see :class:`_Tokens`, and :class:`_Codes` for a discrete one);
         edits start each token from ``edit``'s.
@@ -643,7 +652,7 @@ class MolgenPipeline:
         if isinstance(prior, DiscreteAutoregressivePrior):
             # one uniform number per token picks it from the softmax; another decides whether an edit redraws it
             draws = torch.rand(2, batch, mask.shape[1], generator=generator).to(self.device)
-            codes = _Codes(prior, sizes, condition, guidance_scale, temperature, mean, std, self._network_precision, top_p)
+            codes = _Codes(prior, sizes, condition, guidance_scale, temperature, mean, std, self._network_precision, top_p, steer)
             x = codes.sample(draws, x0, 1.0 if edit is None else edit.strength, keep)
         else:
             noise = torch.randn(batch, mask.shape[1], prior.config.latent_dim, generator=generator).to(self.device)
@@ -926,6 +935,10 @@ class _Tokens:
         noise = noise * self.temperature
         cache = self.prior.start_cache()
         guided, sizes, values, given = _guidance_rows(self.sizes, self.condition, self.guidance_scale)
+        real = torch.arange(n, device=draws.device)[None, :] < self.sizes[:, None]  # (B, N)
+        if self.steer is not None:
+            drawn_so_far = torch.zeros(batch, n, self.prior.codes.shape[1], device=draws.device)  # normalised, zero = not yet drawn
+            codes = (self.prior.codes - self.mean) / self.std
         for j in range(n):
             previous = None if j == 0 else z[:, j - 1]
             with self.precision():
@@ -983,6 +996,7 @@ class _Codes:
     std: Tensor
     precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
     top_p: float = 1.0  # nucleus: draw among the most likely codes that together hold this much probability
+    steer: PrefixPropertyGuidance | None = None  # property guidance: changes each code's log-probability
 
     def sample(self, draws: Tensor, x0: Tensor | None = None, strength: float = 1.0, keep: Tensor | None = None) -> Tensor:
         """(B, N, d) normalised tokens. ``draws`` (2, B, N) uniform numbers: the first picks each token by
@@ -999,6 +1013,10 @@ class _Codes:
             held = held | keep
         cache = self.prior.start_cache()
         guided, sizes, values, given = _guidance_rows(self.sizes, self.condition, self.guidance_scale)
+        real = torch.arange(n, device=draws.device)[None, :] < self.sizes[:, None]  # (B, N)
+        if self.steer is not None:
+            drawn_so_far = torch.zeros(batch, n, self.prior.codes.shape[1], device=draws.device)  # normalised, zero = not yet drawn
+            codes = (self.prior.codes - self.mean) / self.std
         for j in range(n):
             previous = None if j == 0 else torch.cat([ids[:, j - 1]] * (2 if guided else 1))
             with self.precision():
@@ -1007,6 +1025,8 @@ class _Codes:
             logp = logits.log_softmax(-1)
             if guided:
                 logp = logp[batch:] + self.guidance_scale * (logp[:batch] - logp[batch:])
+            if self.steer is not None:
+                logp = logp + self.steer(drawn_so_far, j, real)
             probs = (logp / self.temperature).softmax(-1)  # (B, V)
             if self.top_p < 1:
                 probs = _nucleus(probs, self.top_p)
@@ -1014,8 +1034,9 @@ class _Codes:
             drawn = torch.searchsorted(cumulative, (draws[0, :, j] * cumulative[:, -1]).unsqueeze(-1)).squeeze(-1)
             drawn = drawn.clamp(max=probs.shape[-1] - 1)
             ids[:, j] = drawn if start is None else torch.where(held[:, j], start[:, j], drawn)
-        mask = torch.arange(n, device=draws.device)[None, :] < self.sizes[:, None]
-        return (self.prior.values(ids) - self.mean) / self.std * mask.unsqueeze(-1)
+            if self.steer is not None:
+                drawn_so_far[:, j] = codes[ids[:, j]] * real[:, j, None]
+        return (self.prior.values(ids) - self.mean) / self.std * real.unsqueeze(-1)
 
 
 def _nucleus(probs: Tensor, top_p: float) -> Tensor:

@@ -8,6 +8,11 @@ trained on; :class:`molgen.guidance.PropertyGuidance` moves the latents down the
 error to the targets. The prior's classifier-free guidance and this gradient work together: the first
 samples from the conditional prior, the second pushes each sample toward its target.
 
+For a discrete autoregressive prior, which draws token after token and never holds a noisy graph, the predictor
+reads prefixes instead (``reads="prefix"``): the first k tokens exact, the rest zero, with t = 1 - k / nodes;
+:class:`molgen.guidance.PrefixPropertyGuidance` turns its gradient at the next position into a change of each
+code's log-probability.
+
 Like the prior, this module knows nothing of chemistry: properties are named columns of the latent cache.
 """
 
@@ -29,8 +34,9 @@ from molgen.prior.training import LatentBatch, latent_batches
 from molgen.training import TrainSettings as BaseTrainSettings
 from molgen.training import ExportingModule, fit, start_run
 
-__all__ = ["PredictorConfig", "PredictorModule", "PredictorTrainSettings", "PropertyPredictor", "train_predictor"]
+__all__ = ["PredictorConfig", "PredictorModule", "PredictorTrainSettings", "PropertyPredictor", "prefix_pair", "train_predictor"]
 
+READS = ("noisy", "prefix")
 NORMALISATION = ("latent_mean", "latent_std", "property_names", "property_mean", "property_std")
 """What a predictor shares with the prior it guides: it reads that prior's normalised latents and predicts
 its normalised properties."""
@@ -48,6 +54,10 @@ class PredictorConfig(JsonConfig):
     layers: int = 2
     ff_mult: int = 2
     relative_positions: int = 0
+    # what it reads: "noisy" latents at a noise level t (guiding a set prior), or a "prefix": the first k tokens of
+    # a graph exact and the rest unknown (zero), with t = 1 - k / nodes the share still unknown (guiding a discrete
+    # autoregressive prior token by token)
+    reads: str = "noisy"
     latent_mean: list[float] = field(default_factory=list)
     latent_std: list[float] = field(default_factory=list)
     property_names: list[str] = field(default_factory=list)
@@ -59,11 +69,15 @@ class PredictorConfig(JsonConfig):
             raise ValueError("a property predictor needs at least one property (the prior was trained without any)")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        if self.reads not in READS:
+            raise ValueError(f"reads must be one of {READS}, got {self.reads!r}")
 
     @classmethod
     def for_prior(cls, prior: PriorConfig, **shape) -> PredictorConfig:
-        """A predictor for ``prior``'s latents and properties; ``shape``: d_model, layers, ..."""
-        return cls(latent_dim=prior.latent_dim, max_nodes=prior.max_nodes, **shape, **{k: getattr(prior, k) for k in NORMALISATION})
+        """A predictor for ``prior``'s latents and properties (reading prefixes for a discrete prior, which draws
+        token by token; noisy latents otherwise); ``shape``: d_model, layers, ..."""
+        reads = "prefix" if prior.architecture == "discrete" else "noisy"
+        return cls(latent_dim=prior.latent_dim, max_nodes=prior.max_nodes, reads=reads, **shape, **{k: getattr(prior, k) for k in NORMALISATION})
 
     def check_fits(self, prior: PriorConfig) -> None:
         """Raise ValueError unless this predictor reads ``prior``'s latents and predicts its properties."""
@@ -132,9 +146,18 @@ class NoisyLatentModule(ExportingModule):
             self.log(f"val/{name}", value, batch_size=len(batch[0]), sync_dist=True)
 
 
+def prefix_pair(z: Tensor, mask: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """What a prefix predictor trains on: each graph's first k tokens (k drawn uniformly from 0..nodes) with the
+    rest zeroed, and t = 1 - k / nodes, the share of its tokens still unknown."""
+    nodes = mask.sum(1)  # (B,)
+    k = (torch.rand(nodes.shape, device=z.device, generator=generator) * (nodes + 1)).floor().clamp(max=nodes)
+    known = torch.arange(z.shape[1], device=z.device)[None, :] < k[:, None]  # (B, N)
+    return z * known.unsqueeze(-1), 1 - k / nodes.clamp(min=1)
+
+
 class PredictorModule(NoisyLatentModule):
     """Mean squared error of the normalised properties (over the known ones) at noise levels drawn as the
-    prior's training draws them."""
+    prior's training draws them (or, reading prefixes, at prefix lengths drawn uniformly)."""
 
     def __init__(self, config: dict, prior_config: dict, lr: float = 1e-3, weight_decay: float = 0.01, warmup_steps: int = 200, total_steps: int = 10_000) -> None:
         super().__init__()
@@ -145,8 +168,11 @@ class PredictorModule(NoisyLatentModule):
     def loss(self, batch: LatentBatch, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """Mean squared error over known properties, and its per-property parts (``mse_<name>``)."""
         z, mask, props, known = batch
-        noise = torch.randn(z.shape, device=z.device, generator=generator) * mask.unsqueeze(-1)
-        x_t, t, _ = training_pair(self.prior_config, z, noise, generator, "uniform")
+        if self.model.config.reads == "prefix":
+            x_t, t = prefix_pair(z, mask, generator)
+        else:
+            noise = torch.randn(z.shape, device=z.device, generator=generator) * mask.unsqueeze(-1)
+            x_t, t, _ = training_pair(self.prior_config, z, noise, generator, "uniform")
         squared = (self.model(x_t, t, mask) - props).pow(2) * known
         per_property = squared.sum(0) / known.sum(0).clamp(min=1)
         parts = {f"mse_{name}": value for name, value in zip(self.model.config.property_names, per_property, strict=True)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -15,11 +16,13 @@ import torch
 import torch.nn.functional as F
 
 from molgen.checkpoint import load_prior, save_prior
+from molgen.guidance import PrefixPropertyGuidance
 from molgen.domains.molecule import MoleculeDomain
 from molgen.latents import LatentDataset
 from molgen.pipeline import MolgenPipeline, _nucleus
 from molgen.prior.autoregressive import DiscreteAutoregressivePrior, build_prior
 from molgen.prior.config import PriorConfig
+from molgen.prior.predictor import PredictorConfig, PredictorTrainSettings, PropertyPredictor, prefix_pair, train_predictor
 from molgen.prior.training import DiscreteAutoregressiveModule, prior_config_from_data, token_vocabulary, train_prior
 
 from .test_autoregressive import _randomised
@@ -275,3 +278,40 @@ def test_bf16_mixed_training_learns_the_codes_and_exports_float32_weights(discre
     bf16 = sum(m.smiles in known for m in MolgenPipeline.from_pretrained(model, device="cpu").sample(60, seed=0, decoding="raw", properties=False))
     fp32 = sum(m.smiles in known for m in pipe.sample(60, seed=0, decoding="raw", properties=False))  # the same training in float32
     assert bf16 >= 48 and bf16 >= fp32 - 6, (bf16, fp32)
+
+
+def test_prefix_pair_keeps_a_prefix_of_each_graph_and_says_how_much_is_unknown():
+    z = torch.randn(200, 6, 3)
+    mask = torch.arange(6)[None, :] < torch.tensor([6, 4] * 100)[:, None]
+    x, t = prefix_pair(z * mask.unsqueeze(-1), mask, torch.Generator().manual_seed(0))
+    known = (x != 0).all(-1)  # (B, N)
+    k = known.sum(1)
+    assert torch.equal(known, torch.arange(6)[None, :] < k[:, None])  # a prefix, nothing after it
+    torch.testing.assert_close(x[known], z[known])
+    torch.testing.assert_close(t, 1 - k / mask.sum(1))
+    assert set(k[::2].tolist()) == set(range(7)) and set(k[1::2].tolist()) == set(range(5))  # every length, none past the graph
+
+
+def test_property_guidance_steers_a_discrete_prior_with_a_prefix_predictor(discrete_model, tmp_path):
+    pipe = MolgenPipeline.from_pretrained(discrete_model, device="cpu")
+    latents = _latents(pipe.domain, pipe.tokenizer, MOLECULES * 48)
+    config = PredictorConfig.for_prior(pipe.prior.config, d_model=32, n_heads=4, layers=2)
+    assert config.reads == "prefix"
+    settings = PredictorTrainSettings(batch_size=32, lr=3e-3, warmup_steps=10, max_steps=300, val_size=8, progress=False, accelerator="cpu", devices=1, threads=1)
+    train_predictor(latents, tmp_path / "run", config, pipe.prior.config, settings)
+    model = tmp_path / "model"
+    shutil.copytree(discrete_model, model)
+    shutil.copytree(tmp_path / "run" / "model" / "predictor", model / "predictor")
+    guided = MolgenPipeline.from_pretrained(model, device="cpu")
+    logp = {s: pipe.domain.properties(s)["logP"] for s in (OILY, POLAR)}
+    for target, other in ((OILY, POLAR), (POLAR, OILY)):
+        # guidance scale 0: the prior samples unconditionally; only the predictor's gradient knows the target
+        options = dict(seed=1, num_nodes=15, conditions={"logP": logp[target]}, guidance_scale=0.0, decoding="raw", properties=False)
+        plain = Counter(m.smiles for m in guided.sample(40, **options))
+        steered = Counter(m.smiles for m in guided.sample(40, property_guidance=1.0, **options))
+        assert steered[pipe.domain.canonical(target)] >= 36, (target, steered)
+        assert steered[pipe.domain.canonical(target)] > plain[pipe.domain.canonical(target)] + 8, (target, plain, steered)
+    noisy = PredictorConfig.for_prior(pipe.prior.config, d_model=32, n_heads=4, layers=2)
+    noisy.reads = "noisy"
+    with pytest.raises(ValueError, match="reads prefixes"):
+        PrefixPropertyGuidance(PropertyPredictor(noisy), torch.zeros(1, 7), torch.ones(1, 7), 1.0, torch.zeros(4, 3))
