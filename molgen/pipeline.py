@@ -698,6 +698,12 @@ class MolgenPipeline:
             )
         if condition is None:
             raise ValueError("property_guidance steers toward property targets: give conditions (e.g. {'QED': 0.9})")
+        reads = "prefix" if isinstance(self.prior, DiscreteAutoregressivePrior) else "noisy"
+        if self.predictor.config.reads != reads:
+            raise ValueError(
+                f"property_guidance: this model's property predictor reads {self.predictor.config.reads} latents, its prior needs one that "
+                f"reads {reads} latents (a discrete prior: token prefixes; a set prior: noisy latents); train it again with `molgen train predictor`"
+            )
         return PropertyGuidance(self.predictor, condition[0], condition[1], scale)
 
     @staticmethod

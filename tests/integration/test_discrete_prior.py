@@ -311,6 +311,9 @@ def test_property_guidance_steers_a_discrete_prior_with_a_prefix_predictor(discr
         steered = Counter(m.smiles for m in guided.sample(40, property_guidance=1.0, **options))
         assert steered[pipe.domain.canonical(target)] >= 36, (target, steered)
         assert steered[pipe.domain.canonical(target)] > plain[pipe.domain.canonical(target)] + 8, (target, plain, steered)
+    guided.predictor.config.reads = "noisy"  # a set prior's kind of predictor: refused when asked, before any sampling
+    with pytest.raises(ValueError, match="reads noisy latents, its prior needs one that reads prefix"):
+        guided.sample_iter(4, conditions={"logP": 1.0}, property_guidance=1.0)
     noisy = PredictorConfig.for_prior(pipe.prior.config, d_model=32, n_heads=4, layers=2)
     noisy.reads = "noisy"
     with pytest.raises(ValueError, match="reads prefixes"):
