@@ -138,8 +138,15 @@ def targeting(designer: Designer, raw: Designer, args: argparse.Namespace) -> No
         "(0.05 for QED)."
     ) + (
         f" 'with property guidance {args.property_guidance}': one sample per target as 'guided', plus classifier guidance "
-        "by the model's property predictor (molgen.prior.predictor, trained on the prior's noisy latents) at every step; "
-        "comparable with MolHIT (one sample, no selection)." if with_predictor else ""
+        + (
+            "by the model's property predictor (molgen.prior.predictor, trained on token prefixes) before every token: each code's "
+            "log-probability lowered by the scale times the first-order change of the predicted error (molgen.guidance.PrefixPropertyGuidance); "
+            if pipe.predictor is not None and pipe.predictor.config.reads == "prefix"
+            else "by the model's property predictor (molgen.prior.predictor, trained on the prior's noisy latents) at every step; "
+        )
+        + "comparable with MolHIT (one sample, no selection)."
+        if with_predictor
+        else ""
     ) + _sampling(designer)
     print(write_section("Guided design: property targeting" + args.title_suffix, rows, notes, sample=f"{len(refs)} joint targets, {args.n_sweep} samples per sweep target, seeds fixed"))
 
