@@ -941,10 +941,6 @@ class _Tokens:
         noise = noise * self.temperature
         cache = self.prior.start_cache()
         guided, sizes, values, given = _guidance_rows(self.sizes, self.condition, self.guidance_scale)
-        real = torch.arange(n, device=draws.device)[None, :] < self.sizes[:, None]  # (B, N)
-        if self.steer is not None:
-            drawn_so_far = torch.zeros(batch, n, self.prior.codes.shape[1], device=draws.device)  # normalised, zero = not yet drawn
-            codes = (self.prior.codes - self.mean) / self.std
         for j in range(n):
             previous = None if j == 0 else z[:, j - 1]
             with self.precision():
