@@ -139,8 +139,9 @@ def targeting(designer: Designer, raw: Designer, args: argparse.Namespace) -> No
     ) + (
         f" 'with property guidance {args.property_guidance}': one sample per target as 'guided', plus classifier guidance "
         + (
-            "by the model's property predictor (molgen.prior.predictor, trained on token prefixes) before every token: each code's "
-            "log-probability lowered by the scale times the first-order change of the predicted error (molgen.guidance.PrefixPropertyGuidance); "
+            "by the model's property predictor (molgen.prior.predictor, trained on token prefixes) before every token: each of the "
+            "prior's 32 likeliest codes tried, its log-probability lowered by the scale times the predicted squared error, the others not drawn "
+            "(molgen.guidance.PrefixPropertyGuidance); "
             if pipe.predictor is not None and pipe.predictor.config.reads == "prefix"
             else "by the model's property predictor (molgen.prior.predictor, trained on the prior's noisy latents) at every step; "
         )

@@ -174,32 +174,52 @@ class PropertyGuidance:
 
 
 class PrefixPropertyGuidance:
-    """Property guidance for a discrete autoregressive prior, token by token (regressor guidance on discrete
-    tokens, as in DiGress): before token ``j`` is drawn, a prefix predictor (``reads="prefix"``) reads the tokens
-    drawn so far, the rest unknown (zero), and the gradient ``g`` of its squared error to the targets with
-    respect to token ``j`` says, to first order, how choosing code ``c`` there changes the error (``g . c``). Each
-    code's log-probability is lowered by ``scale * g . c``: codes that move the predicted properties toward the
-    targets become likelier, by a factor that grows with ``scale``.
+    """Property guidance for a discrete autoregressive prior, token by token (a future discriminator, as FUDGE,
+    Yang & Klein 2021, does for language models): before token ``j`` is drawn, each of the prior's ``top_k``
+    likeliest codes there is tried; a prefix predictor (``reads="prefix"``) reads the tokens drawn so far with
+    that code at ``j`` (the rest unknown, zero) and its squared error ``e`` to the targets, in normalised units,
+    lowers the code's log-probability by ``scale * e``. Codes outside the ``top_k`` are not drawn.
 
-    ``targets`` (B, P) normalised values, ``given`` (B, P) which are targets; ``codes`` (V, d) the vocabulary's
-    code vectors in the prior's normalised units.
+    ``scale`` 1 treats the predictor's error as a Gaussian log-likelihood with variance 1/2 (about the shipped
+    prefix predictor's error on full molecules); larger values trust it more. ``targets`` (B, P) normalised
+    values, ``given`` (B, P) which are targets; ``codes`` (V, d) the vocabulary's code vectors in the prior's
+    normalised units. The predictor reads ``chunk`` candidate graphs at a time.
     """
 
-    def __init__(self, predictor: PropertyPredictor, targets: Tensor, given: Tensor, scale: float, codes: Tensor) -> None:
+    def __init__(self, predictor: PropertyPredictor, targets: Tensor, given: Tensor, scale: float, codes: Tensor, top_k: int = 32, chunk: int = 4096) -> None:
         if predictor.config.reads != "prefix":
             raise ValueError("guiding a discrete prior needs a property predictor that reads prefixes (reads='prefix'): train one for this prior")
+        if top_k < 1:
+            raise ValueError(f"top_k={top_k}: property guidance tries at least one code per token")
         self.inner = PropertyGuidance(predictor, targets, given, scale)
-        self.codes = codes
+        self.codes, self.top_k, self.chunk = codes, min(top_k, codes.shape[0]), chunk
 
-    def __call__(self, x: Tensor, j: int, mask: Tensor) -> Tensor:
-        """(B, N, d) normalised tokens drawn so far (zero from position ``j`` on), (B, N) mask -> (B, V) change
-        of each code's log-probability at position ``j``."""
-        nodes = mask.sum(1).clamp(min=1)
-        t = (1 - (j + 1) / nodes).clamp(min=0.0)  # position j is known once drawn
-        with torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
-            x_in = x.detach().float().requires_grad_(True)
-            (grad,) = torch.autograd.grad(self.inner.error(x_in, t, mask).sum(), x_in)
-        return -self.inner.scale * grad[:, j] @ self.codes.T
+    @torch.no_grad()
+    def __call__(self, logp: Tensor, x: Tensor, j: int, mask: Tensor) -> Tensor:
+        """(B, V) log-probabilities of the codes at position ``j``, (B, N, d) normalised tokens drawn so far
+        (zero from position ``j`` on), (B, N) mask -> (B, V) guided log-probabilities (rows of graphs with
+        fewer than ``j + 1`` nodes unchanged)."""
+        rows = mask[:, j].nonzero().squeeze(1)
+        if len(rows) == 0:
+            return logp
+        k = self.top_k
+        best, ids = logp[rows].topk(k, dim=-1)  # (R, K)
+        trial = x[rows].unsqueeze(1).repeat(1, k, 1, 1)  # (R, K, N, d)
+        trial[:, :, j] = self.codes[ids].to(trial.dtype)
+        nodes = mask[rows].sum(1)
+        t = (1 - (j + 1) / nodes).clamp(min=0.0).repeat_interleave(k)  # position j is known once drawn
+        trial_mask = mask[rows].repeat_interleave(k, dim=0)
+        trial = trial.flatten(0, 1)
+        targets, given = self.inner.targets[rows].repeat_interleave(k, dim=0), self.inner.given[rows].repeat_interleave(k, dim=0)
+        errors = []
+        for lo in range(0, len(trial), self.chunk):
+            part = slice(lo, lo + self.chunk)
+            predicted = self.inner.predictor(trial[part], t[part], trial_mask[part]).float()
+            errors.append(((predicted - targets[part]).pow(2) * given[part]).sum(-1))
+        error = torch.cat(errors).view(len(rows), k)
+        guided = logp.clone()
+        guided[rows] = torch.full_like(logp[rows], float("-inf")).scatter(-1, ids, best - self.inner.scale * error)
+        return guided
 
 
 class DiscriminatorGuidance:

@@ -339,8 +339,8 @@ class MolgenPipeline:
         stay near ``start``. ``property_guidance``: step size of classifier guidance toward the
         ``conditions`` by the model's property predictor (:mod:`molgen.prior.predictor`), applied at every
         step on top of classifier-free guidance; 0 (the default) turns it off (a discrete prior: before each token,
-        with a predictor that reads prefixes, each code's log-probability is lowered by this weight times the
-        first-order change of the predicted error, :class:`~molgen.guidance.PrefixPropertyGuidance`). ``autoguidance``: with a guide
+        with a predictor that reads prefixes, each of the 32 likeliest codes is tried and its log-probability
+        lowered by this weight times the predicted squared error, :class:`~molgen.guidance.PrefixPropertyGuidance`). ``autoguidance``: with a guide
         prior (``guide/`` in the model directory), every prediction is ``guide + autoguidance * (prior -
         guide)`` (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"): the guide, a
         smaller or shorter-trained prior over the same latents, makes the same kinds of errors more strongly,
@@ -1028,7 +1028,8 @@ class _Codes:
             if guided:
                 logp = logp[batch:] + self.guidance_scale * (logp[:batch] - logp[batch:])
             if self.steer is not None:
-                logp = logp + self.steer(drawn_so_far, j, real)
+                with self.precision():
+                    logp = self.steer(logp, drawn_so_far, j, real)
             probs = (logp / self.temperature).softmax(-1)  # (B, V)
             if self.top_p < 1:
                 probs = _nucleus(probs, self.top_p)
