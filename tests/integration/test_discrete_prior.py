@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+from types import SimpleNamespace
 from collections import Counter
 from pathlib import Path
 
@@ -318,3 +319,21 @@ def test_property_guidance_steers_a_discrete_prior_with_a_prefix_predictor(discr
     noisy.reads = "noisy"
     with pytest.raises(ValueError, match="reads prefixes"):
         PrefixPropertyGuidance(PropertyPredictor(noisy), torch.zeros(1, 7), torch.ones(1, 7), 1.0, torch.zeros(4, 3))
+
+
+def test_prefix_guidance_reweights_the_likeliest_codes_by_the_predicted_error_and_drops_the_rest():
+    class FirstToken:  # predicts one property: the first coordinate of the graph's first token
+        config = SimpleNamespace(reads="prefix")
+
+        def __call__(self, x, t, mask):
+            return x[:, 0, :1]
+
+    codes = torch.tensor([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [3.0, 0.0]])
+    steer = PrefixPropertyGuidance(FirstToken(), torch.tensor([[2.0], [2.0]]), torch.ones(2, 1), 1.0, codes, top_k=3)
+    logp = torch.log(torch.tensor([[0.4, 0.3, 0.2, 0.1], [0.4, 0.3, 0.2, 0.1]]))
+    mask = torch.tensor([[True, True], [False, False]])  # the second graph gets no token at position 0
+    out = steer(logp, torch.zeros(2, 2, 2), 0, mask)
+    # codes 0, 1, 2 tried: predicted 0, 1, 2 against target 2 -> errors 4, 1, 0; code 3 (least likely) not drawn
+    torch.testing.assert_close(out[0, :3], logp[0, :3] - torch.tensor([4.0, 1.0, 0.0]))
+    assert out[0, 3] == float("-inf")
+    torch.testing.assert_close(out[1], logp[1])
