@@ -1,6 +1,6 @@
 """molgen web UI: generate, explore and optimise molecules with the shipped model, in a browser.
 
-    python app.py                                  # http://127.0.0.1:7860, model checkpoints/moses
+    python app.py                                  # http://127.0.0.1:7860, model checkpoints/moses_discrete
     python app.py --port 8000 --model runs/prior/model --auth chemist:secret
     python app.py --public --auth chemist:secret   # listen on every interface (only when asked)
 
@@ -31,7 +31,7 @@ from molgen.ui.service import DesignService, FeatureUnavailable
 
 log = logging.getLogger("molgen.app")
 
-DEFAULT_MODEL = Path(__file__).resolve().parent / "checkpoints" / "moses"
+DEFAULT_MODEL = Path(__file__).resolve().parent / "checkpoints" / "moses_discrete"
 GRID_MAX = 120  # depictions drawn per request; the table and the files hold every result
 MODEL_QUEUE = "model"  # every tab's job shares one concurrency limit: they all use the same CPU / GPU
 OBJECTIVES = ["QED", "logP window", "similarity to reference", "weighted combination"]
@@ -202,11 +202,12 @@ def _required(name: str, text: str | None) -> str:
 # --- the page -------------------------------------------------------------------------------------------
 
 
-def _counts(tab: str, noun: str, steps: int | None = None) -> list:
-    """Number of results, seed and (for sampling tasks) steps, side by side in the current row."""
+def _counts(tab: str, noun: str, steps: int | None = None, show_steps: bool = True) -> list:
+    """Number of results, seed and (for sampling tasks) steps, side by side in the current row; the steps field is
+    kept but hidden (``show_steps=False``) for a prior that draws its tokens without denoising steps."""
     fields = [gr.Number(label=f"number of {noun}", value=24, precision=0, elem_id=f"{tab}-n"), gr.Number(label="seed", value=0, precision=0, elem_id=f"{tab}-seed")]
     if steps is not None:
-        fields.append(gr.Number(label="steps", value=steps, precision=0, elem_id=f"{tab}-steps"))
+        fields.append(gr.Number(label="steps", value=steps, precision=0, elem_id=f"{tab}-steps", visible=show_steps))
     return fields
 
 
@@ -260,9 +261,10 @@ def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Generate", id="generate"):
                 with gr.Row():
-                    sampling = _counts("generate", "molecules", steps)
+                    sampling = _counts("generate", "molecules", steps, service.uses_steps)
                     restarts = gr.Number(
                         label="restarts (extra passes that repair mistakes; 0: none)", value=service.default_restarts, precision=0, elem_id="generate-restarts",
+                        visible=service.uses_restarts,
                     )
                     guidance = gr.Slider(1.0, 5.0, value=2.0, step=0.1, label="guidance strength (toward the targets)", elem_id="generate-guidance")
                 with gr.Accordion("Property targets: a value (0.9) or a range (300-400); empty: no target", open=True):
@@ -278,7 +280,7 @@ def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
                     smiles = gr.Textbox(label="seed SMILES", value="CC(=O)Nc1ccc(O)cc1", max_lines=1, scale=3, elem_id="analogs-smiles")
                     similarity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="similarity to the seed (0 loose - 1 close)", scale=2, elem_id="analogs-similarity")
                 with gr.Row():
-                    sampling = _counts("analogs", "analogs", steps)
+                    sampling = _counts("analogs", "analogs", steps, service.uses_steps)
                 constraints = _constraints("analogs")
                 _task("analogs", "Find analogs", handlers.analogs, [smiles, similarity, *sampling, *constraints])
 
@@ -287,7 +289,7 @@ def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
                 core = gr.Textbox(label="core (mark attachment points [*:1], [*:2], ...)", value="c1ccc2[nH]c([*:1])nc2c1", max_lines=1, elem_id="decorate-core")
                 with gr.Row():
                     extra_atoms = gr.Textbox(label="atoms to add (5, or a range 3-8; empty: as in the training data)", max_lines=1, elem_id="decorate-extra")
-                    sampling = _counts("decorate", "decorations", steps)
+                    sampling = _counts("decorate", "decorations", steps, service.uses_steps)
                 constraints = _constraints("decorate")
                 _task("decorate", "Decorate", handlers.decorate, [core, extra_atoms, *sampling, *constraints])
 
@@ -326,7 +328,7 @@ def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped checkpoints/moses)")
+    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped checkpoints/moses_discrete)")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--public", action="store_true", help="listen on 0.0.0.0 instead of 127.0.0.1 (reachable from other machines)")
     parser.add_argument("--auth", default=os.environ.get("MOLGEN_UI_AUTH"), help="require a login, user:password (or env MOLGEN_UI_AUTH)")

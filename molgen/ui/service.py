@@ -53,6 +53,17 @@ class DesignService:
     def default_restarts(self) -> int:
         return self.pipeline.prior.config.default_restarts if self.pipeline.prior is not None else 0
 
+    @property
+    def uses_steps(self) -> bool:
+        """Whether sampling steps mean anything to this model's prior: not to a discrete one, which draws each token
+        from a softmax (the page hides the field)."""
+        return self.pipeline.prior is None or self.pipeline.prior.config.architecture != "discrete"
+
+    @property
+    def uses_restarts(self) -> bool:
+        """Whether the prior takes restart passes: only a set prior does (an autoregressive one refuses them)."""
+        return self.pipeline.prior is None or self.pipeline.prior.config.architecture == "set"
+
     def has(self, method: str) -> bool:
         return self.designer is not None and callable(getattr(self.designer, method, None))
 

@@ -6,6 +6,7 @@ import csv
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 
@@ -299,9 +300,10 @@ def test_properties_are_not_reused_for_other_molecules_of_the_same_count(prior_r
     np.testing.assert_allclose(new.properties, old.properties[::-1], rtol=1e-5, equal_nan=True)
 
 
-def test_sample_with_validity_guidance_from_the_shipped_model(tmp_path, capsys):
+def test_sample_with_validity_guidance_from_the_shipped_set_prior(tmp_path, capsys):
     out = tmp_path / "g.csv"
-    args = ["sample", "-n", "40", "--out", str(out), "--decoding", "raw", "--validity-guidance", "0.1", "--seed", "2", "--no-progress"]
+    model = Path(__file__).resolve().parents[2] / "checkpoints" / "moses"
+    args = ["sample", "-n", "40", "--model", str(model), "--out", str(out), "--decoding", "raw", "--validity-guidance", "0.1", "--seed", "2", "--no-progress"]
     assert main(args) == 0
     with open(out, newline="") as handle:
         table = list(csv.DictReader(handle))

@@ -20,7 +20,7 @@ from tests.ui.harness import REPO, BrowserMissing, chromium, running_app
 
 pytest.importorskip("gradio")
 
-MODEL = REPO / "checkpoints" / "moses"
+MODEL = REPO / "checkpoints" / "moses_discrete"  # what `python app.py` serves by default
 CAP = 40  # --max-n of the app under test
 WAIT = 180  # seconds; generous, the CI machine is shared with training jobs
 
@@ -37,6 +37,9 @@ def designer_has(method: str) -> bool:
 def app_url():
     if not (MODEL / "prior" / "config.json").exists():
         pytest.fail(f"the shipped model {MODEL} (with its prior) is missing")
+    import app
+
+    assert app.DEFAULT_MODEL == MODEL, f"app.py serves {app.DEFAULT_MODEL} by default, these tests expect {MODEL}"
     with running_app("--max-n", str(CAP), "--max-steps", "20", "--max-iterations", "3", "--device", "cpu") as url:
         yield url
 
@@ -177,7 +180,6 @@ class Page:
 def test_generate_shows_depictions_table_and_downloads(page):
     page.tab("Generate")
     page.fill("generate-n", 6)
-    page.fill("generate-steps", 8)
     summary = page.run("generate")
     assert summary.startswith("6 molecules"), summary
     images = page.wait(lambda: page.images("generate") if len(page.images("generate")) == 6 else None, "6 depictions")
@@ -205,13 +207,9 @@ def test_generate_shows_depictions_table_and_downloads(page):
 
 def test_bad_input_is_a_message_and_the_page_keeps_working(page):
     page.tab("Generate")
-    page.fill("generate-steps", 8)
     page.fill("generate-n", CAP + 1)
     assert f"at most {CAP}" in page.expect_error("generate", "per request")
     page.fill("generate-n", 3)
-    page.fill("generate-restarts", 11)
-    assert "restarts = 11: at most 10" in page.expect_error("generate", "restarts")
-    page.fill("generate-restarts", 1)
     page.fill("generate-target-QED", "very high")
     assert "QED target 'very high'" in page.expect_error("generate", "QED target")
     page.fill("generate-target-QED", "1.5")
@@ -224,7 +222,6 @@ def test_bad_input_is_a_message_and_the_page_keeps_working(page):
 def test_generate_with_targets_smarts_and_filters(page):
     page.tab("Generate")
     page.fill("generate-n", 5)
-    page.fill("generate-steps", 8)
     page.fill("generate-target-MW", "250-400")
     page.open_accordion("Constraints and filters")
     page.fill("generate-avoid", "[C")
@@ -235,6 +232,17 @@ def test_generate_with_targets_smarts_and_filters(page):
     assert summary.startswith("5 molecules"), summary
     for field in ("generate-target-MW", "generate-avoid", "generate-sa"):
         page.fill(field, "")
+
+
+def test_fields_that_do_not_apply_to_the_discrete_prior_are_not_shown(page):
+    """The shipped model draws each token from a softmax: no denoising steps, no restart passes to set."""
+    page.tab("Generate")
+    assert page.find("#generate-n input").is_displayed()
+    for tab in ("generate", "analogs", "decorate"):
+        field = page.find(f"#{tab}-steps input")
+        assert field is None or not field.is_displayed(), f"{tab}: a steps field is shown"
+    field = page.find("#generate-restarts input")
+    assert field is None or not field.is_displayed(), "a restarts field is shown"
 
 
 TABS = [

@@ -126,3 +126,19 @@ def test_analog_reference_and_bad_smiles_never_raise():
     grid = depict.grid_html([depict.Tile("CCO", ["#0"]), depict.Tile("c1ccccc1Cl", ["#1", "QED 0.5"], muted=True)], seed, note="2 drawn")
     assert grid.count('class="molgen-cell"') == 2 and "2 drawn" in grid and "opacity" in grid
     assert all("</svg>" in svg for svg in _decoded(grid))
+
+
+@pytest.mark.parametrize(
+    ("architecture", "steps", "restarts"),
+    [("set", True, True), ("autoregressive", True, False), ("discrete", False, False)],
+)
+def test_the_page_offers_steps_and_restarts_only_where_the_prior_takes_them(architecture, steps, restarts):
+    from types import SimpleNamespace
+
+    from molgen.ui.service import DesignService
+
+    service = DesignService.__new__(DesignService)  # the flags read only the pipeline's prior
+    service.pipeline = SimpleNamespace(prior=SimpleNamespace(config=SimpleNamespace(architecture=architecture)))
+    assert (service.uses_steps, service.uses_restarts) == (steps, restarts)
+    service.pipeline = SimpleNamespace(prior=None)
+    assert service.uses_steps and service.uses_restarts
