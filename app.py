@@ -124,14 +124,18 @@ class Handlers:
         return n, steps, filters, parse_lines(contain), parse_lines(avoid)
 
     @_on_page
-    def generate(self, n, seed, steps, restarts, guidance, hard, contain, avoid, alerts, sa_max, *targets, progress=gr.Progress()):
+    def generate(self, n, seed, steps, restarts, guidance, steer, hard, contain, avoid, alerts, sa_max, *targets, progress=gr.Progress()):
         started = time.perf_counter()
         targets = parse_targets(dict(zip(self.service.property_names, targets, strict=True)))
         windows = {name: t for name, t in targets.items() if isinstance(t, tuple)} if hard else None
         n, steps, filters, contain, avoid = self._common(n, steps, alerts, sa_max, contain, avoid, windows)
         restarts = check_count("restarts", restarts, 0, self.limits.max_restarts)
+        steer = parse_optional_float("predictor guidance", steer) or 0.0
+        if steer < 0:
+            raise FormError(f"predictor guidance = {steer:g}: must be 0 (off) or more")
         records = self.service.generate(
             n, seed=int(seed or 0), steps=steps, restarts=restarts, targets=targets or None, guidance_scale=float(guidance),
+            property_guidance=steer if targets and self.service.has_predictor else 0.0,
             must_contain=tuple(contain), must_avoid=tuple(avoid), filters=filters, progress=_progress_callback(progress, "generating"),
         )  # fmt: skip
         return _present(records, "molgen_generate", started, extra=_target_line(self.service.target_report(records, targets)))
@@ -267,12 +271,16 @@ def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
                         visible=service.uses_restarts,
                     )
                     guidance = gr.Slider(1.0, 5.0, value=2.0, step=0.1, label="guidance strength (toward the targets)", elem_id="generate-guidance")
+                    steer = gr.Slider(
+                        0.0, 10.0, value=service.default_property_guidance, step=0.5, visible=service.has_predictor, elem_id="generate-steer",
+                        label="predictor guidance (steers harder toward the targets, slower; 0: off)",
+                    )
                 with gr.Accordion("Property targets: a value (0.9) or a range (300-400); empty: no target", open=True):
                     with gr.Row():
                         targets = [gr.Textbox(label=name, max_lines=1, placeholder="value or low-high", elem_id=f"generate-target-{name}", min_width=90) for name in service.property_names]
                     hard = gr.Checkbox(label="ranges are hard limits (reject molecules outside them; targets only steer otherwise)", elem_id="generate-hard")
                 constraints = _constraints("generate")
-                _task("generate", "Generate", handlers.generate, [*sampling, restarts, guidance, hard, *constraints, *targets])
+                _task("generate", "Generate", handlers.generate, [*sampling, restarts, guidance, steer, hard, *constraints, *targets])
 
             with gr.Tab("Analogs", id="analogs"):
                 _unavailable(service, "analogs")

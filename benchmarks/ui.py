@@ -22,8 +22,10 @@ from pathlib import Path
 from benchmarks.report import write_section
 from tests.ui.harness import running_app
 
-SHIPPED_PRIOR_CONFIG = Path(__file__).resolve().parent.parent / "checkpoints" / "moses" / "prior" / "config.json"
-FIXED_INPUTS = 9  # n, seed, steps, guidance, hard limits, must contain, must avoid, alerts, SA ceiling; then one target per property
+SHIPPED_PRIOR_CONFIG = Path(__file__).resolve().parent.parent / "checkpoints" / "moses_discrete" / "prior" / "config.json"
+# n, seed, steps, restarts, guidance, predictor guidance, hard limits, must contain, must avoid, alerts, SA ceiling;
+# then one target per property
+FIXED_INPUTS = 11
 
 
 def _client(url: str):
@@ -32,10 +34,11 @@ def _client(url: str):
     return Client(url, verbose=False, httpx_kwargs={"timeout": 300})  # a queued user waits; only real errors count
 
 
-def _generate(client, n: int, steps: int, seed: int, targets: int) -> tuple[float, int]:
-    """Seconds for one Generate click and the number of table rows that came back."""
+def _generate(client, n: int, steps: int, seed: int, targets: int, restarts: int = 0) -> tuple[float, int]:
+    """Seconds for one Generate click (no targets, so no predictor guidance) and the number of table rows that came back."""
     start = time.perf_counter()
-    _, _, table, _, _ = client.predict(n, seed, steps, 2.0, False, "", "", False, None, *([""] * targets), api_name="/generate")
+    inputs = (n, seed, steps, restarts, 2.0, 0.0, False, "", "", False, None, *([""] * targets))
+    _, _, table, _, _ = client.predict(*inputs, api_name="/generate")
     return time.perf_counter() - start, len(table["data"])
 
 

@@ -83,6 +83,13 @@ class Designer:
 
     # --- checks shared by every call --------------------------------------------------------------------
 
+    @property
+    def default_property_guidance(self) -> float:
+        """The property-guidance strength a request with targets gets unless it sets one: the model's predictor's
+        ``default_scale`` (0 without a predictor)."""
+        predictor = self.pipe.predictor
+        return float(predictor.config.default_scale) if predictor is not None else 0.0
+
     def parse_targets(self, targets: Mapping[str, float | tuple[float, float]] | None) -> dict[str, Target]:
         """Validate targets against this model (unknown, impossible or untrained-for targets raise)."""
         config = self.pipe.prior.config
@@ -156,7 +163,7 @@ class Designer:
         num_nodes: int | None = None,
         oversample: int = 1,
         size_from_weight: bool = True,
-        property_guidance: float = 0.0,
+        property_guidance: float | None = None,
         restarts: int | None = None,
     ) -> Iterator[DesignResult]:
         """Sample ``n`` molecules, conditioned on ``targets`` ({name: value or (low, high)}; a range conditions
@@ -167,8 +174,10 @@ class Designer:
         (:func:`~molgen.design.targets.sizes_for_weight`) instead of the training size distribution.
         ``oversample`` = k > 1: sample k candidates per molecule and keep the one closest to the targets
         (distance in training standard deviations; selection, on top of guidance).
-        ``property_guidance`` > 0: also follow the gradient of the model's property predictor toward the
-        targets at every sampling step (classifier guidance; the model needs a ``predictor/``).
+        ``property_guidance`` > 0: also steer by the model's property predictor toward the targets (classifier
+        guidance; the model needs a ``predictor/``): a set prior follows its gradient at every step, a discrete prior
+        tries its likeliest codes before each token (:class:`molgen.guidance.PrefixPropertyGuidance`). None (the
+        default): the predictor's ``default_scale`` when there are targets, else off.
         ``restarts``: restart-sampling passes after the first (default: the model's; 0: none), each
         re-noising the latents part of the way and denoising again, which repairs mistakes at extra cost.
         """
@@ -178,6 +187,8 @@ class Designer:
         if not isinstance(oversample, int) or oversample < 1:
             raise DesignInputError(f"oversample={oversample!r}: must be a whole number >= 1")
         parsed = self.parse_targets(targets)
+        if property_guidance is None:
+            property_guidance = self.default_property_guidance if parsed else 0.0
         if property_guidance:
             if not property_guidance > 0:
                 raise DesignInputError(f"property_guidance={property_guidance!r}: must be >= 0 (0 turns it off)")

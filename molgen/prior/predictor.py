@@ -63,10 +63,15 @@ class PredictorConfig(JsonConfig):
     property_names: list[str] = field(default_factory=list)
     property_mean: list[float] = field(default_factory=list)
     property_std: list[float] = field(default_factory=list)
+    # property-guidance strength a design request with targets gets when it does not set one (0: off unless asked;
+    # molgen.design.Designer.generate, `molgen design generate`, the web page)
+    default_scale: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.property_names:
             raise ValueError("a property predictor needs at least one property (the prior was trained without any)")
+        if not self.default_scale >= 0:
+            raise ValueError(f"default_scale={self.default_scale}: must be >= 0 (0: property guidance off unless asked)")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if self.reads not in READS:

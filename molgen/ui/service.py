@@ -64,6 +64,16 @@ class DesignService:
         """Whether the prior takes restart passes: only a set prior does (an autoregressive one refuses them)."""
         return self.pipeline.prior is None or self.pipeline.prior.config.architecture == "set"
 
+    @property
+    def has_predictor(self) -> bool:
+        """Whether the model has a property predictor to steer toward targets with (predictor guidance)."""
+        return getattr(self.pipeline, "predictor", None) is not None
+
+    @property
+    def default_property_guidance(self) -> float:
+        """The predictor guidance the page starts with: the design API's default for this model (0 without one)."""
+        return float(getattr(self.designer, "default_property_guidance", 0.0)) if self.has_predictor else 0.0
+
     def has(self, method: str) -> bool:
         return self.designer is not None and callable(getattr(self.designer, method, None))
 

@@ -330,3 +330,30 @@ def test_the_default_models_design_tasks_run_on_the_discrete_prior():
     path = designer.interpolate(a, b, 5)
     ends = [m.smiles for m in designer.pipe.decode(designer.pipe.encode([a, b]), decoding="valence")]
     assert len(path) == 5 and path[0].smiles == ends[0] and path[-1].smiles == ends[1]
+
+
+def test_design_requests_with_targets_get_the_shipped_predictors_guidance_unless_they_set_it(monkeypatch):
+    """checkpoints/moses_discrete/predictor has default_scale 3 (BENCHMARKS.md, stop 29: joint-target QED and logP
+    errors fall by a sixth and a quarter): a generate request with targets gets it, one without targets or that sets
+    it (0: off) does not; a predictor config with a negative default is refused."""
+    from molgen.design import Designer
+    from molgen.prior.predictor import PredictorConfig
+
+    designer = Designer.from_pretrained(DISCRETE_MODEL, device="cpu")
+    assert designer.default_property_guidance == 3.0
+    seen = []
+    original = designer.pipe.sample_latents
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("property_guidance"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(designer.pipe, "sample_latents", spy)
+    steered = designer.generate(4, targets={"QED": 0.9}, seed=0)
+    designer.generate(4, seed=0)
+    designer.generate(4, targets={"QED": 0.9}, seed=0, property_guidance=0.0)
+    assert seen == [3.0, 0.0, 0.0]
+    assert len(steered) == 4 and all(r.smiles for r in steered)
+    config = designer.pipe.predictor.config.to_dict()
+    with pytest.raises(ValueError, match="default_scale=-1"):
+        PredictorConfig(**{**config, "default_scale": -1.0})

@@ -36,6 +36,6 @@ def test_login_is_required_when_asked_and_loopback_by_default():
         assert denied.value.code == 401
         client = Client(url, auth=("chemist", "secret"), verbose=False, httpx_kwargs={"timeout": 120})  # a busy CI machine
         inputs = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/generate"]["parameters"]
-        targets = [""] * (len(inputs) - 10)  # one per property of the model's prior, after the ten fixed fields
-        summary, *_ = client.predict(2, 0, 4, 1, 2.0, False, "", "", False, None, *targets, api_name="/generate")
+        targets = [""] * (len(inputs) - 11)  # one per property of the model's prior, after the eleven fixed fields
+        summary, *_ = client.predict(2, 0, 4, 0, 2.0, 0.0, False, "", "", False, None, *targets, api_name="/generate")
         assert summary.startswith("**2 molecules")

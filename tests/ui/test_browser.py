@@ -243,6 +243,10 @@ def test_fields_that_do_not_apply_to_the_discrete_prior_are_not_shown(page):
         assert field is None or not field.is_displayed(), f"{tab}: a steps field is shown"
     field = page.find("#generate-restarts input")
     assert field is None or not field.is_displayed(), "a restarts field is shown"
+    # the shipped model has a property predictor: its guidance is offered, at the model's default strength
+    steer = page.find("#generate-steer input[type=number]")
+    assert steer is not None and steer.is_displayed(), "no predictor guidance field"
+    assert float(steer.get_attribute("value")) == 3.0
 
 
 TABS = [
