@@ -1071,7 +1071,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--restarts", type=int, default=None,
-        help="restart-sampling passes after the first (default: the model's): noise back part-way and denoise again; better samples, more time",
+        help="passes after the first that repair mistakes (default: the model's, 2 for the shipped one): a set prior noises back part-way and "
+        "denoises again; a discrete prior redraws each graph whose argmax decoding breaks a valence or falls apart from its first atom at fault",
     )
     p.add_argument(
         "--restart-strength", type=float, default=None,

@@ -28,7 +28,7 @@ from molgen.prior.discriminator import LatentDiscriminator
 from molgen.prior.predictor import PropertyPredictor
 from molgen.tokenizer.model import GraphTokenizer
 
-__all__ = ["DiscriminatorGuidance", "PropertyGuidance", "ValidityGuidance", "components"]
+__all__ = ["DiscriminatorGuidance", "PropertyGuidance", "RepairSites", "ValidityGuidance", "components"]
 
 
 def components(adj: Tensor, mask: Tensor) -> Tensor:
@@ -144,6 +144,40 @@ class ValidityGuidance:
         return -torch.log(p + 1e-6).sum()
 
 
+class RepairSites:
+    """Where each graph's argmax decoding breaks a rule, per node: callable on (B, N, d) latents in the tokenizer's
+    units and a (B, N) mask, returns (B, N) bool. A node is at fault when it carries more bond order than its
+    element and charge allow (:class:`ValenceTable`, from the domain: no chemistry here), when it is bonded to
+    such a node, or when it lies outside the fragment of node 0. A graph with no node at fault decodes to one
+    connected graph within every capacity (the molecule domain can still refuse it, rarely, e.g. for an odd
+    electron count). A discrete prior's repair passes redraw each broken graph's tokens from its first node at
+    fault on (``restarts``, :meth:`molgen.pipeline.MolgenPipeline.sample_latents`)."""
+
+    def __init__(self, tokenizer: GraphTokenizer, table: ValenceTable, device: torch.device | str = "cpu") -> None:
+        self.tokenizer = tokenizer
+        self.capacity = torch.tensor(table.capacity, dtype=torch.float32, device=device)  # (K_a, K_c)
+        self.orders = torch.tensor(table.edge_orders, dtype=torch.float32, device=device)  # (K_e,)
+
+    @torch.no_grad()
+    def __call__(self, z: Tensor, mask: Tensor) -> Tensor:
+        out = self.tokenizer.decode_logits(z, mask)
+        batch, n = mask.shape
+        atom = out.node_logits[0].argmax(-1)
+        charged = len(out.node_logits) > 1 and self.capacity.shape[1] > 1
+        charge = out.node_logits[1].argmax(-1) if charged else torch.zeros_like(atom)
+        capacity = self.capacity[atom, charge]  # (B, N)
+        label = out.edge_logits.argmax(-1)  # (P,)
+        b, i, j = out.pairs.unbind(-1)
+        load = _node_sums(self.orders[label], b, i, j, capacity)  # (B, N)
+        adj = torch.zeros(batch, n, n, dtype=torch.bool, device=z.device)
+        adj[b, i, j] = label > 0
+        adj = adj | adj.transpose(1, 2)
+        over = (load > capacity + 1e-6) & mask
+        beside = (adj & over[:, None, :]).any(-1)  # bonded to a node over capacity
+        apart = mask & (components(adj, mask) != 0)  # outside node 0's fragment
+        return (over | beside | apart) & mask
+
+
 def _node_sums(values: Tensor, b: Tensor, i: Tensor, j: Tensor, like: Tensor) -> Tensor:
     """(B, N) per-node sums of per-pair ``values`` (P,) over both ends of each pair (b, i, j)."""
     out = torch.zeros_like(like, dtype=values.dtype)
@@ -193,6 +227,11 @@ class PrefixPropertyGuidance:
             raise ValueError(f"top_k={top_k}: property guidance tries at least one code per token")
         self.inner = PropertyGuidance(predictor, targets, given, scale)
         self.codes, self.top_k, self.chunk = codes, min(top_k, codes.shape[0]), chunk
+
+    def rows(self, rows: Tensor) -> PrefixPropertyGuidance:
+        """The same guidance for a subset of the batch's graphs (``rows``: their indices)."""
+        inner = self.inner
+        return PrefixPropertyGuidance(inner.predictor, inner.targets[rows], inner.given[rows], inner.scale, self.codes, self.top_k, self.chunk)
 
     @torch.no_grad()
     def __call__(self, logp: Tensor, x: Tensor, j: int, mask: Tensor) -> Tensor:

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -27,7 +27,7 @@ from torch import Tensor
 from molgen.batch import batch_from_graphs, graphs_from_dense
 from molgen.checkpoint import load_discriminator, load_domain, load_predictor, load_prior, load_tokenizer
 from molgen.graph import DomainError
-from molgen.guidance import DiscriminatorGuidance, PrefixPropertyGuidance, PropertyGuidance, ValidityGuidance
+from molgen.guidance import DiscriminatorGuidance, PrefixPropertyGuidance, PropertyGuidance, RepairSites, ValidityGuidance
 from molgen.prior.autoregressive import AutoregressivePrior, DiscreteAutoregressivePrior
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
@@ -336,7 +336,9 @@ class MolgenPipeline:
         ``restart_temperature``, else ``temperature``; below the starting temperature, restarts sharpen
         the samples toward the prior's modes). Restarts run
         when sampling from noise (also with ``keep``), not for edits with ``strength`` < 1, whose point is to
-        stay near ``start``. ``property_guidance``: step size of classifier guidance toward the
+        stay near ``start``. For a discrete prior ``restarts`` are repair passes instead (also for edits): each
+        graph whose argmax decoding breaks a valence or falls apart (:class:`~molgen.guidance.RepairSites`) keeps
+        its tokens before its first atom at fault and draws the rest again from the prior given them. ``property_guidance``: step size of classifier guidance toward the
         ``conditions`` by the model's property predictor (:mod:`molgen.prior.predictor`), applied at every
         step on top of classifier-free guidance; 0 (the default) turns it off (a discrete prior: before each token,
         with a predictor that reads prefixes, each of the 32 likeliest codes is tried and its log-probability
@@ -564,7 +566,7 @@ class MolgenPipeline:
         std = torch.tensor(config.latent_std, device=self.device)
         if isinstance(prior, AutoregressivePrior | DiscreteAutoregressivePrior):
             unsupported = {
-                "step_hook": step_hook is not None, "restarts": bool(restarts),
+                "step_hook": step_hook is not None, "restarts": bool(restarts) and not isinstance(prior, DiscreteAutoregressivePrior),
                 "property_guidance": property_guidance > 0 and not isinstance(prior, DiscreteAutoregressivePrior),
                 "discriminator_guidance": self._discriminator_guidance(discriminator_guidance) is not None,
             }  # fmt: skip
@@ -579,8 +581,9 @@ class MolgenPipeline:
             if property_guidance > 0:  # a discrete prior: token by token, with a prefix predictor
                 guidance = self._property_guidance(property_guidance, condition)
                 steer = PrefixPropertyGuidance(guidance.predictor, guidance.targets, guidance.given, guidance.scale, (prior.codes - mean) / std)
+            repairs = (config.default_restarts if restarts is None else restarts) if isinstance(prior, DiscreteAutoregressivePrior) else 0
             return self._sample_tokens(
-                prior, batch, steps, generator, condition, guidance_scale, sampler, temperature, edit, sizes, mean, std, validity, top_p, steer
+                prior, batch, steps, generator, condition, guidance_scale, sampler, temperature, edit, sizes, mean, std, validity, top_p, steer, repairs
             )
         if edit is None and noise is None:
             if sizes is None:
@@ -633,10 +636,13 @@ class MolgenPipeline:
     def _sample_tokens(
         self, prior: AutoregressivePrior | DiscreteAutoregressivePrior, batch: int, steps: int, generator: torch.Generator, condition: tuple[Tensor, Tensor] | None,
         guidance_scale: float, sampler: str | None, temperature: float, edit: _Edit | None, sizes: Tensor | None, mean: Tensor, std: Tensor,
-        validity: ValidityGuidance | None = None, top_p: float = 1.0, steer: PrefixPropertyGuidance | None = None,
+        validity: ValidityGuidance | None = None, top_p: float = 1.0, steer: PrefixPropertyGuidance | None = None, repairs: int = 0,
     ) -> Latents:  # fmt: skip
         """A batch from an autoregressive prior (see :class:`_Tokens`, and :class:`_Codes` for a discrete one);
         edits start each token from ``edit``'s.
+        A discrete prior then takes up to ``repairs`` passes over the graphs whose argmax decoding breaks a rule
+        (:class:`~molgen.guidance.RepairSites`): each such graph keeps its tokens before its first node at fault
+        and draws the rest again from the prior given them (kept tokens of an edit stay as they are).
         With ``validity`` guidance, the finished tokens of graphs that decode broken then take ``steps`` of it
         (no graph is noisy at any point, so it repairs the result; kept tokens stay as they are)."""
         x0 = keep = None
@@ -654,6 +660,7 @@ class MolgenPipeline:
             draws = torch.rand(2, batch, mask.shape[1], generator=generator).to(self.device)
             codes = _Codes(prior, sizes, condition, guidance_scale, temperature, mean, std, self._network_precision, top_p, steer)
             x = codes.sample(draws, x0, 1.0 if edit is None else edit.strength, keep)
+            x = self._repair_codes(codes, x, mask, keep, repairs, generator, mean, std)
         else:
             noise = torch.randn(batch, mask.shape[1], prior.config.latent_dim, generator=generator).to(self.device)
             tokens = _Tokens(prior, steps, sampler, sizes, condition, guidance_scale, temperature, self._network_precision)
@@ -662,6 +669,35 @@ class MolgenPipeline:
             x = validity(x, mask) * mask.unsqueeze(-1)
             x = x if keep is None else torch.where(keep.unsqueeze(-1), x0, x)
         return Latents((x * std + mean) * mask.unsqueeze(-1), mask)
+
+    def _repair_codes(
+        self, codes: _Codes, x: Tensor, mask: Tensor, keep: Tensor | None, passes: int, generator: torch.Generator, mean: Tensor, std: Tensor,
+    ) -> Tensor:  # fmt: skip
+        """Up to ``passes`` repair passes of a discrete prior's (B, N, d) normalised tokens ``x`` (see
+        :meth:`_sample_tokens`); without a valence table in the domain there is nothing to check and ``x`` stays."""
+        table = getattr(self.domain, "valence_table", None)
+        if passes <= 0 or table is None:
+            return x
+        sites = RepairSites(self.tokenizer, table(), self.device)
+        position = torch.arange(mask.shape[1], device=self.device)
+        for _ in range(passes):
+            faulty = sites(x * std + mean, mask)
+            if keep is not None:
+                faulty = faulty & ~keep
+            rows = faulty.any(1).nonzero().squeeze(1)
+            if len(rows) == 0:
+                break
+            first = torch.where(faulty[rows], position, mask.shape[1]).amin(1)  # (R,) first node at fault
+            hold = position[None, :] < first[:, None]
+            if keep is not None:
+                hold = hold | keep[rows]
+            draws = torch.rand(2, len(rows), mask.shape[1], generator=generator).to(self.device)
+            redo = replace(
+                codes, sizes=codes.sizes[rows], condition=_take(codes.condition, rows), steer=None if codes.steer is None else codes.steer.rows(rows)
+            )
+            x = x.clone()
+            x[rows] = redo.sample(draws, x[rows], 1.0, hold)
+        return x
 
     def _validity_guidance(self, scale: float, mean: Tensor, std: Tensor) -> ValidityGuidance | None:
         if scale < 0:

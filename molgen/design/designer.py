@@ -178,8 +178,9 @@ class Designer:
         guidance; the model needs a ``predictor/``): a set prior follows its gradient at every step, a discrete prior
         tries its likeliest codes before each token (:class:`molgen.guidance.PrefixPropertyGuidance`). None (the
         default): the predictor's ``default_scale`` when there are targets, else off.
-        ``restarts``: restart-sampling passes after the first (default: the model's; 0: none), each
-        re-noising the latents part of the way and denoising again, which repairs mistakes at extra cost.
+        ``restarts``: repair passes after the first (default: the model's; 0: none): a set prior re-noises the
+        latents part of the way and denoises again; a discrete prior redraws each broken graph from its first atom
+        at fault. Either repairs mistakes at extra cost.
         """
         self._count(n)
         if restarts is not None and (isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 0):

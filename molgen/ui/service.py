@@ -61,8 +61,9 @@ class DesignService:
 
     @property
     def uses_restarts(self) -> bool:
-        """Whether the prior takes restart passes: only a set prior does (an autoregressive one refuses them)."""
-        return self.pipeline.prior is None or self.pipeline.prior.config.architecture == "set"
+        """Whether the prior takes restart passes: a set prior (re-noise and denoise again) and a discrete one (redraw
+        each broken graph from its first atom at fault); the continuous autoregressive prior refuses them."""
+        return self.pipeline.prior is None or self.pipeline.prior.config.architecture != "autoregressive"
 
     @property
     def has_predictor(self) -> bool:

@@ -225,10 +225,7 @@ def test_nucleus_sampling_narrows_each_choice_to_the_likeliest_codes(discrete_mo
         pipe.sample_latents(2, seed=0, top_p=0)
 
 
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [({"restarts": 2}, "restarts: not available"), ({"step_hook": lambda i, t, x: x}, "step_hook: not available")],
-)
+@pytest.mark.parametrize(("options", "message"), [({"step_hook": lambda i, t, x: x}, "step_hook: not available")])
 def test_discrete_sampling_refuses_what_it_cannot_do(discrete_model, options, message):
     pipe = MolgenPipeline.from_pretrained(discrete_model, device="cpu")
     with pytest.raises(ValueError, match=message):
@@ -337,3 +334,26 @@ def test_prefix_guidance_reweights_the_likeliest_codes_by_the_predicted_error_an
     torch.testing.assert_close(out[0, :3], logp[0, :3] - torch.tensor([4.0, 1.0, 0.0]))
     assert out[0, 3] == float("-inf")
     torch.testing.assert_close(out[1], logp[1])
+
+
+def test_repair_sites_are_nodes_over_capacity_their_neighbours_and_stray_fragments():
+    """RepairSites reads the argmax graph: in graph 0 node 1 carries three double bonds (6 > carbon's 4), so it and
+    its three neighbours are at fault; graph 1 falls apart into 0-1 and 2-3, so 2 and 3 are; graph 2 is a valid
+    chain; padding never counts."""
+    from molgen.graph import ValenceTable
+    from molgen.guidance import RepairSites
+
+    pairs, labels = [], []
+    bonds = {0: {(0, 1): 2, (1, 2): 2, (1, 3): 2}, 1: {(0, 1): 1, (2, 3): 1}, 2: {(0, 1): 1, (1, 2): 2}}
+    for b in range(3):
+        for i in range(4):
+            for j in range(i + 1, 4):
+                pairs.append((b, i, j))
+                labels.append(bonds[b].get((i, j), 0))
+    edge_logits = F.one_hot(torch.tensor(labels), 4).float() * 10
+    out = SimpleNamespace(node_logits=[torch.zeros(3, 4, 1)], edge_logits=edge_logits, pairs=torch.tensor(pairs))
+    tokenizer = SimpleNamespace(decode_logits=lambda z, mask: out)
+    sites = RepairSites(tokenizer, ValenceTable(capacity=[[4.0]], edge_orders=[0.0, 1.0, 2.0, 3.0]))
+    mask = torch.tensor([[True] * 4, [True] * 4, [True, True, True, False]])
+    faulty = sites(torch.zeros(3, 4, 2), mask)
+    assert faulty.tolist() == [[True] * 4, [False, False, True, True], [False] * 4]

@@ -357,3 +357,28 @@ def test_design_requests_with_targets_get_the_shipped_predictors_guidance_unless
     config = designer.pipe.predictor.config.to_dict()
     with pytest.raises(ValueError, match="default_scale=-1"):
         PredictorConfig(**{**config, "default_scale": -1.0})
+
+
+def test_repair_passes_redraw_the_broken_graphs_of_the_discrete_prior_from_their_first_fault():
+    """``restarts`` on a discrete prior: graphs whose argmax decoding breaks a valence or falls apart keep their
+    tokens before the first atom at fault and draw the rest again. Graphs that decoded valid are untouched, raw
+    validity rises (about 84% -> 97% with 2 passes on 1,000 samples, scratch run), kept tokens of an edit stay,
+    and the shipped model's default (``default_restarts``) applies when none is given."""
+    import torch
+
+    pipe = MolgenPipeline.from_pretrained(DISCRETE_MODEL, device="cpu")
+    plain = pipe.sample_latents(200, seed=5, batch_size=200, restarts=0)
+    repaired = pipe.sample_latents(200, seed=5, batch_size=200, restarts=2)
+    before = torch.tensor([m.smiles is not None for m in pipe.decode(plain, decoding="raw")])
+    after = torch.tensor([m.smiles is not None for m in pipe.decode(repaired, decoding="raw")])
+    torch.testing.assert_close(repaired.z[before], plain.z[before])
+    assert not torch.equal(repaired.z[~before], plain.z[~before])
+    assert after.float().mean() >= 0.92 and after.sum() >= before.sum() + 10, (int(before.sum()), int(after.sum()))
+    default = pipe.prior.config.default_restarts
+    assert default >= 1
+    torch.testing.assert_close(pipe.sample_latents(200, seed=5, batch_size=200).z, pipe.sample_latents(200, seed=5, batch_size=200, restarts=default).z)
+    start = pipe.encode(["Cc1ccc(NC(=O)CN2CCN(C(=O)c3ccco3)CC2)cc1C"])
+    keep = torch.zeros(1, start.z.shape[1], dtype=torch.bool)
+    keep[0, :6] = True
+    kept = pipe.sample_latents(40, seed=4, start=start, keep=keep, restarts=3)
+    torch.testing.assert_close(kept.z[:, :6], start.z[:, :6].expand(40, -1, -1))

@@ -210,6 +210,9 @@ def test_bad_input_is_a_message_and_the_page_keeps_working(page):
     page.fill("generate-n", CAP + 1)
     assert f"at most {CAP}" in page.expect_error("generate", "per request")
     page.fill("generate-n", 3)
+    page.fill("generate-restarts", 11)
+    assert "restarts = 11: at most 10" in page.expect_error("generate", "restarts")
+    page.fill("generate-restarts", 2)
     page.fill("generate-target-QED", "very high")
     assert "QED target 'very high'" in page.expect_error("generate", "QED target")
     page.fill("generate-target-QED", "1.5")
@@ -234,15 +237,16 @@ def test_generate_with_targets_smarts_and_filters(page):
         page.fill(field, "")
 
 
-def test_fields_that_do_not_apply_to_the_discrete_prior_are_not_shown(page):
-    """The shipped model draws each token from a softmax: no denoising steps, no restart passes to set."""
+def test_fields_follow_the_discrete_prior(page):
+    """The shipped model draws each token from a softmax: no denoising steps to set; its restarts are repair passes,
+    offered at the model's default."""
     page.tab("Generate")
     assert page.find("#generate-n input").is_displayed()
     for tab in ("generate", "analogs", "decorate"):
         field = page.find(f"#{tab}-steps input")
         assert field is None or not field.is_displayed(), f"{tab}: a steps field is shown"
-    field = page.find("#generate-restarts input")
-    assert field is None or not field.is_displayed(), "a restarts field is shown"
+    restarts = page.find("#generate-restarts input")
+    assert restarts is not None and restarts.is_displayed() and restarts.get_attribute("value") == "2"
     # the shipped model has a property predictor: its guidance is offered, at the model's default strength
     steer = page.find("#generate-steer input[type=number]")
     assert steer is not None and steer.is_displayed(), "no predictor guidance field"

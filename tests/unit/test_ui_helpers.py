@@ -130,7 +130,7 @@ def test_analog_reference_and_bad_smiles_never_raise():
 
 @pytest.mark.parametrize(
     ("architecture", "steps", "restarts"),
-    [("set", True, True), ("autoregressive", True, False), ("discrete", False, False)],
+    [("set", True, True), ("autoregressive", True, False), ("discrete", False, True)],
 )
 def test_the_page_offers_steps_and_restarts_only_where_the_prior_takes_them(architecture, steps, restarts):
     from types import SimpleNamespace
