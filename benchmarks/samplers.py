@@ -181,8 +181,8 @@ def main() -> None:
                 fcd, valid, speed = zip(*results, strict=True)
                 if config.architecture == "autoregressive":  # per token: one causal-transformer pass, then the head's steps
                     evaluations = f"per token 1 + {setting.steps} head"
-                elif config.architecture == "discrete":  # per token: one causal-transformer pass and a softmax
-                    evaluations = "per token 1"
+                elif config.architecture == "discrete":  # per token: one causal-transformer pass and a softmax; R repair passes
+                    evaluations = "per token 1" + (f", {setting.restarts} repair passes" if setting.restarts else "")
                 else:
                     evaluations = str(pipe.prior_evaluations(setting.steps, setting.restarts, setting.strength))
                 if guided and (guide := pipe.guide_evaluations(setting.steps, setting.restarts, weight, setting.strength)):
@@ -213,7 +213,9 @@ def main() -> None:
         if config.architecture == "discrete":
             kind = (
                 f" (discrete autoregressive prior: {config.layers}-layer causal transformer, d_model {config.d_model}, a softmax over "
-                f"{len(config.vocabulary):,} codes; the temperature divides the log-probabilities; steps and restarts do not apply)"
+                f"{len(config.vocabulary):,} codes; the temperature divides the log-probabilities; steps and restart strengths do not apply; 'S + R' = R repair passes: "
+                "each graph whose argmax decoding breaks a valence or falls apart keeps its tokens before its first atom at fault and draws "
+                "the rest again, raw validity and FCD measured after them)"
             )
         notes.append(
             f"Model: {_shown(model)}{kind}, {guide_note}; "

@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--validity-guidance", type=float, default=DEFAULT_VALIDITY_GUIDANCE)
-    parser.add_argument("--unguided-n", type=int, default=5000, help="samples without validity guidance, for its raw validity (0: skip)")
+    parser.add_argument("--unguided-n", type=int, default=5000, help="samples without validity guidance (or a discrete prior's repair passes), for the raw validity without them (0: skip)")
     parser.add_argument("--precision", default=DEFAULT_PRECISION, help="how the prior networks run (molgen.pipeline.PRECISIONS)")
     parser.add_argument("--title", default="Sampling and MOSES metrics, shipped model")
     args = parser.parse_args()
@@ -91,10 +91,15 @@ def main() -> None:
     temperature = config.default_temperature if args.temperature is None else args.temperature
     top_p = config.default_top_p if args.top_p is None else args.top_p
     setting = {  # what the throughput rows were sampled with
-        "discrete": f"softmax temperature {temperature}" + ("" if top_p == 1 else f", top-p {top_p}"),
+        "discrete": f"softmax temperature {temperature}" + ("" if top_p == 1 else f", top-p {top_p}") + (f", {restarts} repair passes" if restarts else ""),
         "autoregressive": f"{steps} flow-head steps per token",
     }.get(config.architecture, f"{steps} steps, {restarts} restarts")
     evaluations = f"per token: 1 causal-transformer pass + {head}" if autoregressive else pipe.prior_evaluations(steps, restarts)
+    if config.architecture == "discrete" and restarts:
+        evaluations += (
+            f" (then up to {restarts} repair passes: each graph whose argmax decoding breaks a valence or falls apart keeps its tokens "
+            "before its first atom at fault and draws the rest again; their time is in the prior sampling time)"
+        )
     autoguidance = config.default_autoguidance if args.autoguidance is None else args.autoguidance
 
     # 1. Sample latents once (timed), then decode them both ways (timed separately).
@@ -130,13 +135,15 @@ def main() -> None:
     for decoding, molecules in decoded.items():
         unique = len({m.smiles for m in molecules if m.smiles})
         rows.append((f"valid unique molecules/s, {decoding} ({setting})", f"{unique / (prior_seconds + seconds[decoding]):.0f}"))
-    if args.unguided_n and args.validity_guidance:
+    repairs = config.architecture == "discrete" and restarts > 0
+    if args.unguided_n and (args.validity_guidance or repairs):
         plain = pipe.sample_latents(
             args.unguided_n, steps=steps, seed=args.seed, batch_size=args.batch_size, sampler=args.sampler, temperature=temperature,
-            validity_guidance=0, restarts=restarts, autoguidance=autoguidance,
+            validity_guidance=0, restarts=0 if repairs else restarts, autoguidance=autoguidance, top_p=args.top_p,
         )
         raw_valid = sum(m.smiles is not None for m in pipe.decode(plain, batch_size=args.batch_size, decoding="raw")) / args.unguided_n
-        rows.insert(2, (f"valid without validity guidance (raw, {args.unguided_n:,} samples)", f"{raw_valid:.4f}"))
+        without = "validity guidance or repair passes" if args.validity_guidance and repairs else ("repair passes" if repairs else "validity guidance")
+        rows.insert(2, (f"valid without {without} (raw, {args.unguided_n:,} samples)", f"{raw_valid:.4f}"))
     rows.append(("prior sampling time", f"{prior_seconds:.1f} s for {args.n:,} ({args.n / prior_seconds:.0f} latents/s)"))
     rows += [(f"decoding time, {k}", f"{v:.1f} s") for k, v in seconds.items()]
     rows.append(("peak memory (RSS)", f"{peak_mb:.0f} MB"))
