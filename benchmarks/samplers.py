@@ -185,7 +185,9 @@ def main() -> None:
                     evaluations = "per token 1" + (f", {setting.restarts} repair passes" if setting.restarts else "")
                 else:
                     evaluations = str(pipe.prior_evaluations(setting.steps, setting.restarts, setting.strength))
-                if guided and (guide := pipe.guide_evaluations(setting.steps, setting.restarts, weight, setting.strength)):
+                if guided and config.architecture == "discrete":
+                    evaluations += " + 1 guide per token"
+                elif guided and (guide := pipe.guide_evaluations(setting.steps, setting.restarts, weight, setting.strength)):
                     evaluations += f" + {guide} guide"
                 rows.append((
                     f"{prefix}{setting.label(pipe, args.temperature)}{shown_weight}: evaluations / FCD/Test mean (per seed) / raw validity / latents/s",

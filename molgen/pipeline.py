@@ -349,7 +349,9 @@ class MolgenPipeline:
         and extrapolating away from it corrects them; default: the prior's ``default_autoguidance``, 1 turns
         it off; the guide runs at the evaluations whose noise level lies in the prior's
         ``autoguidance_interval`` (default all; the prior alone predicts outside it) and gets classifier-free
-        guidance on the same conditions. ``discriminator_guidance``: with a discriminator (``discriminator/``
+        guidance on the same conditions (a discrete prior: each code's log-probability is the guide's +
+        ``autoguidance`` x (the prior's - the guide's), renormalised, at every token, as contrastive decoding does
+        for language models). ``discriminator_guidance``: with a discriminator (``discriminator/``
         in the model directory, :mod:`molgen.prior.discriminator`), before every step the latents move up the
         gradient of its estimate of log p_data / p_prior, toward the data where the prior errs (Kim et al.
         2023); the weight (default: the discriminator's ``default_scale``; 0 turns it off).
@@ -569,6 +571,7 @@ class MolgenPipeline:
                 "step_hook": step_hook is not None, "restarts": bool(restarts) and not isinstance(prior, DiscreteAutoregressivePrior),
                 "property_guidance": property_guidance > 0 and not isinstance(prior, DiscreteAutoregressivePrior),
                 "discriminator_guidance": self._discriminator_guidance(discriminator_guidance) is not None,
+                "autoguidance": autoguidance != 1 and not isinstance(prior, DiscreteAutoregressivePrior),
             }  # fmt: skip
             for name, used in unsupported.items():
                 if used:
@@ -582,8 +585,10 @@ class MolgenPipeline:
                 guidance = self._property_guidance(property_guidance, condition)
                 steer = PrefixPropertyGuidance(guidance.predictor, guidance.targets, guidance.given, guidance.scale, (prior.codes - mean) / std)
             repairs = (config.default_restarts if restarts is None else restarts) if isinstance(prior, DiscreteAutoregressivePrior) else 0
+            guide = self.guide if autoguidance != 1 else None
             return self._sample_tokens(
-                prior, batch, steps, generator, condition, guidance_scale, sampler, temperature, edit, sizes, mean, std, validity, top_p, steer, repairs
+                prior, batch, steps, generator, condition, guidance_scale, sampler, temperature, edit, sizes, mean, std, validity, top_p, steer, repairs,
+                guide, autoguidance,
             )
         if edit is None and noise is None:
             if sizes is None:
@@ -637,6 +642,7 @@ class MolgenPipeline:
         self, prior: AutoregressivePrior | DiscreteAutoregressivePrior, batch: int, steps: int, generator: torch.Generator, condition: tuple[Tensor, Tensor] | None,
         guidance_scale: float, sampler: str | None, temperature: float, edit: _Edit | None, sizes: Tensor | None, mean: Tensor, std: Tensor,
         validity: ValidityGuidance | None = None, top_p: float = 1.0, steer: PrefixPropertyGuidance | None = None, repairs: int = 0,
+        guide: DiscreteAutoregressivePrior | None = None, autoguidance: float = 1.0,
     ) -> Latents:  # fmt: skip
         """A batch from an autoregressive prior (see :class:`_Tokens`, and :class:`_Codes` for a discrete one);
         edits start each token from ``edit``'s.
@@ -658,7 +664,7 @@ class MolgenPipeline:
         if isinstance(prior, DiscreteAutoregressivePrior):
             # one uniform number per token picks it from the softmax; another decides whether an edit redraws it
             draws = torch.rand(2, batch, mask.shape[1], generator=generator).to(self.device)
-            codes = _Codes(prior, sizes, condition, guidance_scale, temperature, mean, std, self._network_precision, top_p, steer)
+            codes = _Codes(prior, sizes, condition, guidance_scale, temperature, mean, std, self._network_precision, top_p, steer, guide, autoguidance)
             x = codes.sample(draws, x0, 1.0 if edit is None else edit.strength, keep)
             x = self._repair_codes(codes, x, mask, keep, repairs, generator, mean, std)
         else:
@@ -1035,6 +1041,18 @@ class _Codes:
     precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
     top_p: float = 1.0  # nucleus: draw among the most likely codes that together hold this much probability
     steer: PrefixPropertyGuidance | None = None  # property guidance: changes each code's log-probability
+    guide: DiscreteAutoregressivePrior | None = None  # autoguidance: a weaker prior over the same codes (None: off)
+    autoguidance: float = 1.0  # log p = guide's + autoguidance x (prior's - guide's), renormalised
+
+    def _log_probs(self, prior: DiscreteAutoregressivePrior, previous: Tensor | None, cache, sizes: Tensor, values, given, guided: bool, batch: int) -> Tensor:
+        """(B, V) log-probabilities of the next code from ``prior`` (its key-value ``cache`` advanced by one
+        token), with classifier-free guidance when ``guided`` (the rows are then [conditioned; unconditioned])."""
+        with self.precision():
+            logits = prior.head(prior.context_step(previous, cache, sizes, values, given)).float()
+        logp = logits.log_softmax(-1)
+        if guided:
+            logp = logp[batch:] + self.guidance_scale * (logp[:batch] - logp[batch:])
+        return logp
 
     def sample(self, draws: Tensor, x0: Tensor | None = None, strength: float = 1.0, keep: Tensor | None = None) -> Tensor:
         """(B, N, d) normalised tokens. ``draws`` (2, B, N) uniform numbers: the first picks each token by
@@ -1050,6 +1068,7 @@ class _Codes:
         if keep is not None:
             held = held | keep
         cache = self.prior.start_cache()
+        guide_cache = None if self.guide is None else self.guide.start_cache()
         guided, sizes, values, given = _guidance_rows(self.sizes, self.condition, self.guidance_scale)
         real = torch.arange(n, device=draws.device)[None, :] < self.sizes[:, None]  # (B, N)
         if self.steer is not None:
@@ -1057,12 +1076,10 @@ class _Codes:
             codes = (self.prior.codes - self.mean) / self.std
         for j in range(n):
             previous = None if j == 0 else torch.cat([ids[:, j - 1]] * (2 if guided else 1))
-            with self.precision():
-                context = self.prior.context_step(previous, cache, sizes, values, given)
-                logits = self.prior.head(context).float()
-            logp = logits.log_softmax(-1)
-            if guided:
-                logp = logp[batch:] + self.guidance_scale * (logp[:batch] - logp[batch:])
+            logp = self._log_probs(self.prior, previous, cache, sizes, values, given, guided, batch)
+            if self.guide is not None:  # autoguidance: extrapolate away from the weaker guide's choice
+                weak = self._log_probs(self.guide, previous, guide_cache, sizes, values, given, guided, batch)
+                logp = (weak + self.autoguidance * (logp - weak)).log_softmax(-1)
             if self.steer is not None:
                 with self.precision():
                     logp = self.steer(logp, drawn_so_far, j, real)
