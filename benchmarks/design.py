@@ -289,6 +289,12 @@ def _sampling(designer: Designer) -> str:
         if designer.pipe.guide is not None and config.default_autoguidance != 1
         else "no autoguidance"
     )
+    if config.architecture == "discrete":
+        return (
+            f" Prior sampling: the model's defaults, discrete autoregressive prior (a softmax over {len(config.vocabulary):,} codes per "
+            f"token), softmax temperature {config.default_temperature}, {config.default_restarts} repair pass(es) (broken graphs redrawn "
+            f"from their first atom at fault), {guide}, networks in {designer.pipe.network_dtype} (precision {designer.pipe.precision})."
+        )
     return (
         f" Prior sampling: the model's defaults, {config.default_sampler} sampler, {config.default_steps} steps + "
         f"{config.default_restarts} restart(s) at strength {config.restart_strength}, {guide}, noise temperature {config.default_temperature}"
