@@ -22,11 +22,16 @@ def pipe() -> MolgenPipeline:
     return MolgenPipeline.from_pretrained(MODEL, device="cpu")
 
 
-def test_checkpoint_holds_only_json_and_safetensors():
-    files = [p for p in MODEL.rglob("*") if p.is_file()]
-    assert files, f"no shipped model under {MODEL}"
+def _assert_pickle_free_and_small(model: Path) -> None:
+    """A shipped model directory holds only JSON and safetensors, tens of MB at most."""
+    files = [p for p in model.rglob("*") if p.is_file()]
+    assert files, f"no shipped model under {model}"
     assert {p.suffix for p in files} <= {".json", ".safetensors"}
-    assert sum(p.stat().st_size for p in files) < 50 * 2**20  # tens of MB at most
+    assert sum(p.stat().st_size for p in files) < 50 * 2**20
+
+
+def test_checkpoint_holds_only_json_and_safetensors():
+    _assert_pickle_free_and_small(MODEL)
 
 
 def test_shipped_model_reconstructs_held_out_moses_molecules(pipe):
@@ -236,9 +241,7 @@ def test_autoregressive_model_samples_checked_molecules_token_by_token():
 
     from molgen.prior.autoregressive import AutoregressivePrior
 
-    files = [p for p in AUTOREGRESSIVE_MODEL.rglob("*") if p.is_file()]
-    assert files and {p.suffix for p in files} <= {".json", ".safetensors"}
-    assert sum(p.stat().st_size for p in files) < 50 * 2**20
+    _assert_pickle_free_and_small(AUTOREGRESSIVE_MODEL)
     pipe = MolgenPipeline.from_pretrained(AUTOREGRESSIVE_MODEL, device="cpu")
     assert isinstance(pipe.prior, AutoregressivePrior)
     samples = pipe.sample(24, seed=0, batch_size=12)
@@ -289,9 +292,7 @@ def test_the_default_model_is_the_discrete_prior_and_samples_checked_molecules()
     from molgen.prior.autoregressive import DiscreteAutoregressivePrior
 
     assert DEFAULT_MODEL == DISCRETE_MODEL
-    files = [p for p in DISCRETE_MODEL.rglob("*") if p.is_file()]
-    assert files and {p.suffix for p in files} <= {".json", ".safetensors"}
-    assert sum(p.stat().st_size for p in files) < 50 * 2**20
+    _assert_pickle_free_and_small(DISCRETE_MODEL)
     pipe = MolgenPipeline.from_pretrained(DISCRETE_MODEL, device="cpu")
     assert isinstance(pipe.prior, DiscreteAutoregressivePrior)
     samples = pipe.sample(48, seed=0, batch_size=24)
