@@ -58,6 +58,7 @@ def _joint_samples(designer: Designer, targets: list[dict[str, float]], args: ar
     for row in rows:
         p = sizes_for_weight(designer.parse_targets({"MW": row["MW"]})["MW"], config.num_nodes_counts, config.property_mean[k], config.property_std[k])
         sizes.append(int(rng.choice(len(p), p=p)))
+    options = {"candidates": 1, **options}  # no resampling unless a row asks for it
     latents = pipe.sample_latents(len(rows), seed=1, batch_size=500, conditions=rows, num_nodes=sizes, guidance_scale=args.guidance if scale is None else scale, **options)
     return pipe.decode(latents, decoding="valence"), pipe.decode(latents, decoding="raw")
 
@@ -86,6 +87,9 @@ def targeting(designer: Designer, raw: Designer, args: argparse.Namespace) -> No
         samples["best of 4"].append(min(scored, key=lambda pair: pair[0])[1] if scored else four[4 * k])
     if with_predictor:
         samples["property guidance"], _ = _joint_samples(designer, targets, args, property_guidance=args.property_guidance)
+    resampled = with_predictor and args.candidates > 1
+    if resampled:
+        samples["resampled"], resampled_raw = _joint_samples(designer, targets, args, property_guidance=args.property_guidance, candidates=args.candidates)
     seconds = time.time() - start
     errors = {kind: {name: [] for name in JOINT} for kind in samples}
     for kind, decoded in samples.items():
@@ -101,12 +105,16 @@ def targeting(designer: Designer, raw: Designer, args: argparse.Namespace) -> No
             f"{_f(mae['guided'] / span[name])} ({_f(mae['guided'])}); "
             + (f"conditional (scale 1): {_f(mae['conditional'] / span[name])}; " if "conditional" in mae else "")
             + f"best of 4: {_f(mae['best of 4'] / span[name])}; unguided: {_f(mae['unguided'] / span[name])}"
-            + (f"; with property guidance {args.property_guidance}: {_f(mae['property guidance'] / span[name])} ({_f(mae['property guidance'])})" if with_predictor else ""),
+            + (f"; with property guidance {args.property_guidance}: {_f(mae['property guidance'] / span[name])} ({_f(mae['property guidance'])})" if with_predictor else "")
+            + (f"; and {args.candidates} candidates: {_f(mae['resampled'] / span[name])} ({_f(mae['resampled'])})" if resampled else ""),
         ))  # fmt: skip
     n_valid = sum(m.smiles is not None for m in guided)
     n_valid_raw = sum(m.smiles is not None for m in guided_raw)
     rows.append(("joint targets: validity, valence-aware / raw decoding", f"{n_valid / len(refs):.1%} / {n_valid_raw / len(refs):.1%}"))
-    n_samples = sum(len(v) for v in samples.values()) + 3 * len(refs)  # the best-of-4 candidates not kept
+    if resampled:
+        valid_resampled = sum(m.smiles is not None for m in resampled_raw)
+        rows.append((f"joint targets, property guidance and {args.candidates} candidates: raw validity", f"{valid_resampled / len(refs):.1%}"))
+    n_samples = sum(len(v) for v in samples.values()) + 3 * len(refs) + (args.candidates - 1) * len(refs) * resampled  # candidates not kept
     rows.append(("joint targets: time", f"{seconds:.0f} s for {len(refs)} targets ({n_samples:,} samples, all targets batched)"))
 
     for name, values in SWEEPS.items():
@@ -146,6 +154,14 @@ def targeting(designer: Designer, raw: Designer, args: argparse.Namespace) -> No
             else "by the model's property predictor (molgen.prior.predictor, trained on the prior's noisy latents) at every step; "
         )
         + "comparable with MolHIT (one sample, no selection)."
+        + (
+            f" 'and {args.candidates} candidates': the same, drawing {args.candidates} graphs per target and keeping one with probability "
+            "proportional to exp(-scale x the predictor's squared error on the whole graph) (molgen.guidance.Resampling: the model's own "
+            "networks on latent tokens, before decoding; no RDKit, no property computed; one molecule per target returned, "
+            f"{args.candidates}x the sampling cost)."
+            if resampled
+            else ""
+        )
         if with_predictor
         else ""
     ) + _sampling(designer)
@@ -315,6 +331,7 @@ def main() -> None:
     parser.add_argument("--precision", default=DEFAULT_PRECISION, help="how the prior networks run (molgen.pipeline.PRECISIONS)")
     parser.add_argument("--n-targets", type=int, default=None, help="joint targets (default 1000)")
     parser.add_argument("--n-sweep", type=int, default=None, help="samples per single-property target (default 500)")
+    parser.add_argument("--candidates", type=int, default=1, help="also sample each joint target with property guidance and K candidates resampled by the predictor (discrete prior)")
     parser.add_argument("--plogp-n", type=int, default=None, help="penalized-logP start molecules (default 800)")
     parser.add_argument("--plogp-oversample", type=int, default=2, help="candidates per scored molecule in penalized-logP runs")
     args = parser.parse_args()

@@ -136,6 +136,7 @@ def main() -> None:
         "--validity-guidance", default="0",
         help="validity guidance step size, or several separated by commas (0: off; an autoregressive prior repairs its finished tokens with it)",
     )
+    parser.add_argument("--candidates", default=None, help="a discrete prior's resampling: graphs drawn per graph kept, or several separated by commas (default: the discriminator's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", default=DEFAULT_PRECISION)
     parser.add_argument("--recovery-levels", default="", help="comma-separated noise levels in (0, 1) for the recovery rows (default: none)")
@@ -152,6 +153,9 @@ def main() -> None:
         pushes = [None] if args.discriminator_guidance is None else [float(s) for s in args.discriminator_guidance.split(",") if s.strip()]
         if any(d is not None and not d >= 0 for d in pushes):
             raise ValueError(f"--discriminator-guidance {args.discriminator_guidance}: each weight must be >= 0 (0: off)")
+        groups = [None] if args.candidates is None else [int(s) for s in args.candidates.split(",") if s.strip()]
+        if any(k is not None and k < 1 for k in groups):
+            raise ValueError(f"--candidates {args.candidates}: each must be a whole number >= 1")
         validities = [float(s) for s in args.validity_guidance.split(",") if s.strip()]
         if any(not v >= 0 for v in validities):
             raise ValueError(f"--validity-guidance {args.validity_guidance}: each step size must be >= 0 (0: off)")
@@ -169,11 +173,18 @@ def main() -> None:
         pipe.sample_latents(100, seed=0, steps=2, restarts=0)  # warm-up
         prefix = f"{_shown(model)}: " if len(models) > 1 else ""
         rows += [(prefix + label, value) for label, value in recovery(pipe, levels, args.recovery_n)] if levels else []
-        for weight, push, validity in itertools.product(weights, pushes, validities):
+        shipped_candidates = None if pipe.discriminator is None else pipe.discriminator.config.candidates
+        for weight, push, validity, group in itertools.product(weights, pushes, validities, groups):
+            if pipe.discriminator is not None:
+                pipe.discriminator.config.candidates = shipped_candidates if group is None else group
             guided = pipe.guide is not None and (config.default_autoguidance if weight is None else weight) != 1
             shown_weight = f", autoguidance {config.default_autoguidance if weight is None else weight:g}" if pipe.guide is not None else ""
-            if pipe.discriminator is not None:
-                shown_weight += f", discriminator guidance {pipe.discriminator.config.default_scale if push is None else push:g}"
+            strength = None if pipe.discriminator is None else (pipe.discriminator.config.default_scale if push is None else push)
+            resampled = config.architecture == "discrete" and bool(strength)
+            if resampled:
+                shown_weight += f", discriminator resampling {strength:g} of {pipe.discriminator.config.candidates} candidates"
+            elif pipe.discriminator is not None:
+                shown_weight += f", discriminator {'resampling' if config.architecture == 'discrete' else 'guidance'} {strength:g}"
             if validity:
                 shown_weight += f", validity guidance {validity:g}"
             for setting in settings:
@@ -187,6 +198,8 @@ def main() -> None:
                     evaluations = str(pipe.prior_evaluations(setting.steps, setting.restarts, setting.strength))
                 if guided and config.architecture == "discrete":
                     evaluations += " + 1 guide per token"
+                if resampled:
+                    evaluations = f"{pipe.discriminator.config.candidates} graphs x ({evaluations}) + 1 discriminator per graph"
                 elif guided and (guide := pipe.guide_evaluations(setting.steps, setting.restarts, weight, setting.strength)):
                     evaluations += f" + {guide} guide"
                 rows.append((
@@ -206,6 +219,11 @@ def main() -> None:
                 f"layers, {record['global_step']:,} steps on {record['generated']['samples']:,} of the prior's samples against as many "
                 f"MOSES train latents; val accuracy {record['val'].get('val/accuracy', float('nan')):.3f}; guidance weight in each row, 0: off)"
             )
+            if config.architecture == "discrete":
+                guide_note = guide_note.replace(
+                    "guidance weight in each row, 0: off", "it reads finished graphs; resampling: per graph kept, K graphs drawn and one kept "
+                    "with probability proportional to exp(weight x logit), weight and K in each row, 0: off",
+                )  # fmt: skip
         kind = " (self-conditioned prior)" if config.self_condition else ""
         if config.architecture == "autoregressive":
             kind = (

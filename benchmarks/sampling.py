@@ -56,6 +56,10 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=None, help="noise temperature; a discrete prior's softmax temperature (default: the model's)")
     parser.add_argument("--top-p", type=float, default=None, help="a discrete prior's nucleus share (default: the model's)")
     parser.add_argument("--restarts", type=int, default=None, help="restart-sampling passes (default: the model's)")
+    parser.add_argument(
+        "--discriminator-guidance", type=float, default=None,
+        help="discriminator guidance (a discrete prior: resampling) weight (default: the model's discriminator's, if it has one; 0: off)",
+    )
     parser.add_argument("--autoguidance", type=float, default=None, help="weight against the guide prior (default: the model's)")
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=None)
@@ -101,12 +105,30 @@ def main() -> None:
             "before its first atom at fault and draws the rest again; their time is in the prior sampling time)"
         )
     autoguidance = config.default_autoguidance if args.autoguidance is None else args.autoguidance
+    discriminator = None if pipe.discriminator is None else (pipe.discriminator.config.default_scale if args.discriminator_guidance is None else args.discriminator_guidance)
+    resampling_note = ""
+    if discriminator and config.architecture == "discrete":
+        candidates = pipe.discriminator.config.candidates
+        setting += f", discriminator resampling {discriminator:g} of {candidates} candidates"
+        evaluations = f"{candidates} graphs drawn per graph kept, each {evaluations}, then 1 discriminator pass per graph drawn"
+        record = json.loads((Path(args.model) / "discriminator" / "training.json").read_text())
+        resampling_note = (
+            f"Discriminator resampling (molgen.guidance.DiscriminatorResampling): for every graph returned, {candidates} graphs are drawn "
+            f"and one kept with probability proportional to exp({discriminator:g} x logit) of a discriminator (molgen.prior.discriminator, "
+            f"d_model {pipe.discriminator.config.d_model}, {pipe.discriminator.config.layers} layers, a transformer on the finished latent "
+            f"tokens, no chemistry) trained {record['global_step']:,} steps to tell {record['generated']['samples']:,} of this prior's samples "
+            f"from as many MOSES train latents (val accuracy {record['val'].get('val/accuracy', float('nan')):.3f}); its logit estimates "
+            "log p_data / p_prior (sampling-importance-resampling, as in Azadi et al. 2019); its time is in the prior sampling time. "
+        )
+    elif discriminator:
+        setting += f", discriminator guidance {discriminator:g}"
 
     # 1. Sample latents once (timed), then decode them both ways (timed separately).
     start = time.time()
     latents = pipe.sample_latents(
         args.n, steps=steps, seed=args.seed, batch_size=args.batch_size, sampler=args.sampler, temperature=temperature,
         validity_guidance=args.validity_guidance, restarts=restarts, autoguidance=autoguidance, top_p=args.top_p,
+        discriminator_guidance=discriminator,
     )
     prior_seconds = time.time() - start
     decoded, seconds = {}, {}
@@ -140,6 +162,7 @@ def main() -> None:
         plain = pipe.sample_latents(
             args.unguided_n, steps=steps, seed=args.seed, batch_size=args.batch_size, sampler=args.sampler, temperature=temperature,
             validity_guidance=0, restarts=0 if repairs else restarts, autoguidance=autoguidance, top_p=args.top_p,
+            discriminator_guidance=discriminator,
         )
         raw_valid = sum(m.smiles is not None for m in pipe.decode(plain, batch_size=args.batch_size, decoding="raw")) / args.unguided_n
         without = "validity guidance or repair passes" if args.validity_guidance and repairs else ("repair passes" if repairs else "validity guidance")
@@ -173,7 +196,7 @@ def main() -> None:
         temperature_name = "softmax temperature"
     else:
         temperature_name = "noise temperature"
-    notes = (
+    notes = resampling_note + (
         f"Prior: {architecture}d_model {config.d_model}, {config.layers} layers, "
         f"relative-position bias up to offset {config.relative_positions}, "
         f"{self_conditioned}"

@@ -383,6 +383,8 @@ def cmd_train_discriminator(args: argparse.Namespace) -> None:
         raise CLIError(f"--noise-scale {low} {high}: must be LOW HIGH with 0 < LOW <= HIGH")
     if args.default_scale < 0:
         raise CLIError(f"--default-scale {args.default_scale}: must be >= 0 (0: off unless asked for)")
+    if args.candidates < 1:
+        raise CLIError(f"--candidates {args.candidates}: must be >= 1 (graphs drawn per graph kept)")
     pipe = MolgenPipeline.from_pretrained(model_dir, device=args.device)
     prior_config = pipe.prior.config
     run_dir = Path(args.out)
@@ -402,7 +404,7 @@ def cmd_train_discriminator(args: argparse.Namespace) -> None:
     else:
         config = DiscriminatorConfig.for_prior(
             prior_config, d_model=args.d_model, n_heads=args.heads, layers=args.layers, relative_positions=prior_config.relative_positions,
-            default_scale=args.default_scale,
+            default_scale=args.default_scale, candidates=args.candidates,
         )  # fmt: skip
     settings = DiscriminatorTrainSettings(noise_scale_low=low, noise_scale_high=high, **_trainer_settings(args))
     sampled = {"samples": len(fake), "steps": prior_config.default_steps, "restarts": prior_config.default_restarts, "seed": args.seed}
@@ -604,7 +606,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         properties=args.properties, temperature=args.temperature, top_p=args.top_p,
         restarts=args.restarts, restart_strength=args.restart_strength, restart_temperature=args.restart_temperature,
         property_guidance=args.property_guidance,
-        autoguidance=args.autoguidance, discriminator_guidance=args.discriminator_guidance,
+        autoguidance=args.autoguidance, discriminator_guidance=args.discriminator_guidance, candidates=args.candidates,
         **({} if args.validity_guidance is None else {"validity_guidance": args.validity_guidance}),
     )  # fmt: skip
     counts: dict[str, int] = {}
@@ -747,6 +749,7 @@ def cmd_design_generate(args: argparse.Namespace) -> None:
     results = designer.generate_iter(
         args.n, seed=args.seed, steps=args.steps, targets=targets or None, guidance_scale=args.guidance, oversample=args.oversample,
         property_guidance=args.property_guidance, must_contain=args.must_contain or (), must_avoid=args.must_avoid or (), filters=_design_filters(args),
+        candidates=args.candidates,
     )  # fmt: skip
     written = _write_design(args, designer, [(None, results)])
     for name, report in target_report(written, designer.parse_targets(targets)).items():
@@ -847,7 +850,8 @@ def _add_design_parser(sub) -> None:
     p.add_argument("-n", type=int, required=True)
     p.add_argument("--target", action="append", metavar="NAME=VALUE|LOW:HIGH", help="property target, e.g. QED=0.9 or MW=300:400")
     p.add_argument("--guidance", type=float, default=2.0, help="guidance scale (1: plain conditional)")
-    p.add_argument("--oversample", type=int, default=1, help="sample K per molecule, keep the one nearest the targets")
+    p.add_argument("--oversample", type=int, default=1, help="sample K per molecule, keep the one nearest the targets (properties computed by RDKit)")
+    p.add_argument("--candidates", type=int, default=None, help=CANDIDATES_HELP)
     p.add_argument(
         "--property-guidance", type=float, default=None,
         help=PROPERTY_GUIDANCE_HELP.replace("default 0: off", "default: the predictor's default_scale when there are targets, 3 for the shipped model; 0: off"),
@@ -1040,7 +1044,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--samples", type=int, default=50_000, help="prior samples to draw (at the model's default settings) as the generated half")
     p.add_argument("--default-scale", type=float, default=0.0, help="guidance weight the model then samples with by default (0: off unless asked for)")
-    p.add_argument("--noise-scale", type=float, nargs=2, default=[0.6, 1.0], metavar=("LOW", "HIGH"), help="training noise scaled by a factor in this range (sampling temperatures)")
+    p.add_argument("--noise-scale", type=float, nargs=2, default=[0.6, 1.0], metavar=("LOW", "HIGH"), help="training noise scaled by a factor in this range (sampling temperatures; not for a discrete prior, whose discriminator reads finished graphs)")
+    p.add_argument("--candidates", type=int, default=2, help="a discrete prior's resampling: graphs drawn per graph kept (the cost of sampling grows as much)")
     _add_noisy_latent_network_arguments(p)
     p.add_argument("--device", default="auto", help="where to sample the generated half")
     _add_trainer_arguments(p)
@@ -1093,8 +1098,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--discriminator-guidance", type=float, default=None,
-        help="weight of discriminator guidance toward the data (needs discriminator/ in the model directory: molgen train discriminator; default: its own, 0: off)",
+        help="weight of discriminator guidance toward the data (a discrete prior: of its resampling) (needs discriminator/ in the model directory: molgen train discriminator; default: its own, 0: off)",
     )
+    p.add_argument("--candidates", type=int, default=None, help=CANDIDATES_HELP)
     p.add_argument("--decoding", choices=["raw", "valence"], default="valence", help="valence-aware (always valid; default) or raw argmax")
     p.add_argument("--no-properties", dest="properties", action="store_false", help="do not compute properties (faster)")
     p.add_argument("--device", default="auto")
@@ -1135,6 +1141,12 @@ def _add_latent_data_arguments(p: argparse.ArgumentParser, model: str, out: str)
     p.add_argument("--smiles-column", default=None)
     p.add_argument("--limit", type=int, default=None, help="train on a random subset of this many graphs")
     p.add_argument("--property-limit", type=int, default=None, help="compute conditioning properties for this many random graphs only (about 2 ms each)")
+
+
+CANDIDATES_HELP = (
+    "a discrete prior: draw K graphs per molecule and keep one, chosen by the model's own networks before decoding (the property "
+    "predictor's error to the targets under property guidance, a discriminator's logit if the model has one); default: the model's, 1: none"
+)
 
 
 def _add_noisy_latent_network_arguments(p: argparse.ArgumentParser) -> None:

@@ -28,7 +28,7 @@ from molgen.prior.discriminator import LatentDiscriminator
 from molgen.prior.predictor import PropertyPredictor
 from molgen.tokenizer.model import GraphTokenizer
 
-__all__ = ["DiscriminatorGuidance", "PropertyGuidance", "RepairSites", "ValidityGuidance", "components"]
+__all__ = ["DiscriminatorGuidance", "PrefixPropertyGuidance", "PropertyGuidance", "RepairSites", "Resampling", "ValidityGuidance", "components"]
 
 
 def components(adj: Tensor, mask: Tensor) -> Tensor:
@@ -279,3 +279,55 @@ class DiscriminatorGuidance:
             (grad,) = torch.autograd.grad(self.discriminator(x_in, t, mask).float().sum(), x_in)
         factor = (t / (1 - t).clamp(min=1e-6)).clamp(max=self.cap)[:, None, None]  # (B, 1, 1)
         return (x + self.scale * factor * grad) * mask.unsqueeze(-1)
+
+
+class Resampling:
+    """Sampling-importance-resampling of finished graphs (for a discrete prior, which never holds a noisy graph to
+    steer): the pipeline draws ``candidates`` graphs per graph asked for, and :meth:`choose` keeps one of each group
+    with probability proportional to ``exp(score)``, where the score adds
+
+    - ``weight`` x the logit of a ``discriminator`` (:mod:`molgen.prior.discriminator`), its estimate of
+      log p_data(x) - log p_prior(x) (discriminator rejection sampling, Azadi et al. 2019; ``weight`` 1 targets the
+      data's distribution, reached as ``candidates`` grows);
+    - minus ``properties.scale`` x the squared error of the property predictor's reading of the whole graph to the
+      group's targets (``properties``: a :class:`PropertyGuidance` with one row of targets per group), the same
+      likelihood :class:`PrefixPropertyGuidance` weighs codes by token by token.
+
+    Neither needs chemistry: both read latent tokens."""
+
+    def __init__(
+        self, candidates: int, discriminator: LatentDiscriminator | None = None, weight: float = 0.0, properties: PropertyGuidance | None = None,
+    ) -> None:  # fmt: skip
+        if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
+            raise ValueError(f"candidates={candidates!r}: must be a whole number >= 1")
+        if discriminator is None and properties is None:
+            raise ValueError(f"candidates={candidates}: nothing to choose among them by (needs a discriminator or property targets)")
+        self.candidates, self.discriminator, self.weight, self.properties = candidates, discriminator, weight, properties
+
+    @torch.no_grad()
+    def scores(self, x: Tensor, mask: Tensor, batch: int = 512) -> Tensor:
+        """(G * candidates,) log-weights of (G * candidates, N, d) normalised finished graphs, each group's
+        candidates next to one another, with their (G * candidates, N) mask."""
+        if x.shape[0] % self.candidates:
+            raise ValueError(f"{x.shape[0]} graphs do not split into groups of {self.candidates} candidates")
+        parts = []
+        for lo in range(0, x.shape[0], batch):
+            rows = slice(lo, lo + batch)
+            t = torch.zeros(x[rows].shape[0], device=x.device)  # finished graphs: noise level 0, every token known
+            score = torch.zeros(x[rows].shape[0], device=x.device)
+            if self.discriminator is not None and self.weight:
+                score = score + self.weight * self.discriminator(x[rows], t, mask[rows]).float()
+            if self.properties is not None:
+                groups = torch.arange(lo, lo + x[rows].shape[0], device=x.device) // self.candidates
+                inner = self.properties
+                error = ((inner.predictor(x[rows], t, mask[rows]).float() - inner.targets[groups]).pow(2) * inner.given[groups]).sum(-1)
+                score = score - inner.scale * error
+            parts.append(score)
+        return torch.cat(parts)
+
+    def choose(self, x: Tensor, mask: Tensor, generator: torch.Generator, batch: int = 512) -> Tensor:
+        """(G,) indices into (G * candidates, N, d) normalised graphs (see :meth:`scores`) of the one kept of each group."""
+        scores = self.scores(x, mask, batch).view(-1, self.candidates)  # (G, K)
+        uniform = torch.rand(scores.shape, generator=generator).to(scores.device).clamp(1e-12, 1 - 1e-7)
+        pick = (scores - torch.log(-torch.log(uniform))).argmax(1)  # Gumbel-max: a draw from softmax(scores) per group
+        return torch.arange(scores.shape[0], device=x.device) * self.candidates + pick

@@ -27,7 +27,7 @@ from torch import Tensor
 from molgen.batch import batch_from_graphs, graphs_from_dense
 from molgen.checkpoint import load_discriminator, load_domain, load_predictor, load_prior, load_tokenizer
 from molgen.graph import DomainError
-from molgen.guidance import DiscriminatorGuidance, PrefixPropertyGuidance, PropertyGuidance, RepairSites, ValidityGuidance
+from molgen.guidance import DiscriminatorGuidance, PrefixPropertyGuidance, PropertyGuidance, RepairSites, Resampling, ValidityGuidance
 from molgen.prior.autoregressive import AutoregressivePrior, DiscreteAutoregressivePrior
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
@@ -215,7 +215,8 @@ class MolgenPipeline:
 
         Takes the keyword arguments of :meth:`sample_iter` (steps, seed, batch_size, conditions,
         guidance_scale, num_nodes, sampler, decoding, properties, temperature, validity_guidance, restarts,
-        restart_strength, restart_temperature, property_guidance, autoguidance, discriminator_guidance, top_p).
+        restart_strength, restart_temperature, property_guidance, autoguidance, discriminator_guidance, top_p,
+        candidates).
         """
         return list(self.sample_iter(n, **options))
 
@@ -240,6 +241,7 @@ class MolgenPipeline:
         restart_temperature: float | None = None,
         discriminator_guidance: float | None = None,
         top_p: float | None = None,
+        candidates: int | None = None,
     ) -> Iterator[DecodedMolecule]:
         """Sample ``n`` molecules, yielded batch by batch (for streaming to disk and progress bars).
 
@@ -257,15 +259,18 @@ class MolgenPipeline:
         self._restart_strength(restart_strength)
         self._temperatures(temperature, restart_temperature)
         self._top_p(top_p)
+        self._resampling(candidates, discriminator_guidance, property_guidance, table, editing=False)
         rows = self._size_rows(num_nodes, n)
         return self._sample_stream(
             n, steps, seed, batch_size, table, guidance_scale, rows, sampler, decoding, properties, temperature,
             validity_guidance, restarts, property_guidance, autoguidance, restart_strength, restart_temperature, discriminator_guidance, top_p,
+            candidates,
         )  # fmt: skip
 
     def _sample_stream(
         self, n, steps, seed, batch_size, table, guidance_scale, rows, sampler, decoding, properties, temperature,
         validity_guidance, restarts, property_guidance, autoguidance, restart_strength, restart_temperature, discriminator_guidance, top_p,
+        candidates=None,
     ) -> Iterator[DecodedMolecule]:  # fmt: skip
         seen: set[str] = set()
         generator = torch.Generator().manual_seed(seed)
@@ -275,7 +280,7 @@ class MolgenPipeline:
                 count, steps, generator, _take(table, slice(start, start + count)), guidance_scale, sampler, temperature,
                 validity_guidance=validity_guidance, sizes=_take(rows, slice(start, start + count)), restarts=restarts,
                 property_guidance=property_guidance, autoguidance=autoguidance, restart_strength=restart_strength,
-                restart_temperature=restart_temperature, discriminator_guidance=discriminator_guidance, top_p=top_p,
+                restart_temperature=restart_temperature, discriminator_guidance=discriminator_guidance, top_p=top_p, candidates=candidates,
             )
             for molecule in self.decode(latents, batch_size=count, decoding=decoding):
                 if molecule.smiles is not None:
@@ -309,6 +314,7 @@ class MolgenPipeline:
         restart_temperature: float | None = None,
         discriminator_guidance: float | None = None,
         top_p: float | None = None,
+        candidates: int | None = None,
     ) -> Latents:
         """Sample latent tokens of ``n`` graphs from the prior.
 
@@ -354,7 +360,16 @@ class MolgenPipeline:
         for language models). ``discriminator_guidance``: with a discriminator (``discriminator/``
         in the model directory, :mod:`molgen.prior.discriminator`), before every step the latents move up the
         gradient of its estimate of log p_data / p_prior, toward the data where the prior errs (Kim et al.
-        2023); the weight (default: the discriminator's ``default_scale``; 0 turns it off).
+        2023); the weight (default: the discriminator's ``default_scale``; 0 turns it off). A discrete prior
+        instead draws the discriminator's ``candidates`` graphs per graph and keeps one of each group with
+        probability proportional to exp(weight x logit); not for edits (``start``), which sample as drawn.
+        ``candidates`` (a discrete prior only): draw this many graphs per graph returned and keep one of each group
+        with probability proportional to exp(score) (sampling-importance-resampling,
+        :class:`~molgen.guidance.Resampling`), the score adding the discriminator's weighted logit (with
+        discriminator resampling on) and, with ``property_guidance`` toward ``conditions``, minus that weight
+        times the predictor's squared error on the whole graph (the likelihood prefix guidance weighs codes by);
+        default: the larger of the discriminator's ``candidates`` (when on) and the predictor's
+        ``default_candidates`` (when property guidance is on), else 1 (no resampling); not for edits.
 
         Editing existing latents (analogs, inpainting; SDEdit and RePaint in image diffusion):
 
@@ -377,6 +392,7 @@ class MolgenPipeline:
         if not 0 < strength <= 1:
             raise ValueError(f"strength={strength}: must be in (0, 1] (1 = start from pure noise)")
         table = self._condition_table(conditions, n)
+        self._resampling(candidates, discriminator_guidance, property_guidance, table, editing=start is not None)  # checked before any sampling
         rows = None if start is not None else self._size_rows(num_nodes, n)  # edits keep the sizes of ``start``
         generator = torch.Generator().manual_seed(seed)
         chunks = []
@@ -388,7 +404,7 @@ class MolgenPipeline:
                     count, steps, generator, _take(table, slice(k, k + count)), guidance_scale, sampler, temperature, edit, step_hook,
                     validity_guidance, sizes=_take(rows, slice(k, k + count)), restarts=restarts, property_guidance=property_guidance,
                     autoguidance=autoguidance, restart_strength=restart_strength, restart_temperature=restart_temperature,
-                    discriminator_guidance=discriminator_guidance, top_p=top_p,
+                    discriminator_guidance=discriminator_guidance, top_p=top_p, candidates=candidates,
                 )
             )
         return _concat_latents(chunks)
@@ -552,6 +568,7 @@ class MolgenPipeline:
         restart_temperature: float | None = None,
         discriminator_guidance: float | None = None,
         top_p: float | None = None,
+        candidates: int | None = None,
     ) -> Latents:
         prior = self._require_prior()
         autoguidance = self._autoguidance(autoguidance)
@@ -567,11 +584,13 @@ class MolgenPipeline:
         mean = torch.tensor(config.latent_mean, device=self.device)
         std = torch.tensor(config.latent_std, device=self.device)
         if isinstance(prior, AutoregressivePrior | DiscreteAutoregressivePrior):
+            discrete = isinstance(prior, DiscreteAutoregressivePrior)
+            resample = self._resampling(candidates, discriminator_guidance, property_guidance, condition, editing=edit is not None) if discrete else None
             unsupported = {
-                "step_hook": step_hook is not None, "restarts": bool(restarts) and not isinstance(prior, DiscreteAutoregressivePrior),
-                "property_guidance": property_guidance > 0 and not isinstance(prior, DiscreteAutoregressivePrior),
-                "discriminator_guidance": self._discriminator_guidance(discriminator_guidance) is not None,
-                "autoguidance": autoguidance != 1 and not isinstance(prior, DiscreteAutoregressivePrior),
+                "step_hook": step_hook is not None, "restarts": bool(restarts) and not discrete,
+                "property_guidance": property_guidance > 0 and not discrete,
+                "discriminator_guidance": not discrete and self._discriminator_guidance(discriminator_guidance) is not None,
+                "autoguidance": autoguidance != 1 and not discrete,
             }  # fmt: skip
             for name, used in unsupported.items():
                 if used:
@@ -584,12 +603,26 @@ class MolgenPipeline:
             if property_guidance > 0:  # a discrete prior: token by token, with a prefix predictor
                 guidance = self._property_guidance(property_guidance, condition)
                 steer = PrefixPropertyGuidance(guidance.predictor, guidance.targets, guidance.given, guidance.scale, (prior.codes - mean) / std)
-            repairs = (config.default_restarts if restarts is None else restarts) if isinstance(prior, DiscreteAutoregressivePrior) else 0
+            repairs = (config.default_restarts if restarts is None else restarts) if discrete else 0
             guide = self.guide if autoguidance != 1 else None
-            return self._sample_tokens(
-                prior, batch, steps, generator, condition, guidance_scale, sampler, temperature, edit, sizes, mean, std, validity, top_p, steer, repairs,
-                guide, autoguidance,
-            )
+            if resample is None:
+                return self._sample_tokens(
+                    prior, batch, steps, generator, condition, guidance_scale, sampler, temperature, edit, sizes, mean, std, validity, top_p, steer,
+                    repairs, guide, autoguidance,
+                )
+            # discriminator resampling: ``candidates`` graphs per graph (each with its row's condition and size, if
+            # given), one kept of each group
+            group = torch.arange(batch).repeat_interleave(resample.candidates)
+            drawn = self._sample_tokens(
+                prior, len(group), steps, generator, _take(condition, group), guidance_scale, sampler, temperature, None,
+                None if sizes is None else sizes[group], mean, std, validity, top_p, None if steer is None else steer.rows(group.to(self.device)),
+                repairs, guide, autoguidance,
+            )  # fmt: skip
+            mask = drawn.mask.to(self.device).bool()
+            with self._network_precision():
+                kept = resample.choose((drawn.z.to(self.device) - mean) / std * mask.unsqueeze(-1), mask, generator)
+            width = int(mask[kept].sum(1).max())
+            return Latents(drawn.z[kept, :width], drawn.mask[kept, :width])
         if edit is None and noise is None:
             if sizes is None:
                 sizes = self._sizes(batch, generator)  # (B,)
@@ -727,6 +760,42 @@ class MolgenPipeline:
                 "train one with `molgen train discriminator`"
             )
         return DiscriminatorGuidance(self.discriminator, scale)
+
+    def _resampling(
+        self, candidates: int | None, discriminator_guidance: float | None, property_guidance: float, condition: tuple[Tensor, Tensor] | None,
+        editing: bool,
+    ) -> Resampling | None:  # fmt: skip
+        """A discrete prior's resampling (``candidates`` and what chooses among them, see :meth:`sample_latents`), or
+        None for none; checked. Edits (analogs, scaffolds) keep their own tokens and sample as drawn: off by
+        default, an error if asked for."""
+        if candidates is not None and (isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1):
+            raise ValueError(f"candidates={candidates!r}: must be a whole number >= 1 (graphs drawn per graph returned; 1: no resampling)")
+        towards_data = self._discriminator_guidance(discriminator_guidance)
+        properties = self._property_guidance(property_guidance, condition) if property_guidance > 0 else None
+        discrete = isinstance(self.prior, DiscreteAutoregressivePrior)
+        asked = (candidates or 1) > 1 or (discrete and towards_data is not None and discriminator_guidance is not None)
+        if not discrete or editing:
+            if asked:
+                what = f"candidates={candidates}" if (candidates or 1) > 1 else f"discriminator_guidance={discriminator_guidance}"
+                raise ValueError(
+                    f"{what}: resampling whole graphs needs a discrete prior drawing them from scratch"
+                    + (", not edits of given latents (start=...)" if discrete else " (this model's prior is not discrete)")
+                    + "; turn it off"
+                )
+            return None
+        if candidates is None:
+            candidates = max(
+                1 if towards_data is None else self.discriminator.config.candidates,
+                1 if properties is None else self.predictor.config.default_candidates,
+            )
+        if candidates == 1:
+            return None
+        if towards_data is None and properties is None:
+            raise ValueError(
+                f"candidates={candidates}: nothing to choose among the candidates by: needs discriminator resampling (a discriminator/ "
+                "in the model directory) or property_guidance toward conditions"
+            )
+        return Resampling(candidates, self.discriminator if towards_data is not None else None, 0.0 if towards_data is None else towards_data.scale, properties)
 
     def _property_guidance(self, scale: float, condition: tuple[Tensor, Tensor] | None) -> PropertyGuidance | None:
         if not scale >= 0:

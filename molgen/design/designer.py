@@ -165,6 +165,7 @@ class Designer:
         size_from_weight: bool = True,
         property_guidance: float | None = None,
         restarts: int | None = None,
+        candidates: int | None = None,
     ) -> Iterator[DesignResult]:
         """Sample ``n`` molecules, conditioned on ``targets`` ({name: value or (low, high)}; a range conditions
         on its middle) with classifier-free guidance ``guidance_scale`` (1: plain conditional; > 1 pushes
@@ -181,12 +182,18 @@ class Designer:
         ``restarts``: repair passes after the first (default: the model's; 0: none): a set prior re-noises the
         latents part of the way and denoises again; a discrete prior redraws each broken graph from its first atom
         at fault. Either repairs mistakes at extra cost.
+        ``candidates`` (a discrete prior): draw this many per molecule and keep one, chosen by the model's own networks
+        before decoding: the predictor's error to the targets under property guidance, a discriminator's logit
+        when the model has one (:class:`molgen.guidance.Resampling`); default: the model's, 1: none. Unlike
+        ``oversample`` it needs no RDKit and no property computation.
         """
         self._count(n)
         if restarts is not None and (isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 0):
             raise DesignInputError(f"restarts={restarts!r}: must be a whole number >= 0 (0 turns restart sampling off)")
         if not isinstance(oversample, int) or oversample < 1:
             raise DesignInputError(f"oversample={oversample!r}: must be a whole number >= 1")
+        if candidates is not None and (isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1):
+            raise DesignInputError(f"candidates={candidates!r}: must be a whole number >= 1 (1: no resampling)")
         parsed = self.parse_targets(targets)
         if property_guidance is None:
             property_guidance = self.default_property_guidance if parsed else 0.0
@@ -211,7 +218,7 @@ class Designer:
             count_nodes = num_nodes if sizes is None else torch.multinomial(sizes, count, replacement=True, generator=generator).tolist()
             return self.pipe.sample_latents(
                 count, steps=steps, seed=seed * _SEED_STRIDE + b, batch_size=count, conditions=conditions, guidance_scale=guidance_scale,
-                temperature=temperature, property_guidance=property_guidance, num_nodes=count_nodes, restarts=restarts,
+                temperature=temperature, property_guidance=property_guidance, num_nodes=count_nodes, restarts=restarts, candidates=candidates,
             )  # fmt: skip
 
         choose = None if oversample == 1 else lambda decoded, count: self._closest(decoded, parsed, count)

@@ -7,6 +7,12 @@ Where the prior is wrong, its samples' noised latents differ from the data's at 
 turns the prior's score into the data's. While sampling, :class:`molgen.guidance.DiscriminatorGuidance` moves the
 latents up that gradient before each step.
 
+A discrete (autoregressive) prior never holds a noisy graph, so its discriminator reads finished graphs only (t = 0)
+and is used after sampling instead (Azadi et al. 2019, "Discriminator rejection sampling"; sampling-importance-
+resampling): :class:`molgen.guidance.Resampling` draws ``candidates`` graphs per graph asked for and keeps
+one of them with probability proportional to ``exp(scale * logit)``, the estimated density ratio (``scale`` 1: the
+data's distribution as the number of candidates grows).
+
 The network is the property predictor's (a small transformer on noisy normalised latents and the noise level) with one
 output, the logit. It is trained for one prior sampled one way: the fake half of its data is that prior's samples at
 its default settings (drawn once and kept in the run directory, so a resumed run trains on the same ones). Like the
@@ -55,12 +61,15 @@ class DiscriminatorConfig(JsonConfig):
     latent_mean: list[float] = field(default_factory=list)
     latent_std: list[float] = field(default_factory=list)
     default_scale: float = 0.0
+    candidates: int = 2  # a discrete prior's resampling: graphs drawn per graph returned
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if not self.default_scale >= 0:
             raise ValueError(f"default_scale={self.default_scale}: must be >= 0")
+        if not isinstance(self.candidates, int) or self.candidates < 1:
+            raise ValueError(f"candidates={self.candidates!r}: must be a whole number >= 1")
 
     @classmethod
     def for_prior(cls, prior: PriorConfig, **shape) -> DiscriminatorConfig:
@@ -127,12 +136,16 @@ class DiscriminatorModule(NoisyLatentModule):
         self.prior_config = PriorConfig(**prior_config)
 
     def loss(self, batch: LatentBatch, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-        """Mean binary cross-entropy over the batch, and its accuracy."""
+        """Mean binary cross-entropy over the batch, and its accuracy. A discrete prior's tokens are never noisy:
+        its discriminator reads finished graphs (t = 0) only."""
         z, mask, labels, _ = batch
-        low, high = self.hparams.noise_scale
-        scale = low + (high - low) * torch.rand(z.shape[0], 1, 1, device=z.device, generator=generator)
-        noise = torch.randn(z.shape, device=z.device, generator=generator) * scale * mask.unsqueeze(-1)
-        x_t, t, _ = training_pair(self.prior_config, z, noise, generator, "uniform")
+        if self.prior_config.architecture == "discrete":
+            x_t, t = z * mask.unsqueeze(-1), torch.zeros(z.shape[0], device=z.device)
+        else:
+            low, high = self.hparams.noise_scale
+            scale = low + (high - low) * torch.rand(z.shape[0], 1, 1, device=z.device, generator=generator)
+            noise = torch.randn(z.shape, device=z.device, generator=generator) * scale * mask.unsqueeze(-1)
+            x_t, t, _ = training_pair(self.prior_config, z, noise, generator, "uniform")
         logit = self.model(x_t, t, mask)
         target = labels[:, 0]
         return F.binary_cross_entropy_with_logits(logit, target), {"accuracy": ((logit > 0).float() == target).float().mean()}

@@ -66,12 +66,17 @@ class PredictorConfig(JsonConfig):
     # property-guidance strength a design request with targets gets when it does not set one (0: off unless asked;
     # molgen.design.Designer.generate, `molgen design generate`, the web page)
     default_scale: float = 0.0
+    # a discrete prior under property guidance: graphs drawn per graph returned, one kept by the predicted error of the
+    # whole graph (molgen.guidance.Resampling; 1: none) when the request does not say
+    default_candidates: int = 1
 
     def __post_init__(self) -> None:
         if not self.property_names:
             raise ValueError("a property predictor needs at least one property (the prior was trained without any)")
         if not self.default_scale >= 0:
             raise ValueError(f"default_scale={self.default_scale}: must be >= 0 (0: property guidance off unless asked)")
+        if isinstance(self.default_candidates, bool) or not isinstance(self.default_candidates, int) or self.default_candidates < 1:
+            raise ValueError(f"default_candidates={self.default_candidates!r}: must be a whole number >= 1 (1: no resampling)")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if self.reads not in READS:

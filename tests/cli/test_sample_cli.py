@@ -113,6 +113,8 @@ def test_sample_is_reproducible_and_valence_decoding_is_valid(prior_run, tmp_pat
         (["--top-p", "0.9"], "top_p=0.9: nucleus sampling truncates a discrete prior's softmax"),
         (["--top-p", "1.5"], "top_p=1.5: must be a number in (0, 1]"),
         (["--precision", "half"], "precision must be one of ('fp32', 'bf16', 'auto'), got 'half'"),
+        (["--candidates", "3"], "candidates=3: resampling whole graphs needs a discrete prior"),
+        (["--candidates", "0"], "candidates=0: must be a whole number >= 1"),
     ],
 )
 def test_sample_bad_requests_exit_2_with_a_message(prior_run, tmp_path, capsys, extra, message):
@@ -375,21 +377,21 @@ def test_train_discriminator_then_sample_with_discriminator_guidance(prior_run, 
     assert "no discriminator" in capsys.readouterr().err and not (tmp_path / "none.csv").exists()
     run = tmp_path / "discriminator"
     args = ["train", "discriminator", str(train_smi), "--model", str(model), "--out", str(run), "--latents", str(prior_run / "latents"),
-            "--samples", "24", "--default-scale", "0.2", "--d-model", "16", "--layers", "1", "--max-steps", "4", "--batch-size", "16",
+            "--samples", "24", "--default-scale", "0.2", "--candidates", "3", "--d-model", "16", "--layers", "1", "--max-steps", "4", "--batch-size", "16",
             "--warmup-steps", "1", "--device", "cpu", "--no-progress", "--accelerator", "cpu", "--devices", "1", "--threads", "1"]  # fmt: skip
     assert main(args) == 0
     generated = LatentDataset.load(run / "generated")  # the prior's samples, kept for a resumed run
     assert len(generated) == 24
     config = json.loads((run / "model" / "discriminator" / "config.json").read_text())
     prior = json.loads((model / "prior" / "config.json").read_text())
-    assert config["latent_std"] == prior["latent_std"] and config["default_scale"] == 0.2
+    assert config["latent_std"] == prior["latent_std"] and config["default_scale"] == 0.2 and config["candidates"] == 3
     training = json.loads((run / "model" / "discriminator" / "training.json").read_text())
     assert training["generated"]["samples"] == 24 and training["train_size"] + training["val_size"] == 48
     shutil.copytree(run / "model" / "discriminator", model / "discriminator")
     assert main([*out, "--out", str(tmp_path / "guided.csv")]) == 0
     assert len(list(read_molecules(tmp_path / "guided.csv"))) == 6
     assert MolgenPipeline.from_pretrained(model, device="cpu").discriminator.config.default_scale == 0.2  # sampled with by default
-    for bad, message in ((["--samples", "1"], "--samples 1"), (["--noise-scale", "1", "0.5"], "--noise-scale 1.0 0.5"), (["--default-scale", "-1"], "--default-scale -1")):
+    for bad, message in ((["--samples", "1"], "--samples 1"), (["--noise-scale", "1", "0.5"], "--noise-scale 1.0 0.5"), (["--default-scale", "-1"], "--default-scale -1"), (["--candidates", "0"], "--candidates 0")):
         assert main([*args[:5], "--out", str(tmp_path / "bad"), *bad]) == 2
         assert message in capsys.readouterr().err
     assert main(["train", "discriminator", str(train_smi), "--model", str(tmp_path / "absent"), "--out", str(run)]) == 2

@@ -17,12 +17,13 @@ import torch
 import torch.nn.functional as F
 
 from molgen.checkpoint import load_prior, save_prior
-from molgen.guidance import PrefixPropertyGuidance
+from molgen.guidance import PrefixPropertyGuidance, PropertyGuidance, Resampling
 from molgen.domains.molecule import MoleculeDomain
-from molgen.latents import LatentDataset
+from molgen.latents import LatentDataset, tokenizer_fingerprint
 from molgen.pipeline import MolgenPipeline, _nucleus
 from molgen.prior.autoregressive import DiscreteAutoregressivePrior, build_prior
 from molgen.prior.config import PriorConfig
+from molgen.prior.discriminator import DiscriminatorConfig, DiscriminatorTrainSettings, generated_dataset, real_and_fake, train_discriminator
 from molgen.prior.predictor import PredictorConfig, PredictorTrainSettings, PropertyPredictor, prefix_pair, train_predictor
 from molgen.prior.training import DiscreteAutoregressiveModule, prior_config_from_data, token_vocabulary, train_prior
 
@@ -309,6 +310,20 @@ def test_property_guidance_steers_a_discrete_prior_with_a_prefix_predictor(discr
         steered = Counter(m.smiles for m in guided.sample(40, property_guidance=1.0, **options))
         assert steered[pipe.domain.canonical(target)] >= 36, (target, steered)
         assert steered[pipe.domain.canonical(target)] > plain[pipe.domain.canonical(target)] + 8, (target, plain, steered)
+        # resampling 4 candidates per sample by the predictor's reading of the whole graph keeps the target too
+        chosen = Counter(m.smiles for m in guided.sample(40, property_guidance=1.0, candidates=4, **options))
+        assert chosen[pipe.domain.canonical(target)] >= 36 and chosen[pipe.domain.canonical(other)] == 0, (target, chosen)
+    guided.predictor.config.default_candidates = 3  # the predictor's default applies under property guidance only
+    calls = []
+    original = Resampling.choose
+    Resampling.choose = lambda self, *a, **k: calls.append(self.candidates) or original(self, *a, **k)
+    try:
+        guided.sample(6, seed=0, conditions={"logP": 1.0}, property_guidance=1.0, properties=False)
+        guided.sample(6, seed=0, conditions={"logP": 1.0}, properties=False)
+    finally:
+        Resampling.choose = original
+    assert calls == [3]
+    guided.predictor.config.default_candidates = 1
     guided.predictor.config.reads = "noisy"  # a set prior's kind of predictor: refused when asked, before any sampling
     with pytest.raises(ValueError, match="reads noisy latents, its prior needs one that reads prefix"):
         guided.sample_iter(4, conditions={"logP": 1.0}, property_guidance=1.0)
@@ -377,3 +392,84 @@ def test_discrete_autoguidance_extrapolates_away_from_a_weaker_guide(discrete_mo
     guided = pipe.sample(30, seed=3, temperature=3.0, decoding="raw", properties=False, autoguidance=3.0)
     on_hot, on_guided = (sum(m.smiles in known for m in batch) for batch in (hot, guided))
     assert on_guided >= 25 and on_hot <= 10, (on_hot, on_guided)  # 0 and 29 of 30 when written
+
+
+def test_resampling_keeps_one_candidate_per_group_by_logit_and_predicted_error():
+    class Fixed:  # a "discriminator" whose logit is the first latent of the first token
+        def __call__(self, x, t, mask):
+            assert torch.all(t == 0)  # finished graphs only
+            return x[:, 0, 0]
+
+    x = torch.zeros(12, 2, 3)
+    x[:, 0, 0] = torch.tensor([0.0, 5.0, 1.0, 2.0, -3.0, 9.0, 4.0, 4.5, 0.0, 0.0, 8.0, 7.0])
+    mask = torch.ones(12, 2, dtype=torch.bool)
+    sharp = Resampling(3, Fixed(), weight=100.0)
+    assert sharp.choose(x, mask, torch.Generator().manual_seed(0), batch=5).tolist() == [1, 5, 7, 10]  # the best of each group
+    flat = Resampling(3, Fixed(), weight=0.0)  # no preference: each candidate about a third of the time
+    picks = torch.cat([flat.choose(x, mask, torch.Generator().manual_seed(s)) % 3 for s in range(300)])
+    assert all(350 <= int((picks == k).sum()) <= 450 for k in range(3))
+
+    class Reader:  # a "predictor" reading the second latent of the first token as the one property
+        def __call__(self, x, t, mask):
+            return x[:, 0, 1:2]
+
+    x[:, 0, 1] = torch.tensor([0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 0.0, 1.0, 2.0])
+    targets = PropertyGuidance(Reader(), torch.tensor([[0.0], [1.0], [2.0], [2.0]]), torch.tensor([[1.0], [1.0], [1.0], [0.0]]), scale=100.0)
+    by_error = Resampling(3, properties=targets)  # each group's candidate nearest its target; a group without a target: any
+    chosen = by_error.choose(x, mask, torch.Generator().manual_seed(1), batch=4).tolist()
+    assert chosen[:3] == [0, 4, 8] and 9 <= chosen[3] <= 11
+    both = Resampling(3, Fixed(), weight=100.0, properties=targets)  # a logit margin of 9 x 100 outweighs an error of 1 x 100
+    assert both.choose(x, mask, torch.Generator().manual_seed(0)).tolist()[1] == 5
+    with pytest.raises(ValueError, match="do not split into groups of 5"):
+        Resampling(5, Fixed(), 1.0).choose(x, mask, torch.Generator())
+    with pytest.raises(ValueError, match="candidates=0"):
+        Resampling(0, Fixed(), 1.0)
+    with pytest.raises(ValueError, match="nothing to choose"):
+        Resampling(2)
+
+
+def test_discriminator_resampling_moves_a_discrete_priors_samples_toward_the_data(discrete_model, tmp_path):
+    """The discrete prior samples three molecules; a discriminator trained against "data" holding only the oily one
+    (on finished tokens: a discrete prior has no noise levels) makes resampling keep mostly that one."""
+    pipe = MolgenPipeline.from_pretrained(discrete_model, device="cpu")
+    generated = pipe.sample_latents(150, seed=0, batch_size=50)
+    fake = generated_dataset(generated.z, generated.mask, tokenizer_fingerprint(pipe.tokenizer))
+    real = _latents(pipe.domain, pipe.tokenizer, [OILY] * 180)
+    config = DiscriminatorConfig.for_prior(pipe.prior.config, d_model=32, layers=1, relative_positions=8, default_scale=1.0, candidates=4)
+    settings = DiscriminatorTrainSettings(batch_size=32, lr=3e-3, warmup_steps=10, max_steps=300, val_every=1000, val_size=16,
+                                          progress=False, accelerator="cpu", devices=1, threads=1)  # fmt: skip
+    module = train_discriminator(real_and_fake(real, fake), tmp_path / "run", config, pipe.prior.config, settings)
+    assert module.trainer.callback_metrics["val/accuracy"] > 0.6
+    model = tmp_path / "model"
+    shutil.copytree(discrete_model, model)
+    shutil.copytree(tmp_path / "run" / "model" / "discriminator", model / "discriminator")
+    resampled = MolgenPipeline.from_pretrained(model, device="cpu")
+    oily = pipe.domain.canonical(OILY)
+    options = dict(seed=2, decoding="raw", properties=False)
+    plain = Counter(m.smiles for m in resampled.sample(48, discriminator_guidance=0.0, **options))
+    chosen = resampled.sample(48, **options)  # the discriminator's default scale (1) and candidates (4)
+    counts = Counter(m.smiles for m in chosen)
+    assert plain[oily] <= 24, plain  # the prior alone samples all three molecules
+    # a perfect discriminator keeps the oily one unless none of a group's 4 candidates is (about (2/3)^4 = 20% of groups)
+    assert counts[oily] >= 32 and counts[oily] >= plain[oily] + 12, (plain, counts)
+    assert len(chosen) == 48
+    again = resampled.sample_latents(20, seed=4, batch_size=7)
+    torch.testing.assert_close(again.z, resampled.sample_latents(20, seed=4, batch_size=7).z)  # seeded
+    assert again.mask.sum(1).max() == again.mask.shape[1]  # padding trimmed to the longest graph kept
+    # a given size holds for every candidate
+    assert resampled.sample_latents(6, seed=0, num_nodes=10).mask.sum(1).tolist() == [10] * 6
+    # edits sample as drawn: off by default, refused when asked for
+    start = pipe.encode([OILY])
+    torch.testing.assert_close(
+        resampled.sample_latents(4, seed=0, start=start, strength=0.3).z, pipe.sample_latents(4, seed=0, start=start, strength=0.3).z
+    )
+    with pytest.raises(ValueError, match="not edits of given latents"):
+        resampled.sample_latents(4, seed=0, start=start, strength=0.3, discriminator_guidance=1.0)
+    with pytest.raises(ValueError, match="candidates=3: resampling whole graphs needs .* not edits"):
+        resampled.sample_latents(4, seed=0, start=start, strength=0.3, candidates=3)
+    # candidates without anything to choose by, or not a count, are refused before sampling
+    with pytest.raises(ValueError, match="candidates=3: nothing to choose among"):
+        pipe.sample_iter(4, candidates=3)
+    with pytest.raises(ValueError, match="candidates=0: must be a whole number"):
+        resampled.sample_latents(4, candidates=0)
+    assert len(resampled.sample(5, seed=0, candidates=1, properties=False)) == 5  # 1: no resampling
