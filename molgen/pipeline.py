@@ -610,7 +610,7 @@ class MolgenPipeline:
                     prior, batch, steps, generator, condition, guidance_scale, sampler, temperature, edit, sizes, mean, std, validity, top_p, steer,
                     repairs, guide, autoguidance,
                 )
-            # discriminator resampling: ``candidates`` graphs per graph (each with its row's condition and size, if
+            # resampling: ``candidates`` graphs per graph (each with its row's condition and size, if
             # given), one kept of each group
             group = torch.arange(batch).repeat_interleave(resample.candidates)
             drawn = self._sample_tokens(
