@@ -196,6 +196,10 @@ class PropertyGuidance:
     def __init__(self, predictor: PropertyPredictor, targets: Tensor, given: Tensor, scale: float) -> None:
         self.predictor, self.targets, self.given, self.scale = predictor, targets, given.float(), scale
 
+    def rows(self, rows: Tensor) -> PropertyGuidance:
+        """The same guidance for the graphs ``rows`` (indices into the batch; repeats allowed)."""
+        return PropertyGuidance(self.predictor, self.targets[rows], self.given[rows], self.scale)
+
     def error(self, x: Tensor, t: Tensor, mask: Tensor) -> Tensor:
         """(B,) summed squared error of the predicted normalised properties to the targets."""
         return ((self.predictor(x, t, mask) - self.targets).pow(2) * self.given).sum(-1)
@@ -230,8 +234,8 @@ class PrefixPropertyGuidance:
 
     def rows(self, rows: Tensor) -> PrefixPropertyGuidance:
         """The same guidance for a subset of the batch's graphs (``rows``: their indices)."""
-        inner = self.inner
-        return PrefixPropertyGuidance(inner.predictor, inner.targets[rows], inner.given[rows], inner.scale, self.codes, self.top_k, self.chunk)
+        inner = self.inner.rows(rows)
+        return PrefixPropertyGuidance(inner.predictor, inner.targets, inner.given, inner.scale, self.codes, self.top_k, self.chunk)
 
     @torch.no_grad()
     def __call__(self, logp: Tensor, x: Tensor, j: int, mask: Tensor) -> Tensor:
@@ -319,9 +323,7 @@ class Resampling:
                 score = score + self.weight * self.discriminator(x[rows], t, mask[rows]).float()
             if self.properties is not None:
                 groups = torch.arange(lo, lo + x[rows].shape[0], device=x.device) // self.candidates
-                inner = self.properties
-                error = ((inner.predictor(x[rows], t, mask[rows]).float() - inner.targets[groups]).pow(2) * inner.given[groups]).sum(-1)
-                score = score - inner.scale * error
+                score = score - self.properties.scale * self.properties.rows(groups).error(x[rows], t, mask[rows]).float()
             parts.append(score)
         return torch.cat(parts)
 
