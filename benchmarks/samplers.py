@@ -36,6 +36,7 @@ import torch
 from benchmarks.report import write_section
 from molgen.metrics import moses_references
 from molgen.metrics.fcd import FCDStats, frechet_distance
+from molgen.calibration import CALIBRATED
 from molgen.pipeline import DEFAULT_PRECISION, MolgenPipeline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,14 +91,14 @@ def _shown(path: str) -> str:
 
 def run(
     pipe: MolgenPipeline, setting: Setting, n: int, seed: int, temperature: float | None, reference, autoguidance: float | None = None,
-    discriminator: float | None = None, validity: float = 0.0,
+    discriminator: float | None = None, validity: float = 0.0, calibrated: bool | None = None,
 ) -> tuple[float, float, float]:
     """(FCD/Test valence-aware, raw validity, latents/s) of ``n`` samples."""
     start = time.perf_counter()
     latents = pipe.sample_latents(
         n, seed=seed, batch_size=1000, steps=setting.steps, restarts=setting.restarts, restart_strength=setting.strength,
         temperature=setting.temperature if setting.temperature is not None else temperature, restart_temperature=setting.restart_temperature,
-        autoguidance=autoguidance, discriminator_guidance=discriminator, validity_guidance=validity, top_p=setting.top_p,
+        autoguidance=autoguidance, discriminator_guidance=discriminator, validity_guidance=validity, top_p=setting.top_p, calibrated=calibrated,
     )
     seconds = time.perf_counter() - start
     valence = [m.smiles for m in pipe.decode(latents, decoding="valence") if m.smiles]
@@ -137,6 +138,10 @@ def main() -> None:
         help="validity guidance step size, or several separated by commas (0: off; an autoregressive prior repairs its finished tokens with it)",
     )
     parser.add_argument("--candidates", default=None, help="a discrete prior's resampling: graphs drawn per graph kept, or several separated by commas (default: the discriminator's)")
+    parser.add_argument(
+        "--calibration", default="auto",
+        help="calibrated resampling (molgen.calibration): auto (the model's default), on or off, or several separated by commas",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", default=DEFAULT_PRECISION)
     parser.add_argument("--recovery-levels", default="", help="comma-separated noise levels in (0, 1) for the recovery rows (default: none)")
@@ -156,6 +161,9 @@ def main() -> None:
         groups = [None] if args.candidates is None else [int(s) for s in args.candidates.split(",") if s.strip()]
         if any(k is not None and k < 1 for k in groups):
             raise ValueError(f"--candidates {args.candidates}: each must be a whole number >= 1")
+        calibrations = [s.strip() for s in args.calibration.split(",") if s.strip()]
+        if not calibrations or any(c not in CALIBRATED for c in calibrations):
+            raise ValueError(f"--calibration {args.calibration}: each must be one of {sorted(CALIBRATED)}")
         validities = [float(s) for s in args.validity_guidance.split(",") if s.strip()]
         if any(not v >= 0 for v in validities):
             raise ValueError(f"--validity-guidance {args.validity_guidance}: each step size must be >= 0 (0: off)")
@@ -174,7 +182,7 @@ def main() -> None:
         prefix = f"{_shown(model)}: " if len(models) > 1 else ""
         rows += [(prefix + label, value) for label, value in recovery(pipe, levels, args.recovery_n)] if levels else []
         shipped_candidates = None if pipe.discriminator is None else pipe.discriminator.config.candidates
-        for weight, push, validity, group in itertools.product(weights, pushes, validities, groups):
+        for weight, push, validity, group, calibration in itertools.product(weights, pushes, validities, groups, calibrations):
             if pipe.discriminator is not None:
                 pipe.discriminator.config.candidates = shipped_candidates if group is None else group
             guided = pipe.guide is not None and (config.default_autoguidance if weight is None else weight) != 1
@@ -187,8 +195,13 @@ def main() -> None:
                 shown_weight += f", discriminator {'resampling' if config.architecture == 'discrete' else 'guidance'} {strength:g}"
             if validity:
                 shown_weight += f", validity guidance {validity:g}"
+            calibrated = pipe.calibration is not None and CALIBRATED[calibration] is not False and config.architecture == "discrete"
+            if calibrated:
+                shown_weight += f", calibrated ({max(pipe.calibration.config.candidates, pipe.discriminator.config.candidates if resampled else 1)} candidates)"
+            elif pipe.calibration is not None:
+                shown_weight += ", uncalibrated"
             for setting in settings:
-                results = [run(pipe, setting, args.n, seed, args.temperature, reference, weight, push, validity) for seed in seeds]
+                results = [run(pipe, setting, args.n, seed, args.temperature, reference, weight, push, validity, CALIBRATED[calibration]) for seed in seeds]
                 fcd, valid, speed = zip(*results, strict=True)
                 if config.architecture == "autoregressive":  # per token: one causal-transformer pass, then the head's steps
                     evaluations = f"per token 1 + {setting.steps} head"

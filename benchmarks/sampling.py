@@ -25,6 +25,7 @@ import torch
 
 from benchmarks.report import training_chain, write_section
 from molgen.metrics import compute_metrics, moses_references, ring_statistics
+from molgen.calibration import CALIBRATED
 from molgen.pipeline import DEFAULT_PRECISION, DEFAULT_VALIDITY_GUIDANCE, MolgenPipeline, fast_bfloat16
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +67,10 @@ def main() -> None:
     parser.add_argument("--validity-guidance", type=float, default=DEFAULT_VALIDITY_GUIDANCE)
     parser.add_argument("--unguided-n", type=int, default=5000, help="samples without validity guidance (or a discrete prior's repair passes), for the raw validity without them (0: skip)")
     parser.add_argument("--precision", default=DEFAULT_PRECISION, help="how the prior networks run (molgen.pipeline.PRECISIONS)")
+    parser.add_argument(
+        "--calibration", choices=sorted(CALIBRATED), default="auto",
+        help="calibrated resampling (molgen.calibration; auto: the model's default, on when it has calibration/)",
+    )  # fmt: skip
     parser.add_argument("--title", default="Sampling and MOSES metrics, shipped model")
     args = parser.parse_args()
     if args.threads:
@@ -122,13 +127,28 @@ def main() -> None:
         )
     elif discriminator:
         setting += f", discriminator guidance {discriminator:g}"
+    calibrated = CALIBRATED[args.calibration]
+    if pipe.calibration is not None and calibrated is not False and config.architecture == "discrete":
+        calibration = pipe.calibration.config
+        candidates = max(calibration.candidates, pipe.discriminator.config.candidates if discriminator else 1)
+        setting += f", calibrated resampling of {candidates} candidates"
+        means = "; ".join(f"{name} {data:.2f} in the data, {model:.2f} in its samples" for name, (data, model) in pipe.calibration.means().items())
+        resampling_note += (
+            f"Calibrated resampling (molgen.calibration): for every graph returned, {candidates} graphs are drawn, decoded (valence-aware) "
+            f"and one kept with probability proportional to p_data(s) / p_model(s) of its statistics s ({', '.join(calibration.properties)}), "
+            f"from the histograms in the model's calibration/ ({calibration.sampling.get('data_items', '?'):,} MOSES train molecules against "
+            f"{calibration.sampling.get('samples', '?'):,} uncalibrated samples of this prior, seed {calibration.sampling.get('seed', '?')}; "
+            f"pseudo-count {calibration.pseudo_count:g}, |log ratio| <= {calibration.max_log_ratio:g}; per graph: {means}); the candidates' "
+            "decoding is in the prior sampling time, so the throughput rows count the kept graphs' decoding twice "
+            "(molgen sample reuses it). "
+        )
 
     # 1. Sample latents once (timed), then decode them both ways (timed separately).
     start = time.time()
     latents = pipe.sample_latents(
         args.n, steps=steps, seed=args.seed, batch_size=args.batch_size, sampler=args.sampler, temperature=temperature,
         validity_guidance=args.validity_guidance, restarts=restarts, autoguidance=autoguidance, top_p=args.top_p,
-        discriminator_guidance=discriminator,
+        discriminator_guidance=discriminator, calibrated=calibrated,
     )
     prior_seconds = time.time() - start
     decoded, seconds = {}, {}
@@ -162,10 +182,11 @@ def main() -> None:
         plain = pipe.sample_latents(
             args.unguided_n, steps=steps, seed=args.seed, batch_size=args.batch_size, sampler=args.sampler, temperature=temperature,
             validity_guidance=0, restarts=0 if repairs else restarts, autoguidance=autoguidance, top_p=args.top_p,
-            discriminator_guidance=discriminator,
+            discriminator_guidance=discriminator, calibrated=False,
         )
         raw_valid = sum(m.smiles is not None for m in pipe.decode(plain, batch_size=args.batch_size, decoding="raw")) / args.unguided_n
         without = "validity guidance or repair passes" if args.validity_guidance and repairs else ("repair passes" if repairs else "validity guidance")
+        without += " or calibration" if pipe.calibration is not None else ""
         rows.insert(2, (f"valid without {without} (raw, {args.unguided_n:,} samples)", f"{raw_valid:.4f}"))
     rows.append(("prior sampling time", f"{prior_seconds:.1f} s for {args.n:,} ({args.n / prior_seconds:.0f} latents/s)"))
     rows += [(f"decoding time, {k}", f"{v:.1f} s") for k, v in seconds.items()]

@@ -114,9 +114,13 @@ PROPERTIES: dict[str, Callable[[Chem.Mol], float]] = {
     "HBA": Lipinski.NumHAcceptors,
     "rotatable_bonds": rdMolDescriptors.CalcNumRotatableBonds,
     "rings": rdMolDescriptors.CalcNumRings,
+    "aromatic_rings": rdMolDescriptors.CalcNumAromaticRings,
+    "unusual_rings": lambda mol: sum(len(ring) not in (5, 6) for ring in mol.GetRingInfo().AtomRings()),
     "SA": sascorer.calculateScore,
 }
-"""Property name -> function of a sanitised Mol. Units: MW in g/mol (average), TPSA in Å², SA from 1 (easy) to 10."""
+"""Property name -> function of a sanitised Mol. Units: MW in g/mol (average), TPSA in Å², SA from 1 (easy) to 10;
+``rings``, ``aromatic_rings``: SSSR rings; ``unusual_rings``: SSSR rings of 3, 4, or 7 and more atoms (about 1% of MOSES'
+rings)."""
 
 
 def compute_properties(mol: Chem.Mol, names: list[str] | None = None) -> dict[str, float]:

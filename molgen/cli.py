@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from molgen.calibration import CALIBRATED
+
 __all__ = ["main"]
 
 log = logging.getLogger("molgen")
@@ -607,6 +609,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         restarts=args.restarts, restart_strength=args.restart_strength, restart_temperature=args.restart_temperature,
         property_guidance=args.property_guidance,
         autoguidance=args.autoguidance, discriminator_guidance=args.discriminator_guidance, candidates=args.candidates,
+        calibrated=CALIBRATED[args.calibration],
         **({} if args.validity_guidance is None else {"validity_guidance": args.validity_guidance}),
     )  # fmt: skip
     counts: dict[str, int] = {}
@@ -623,6 +626,45 @@ def cmd_sample(args: argparse.Namespace) -> None:
         summary = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("valid", "duplicate", "invalid"))
         skipped = f"; {bad_rows} bad row(s) of {args.conditions_file} skipped" if bad_rows else ""
         print(f"wrote {total} samples to {args.out}: {summary} ({args.decoding} decoding){skipped}", file=sys.stderr)
+
+
+# --- calibrate -----------------------------------------------------------------------------------------
+
+
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from molgen.calibration import file_fingerprint, fit_calibration
+    from molgen.io import BadRow, read_molecules
+    from molgen.pipeline import MolgenPipeline
+
+    for flag, value in (("--samples", args.samples), ("--data-size", args.data_size), ("--candidates", args.candidates)):
+        if value < 1:
+            raise CLIError(f"{flag} {value}: must be at least 1")
+    model = Path(args.model)
+    pipe = MolgenPipeline.from_pretrained(model, device=args.device)
+    if pipe.prior is None:
+        raise CLIError(f"{model}: no prior/ to calibrate")
+    rows = list(read_molecules(args.data, args.smiles_column))
+    smiles = [row.smiles for row in rows if not isinstance(row, BadRow)]
+    if not smiles:
+        raise CLIError(f"{args.data}: no readable molecules")
+    if len(smiles) < len(rows):
+        log.warning("%s: %d unreadable record(s) skipped", args.data, len(rows) - len(smiles))
+    pick = np.sort(np.random.default_rng(args.seed).permutation(len(smiles))[: args.data_size])
+    bar = _progress(args.samples, "sample", args.progress)
+    try:
+        calibration = fit_calibration(
+            pipe, [smiles[i] for i in pick], args.samples, seed=args.seed, batch_size=args.batch_size, candidates=args.candidates,
+            prior_fingerprint=file_fingerprint(model / "prior" / "model.safetensors"), progress=bar.update,
+        )  # fmt: skip
+    finally:
+        bar.close()
+    out = Path(args.out) if args.out else model / "calibration"
+    calibration.save(out)
+    print(f"wrote {out / 'config.json'}: {args.candidates} candidates per sample, matching {', '.join(calibration.properties)}", file=sys.stderr)
+    for line in calibration.summary():
+        print(f"  {line}", file=sys.stderr)
 
 
 # --- evaluate ------------------------------------------------------------------------------------------
@@ -1101,12 +1143,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight of discriminator guidance toward the data (a discrete prior: of its resampling) (needs discriminator/ in the model directory: molgen train discriminator; default: its own, 0: off)",
     )
     p.add_argument("--candidates", type=int, default=None, help=CANDIDATES_HELP)
+    p.add_argument(
+        "--calibration", choices=sorted(CALIBRATED), default="auto",
+        help="calibrated resampling toward the data's numbers of rings, aromatic rings and rings of unusual size (needs calibration/ in the model directory: "
+        "molgen calibrate); auto (default): on for unconditional sampling when the model has one",
+    )  # fmt: skip
     p.add_argument("--decoding", choices=["raw", "valence"], default="valence", help="valence-aware (always valid; default) or raw argmax")
     p.add_argument("--no-properties", dest="properties", action="store_false", help="do not compute properties (faster)")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default=None, help=PRECISION_HELP)
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser(
+        "calibrate",
+        help="measure a model's calibration: its samples' numbers of rings, aromatic rings and unusual rings against the data's, for calibrated resampling",
+    )  # fmt: skip
+    p.add_argument("data", help="training molecules (.smi, .csv or .sdf; e.g. data/moses/train.csv.gz)")
+    p.add_argument("--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped model)")
+    p.add_argument("--out", default=None, help="where to write it (default: MODEL/calibration, which sampling then uses by default)")
+    p.add_argument("--samples", type=int, default=30000, help="uncalibrated samples to measure the model on (default 30,000)")
+    p.add_argument("--data-size", type=int, default=100000, help="random data molecules to measure (default 100,000)")
+    p.add_argument("--candidates", type=int, default=2, help="graphs drawn per graph returned when calibrated (default 2; sampling costs this many times more)")
+    p.add_argument("--smiles-column", default=None)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("evaluate", help="MOSES metrics of a file of sampled molecules")
     p.add_argument("input", help=".csv (molgen sample output or a 'smiles' column), .smi or .sdf; empty/invalid rows count as invalid")
@@ -1144,8 +1208,9 @@ def _add_latent_data_arguments(p: argparse.ArgumentParser, model: str, out: str)
 
 
 CANDIDATES_HELP = (
-    "a discrete prior: draw K graphs per molecule and keep one, chosen by the model's own networks before decoding (the property "
-    "predictor's error to the targets under property guidance, a discriminator's logit if the model has one); default: the model's, 1: none"
+    "a discrete prior: draw K graphs per molecule and keep one, chosen by the model's own networks (the property "
+    "predictor's error to the targets under property guidance, a discriminator's logit if the model has one) and its calibration "
+    "(see --calibration); default: the model's, 1: none"
 )
 
 

@@ -297,15 +297,18 @@ class Resampling:
       group's targets (``properties``: a :class:`PropertyGuidance` with one row of targets per group), the same
       likelihood :class:`PrefixPropertyGuidance` weighs codes by token by token.
 
-    Neither needs chemistry: both read latent tokens."""
+    Neither needs chemistry: both read latent tokens. The pipeline may add log weights of its own to the scores
+    before :meth:`pick` (a :class:`~molgen.calibration.Calibration` of the decoded graphs' statistics), in which
+    case neither network is needed (``calibrated``)."""
 
     def __init__(
         self, candidates: int, discriminator: LatentDiscriminator | None = None, weight: float = 0.0, properties: PropertyGuidance | None = None,
+        calibrated: bool = False,
     ) -> None:  # fmt: skip
         if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
             raise ValueError(f"candidates={candidates!r}: must be a whole number >= 1")
-        if discriminator is None and properties is None:
-            raise ValueError(f"candidates={candidates}: nothing to choose among them by (needs a discriminator or property targets)")
+        if discriminator is None and properties is None and not calibrated:
+            raise ValueError(f"candidates={candidates}: nothing to choose among them by (needs a discriminator, property targets or a calibration)")
         self.candidates, self.discriminator, self.weight, self.properties = candidates, discriminator, weight, properties
 
     @torch.no_grad()
@@ -329,7 +332,12 @@ class Resampling:
 
     def choose(self, x: Tensor, mask: Tensor, generator: torch.Generator, batch: int = 512) -> Tensor:
         """(G,) indices into (G * candidates, N, d) normalised graphs (see :meth:`scores`) of the one kept of each group."""
-        scores = self.scores(x, mask, batch).view(-1, self.candidates)  # (G, K)
+        return self.pick(self.scores(x, mask, batch), generator)
+
+    def pick(self, scores: Tensor, generator: torch.Generator) -> Tensor:
+        """(G * candidates,) log weights, each group's next to one another -> (G,) index of the one kept of each
+        group, drawn with probability proportional to exp(score)."""
+        scores = scores.view(-1, self.candidates)  # (G, K)
         uniform = torch.rand(scores.shape, generator=generator).to(scores.device).clamp(1e-12, 1 - 1e-7)
         pick = (scores - torch.log(-torch.log(uniform))).argmax(1)  # Gumbel-max: a draw from softmax(scores) per group
-        return torch.arange(scores.shape[0], device=x.device) * self.candidates + pick
+        return torch.arange(scores.shape[0], device=scores.device) * self.candidates + pick

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from molgen.batch import batch_from_graphs, graphs_from_dense
+from molgen.calibration import Calibration
 from molgen.checkpoint import load_discriminator, load_domain, load_predictor, load_prior, load_tokenizer
 from molgen.graph import DomainError
 from molgen.guidance import DiscriminatorGuidance, PrefixPropertyGuidance, PropertyGuidance, RepairSites, Resampling, ValidityGuidance
@@ -94,10 +95,13 @@ def _resolve_precision(precision: str, device: torch.device) -> torch.dtype | No
 
 @dataclass
 class Latents:
-    """Latent tokens of a batch of graphs: ``z`` (B, N, latent_dim), zero-padded; ``mask`` (B, N)."""
+    """Latent tokens of a batch of graphs: ``z`` (B, N, latent_dim), zero-padded; ``mask`` (B, N). ``decoded``: their
+    molecules, when the sampler already decoded them (to choose among candidates), with the ``decoding`` used."""
 
     z: Tensor
     mask: Tensor
+    decoded: list[DecodedMolecule] | None = field(default=None, repr=False, compare=False)
+    decoding: str | None = None
 
     def __len__(self) -> int:
         return self.z.shape[0]
@@ -151,6 +155,7 @@ class MolgenPipeline:
         guide: LatentPrior | None = None,
         precision: str = DEFAULT_PRECISION,
         discriminator: LatentDiscriminator | None = None,
+        calibration: Calibration | None = None,
     ) -> None:
         self.domain = domain
         self.device = _resolve_device(device)
@@ -168,6 +173,11 @@ class MolgenPipeline:
         if discriminator is not None:
             discriminator.config.check_fits(self._require_prior().config)
         self.discriminator = None if discriminator is None else discriminator.to(self.device).eval()
+        if calibration is not None:
+            unknown = [name for name in calibration.properties if name not in getattr(domain, "statistic_names", ())]
+            if unknown:
+                raise ValueError(f"calibration over {unknown}: not statistics this model's domain computes ({list(getattr(domain, 'statistic_names', ()))})")
+        self.calibration = calibration
 
     @property
     def precision(self) -> str:
@@ -194,8 +204,9 @@ class MolgenPipeline:
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "auto", precision: str = DEFAULT_PRECISION) -> MolgenPipeline:
         """Load ``path/domain.json``, ``path/tokenizer/`` and, if present, ``path/prior/``, ``path/predictor/``
         (a property predictor for property guidance), ``path/guide/`` (a smaller, less trained prior over the
-        same latents, for autoguidance) and ``path/discriminator/`` (for discriminator guidance). ``precision``:
-        see :data:`PRECISIONS`."""
+        same latents, for autoguidance), ``path/discriminator/`` (for discriminator guidance) and ``path/calibration/``
+        (:mod:`molgen.calibration`; a warning if it was measured on other prior weights). ``precision``: see
+        :data:`PRECISIONS`."""
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: no such model directory")
@@ -206,7 +217,12 @@ class MolgenPipeline:
         has_discriminator = (path / "discriminator" / "config.json").exists()
         discriminator = load_discriminator(path / "discriminator", device=device) if has_discriminator else None
         tokenizer = load_tokenizer(path / "tokenizer", device=device)
-        return cls(load_domain(path / "domain.json"), tokenizer, prior, device, predictor, guide, precision, discriminator)
+        calibration = None
+        if (path / "calibration" / "config.json").exists():
+            calibration = Calibration.load(path / "calibration")
+            if prior is not None:
+                calibration.check_prior(path / "prior" / "model.safetensors")
+        return cls(load_domain(path / "domain.json"), tokenizer, prior, device, predictor, guide, precision, discriminator, calibration)
 
     # --- sampling: noise -> latents -> molecules ------------------------------------------------------
 
@@ -216,7 +232,7 @@ class MolgenPipeline:
         Takes the keyword arguments of :meth:`sample_iter` (steps, seed, batch_size, conditions,
         guidance_scale, num_nodes, sampler, decoding, properties, temperature, validity_guidance, restarts,
         restart_strength, restart_temperature, property_guidance, autoguidance, discriminator_guidance, top_p,
-        candidates).
+        candidates, calibrated).
         """
         return list(self.sample_iter(n, **options))
 
@@ -242,6 +258,7 @@ class MolgenPipeline:
         discriminator_guidance: float | None = None,
         top_p: float | None = None,
         candidates: int | None = None,
+        calibrated: bool | None = None,
     ) -> Iterator[DecodedMolecule]:
         """Sample ``n`` molecules, yielded batch by batch (for streaming to disk and progress bars).
 
@@ -259,18 +276,18 @@ class MolgenPipeline:
         self._restart_strength(restart_strength)
         self._temperatures(temperature, restart_temperature)
         self._top_p(top_p)
-        self._resampling(candidates, discriminator_guidance, property_guidance, table, editing=False)
+        self._resampling(candidates, discriminator_guidance, property_guidance, table, editing=False, calibrated=calibrated)
         rows = self._size_rows(num_nodes, n)
         return self._sample_stream(
             n, steps, seed, batch_size, table, guidance_scale, rows, sampler, decoding, properties, temperature,
             validity_guidance, restarts, property_guidance, autoguidance, restart_strength, restart_temperature, discriminator_guidance, top_p,
-            candidates,
+            candidates, calibrated,
         )  # fmt: skip
 
     def _sample_stream(
         self, n, steps, seed, batch_size, table, guidance_scale, rows, sampler, decoding, properties, temperature,
         validity_guidance, restarts, property_guidance, autoguidance, restart_strength, restart_temperature, discriminator_guidance, top_p,
-        candidates=None,
+        candidates=None, calibrated=None,
     ) -> Iterator[DecodedMolecule]:  # fmt: skip
         seen: set[str] = set()
         generator = torch.Generator().manual_seed(seed)
@@ -281,8 +298,10 @@ class MolgenPipeline:
                 validity_guidance=validity_guidance, sizes=_take(rows, slice(start, start + count)), restarts=restarts,
                 property_guidance=property_guidance, autoguidance=autoguidance, restart_strength=restart_strength,
                 restart_temperature=restart_temperature, discriminator_guidance=discriminator_guidance, top_p=top_p, candidates=candidates,
+                calibrated=calibrated, decoding=decoding,
             )
-            for molecule in self.decode(latents, batch_size=count, decoding=decoding):
+            decoded = latents.decoded if latents.decoded is not None and latents.decoding == decoding else None
+            for molecule in decoded if decoded is not None else self.decode(latents, batch_size=count, decoding=decoding):
                 if molecule.smiles is not None:
                     if molecule.smiles in seen:
                         molecule.state = "duplicate"
@@ -315,6 +334,7 @@ class MolgenPipeline:
         discriminator_guidance: float | None = None,
         top_p: float | None = None,
         candidates: int | None = None,
+        calibrated: bool | None = None,
     ) -> Latents:
         """Sample latent tokens of ``n`` graphs from the prior.
 
@@ -368,8 +388,15 @@ class MolgenPipeline:
         :class:`~molgen.guidance.Resampling`), the score adding the discriminator's weighted logit (with
         discriminator resampling on) and, with ``property_guidance`` toward ``conditions``, minus that weight
         times the predictor's squared error on the whole graph (the likelihood prefix guidance weighs codes by);
-        default: the larger of the discriminator's ``candidates`` (when on) and the predictor's
-        ``default_candidates`` (when property guidance is on), else 1 (no resampling); not for edits.
+        default: the larger of the discriminator's ``candidates`` (when on), the predictor's
+        ``default_candidates`` (when property guidance is on) and the calibration's ``candidates`` (when on), else 1
+        (no resampling); not for edits. ``calibrated`` (a discrete prior with a calibration, ``calibration/`` in the
+        model directory, :mod:`molgen.calibration`): the candidates are decoded (valence-aware; :meth:`sample_iter`:
+        with its ``decoding``) and each one's score also gets the calibration's log p_data / p_model of its
+        statistics (for molecules, its numbers of rings, aromatic rings and rings of 3, 4 or 7+ atoms), so the kept graphs' statistics follow
+        the data's; default (None): on when the model has one and the sampling is unconditional (no ``conditions``,
+        no ``property_guidance``) and from scratch; True with conditions matches the unconditional data's
+        statistics, pulling against the targets. An invalid candidate is kept only if its whole group is.
 
         Editing existing latents (analogs, inpainting; SDEdit and RePaint in image diffusion):
 
@@ -392,7 +419,7 @@ class MolgenPipeline:
         if not 0 < strength <= 1:
             raise ValueError(f"strength={strength}: must be in (0, 1] (1 = start from pure noise)")
         table = self._condition_table(conditions, n)
-        self._resampling(candidates, discriminator_guidance, property_guidance, table, editing=start is not None)  # checked before any sampling
+        self._resampling(candidates, discriminator_guidance, property_guidance, table, editing=start is not None, calibrated=calibrated)  # checked before any sampling
         rows = None if start is not None else self._size_rows(num_nodes, n)  # edits keep the sizes of ``start``
         generator = torch.Generator().manual_seed(seed)
         chunks = []
@@ -404,7 +431,7 @@ class MolgenPipeline:
                     count, steps, generator, _take(table, slice(k, k + count)), guidance_scale, sampler, temperature, edit, step_hook,
                     validity_guidance, sizes=_take(rows, slice(k, k + count)), restarts=restarts, property_guidance=property_guidance,
                     autoguidance=autoguidance, restart_strength=restart_strength, restart_temperature=restart_temperature,
-                    discriminator_guidance=discriminator_guidance, top_p=top_p, candidates=candidates,
+                    discriminator_guidance=discriminator_guidance, top_p=top_p, candidates=candidates, calibrated=calibrated,
                 )
             )
         return _concat_latents(chunks)
@@ -569,6 +596,8 @@ class MolgenPipeline:
         discriminator_guidance: float | None = None,
         top_p: float | None = None,
         candidates: int | None = None,
+        calibrated: bool | None = None,
+        decoding: str = "valence",
     ) -> Latents:
         prior = self._require_prior()
         autoguidance = self._autoguidance(autoguidance)
@@ -585,7 +614,8 @@ class MolgenPipeline:
         std = torch.tensor(config.latent_std, device=self.device)
         if isinstance(prior, AutoregressivePrior | DiscreteAutoregressivePrior):
             discrete = isinstance(prior, DiscreteAutoregressivePrior)
-            resample = self._resampling(candidates, discriminator_guidance, property_guidance, condition, editing=edit is not None) if discrete else None
+            calibration = self._calibration(calibrated, condition, property_guidance, editing=edit is not None)
+            resample = self._resampling(candidates, discriminator_guidance, property_guidance, condition, editing=edit is not None, calibrated=calibrated) if discrete else None
             unsupported = {
                 "step_hook": step_hook is not None, "restarts": bool(restarts) and not discrete,
                 "property_guidance": property_guidance > 0 and not discrete,
@@ -620,9 +650,16 @@ class MolgenPipeline:
             )  # fmt: skip
             mask = drawn.mask.to(self.device).bool()
             with self._network_precision():
-                kept = resample.choose((drawn.z.to(self.device) - mean) / std * mask.unsqueeze(-1), mask, generator)
+                scores = resample.scores((drawn.z.to(self.device) - mean) / std * mask.unsqueeze(-1), mask)  # (B * K,)
+            decoded = None
+            if calibration is not None:  # the candidates' own statistics, from their decoded graphs
+                decoded = self.decode(drawn, batch_size=len(group), decoding=decoding)
+                statistics = [None if m.smiles is None else self.domain.statistics(m.smiles, calibration.properties) for m in decoded]
+                scores = scores + torch.as_tensor(calibration.log_weights(statistics), dtype=scores.dtype, device=scores.device)
+            kept = resample.pick(scores, generator)
             width = int(mask[kept].sum(1).max())
-            return Latents(drawn.z[kept, :width], drawn.mask[kept, :width])
+            chosen = None if decoded is None else [decoded[i] for i in kept.tolist()]
+            return Latents(drawn.z[kept, :width], drawn.mask[kept, :width], chosen, None if decoded is None else decoding)
         if edit is None and noise is None:
             if sizes is None:
                 sizes = self._sizes(batch, generator)  # (B,)
@@ -761,9 +798,30 @@ class MolgenPipeline:
             )
         return DiscriminatorGuidance(self.discriminator, scale)
 
+    def _calibration(
+        self, calibrated: bool | None, condition: tuple[Tensor, Tensor] | None, property_guidance: float, editing: bool
+    ) -> Calibration | None:
+        """The calibration to resample by (see ``calibrated`` in :meth:`sample_latents`), or None; checked."""
+        if calibrated is not None and not isinstance(calibrated, bool):
+            raise ValueError(f"calibrated={calibrated!r}: must be True, False or None (the model's default)")
+        discrete = isinstance(self.prior, DiscreteAutoregressivePrior)
+        if calibrated is None:
+            usable = self.calibration is not None and discrete and not editing
+            return self.calibration if usable and condition is None and property_guidance <= 0 else None
+        if not calibrated:
+            return None
+        if self.calibration is None:
+            raise ValueError("calibrated=True: this model has no calibration (calibration/ in its directory; make one with `molgen calibrate`)")
+        if not discrete or editing:
+            raise ValueError(
+                "calibrated=True: calibration resamples whole graphs drawn from scratch by a discrete prior"
+                + (", not edits of given latents (start=...)" if discrete else " (this model's prior is not discrete)") + "; turn it off"
+            )  # fmt: skip
+        return self.calibration
+
     def _resampling(
         self, candidates: int | None, discriminator_guidance: float | None, property_guidance: float, condition: tuple[Tensor, Tensor] | None,
-        editing: bool,
+        editing: bool, calibrated: bool | None = None,
     ) -> Resampling | None:  # fmt: skip
         """A discrete prior's resampling (``candidates`` and what chooses among them, see :meth:`sample_latents`), or
         None for none; checked. Edits (analogs, scaffolds) keep their own tokens and sample as drawn: off by
@@ -772,6 +830,7 @@ class MolgenPipeline:
             raise ValueError(f"candidates={candidates!r}: must be a whole number >= 1 (graphs drawn per graph returned; 1: no resampling)")
         towards_data = self._discriminator_guidance(discriminator_guidance)
         properties = self._property_guidance(property_guidance, condition) if property_guidance > 0 else None
+        calibration = self._calibration(calibrated, condition, property_guidance, editing)
         discrete = isinstance(self.prior, DiscreteAutoregressivePrior)
         asked = (candidates or 1) > 1 or (discrete and towards_data is not None and discriminator_guidance is not None)
         if not discrete or editing:
@@ -787,15 +846,19 @@ class MolgenPipeline:
             candidates = max(
                 1 if towards_data is None else self.discriminator.config.candidates,
                 1 if properties is None else self.predictor.config.default_candidates,
+                1 if calibration is None else calibration.config.candidates,
             )
         if candidates == 1:
             return None
-        if towards_data is None and properties is None:
+        if towards_data is None and properties is None and calibration is None:
             raise ValueError(
                 f"candidates={candidates}: nothing to choose among the candidates by: needs discriminator resampling (a discriminator/ "
-                "in the model directory) or property_guidance toward conditions"
+                "in the model directory), property_guidance toward conditions or a calibration (calibration/ in the model directory)"
             )
-        return Resampling(candidates, self.discriminator if towards_data is not None else None, 0.0 if towards_data is None else towards_data.scale, properties)
+        return Resampling(
+            candidates, self.discriminator if towards_data is not None else None, 0.0 if towards_data is None else towards_data.scale, properties,
+            calibrated=calibration is not None,
+        )  # fmt: skip
 
     def _property_guidance(self, scale: float, condition: tuple[Tensor, Tensor] | None) -> PropertyGuidance | None:
         if not scale >= 0:

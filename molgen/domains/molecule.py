@@ -460,6 +460,17 @@ class MoleculeDomain:
         """Named properties of a SMILES (default: :attr:`property_names`); raises InvalidMoleculeError."""
         return compute_properties(parse_smiles(item, self.standardize_with), list(names or self.property_names))
 
+    statistic_names: tuple[str, ...] = ("rings", "aromatic_rings", "unusual_rings")
+
+    def statistics(self, item: str, names: Sequence[str] | None = None) -> dict[str, float]:
+        """Whole-molecule counts a calibration matches to the data (:mod:`molgen.calibration`; default
+        :attr:`statistic_names`: SSSR rings, aromatic rings, and rings of 3, 4 or 7+ atoms); raises InvalidMoleculeError."""
+        names = list(names or self.statistic_names)
+        unknown = [name for name in names if name not in self.statistic_names]
+        if unknown:
+            raise ValueError(f"statistics {unknown}: not computed for molecules; known: {list(self.statistic_names)}")
+        return self.properties(item, names)
+
     def to_config(self) -> dict[str, Any]:
         opts = self.standardize_with
         return {

@@ -115,6 +115,7 @@ def test_sample_is_reproducible_and_valence_decoding_is_valid(prior_run, tmp_pat
         (["--precision", "half"], "precision must be one of ('fp32', 'bf16', 'auto'), got 'half'"),
         (["--candidates", "3"], "candidates=3: resampling whole graphs needs a discrete prior"),
         (["--candidates", "0"], "candidates=0: must be a whole number >= 1"),
+        (["--calibration", "on"], "calibrated=True: this model has no calibration"),
     ],
 )
 def test_sample_bad_requests_exit_2_with_a_message(prior_run, tmp_path, capsys, extra, message):

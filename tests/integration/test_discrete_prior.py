@@ -16,7 +16,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from molgen.calibration import fit_calibration
 from molgen.checkpoint import load_prior, save_prior
+from molgen.cli import main
 from molgen.guidance import PrefixPropertyGuidance, PropertyGuidance, Resampling
 from molgen.domains.molecule import MoleculeDomain
 from molgen.latents import LatentDataset, tokenizer_fingerprint
@@ -315,13 +317,13 @@ def test_property_guidance_steers_a_discrete_prior_with_a_prefix_predictor(discr
         assert chosen[pipe.domain.canonical(target)] >= 36 and chosen[pipe.domain.canonical(other)] == 0, (target, chosen)
     guided.predictor.config.default_candidates = 3  # the predictor's default applies under property guidance only
     calls = []
-    original = Resampling.choose
-    Resampling.choose = lambda self, *a, **k: calls.append(self.candidates) or original(self, *a, **k)
+    original = Resampling.pick
+    Resampling.pick = lambda self, *a, **k: calls.append(self.candidates) or original(self, *a, **k)
     try:
         guided.sample(6, seed=0, conditions={"logP": 1.0}, property_guidance=1.0, properties=False)
         guided.sample(6, seed=0, conditions={"logP": 1.0}, properties=False)
     finally:
-        Resampling.choose = original
+        Resampling.pick = original
     assert calls == [3]
     guided.predictor.config.default_candidates = 1
     guided.predictor.config.reads = "noisy"  # a set prior's kind of predictor: refused when asked, before any sampling
@@ -426,6 +428,68 @@ def test_resampling_keeps_one_candidate_per_group_by_logit_and_predicted_error()
         Resampling(0, Fixed(), 1.0)
     with pytest.raises(ValueError, match="nothing to choose"):
         Resampling(2)
+
+
+class _Donors(MoleculeDomain):
+    """The molecule domain with hydrogen-bond donors as its calibration statistic: the three training molecules
+    all have one (aromatic) ring, but 0 (OILY), 5 (POLAR) and 1 (SMALL) donors."""
+
+    statistic_names = ("HBD",)
+
+
+def test_calibration_resamples_a_discrete_priors_samples_toward_the_datas_statistics(discrete_model):
+    base = MolgenPipeline.from_pretrained(discrete_model, device="cpu")
+    domain = _Donors(base.domain.vocab, base.domain.standardize_with, base.domain.hydrogens, base.domain.bonds)
+    calibration = fit_calibration(MolgenPipeline(domain, base.tokenizer, base.prior), [OILY] * 30, 90, seed=0, candidates=4)
+    assert calibration.config.data_counts == {"0": 30} and {"0", "1", "5"} <= set(calibration.config.model_counts)
+    assert calibration.config.sampling == {"samples": 90, "seed": 0, "data_items": 30}
+    pipe = MolgenPipeline(domain, base.tokenizer, base.prior, calibration=calibration)
+    oily = domain.canonical(OILY)
+    options = dict(seed=2, decoding="raw", properties=False)
+    plain = Counter(m.smiles for m in pipe.sample(48, calibrated=False, **options))
+    kept = Counter(m.smiles for m in pipe.sample(48, **options))  # on by default: the calibration's 4 candidates per sample
+    assert plain[oily] <= 24, plain
+    # each group keeps the oily molecule unless none of its 4 candidates is (about (2/3)^4 = 20% of groups)
+    assert kept[oily] >= 32 and kept[oily] >= plain[oily] + 12, (plain, kept)
+    # the molecules sample_iter returns are the decoding of the latents it kept (decoded once, to choose)
+    latents = pipe.sample_latents(20, seed=5, batch_size=8)
+    assert [m.smiles for m in pipe.decode(latents, decoding="valence")] == [m.smiles for m in pipe.sample(20, seed=5, batch_size=8, properties=False)]
+    # edits sample as drawn; asking for calibration there, or without one, is refused before sampling
+    start = pipe.encode([OILY])
+    torch.testing.assert_close(pipe.sample_latents(4, seed=0, start=start, strength=0.3).z, base.sample_latents(4, seed=0, start=start, strength=0.3).z)
+    with pytest.raises(ValueError, match="calibrated=True: .* not edits"):
+        pipe.sample_latents(4, seed=0, start=start, strength=0.3, calibrated=True)
+    with pytest.raises(ValueError, match="calibrated=True: this model has no calibration"):
+        base.sample_iter(4, calibrated=True)
+    with pytest.raises(ValueError, match="calibrated='yes'"):
+        pipe.sample_iter(4, calibrated="yes")
+    with pytest.raises(ValueError, match=r"calibration over \['HBD'\]: not statistics"):
+        MolgenPipeline(base.domain, base.tokenizer, base.prior, calibration=calibration)
+
+
+def test_molgen_calibrate_writes_a_calibration_the_model_then_samples_with(discrete_model, tmp_path, caplog):
+    model = tmp_path / "model"
+    shutil.copytree(discrete_model, model)
+    data = tmp_path / "train.smi"
+    data.write_text("\n".join([*MOLECULES * 4, "not a smiles"]) + "\n")
+    with caplog.at_level("WARNING", logger="molgen.calibration"):
+        assert main(["calibrate", str(data), "--model", str(model), "--samples", "24", "--data-size", "100", "--candidates", "3", "--no-progress"]) == 0
+    assert "1 of 13 data items could not be read" in caplog.text  # the bad row is reported and skipped
+    config = json.loads((model / "calibration" / "config.json").read_text())
+    assert config["properties"] == ["rings", "aromatic_rings", "unusual_rings"] and config["candidates"] == 3
+    assert config["data_counts"] == {"1,1,0": 12} and sum(config["model_counts"].values()) <= 24
+    pipe = MolgenPipeline.from_pretrained(model, device="cpu")
+    assert pipe.calibration is not None and pipe.calibration.check_prior(model / "prior" / "model.safetensors")
+    assert len(pipe.sample(6, seed=0, properties=False)) == 6
+    # retraining the prior makes it stale: loading warns
+    prior = load_prior(model / "prior")
+    with torch.no_grad():
+        prior.head.bias.add_(0.01)
+    save_prior(prior, model / "prior")
+    with caplog.at_level("WARNING", logger="molgen.calibration"):
+        MolgenPipeline.from_pretrained(model, device="cpu")
+    assert "stale" in caplog.text
+    assert main(["calibrate", str(data), "--model", str(model), "--samples", "0"]) == 2
 
 
 def test_discriminator_resampling_moves_a_discrete_priors_samples_toward_the_data(discrete_model, tmp_path):
