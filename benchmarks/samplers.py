@@ -213,6 +213,10 @@ def main() -> None:
                     evaluations += " + 1 guide per token"
                 if resampled:
                     evaluations = f"{pipe.discriminator.config.candidates} graphs x ({evaluations}) + 1 discriminator per graph"
+                    if calibrated:
+                        evaluations += ", each decoded and its rings counted"
+                elif calibrated:
+                    evaluations = f"{pipe.calibration.config.candidates} graphs x ({evaluations}), each decoded and its rings counted"
                 elif guided and (guide := pipe.guide_evaluations(setting.steps, setting.restarts, weight, setting.strength)):
                     evaluations += f" + {guide} guide"
                 rows.append((
@@ -237,6 +241,15 @@ def main() -> None:
                     "guidance weight in each row, 0: off", "it reads finished graphs; resampling: per graph kept, K graphs drawn and one kept "
                     "with probability proportional to exp(weight x logit), weight and K in each row, 0: off",
                 )  # fmt: skip
+        if pipe.calibration is not None:
+            calibration = pipe.calibration.config
+            means = "; ".join(f"{name} {data:.2f} in the data, {model:.2f} in its samples" for name, (data, model) in pipe.calibration.means().items())
+            guide_note += (
+                f"; a calibration (molgen.calibration: histograms of {', '.join(calibration.properties)} over "
+                f"{calibration.sampling.get('data_items', 0):,} MOSES train molecules and {calibration.sampling.get('samples', 0):,} uncalibrated samples "
+                f"of the prior, per graph: {means}); calibrated rows draw K graphs per graph kept, decode them (valence-aware) and keep one "
+                "with probability proportional to p_data / p_model of its counts"
+            )
         kind = " (self-conditioned prior)" if config.self_condition else ""
         if config.architecture == "autoregressive":
             kind = (
@@ -266,7 +279,7 @@ def main() -> None:
         f"denoising from there (`--steps S --restarts R --restart-strength x`); evaluations = prior network runs per "
         f"sample (the cost; '+ G guide' = the guide prior's runs too). FCD/Test of the valence-aware decodings against MOSES test, per seed in the order "
         f"{', '.join(map(str, seeds))}; raw validity = argmax decoding of the same latents; latents/s = median over "
-        f"seeds, prior only."
+        f"seeds, prior only (calibrated rows: with the candidates' decoding, which the choice needs)."
     )
     if levels:
         notes += (
