@@ -1309,4 +1309,7 @@ def _concat_latents(chunks: list[Latents]) -> Latents:
     n = max(c.z.shape[1] for c in chunks)
     z = torch.cat([torch.nn.functional.pad(c.z, (0, 0, 0, n - c.z.shape[1])) for c in chunks])
     mask = torch.cat([torch.nn.functional.pad(c.mask, (0, n - c.mask.shape[1])) for c in chunks])
+    decodings = {c.decoding for c in chunks}
+    if len(decodings) == 1 and None not in decodings and all(c.decoded is not None for c in chunks):  # every chunk decoded alike: keep them
+        return Latents(z, mask, [m for c in chunks for m in c.decoded], decodings.pop())
     return Latents(z, mask)

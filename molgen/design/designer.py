@@ -135,7 +135,10 @@ class Designer:
             latents = sample(start, count * oversample, b)
             # adjust sees each graph's index in the whole call, not in this batch
             shifted = None if adjust is None else lambda i, nodes, edges, start=start: adjust(start + i, nodes, edges)
-            decoded = self.pipe.decode(latents, batch_size=self.batch_size, decoding=decoding, adjust=shifted)
+            if latents.decoded is not None and latents.decoding == decoding and adjust is None:  # decoded while sampling (calibration)
+                decoded = latents.decoded
+            else:
+                decoded = self.pipe.decode(latents, batch_size=self.batch_size, decoding=decoding, adjust=shifted)
             for molecule in decoded if choose is None else choose(decoded, count):
                 yield screen(molecule.smiles, molecule.error)
             if progress is not None:

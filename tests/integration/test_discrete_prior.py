@@ -454,6 +454,7 @@ def test_calibration_resamples_a_discrete_priors_samples_toward_the_datas_statis
     # the molecules sample_iter returns are the decoding of the latents it kept (decoded once, to choose)
     latents = pipe.sample_latents(20, seed=5, batch_size=8)
     assert [m.smiles for m in pipe.decode(latents, decoding="valence")] == [m.smiles for m in pipe.sample(20, seed=5, batch_size=8, properties=False)]
+    assert latents.decoding == "valence" and [m.smiles for m in latents.decoded] == [m.smiles for m in pipe.decode(latents, decoding="valence")]
     # edits sample as drawn; asking for calibration there, or without one, is refused before sampling
     start = pipe.encode([OILY])
     torch.testing.assert_close(pipe.sample_latents(4, seed=0, start=start, strength=0.3).z, base.sample_latents(4, seed=0, start=start, strength=0.3).z)

@@ -368,6 +368,7 @@ def test_repair_passes_redraw_the_broken_graphs_of_the_discrete_prior_from_their
     import torch
 
     pipe = MolgenPipeline.from_pretrained(DISCRETE_MODEL, device="cpu")
+    pipe.calibration = None  # the repairs alone: calibrated resampling (the model's default) would draw other candidates
     plain = pipe.sample_latents(200, seed=5, batch_size=200, restarts=0)
     repaired = pipe.sample_latents(200, seed=5, batch_size=200, restarts=2)
     before = torch.tensor([m.smiles is not None for m in pipe.decode(plain, decoding="raw")])
@@ -383,3 +384,17 @@ def test_repair_passes_redraw_the_broken_graphs_of_the_discrete_prior_from_their
     keep[0, :6] = True
     kept = pipe.sample_latents(40, seed=4, start=start, keep=keep, restarts=3)
     torch.testing.assert_close(kept.z[:, :6], start.z[:, :6].expand(40, -1, -1))
+
+
+def test_the_shipped_calibration_was_measured_on_the_shipped_prior_weights():
+    """A prior retrained without `molgen calibrate` leaves a stale calibration (its model histogram is another
+    prior's): this fails until it is measured again. Loading the model uses it for unconditional sampling."""
+    from molgen.calibration import Calibration
+
+    calibration = Calibration.load(DISCRETE_MODEL / "calibration")
+    assert calibration.check_prior(DISCRETE_MODEL / "prior" / "model.safetensors")
+    assert calibration.properties == ["rings", "aromatic_rings", "unusual_rings"] and calibration.config.candidates == 2
+    rings, aromatic = calibration.means()["rings"], calibration.means()["aromatic_rings"]
+    assert rings[0] > rings[1] and aromatic[0] > aromatic[1]  # the deficit it corrects: data above the prior's samples
+    pipe = MolgenPipeline.from_pretrained(DISCRETE_MODEL, device="cpu")
+    assert pipe.calibration is not None and pipe.calibration.config == calibration.config
