@@ -852,7 +852,7 @@ def cmd_design_optimize(args: argparse.Namespace) -> None:
     bar = tqdm(total=args.iterations + 1, desc="optimize", unit="iteration", disable=not args.progress, file=sys.stderr)
     result = designer.optimize(
         objective, start=start, n=args.n, iterations=args.iterations, seed=args.seed, steps=args.steps, filters=_design_filters(args),
-        must_contain=args.must_contain or (), must_avoid=args.must_avoid or (), reference=args.reference,
+        must_contain=args.must_contain or (), must_avoid=args.must_avoid or (), reference=args.reference, strength=args.strength,
         progress=lambda done, total: bar.update(1),
     )  # fmt: skip
     bar.close()
@@ -930,6 +930,7 @@ def _add_design_parser(sub) -> None:
     p.add_argument("--iterations", type=int, default=10)
     p.add_argument("--reference", default=None, help="report similarity to this SMILES (with --min-similarity: a constraint)")
     p.add_argument("--min-similarity", type=float, default=None)
+    p.add_argument("--strength", type=float, default=None, help="share of a parent redrawn per mutation, (0, 1] (default: 0.3 for a discrete prior, else 0.6)")
     p.add_argument("--best-only", action="store_true", help="write the best distinct molecules only (default: all scored)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_design_optimize)

@@ -76,6 +76,7 @@ def test_optimize_skips_unusable_start_molecules(tiny_model, tmp_path, capsys):
         (["generate", "-n", "4", "--must-contain", "[C"], "must_contain SMARTS '[C'"),
         (["decorate", "[*:1]", "-n", "4"], "skipped '[*:1]': core '[*:1]': only attachment points"),
         (["optimize", "--objective", "potency", "-n", "4"], "choose qed, plogp"),
+        (["optimize", "--objective", "qed", "-n", "4", "--strength", "1.5"], "strength=1.5: must be in (0, 1]"),
         (["generate", "-n", "4", "--candidates", "0"], "candidates=0: must be a whole number >= 1"),
     ],
 )

@@ -293,6 +293,22 @@ def test_optimize_from_given_molecules_with_a_similarity_constraint(designer):
     assert all(r.similarity >= 0.4 for r in result.best)
 
 
+def test_optimize_mutates_a_continuous_prior_at_the_default_noise_strength(designer, monkeypatch):
+    from molgen.design.designer import DEFAULT_MUTATION_STRENGTH
+
+    strengths = []
+    sample_latents = designer.pipe.sample_latents
+
+    def recording(n, **options):
+        if options.get("start") is not None:
+            strengths.append(options["strength"])
+        return sample_latents(n, **options)
+
+    monkeypatch.setattr(designer.pipe, "sample_latents", recording)
+    designer.optimize(objectives.qed(), start=[TRAINING[0]], n=4, iterations=1, oversample=1)
+    assert strengths == [DEFAULT_MUTATION_STRENGTH]
+
+
 def test_objective_failures_are_per_molecule(designer):
     def flaky(smiles):
         if len(smiles) > 1:

@@ -538,3 +538,27 @@ def test_discriminator_resampling_moves_a_discrete_priors_samples_toward_the_dat
     with pytest.raises(ValueError, match="candidates=0: must be a whole number"):
         resampled.sample_latents(4, candidates=0)
     assert len(resampled.sample(5, seed=0, candidates=1, properties=False)) == 5  # 1: no resampling
+
+
+def test_optimize_mutates_a_discrete_prior_at_its_own_default_strength(discrete_model):
+    from molgen.design import Designer, DesignInputError, objectives
+    from molgen.design.designer import DEFAULT_MUTATION_STRENGTH, MUTATION_STRENGTH
+
+    designer = Designer.from_pretrained(discrete_model, device="cpu", batch_size=16)
+    strengths = []
+    sample_latents = designer.pipe.sample_latents
+
+    def recording(n, **options):
+        if options.get("start") is not None:
+            strengths.append(options["strength"])
+        return sample_latents(n, **options)
+
+    designer.pipe.sample_latents = recording
+    designer.optimize(objectives.qed(), start=[OILY], n=4, iterations=2, oversample=1)
+    assert strengths and set(strengths) == {MUTATION_STRENGTH["discrete"]} and MUTATION_STRENGTH["discrete"] != DEFAULT_MUTATION_STRENGTH
+    strengths.clear()
+    designer.optimize(objectives.qed(), start=[OILY], n=4, iterations=1, oversample=1, strength=0.7)
+    assert set(strengths) == {0.7}
+    for bad in (0, 1.5, True, "0.3"):
+        with pytest.raises(DesignInputError, match=f"strength={bad!r}"):
+            designer.optimize(objectives.qed(), start=[OILY], n=4, iterations=1, strength=bad)
