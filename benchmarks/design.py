@@ -23,6 +23,7 @@ import torch
 from benchmarks.report import write_section
 from molgen.design import Designer, Filters, objectives, target_report
 from molgen.design.chemistry import parse_core
+from molgen.design.designer import DEFAULT_MUTATION_STRENGTH, MUTATION_STRENGTH
 from molgen.design.targets import sizes_for_weight
 from molgen.pipeline import DEFAULT_PRECISION
 
@@ -214,7 +215,8 @@ def optimization(designer: Designer, args: argparse.Namespace) -> None:
         "samples (known ceiling about 0.948). Penalized logP: the JT-VAE / GCPN / MoFlow task with their normalised "
         f"penalized logP (ZINC250k statistics); the {n} molecules of lowest penalized logP among {args.plogp_pool:,} "
         f"random MOSES test molecules; per molecule `optimize(start=[it], n={args.plogp_batch}, "
-        f"iterations={args.plogp_iterations}, oversample={args.plogp_oversample}, filters=Filters(min_similarity=0.4))`; success = a different molecule "
+        f"iterations={args.plogp_iterations}, oversample={args.plogp_oversample}, filters=Filters(min_similarity=0.4))` at the Designer's default "
+        f"mutation strength for this prior ({MUTATION_STRENGTH.get(designer.pipe.prior.config.architecture, DEFAULT_MUTATION_STRENGTH)}); success = a different molecule "
         "with Morgan (r=2, 2048 bits) Tanimoto >= 0.4 and higher penalized logP. MoFlow reports 4.71 ± 4.55 at "
         "85.75% success (on ZINC250k, not MOSES). QED / SA and chain length show whether winners game the score "
         "with long carbon chains."
