@@ -275,13 +275,16 @@ def scaffolds(designer: Designer, args: argparse.Namespace) -> None:
     for seed in SEEDS:
         cells = []
         for knob in (0.3, 0.5, 0.7):
+            start = time.time()
             results = designer.analogs(seed, args.n_analogs, similarity=knob, seed=0)
-            sims = [r.similarity for r in results if r.similarity is not None]
-            distinct = {r.smiles for r in results if r.state in ("valid", "rejected")}
+            seconds = time.time() - start
+            fresh = [r for r in results if r.state != "duplicate"]
+            sims = [r.similarity for r in fresh if r.similarity is not None]
+            distinct = {r.smiles for r in fresh if r.smiles is not None}
             states = Counter(r.state for r in results)
             cells.append(
-                f"knob {knob}: sim {statistics.fmean(sims):.2f} (median {statistics.median(sims):.2f}), "
-                f"{len(distinct)} new distinct, {states['duplicate']} repeats"
+                f"knob {knob}: sim {statistics.fmean(sims):.2f} (median {statistics.median(sims):.2f}, "
+                f"{sum(s >= 0.4 for s in sims) / len(sims):.0%} >= 0.4), {len(distinct)} new distinct, {states['duplicate']} repeats, {seconds:.0f} s"
             )
         rows.append((f"analogs of `{seed}`", "; ".join(cells)))
     notes = (
@@ -290,10 +293,11 @@ def scaffolds(designer: Designer, args: argparse.Namespace) -> None:
         "the decoder's probabilities; 'tokens only, first / last' = inpainting alone with the template's tokens "
         "first or last in the sequence. valid = decoded to a molecule (valence-aware decoding); retained = "
         "RDKit substructure match of the core (with attachment points: substituents only there). Only retained "
-        f"molecules are reported `valid` (100% retention of reported outputs, checked). Analogs: {args.n_analogs} per "
-        "seed and similarity knob (the mean Morgan Tanimoto aimed for; the noise strength is calibrated by "
-        "bisection on 16-sample probes); 'sim' is measured on all outputs including repeats of the seed; 'new "
-        "distinct' excludes the seed itself."
+        f"molecules are reported `valid` (100% retention of reported outputs, checked). Analogs: `analogs(seed, "
+        f"{args.n_analogs}, similarity=knob)` per seed and knob: {args.n_analogs} new molecules asked for (repeats of the seed or of earlier "
+        "outputs are reported as duplicates and do not count; at most 10 x n samples), the knob = the mean Morgan "
+        "Tanimoto of the new molecules aimed for (the strength calibrated by bisection on 16-sample probes); 'sim' = "
+        "over the new outputs (not the repeats); 'new distinct' excludes the seed itself; time includes the calibration."
     ) + _sampling(designer)
     print(write_section("Guided design: scaffolds and analogs" + args.title_suffix, rows, notes, sample=f"{len(CORES)} cores, {len(SEEDS)} seeds"))
 

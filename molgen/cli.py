@@ -801,7 +801,8 @@ def cmd_design_generate(args: argparse.Namespace) -> None:
 def cmd_design_analogs(args: argparse.Namespace) -> None:
     designer = _designer(args)
     options = {"similarity": args.similarity, "strength": args.strength, "seed": args.seed, "steps": args.steps,
-               "must_contain": args.must_contain or (), "must_avoid": args.must_avoid or (), "filters": _design_filters(args)}  # fmt: skip
+               "must_contain": args.must_contain or (), "must_avoid": args.must_avoid or (), "filters": _design_filters(args),
+               "new": not args.count_repeats, "max_attempts": args.max_attempts}  # fmt: skip
     rows = _design_inputs(args, "seed")
     _write_design(args, designer, ((s, designer.analogs_iter(s, args.n, **options)) for _, s in rows))
 
@@ -902,7 +903,9 @@ def _add_design_parser(sub) -> None:
 
     p = commands.add_parser("analogs", help="neighbours of seed molecules (partial noising and re-denoising)")
     common(p, "seed")
-    p.add_argument("-n", type=int, required=True, help="analogs per seed")
+    p.add_argument("-n", type=int, required=True, help="new analogs per seed (repeats of the seed or of earlier analogs are written as duplicates and do not count)")
+    p.add_argument("--count-repeats", action="store_true", help="-n counts every sample, repeats included")
+    p.add_argument("--max-attempts", type=int, default=None, help="samples per seed at most (default 10 x n)")
     p.add_argument("--similarity", type=float, default=0.5, help="mean Tanimoto to aim for, 0-1")
     p.add_argument("--strength", type=float, default=None, help="noise strength in (0, 1] instead of --similarity")
     p.add_argument("--min-similarity", type=float, default=None, help="reject analogs less similar than this")

@@ -51,6 +51,9 @@ EDIT_STEPS = 40
 strength, and with a model's default (14 for the shipped prior) neighbouring strengths fall on the same step, so
 the similarity knob moved in jumps (0.3, 0.5 and 0.7 all gave 0.49 for one seed; 0.33, 0.56, 0.68 with 40)."""
 
+ANALOG_ATTEMPTS = 10
+""":meth:`Designer.analogs_iter` asked for ``n`` new molecules draws at most this many times ``n`` samples."""
+
 MUTATION_STRENGTH = {"discrete": 0.3}
 """:meth:`Designer.optimize`'s default mutation strength by prior architecture (others: :data:`DEFAULT_MUTATION_STRENGTH`).
 A discrete prior redraws each token with probability ``strength`` and one changed code often changes several atoms:
@@ -269,6 +272,8 @@ class Designer:
         filters: Filters | None = None,
         progress: Progress | None = None,
         strength: float | None = None,
+        new: bool = True,
+        max_attempts: int | None = None,
     ) -> Iterator[DesignResult]:
         """Neighbours of ``smiles``: its latents noised part of the way and denoised again by the prior.
 
@@ -276,37 +281,69 @@ class Designer:
         by bisection on small probe batches (about a second); give ``strength`` in (0, 1] to set it directly
         (1 = a fresh sample of the same size). Every output reports its similarity to the seed. ``steps``
         (default: the prior's, at least :data:`EDIT_STEPS`) is the full schedule's; an edit runs its lower part.
+
+        ``new`` (default): ``n`` is the number of new molecules wanted. An edit often gives the seed back, or a
+        molecule given already (most often at high similarity, and for a discrete prior, whose codes decode many
+        to one); those are still reported (state ``duplicate``) but do not count, and sampling goes on until ``n``
+        others came or ``max_attempts`` samples were drawn (default :data:`ANALOG_ATTEMPTS` x ``n``). The knob then
+        aims at the mean similarity of the new molecules. ``new=False``: exactly ``n`` samples, repeats included,
+        the knob aiming at the mean over all of them (the seed's repeats counting 1).
         """
         self._count(n)
         if not isinstance(similarity, (int, float)) or not 0 <= similarity <= 1:
             raise DesignInputError(f"similarity={similarity!r}: must be in [0, 1]")
         if strength is not None and not 0 < strength <= 1:
             raise DesignInputError(f"strength={strength!r}: must be in (0, 1]")
+        if max_attempts is not None and (isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < n):
+            raise DesignInputError(f"max_attempts={max_attempts!r}: must be a whole number >= n={n}")
         latents = self._encode(smiles, f"seed SMILES {smiles!r}")
         screen = self._screen(must_contain, must_avoid, filters, reference=smiles)
         screen.seen.add(self.pipe.domain.canonical(smiles))  # the seed itself comes back as a duplicate
         if strength is None:
-            strength = self.strength_for_similarity(smiles, similarity, seed=seed, steps=steps)
+            strength = self.strength_for_similarity(smiles, similarity, seed=seed, steps=steps, new=new)
 
         def sample(start: int, count: int, b: int) -> Latents:
             return self.pipe.sample_latents(count, steps=self._edit_steps(steps), seed=seed * _SEED_STRIDE + b, batch_size=count, start=latents, strength=strength)
 
-        yield from self._stream(n, sample, screen, progress)
+        if not new:
+            yield from self._stream(n, sample, screen, progress)
+            return
+        budget = ANALOG_ATTEMPTS * n if max_attempts is None else max_attempts
+        found = attempts = b = 0
+        while found < n and attempts < budget:
+            rate = found / attempts if attempts else 1.0  # share of new molecules so far: sample enough for the rest
+            count = min(self.batch_size, budget - attempts, max(1, math.ceil((n - found) / max(rate, 0.05))))
+            for result in self._stream(count, lambda start, k, _, b=b: sample(start, k, b), screen, None):
+                if found < n:  # samples past the n-th new molecule are not reported
+                    found += result.state != "duplicate"
+                    yield result
+            attempts += count
+            b += 1
+            if progress is not None:
+                progress(found, n)
+        if found < n:
+            log.warning("analogs of %s: %d new molecules of the %d asked for in %d samples (max_attempts)", smiles, found, n, attempts)
 
     def _edit_steps(self, steps: int | None) -> int:
         """Scheduler steps of an analog edit: ``steps`` if given, else the prior's default but at least :data:`EDIT_STEPS`."""
         return steps if steps is not None else max(self.pipe.prior.config.default_steps, EDIT_STEPS)
 
-    def strength_for_similarity(self, smiles: str, similarity: float, *, seed: int = 0, steps: int | None = None, probe: int = 16) -> float:
+    def strength_for_similarity(
+        self, smiles: str, similarity: float, *, seed: int = 0, steps: int | None = None, probe: int = 16, new: bool = False
+    ) -> float:
         """The noise strength whose re-denoised outputs have mean Morgan Tanimoto ``similarity`` to ``smiles``
-        (bisection, six rounds of ``probe`` samples each)."""
+        (bisection, six rounds of ``probe`` samples each). ``new``: the mean over outputs other than the seed
+        itself (1 when every output is the seed)."""
         latents = self._encode(smiles, f"seed SMILES {smiles!r}")
         screen = self._screen((), (), None, reference=smiles)
+        canonical = self.pipe.domain.canonical(smiles)
 
         def mean_similarity(strength: float) -> float:
             out = self.pipe.sample_latents(probe, steps=self._edit_steps(steps), seed=seed + 1, batch_size=probe, start=latents, strength=strength)
-            sims = [screen(m.smiles, m.error).similarity for m in self.pipe.decode(out, decoding=self.decoding)]
-            sims = [s for s in sims if s is not None]
+            results = [screen(m.smiles, m.error) for m in self.pipe.decode(out, decoding=self.decoding)]
+            sims = [r.similarity for r in results if r.similarity is not None and not (new and r.smiles == canonical)]
+            if new and not sims and any(r.smiles == canonical for r in results):
+                return 1.0
             return sum(sims) / len(sims) if sims else 0.0
 
         strength = calibrate_strength(mean_similarity, float(similarity))

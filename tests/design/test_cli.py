@@ -37,7 +37,7 @@ def test_analogs_skip_bad_seeds_and_keep_going(tiny_model, tmp_path, capsys):
     seeds = tmp_path / "seeds.smi"
     seeds.write_text(f"{TRAINING[0]} first\nC1CC broken\n{TRAINING[1]} second\n")
     out = tmp_path / "analogs.sdf"
-    assert _run(tiny_model, "analogs", "--input", str(seeds), "-n", "4", "--strength", "0.5", "--out", str(out)) == 0
+    assert _run(tiny_model, "analogs", "--input", str(seeds), "-n", "4", "--strength", "0.5", "--count-repeats", "--out", str(out)) == 0
     err = capsys.readouterr().err
     assert "skipped 'C1CC'" in err and "unclosed ring" in err and "1 bad input" in err
     from rdkit import Chem
@@ -45,6 +45,11 @@ def test_analogs_skip_bad_seeds_and_keep_going(tiny_model, tmp_path, capsys):
     records = [m for m in Chem.SDMolSupplier(str(out)) if m is not None]
     assert len(records) == 8 and {m.GetProp("input") for m in records} == set(TRAINING[:2])
     assert all(0 <= float(m.GetProp("similarity")) <= 1 for m in records if m.HasProp("similarity"))
+    # without --count-repeats, -n counts new analogs: the repeats are written too, and sampling goes on (here to the cap)
+    table = tmp_path / "analogs.csv"
+    assert _run(tiny_model, "analogs", TRAINING[0], "-n", "4", "--strength", "0.7", "--max-attempts", "12", "--out", str(table)) == 0
+    rows = list(csv.DictReader(table.open()))
+    assert 4 < len(rows) <= 12 and sum(r["state"] != "duplicate" for r in rows) == 4
 
 
 def test_decorate_interpolate_optimize(tiny_model, tmp_path):

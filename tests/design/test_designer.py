@@ -214,6 +214,25 @@ def test_analogs_report_similarity_to_the_seed(designer):
     assert all(r.similarity >= 0.9 for r in _valid(constrained))
 
 
+def test_analogs_count_new_molecules_and_report_the_repeats(designer, caplog):
+    seed = TRAINING[0]  # the tiny model memorised its eight molecules: edits give the seed and its neighbours back
+    results = designer.analogs(seed, 4, strength=0.7, seed=0)
+    fresh = [r for r in results if r.state != "duplicate"]
+    assert len(fresh) == 4 and results[-1].state != "duplicate"  # stops at the fourth new molecule
+    assert len({r.smiles for r in fresh if r.smiles}) == sum(1 for r in fresh if r.smiles)  # new: no repeats among them
+    canonical = designer.pipe.domain.canonical(seed)
+    assert all(r.smiles != canonical for r in fresh)
+    assert len(results) > 4 and all(r.state == "duplicate" for r in results if r.smiles == canonical)  # repeats reported, not counted
+    every = designer.analogs(seed, 4, strength=0.7, seed=0, new=False)
+    assert len(every) == 4 and [r.smiles for r in every] == [r.smiles for r in results[:4]]  # the same samples, counted as drawn
+    with caplog.at_level("WARNING", logger="molgen.design.designer"):
+        capped = designer.analogs(seed, 16, strength=0.05, seed=0, max_attempts=20)
+    assert len(capped) <= 20 and sum(r.state != "duplicate" for r in capped) < 16
+    assert "new molecules of the 16 asked for in 20 samples" in caplog.text
+    with pytest.raises(DesignInputError, match="max_attempts=3: must be a whole number >= n=4"):
+        designer.analogs(seed, 4, max_attempts=3)
+
+
 def test_similarity_knob_maps_to_a_strength(designer):
     # The tiny model memorises its eight molecules, so only the ends of the knob are meaningful here (the
     # bisection itself is tested in test_parts).
