@@ -54,6 +54,9 @@ the similarity knob moved in jumps (0.3, 0.5 and 0.7 all gave 0.49 for one seed;
 ANALOG_ATTEMPTS = 10
 """:meth:`Designer.analogs_iter` asked for ``n`` new molecules draws at most this many times ``n`` samples."""
 
+MIN_NEW_SHARE = 0.25
+"""New analogs: the similarity knob's strength keeps at least this share of the samples other than the seed."""
+
 MUTATION_STRENGTH = {"discrete": 0.3}
 """:meth:`Designer.optimize`'s default mutation strength by prior architecture (others: :data:`DEFAULT_MUTATION_STRENGTH`).
 A discrete prior redraws each token with probability ``strength`` and one changed code often changes several atoms:
@@ -286,10 +289,10 @@ class Designer:
         molecule given already (most often at high similarity, and for a discrete prior, whose codes decode many
         to one); those are still reported (state ``duplicate``) but do not count, and sampling goes on until ``n``
         others came or ``max_attempts`` samples were drawn (default :data:`ANALOG_ATTEMPTS` x ``n``). ``new=False``:
-        exactly ``n`` samples, repeats included. Either way the knob sets the strength by the mean similarity over
-        all samples, the seed's repeats counting 1, so the new molecules alone average less (aiming at their mean
-        instead drove the strength down to where nearly every sample was the seed, for seeds whose nearest new
-        molecules are less similar than the knob: 53 new molecules in 1,000 samples at knob 0.7).
+        exactly ``n`` samples, repeats included. The knob: with ``new``, the mean similarity of the new molecules
+        aimed for, but never at a strength where fewer than :data:`MIN_NEW_SHARE` of the samples are new (an edit
+        cannot come closer than its smallest change: with the discrete prior one changed code already gives about
+        0.5); with ``new=False``, the mean over all samples, the seed's repeats counting 1.
         """
         self._count(n)
         if not isinstance(similarity, (int, float)) or not 0 <= similarity <= 1:
@@ -302,7 +305,7 @@ class Designer:
         screen = self._screen(must_contain, must_avoid, filters, reference=smiles)
         screen.seen.add(self.pipe.domain.canonical(smiles))  # the seed itself comes back as a duplicate
         if strength is None:
-            strength = self.strength_for_similarity(smiles, similarity, seed=seed, steps=steps)
+            strength = self.strength_for_similarity(smiles, similarity, seed=seed, steps=steps, probe=32 if new else 16, new=new)
 
         def sample(start: int, count: int, b: int) -> Latents:
             return self.pipe.sample_latents(count, steps=self._edit_steps(steps), seed=seed * _SEED_STRIDE + b, batch_size=count, start=latents, strength=strength)
@@ -330,19 +333,30 @@ class Designer:
         """Scheduler steps of an analog edit: ``steps`` if given, else the prior's default but at least :data:`EDIT_STEPS`."""
         return steps if steps is not None else max(self.pipe.prior.config.default_steps, EDIT_STEPS)
 
-    def strength_for_similarity(self, smiles: str, similarity: float, *, seed: int = 0, steps: int | None = None, probe: int = 16) -> float:
+    def strength_for_similarity(
+        self, smiles: str, similarity: float, *, seed: int = 0, steps: int | None = None, probe: int = 16, new: bool = False
+    ) -> float:
         """The noise strength whose re-denoised outputs have mean Morgan Tanimoto ``similarity`` to ``smiles``
-        (bisection, six rounds of ``probe`` samples each)."""
+        (bisection, six rounds of ``probe`` samples each). ``new``: the mean over the outputs other than the seed
+        itself, at a strength where at least :data:`MIN_NEW_SHARE` of the outputs are other molecules (below it
+        the seed's repeats would make each new molecule cost many samples); else over all outputs."""
         latents = self._encode(smiles, f"seed SMILES {smiles!r}")
         screen = self._screen((), (), None, reference=smiles)
+        canonical = self.pipe.domain.canonical(smiles)
+        enough_new: list[float] = []  # strengths whose probe had at least MIN_NEW_SHARE new molecules
 
         def mean_similarity(strength: float) -> float:
             out = self.pipe.sample_latents(probe, steps=self._edit_steps(steps), seed=seed + 1, batch_size=probe, start=latents, strength=strength)
-            sims = [screen(m.smiles, m.error).similarity for m in self.pipe.decode(out, decoding=self.decoding)]
-            sims = [s for s in sims if s is not None]
+            results = [screen(m.smiles, m.error) for m in self.pipe.decode(out, decoding=self.decoding)]
+            sims = [r.similarity for r in results if r.similarity is not None and not (new and r.smiles == canonical)]
+            if new and len(sims) < MIN_NEW_SHARE * len(results):
+                return math.inf  # mostly the seed again: closer than any knob
+            enough_new.append(strength)
             return sum(sims) / len(sims) if sims else 0.0
 
         strength = calibrate_strength(mean_similarity, float(similarity))
+        if new and enough_new and strength < min(enough_new):  # the bisection's middle fell below the floor
+            strength = min(enough_new)
         log.info("analogs of %s: strength %.3f for a mean similarity of %.2f", smiles, strength, similarity)
         return strength
 
