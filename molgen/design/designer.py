@@ -55,7 +55,7 @@ ANALOG_ATTEMPTS = 10
 """:meth:`Designer.analogs_iter` asked for ``n`` new molecules draws at most this many times ``n`` samples."""
 
 MIN_NEW_SHARE = 0.25
-"""New analogs: the similarity knob's strength keeps at least this share of the samples other than the seed."""
+"""New analogs: the similarity knob's strength keeps at least this share of the samples distinct new molecules."""
 
 MUTATION_STRENGTH = {"discrete": 0.3}
 """:meth:`Designer.optimize`'s default mutation strength by prior architecture (others: :data:`DEFAULT_MUTATION_STRENGTH`).
@@ -337,9 +337,9 @@ class Designer:
         self, smiles: str, similarity: float, *, seed: int = 0, steps: int | None = None, probe: int = 16, new: bool = False
     ) -> float:
         """The noise strength whose re-denoised outputs have mean Morgan Tanimoto ``similarity`` to ``smiles``
-        (bisection, six rounds of ``probe`` samples each). ``new``: the mean over the outputs other than the seed
-        itself, at a strength where at least :data:`MIN_NEW_SHARE` of the outputs are other molecules (below it
-        the seed's repeats would make each new molecule cost many samples); else over all outputs."""
+        (bisection, six rounds of ``probe`` samples each). ``new``: the mean over the distinct outputs other than the
+        seed itself, at a strength where they are at least :data:`MIN_NEW_SHARE` of the probe (below it repeats
+        would make each new molecule cost many samples); else over all outputs."""
         latents = self._encode(smiles, f"seed SMILES {smiles!r}")
         screen = self._screen((), (), None, reference=smiles)
         canonical = self.pipe.domain.canonical(smiles)
@@ -348,9 +348,11 @@ class Designer:
         def mean_similarity(strength: float) -> float:
             out = self.pipe.sample_latents(probe, steps=self._edit_steps(steps), seed=seed + 1, batch_size=probe, start=latents, strength=strength)
             results = [screen(m.smiles, m.error) for m in self.pipe.decode(out, decoding=self.decoding)]
-            sims = [r.similarity for r in results if r.similarity is not None and not (new and r.smiles == canonical)]
-            if new and len(sims) < MIN_NEW_SHARE * len(results):
-                return math.inf  # mostly the seed again: closer than any knob
+            if new:  # each distinct molecule other than the seed once: repeats are duplicates in the output too
+                results = list({r.smiles: r for r in results if r.smiles != canonical}.values())
+            sims = [r.similarity for r in results if r.similarity is not None]
+            if new and len(sims) < MIN_NEW_SHARE * probe:
+                return math.inf  # mostly the seed and a few neighbours again: closer than any knob
             enough_new.append(strength)
             return sum(sims) / len(sims) if sims else 0.0
 
