@@ -31,6 +31,7 @@ from molgen.design.editing import (
     calibrate_strength,
     decoration_grid,
     interpolation_path,
+    span_keep,
     stack_tokens,
     template_offsets,
 )
@@ -53,6 +54,13 @@ the similarity knob moved in jumps (0.3, 0.5 and 0.7 all gave 0.49 for one seed;
 
 ANALOG_ATTEMPTS = 10
 """:meth:`Designer.analogs_iter` asked for ``n`` new molecules draws at most this many times ``n`` samples."""
+
+SPAN_EDITS = ("discrete",)
+"""Prior architectures whose analogs redraw one contiguous span of tokens (:func:`~molgen.design.editing.span_keep`)
+instead of every token a little. A discrete prior redrawing tokens at random places (each with probability
+``strength``, the pipeline's edit) gave new analogs of mean Tanimoto 0.26-0.39 to their seed at any knob (the
+tokens after a changed one, kept as they were, no longer fit it); a span drawn after the tokens before it gave
+0.50-0.60 on three of four seeds at 4-8 tokens."""
 
 MIN_NEW_SHARE = 0.25
 """New analogs: the similarity knob's strength keeps at least this share of the samples distinct new molecules."""
@@ -308,7 +316,7 @@ class Designer:
             strength = self.strength_for_similarity(smiles, similarity, seed=seed, steps=steps, probe=32 if new else 16, new=new)
 
         def sample(start: int, count: int, b: int) -> Latents:
-            return self.pipe.sample_latents(count, steps=self._edit_steps(steps), seed=seed * _SEED_STRIDE + b, batch_size=count, start=latents, strength=strength)
+            return self._edit(latents, count, strength, steps, seed * _SEED_STRIDE + b)
 
         if not new:
             yield from self._stream(n, sample, screen, progress)
@@ -329,6 +337,16 @@ class Designer:
         if found < n:
             log.warning("analogs of %s: %d new molecules of the %d asked for in %d samples (max_attempts)", smiles, found, n, attempts)
 
+    def _edit(self, latents: Latents, count: int, strength: float, steps: int | None, seed: int) -> Latents:
+        """``count`` analogs of one graph's ``latents`` at ``strength``. A discrete prior (:data:`SPAN_EDITS`) keeps
+        every token but one contiguous span (its length the strength's share of the tokens, its place random) and
+        draws the span again after the tokens before it; the others noise every token part of the way."""
+        if self.pipe.prior.config.architecture in SPAN_EDITS:
+            generator = torch.Generator().manual_seed(seed)
+            keep = span_keep(int(latents.mask[0].sum()), latents.mask.shape[1], count, strength, generator)
+            return self.pipe.sample_latents(count, seed=seed, batch_size=count, start=latents, strength=1.0, keep=keep)
+        return self.pipe.sample_latents(count, steps=self._edit_steps(steps), seed=seed, batch_size=count, start=latents, strength=strength)
+
     def _edit_steps(self, steps: int | None) -> int:
         """Scheduler steps of an analog edit: ``steps`` if given, else the prior's default but at least :data:`EDIT_STEPS`."""
         return steps if steps is not None else max(self.pipe.prior.config.default_steps, EDIT_STEPS)
@@ -346,7 +364,7 @@ class Designer:
         enough_new: list[float] = []  # strengths whose probe had at least MIN_NEW_SHARE new molecules
 
         def mean_similarity(strength: float) -> float:
-            out = self.pipe.sample_latents(probe, steps=self._edit_steps(steps), seed=seed + 1, batch_size=probe, start=latents, strength=strength)
+            out = self._edit(latents, probe, strength, steps, seed + 1)
             results = [screen(m.smiles, m.error) for m in self.pipe.decode(out, decoding=self.decoding)]
             if new:  # each distinct molecule other than the seed once: repeats are duplicates in the output too
                 results = list({r.smiles: r for r in results if r.smiles != canonical}.values())

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from molgen.pipeline import Latents
 
-__all__ = ["LAYOUTS", "CoreConstraint", "calibrate_strength", "decoration_grid", "interpolation_path", "stack_tokens", "template_offsets"]
+__all__ = ["LAYOUTS", "CoreConstraint", "calibrate_strength", "decoration_grid", "interpolation_path", "span_keep", "stack_tokens", "template_offsets"]
 
 
 def stack_tokens(tokens: Sequence[Tensor]) -> Latents:
@@ -35,6 +35,20 @@ def stack_tokens(tokens: Sequence[Tensor]) -> Latents:
         z[b, : t.shape[0]] = t.cpu()
         mask[b, : t.shape[0]] = True
     return Latents(z, mask)
+
+
+def span_keep(size: int, length: int, count: int, strength: float, generator: torch.Generator) -> Tensor:
+    """(count, length) keep masks for ``count`` edits of one graph of ``size`` tokens (padded to ``length``): every
+    token kept but one contiguous span of max(1, round(``strength`` x ``size``)) tokens, at a random place in each
+    row, which the prior draws again (an autoregressive prior reads the kept tokens before the span; padding is
+    never kept)."""
+    if not 0 < strength <= 1:
+        raise ValueError(f"strength={strength}: must be in (0, 1]")
+    span = min(size, max(1, round(strength * size)))
+    starts = torch.randint(0, size - span + 1, (count, 1), generator=generator)
+    position = torch.arange(length)[None, :]
+    redrawn = (position >= starts) & (position < starts + span)
+    return ~redrawn & (position < size)
 
 
 LAYOUTS = ("first", "last")

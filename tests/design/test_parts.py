@@ -327,3 +327,20 @@ def test_surrogate_learns_a_latent_score():
     target = latents.z[:, :, 0].sum(1) / 5
     predicted = Surrogate(scale=8, steps=300).fit(latents, target).predict(latents)
     assert np.corrcoef(predicted.numpy(), target.numpy())[0, 1] > 0.9
+
+
+def test_span_keep_redraws_one_contiguous_span_per_row_and_never_keeps_padding():
+    from molgen.design.editing import span_keep
+
+    keep = span_keep(10, 12, 64, 0.3, torch.Generator().manual_seed(0))
+    assert keep.shape == (64, 12) and not keep[:, 10:].any()
+    redrawn = ~keep[:, :10]
+    assert (redrawn.sum(1) == 3).all()  # round(0.3 x 10) tokens
+    starts = redrawn.float().argmax(1)
+    assert all(redrawn[r, s : s + 3].all() for r, s in enumerate(starts.tolist()))  # contiguous
+    assert len(set(starts.tolist())) > 3  # at random places, every place possible
+    assert set(starts.tolist()) <= set(range(8))
+    assert (span_keep(10, 10, 4, 0.01, torch.Generator()).sum(1) == 9).all()  # at least one token
+    assert not span_keep(10, 10, 4, 1.0, torch.Generator()).any()  # the whole graph
+    with pytest.raises(ValueError, match="strength=0"):
+        span_keep(10, 10, 4, 0, torch.Generator())

@@ -562,3 +562,22 @@ def test_optimize_mutates_a_discrete_prior_at_its_own_default_strength(discrete_
     for bad in (0, 1.5, True, "0.3"):
         with pytest.raises(DesignInputError, match=f"strength={bad!r}"):
             designer.optimize(objectives.qed(), start=[OILY], n=4, iterations=1, strength=bad)
+
+
+def test_analogs_of_a_discrete_prior_redraw_one_contiguous_span(discrete_model):
+    from molgen.design import Designer
+
+    designer = Designer.from_pretrained(discrete_model, device="cpu", batch_size=16)
+    start = designer.pipe.encode([OILY])
+    size = int(start.mask[0].sum())
+    ids = lambda z: designer.pipe.prior.ids(z)  # noqa: E731
+    out = designer._edit(start, 64, 0.5, None, seed=3)
+    changed = ids(out.z[:, :size]) != ids(start.z[:, :size])
+    assert changed.any(1).sum() >= 2  # the span's tokens drawn again (the tiny prior mostly draws its own tokens back)
+    span = round(0.5 * size)
+    for row in changed:
+        where = row.nonzero().flatten()
+        if len(where):  # every changed token inside one window of the span's length
+            assert where.max() - where.min() < span, (where.tolist(), span)
+    results = designer.analogs(OILY, 4, strength=0.25, seed=0)
+    assert sum(r.state != "duplicate" for r in results) <= 4 and all(r.similarity is not None for r in results if r.smiles)
