@@ -295,8 +295,10 @@ def scaffolds(designer: Designer, args: argparse.Namespace) -> None:
         "RDKit substructure match of the core (with attachment points: substituents only there). Only retained "
         f"molecules are reported `valid` (100% retention of reported outputs, checked). Analogs: `analogs(seed, "
         f"{args.n_analogs}, similarity=knob)` per seed and knob: {args.n_analogs} new molecules asked for (repeats of the seed or of earlier "
-        "outputs are reported as duplicates and do not count; at most 10 x n samples), the knob = the mean Morgan "
-        "Tanimoto of all samples aimed for, the seed's repeats counting 1 (the strength calibrated by bisection on 16-sample probes); 'sim' = "
+        "outputs are reported as duplicates and do not count; at most 10 x n samples; a discrete prior redraws one "
+        "contiguous span of tokens, `SPAN_EDITS`), the knob = the mean Morgan Tanimoto of the new molecules aimed "
+        "for (the strength calibrated by bisection on 32-sample probes, never below a strength whose probe has 25% distinct "
+        "new molecules, `MIN_NEW_SHARE`); 'sim' = "
         "over the new outputs (not the repeats); 'new distinct' excludes the seed itself; time includes the calibration."
     ) + _sampling(designer)
     print(write_section("Guided design: scaffolds and analogs" + args.title_suffix, rows, notes, sample=f"{len(CORES)} cores, {len(SEEDS)} seeds"))
