@@ -56,8 +56,8 @@ ANALOG_ATTEMPTS = 10
 """:meth:`Designer.analogs_iter` asked for ``n`` new molecules draws at most this many times ``n`` samples."""
 
 SPAN_EDITS = ("discrete",)
-"""Prior architectures whose analogs redraw one contiguous span of tokens (:func:`~molgen.design.editing.span_keep`)
-instead of every token a little. A discrete prior redrawing tokens at random places (each with probability
+"""Prior architectures whose analogs and optimisation mutations redraw one contiguous span of tokens
+(:func:`~molgen.design.editing.span_keep`) instead of every token a little. A discrete prior redrawing tokens at random places (each with probability
 ``strength``, the pipeline's edit) gave new analogs of mean Tanimoto 0.26-0.39 to their seed at any knob (the
 tokens after a changed one, kept as they were, no longer fit it); a span drawn after the tokens before it gave
 0.50-0.60 on three of four seeds at 4-8 tokens."""
@@ -69,7 +69,9 @@ MUTATION_STRENGTH = {"discrete": 0.3}
 """:meth:`Designer.optimize`'s default mutation strength by prior architecture (others: :data:`DEFAULT_MUTATION_STRENGTH`).
 A discrete prior redraws each token with probability ``strength`` and one changed code often changes several atoms:
 at 0.6 a child keeps a Morgan Tanimoto of only ~0.2 to its parent, and on 40 penalized-logP start molecules (the
-similarity >= 0.4 task of BENCHMARKS.md) 0.6 found an improvement for 25, 0.3 for 39, 0.2 for 37."""
+similarity >= 0.4 task of BENCHMARKS.md) 0.6 found an improvement for 25, 0.3 for 39, 0.2 for 37; redrawing one
+span of 30% of the tokens (:data:`SPAN_EDITS`) instead of 30% of the tokens at random places: 40 of 40, mean
+improvement 3.24 against 2.81."""
 
 DEFAULT_MUTATION_STRENGTH = 0.6
 """Noise strength of a mutation for the continuous priors (a fraction of the noise schedule)."""
@@ -338,14 +340,19 @@ class Designer:
             log.warning("analogs of %s: %d new molecules of the %d asked for in %d samples (max_attempts)", smiles, found, n, attempts)
 
     def _edit(self, latents: Latents, count: int, strength: float, steps: int | None, seed: int) -> Latents:
-        """``count`` analogs of one graph's ``latents`` at ``strength``. A discrete prior (:data:`SPAN_EDITS`) keeps
-        every token but one contiguous span (its length the strength's share of the tokens, its place random) and
-        draws the span again after the tokens before it; the others noise every token part of the way."""
+        """``count`` edits at ``strength`` of ``latents`` (one graph, edited ``count`` times, or ``count`` graphs, one
+        edit each). A discrete prior (:data:`SPAN_EDITS`) keeps every token but one contiguous span (its length the
+        strength's share of the graph's tokens, its place random) and draws the span again after the tokens before
+        it; the others noise every token part of the way."""
         if self.pipe.prior.config.architecture in SPAN_EDITS:
             generator = torch.Generator().manual_seed(seed)
-            keep = span_keep(int(latents.mask[0].sum()), latents.mask.shape[1], count, strength, generator)
-            return self.pipe.sample_latents(count, seed=seed, batch_size=count, start=latents, strength=1.0, keep=keep)
-        return self.pipe.sample_latents(count, steps=self._edit_steps(steps), seed=seed, batch_size=count, start=latents, strength=strength)
+            sizes, length = latents.mask.sum(1).tolist(), latents.mask.shape[1]
+            if len(latents) == 1:
+                keep = span_keep(int(sizes[0]), length, count, strength, generator)
+            else:
+                keep = torch.cat([span_keep(int(size), length, 1, strength, generator) for size in sizes])
+            return self.pipe.sample_latents(count, seed=seed, batch_size=self.batch_size, start=latents, strength=1.0, keep=keep)
+        return self.pipe.sample_latents(count, steps=self._edit_steps(steps), seed=seed, batch_size=self.batch_size, start=latents, strength=strength)
 
     def _edit_steps(self, steps: int | None) -> int:
         """Scheduler steps of an analog edit: ``steps`` if given, else the prior's default but at least :data:`EDIT_STEPS`."""
@@ -561,6 +568,8 @@ class Designer:
             return self.pipe.sample_latents(count, steps=steps, seed=s, batch_size=self.batch_size)
 
         def mutate(parents: Latents, strength_: float, s: int) -> Latents:
+            if self.pipe.prior.config.architecture in SPAN_EDITS:
+                return self._edit(parents, len(parents), strength_, steps, s)
             return self.pipe.sample_latents(len(parents), steps=steps, seed=s, batch_size=self.batch_size, start=parents, strength=strength_)
 
         optimizer = LatentOptimizer(

@@ -545,20 +545,27 @@ def test_optimize_mutates_a_discrete_prior_at_its_own_default_strength(discrete_
     from molgen.design.designer import DEFAULT_MUTATION_STRENGTH, MUTATION_STRENGTH
 
     designer = Designer.from_pretrained(discrete_model, device="cpu", batch_size=16)
-    strengths = []
+    redrawn = []  # per mutation call: (share of each parent's tokens drawn again, all in one contiguous span)
     sample_latents = designer.pipe.sample_latents
 
     def recording(n, **options):
         if options.get("start") is not None:
-            strengths.append(options["strength"])
+            assert options["strength"] == 1.0  # span edits: the kept tokens stay exactly, the span is drawn anew
+            sizes = options["start"].mask.sum(1)
+            again = ~options["keep"] & options["start"].mask
+            spans = again.sum(1)
+            first = again.float().argmax(1)
+            assert all(again[r, f : f + k].all() for r, (f, k) in enumerate(zip(first.tolist(), spans.tolist())))
+            redrawn.append(sorted({round(float(k) / float(size), 1) for k, size in zip(spans, sizes)}))
         return sample_latents(n, **options)
 
     designer.pipe.sample_latents = recording
     designer.optimize(objectives.qed(), start=[OILY], n=4, iterations=2, oversample=1)
-    assert strengths and set(strengths) == {MUTATION_STRENGTH["discrete"]} and MUTATION_STRENGTH["discrete"] != DEFAULT_MUTATION_STRENGTH
-    strengths.clear()
+    assert redrawn and all(shares == [MUTATION_STRENGTH["discrete"]] for shares in redrawn)
+    assert MUTATION_STRENGTH["discrete"] != DEFAULT_MUTATION_STRENGTH
+    redrawn.clear()
     designer.optimize(objectives.qed(), start=[OILY], n=4, iterations=1, oversample=1, strength=0.7)
-    assert set(strengths) == {0.7}
+    assert redrawn and all(shares == [0.7] for shares in redrawn)
     for bad in (0, 1.5, True, "0.3"):
         with pytest.raises(DesignInputError, match=f"strength={bad!r}"):
             designer.optimize(objectives.qed(), start=[OILY], n=4, iterations=1, strength=bad)
