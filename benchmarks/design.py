@@ -23,7 +23,7 @@ import torch
 from benchmarks.report import write_section
 from molgen.design import Designer, Filters, objectives, target_report
 from molgen.design.chemistry import parse_core
-from molgen.design.designer import DEFAULT_MUTATION_STRENGTH, MUTATION_STRENGTH
+from molgen.design.designer import DEFAULT_MUTATION_STRENGTH, MUTATION_STRENGTH, SPAN_EDITS
 from molgen.design.targets import sizes_for_weight
 from molgen.pipeline import DEFAULT_PRECISION
 
@@ -216,7 +216,9 @@ def optimization(designer: Designer, args: argparse.Namespace) -> None:
         f"penalized logP (ZINC250k statistics); the {n} molecules of lowest penalized logP among {args.plogp_pool:,} "
         f"random MOSES test molecules; per molecule `optimize(start=[it], n={args.plogp_batch}, "
         f"iterations={args.plogp_iterations}, oversample={args.plogp_oversample}, filters=Filters(min_similarity=0.4))` at the Designer's default "
-        f"mutation strength for this prior ({MUTATION_STRENGTH.get(designer.pipe.prior.config.architecture, DEFAULT_MUTATION_STRENGTH)}); success = a different molecule "
+        f"mutation strength for this prior ({MUTATION_STRENGTH.get(designer.pipe.prior.config.architecture, DEFAULT_MUTATION_STRENGTH)}"
+        + ("; one contiguous span of that share of the tokens redrawn, `SPAN_EDITS`" if designer.pipe.prior.config.architecture in SPAN_EDITS else "")
+        + "); success = a different molecule "
         "with Morgan (r=2, 2048 bits) Tanimoto >= 0.4 and higher penalized logP. MoFlow reports 4.71 ± 4.55 at "
         "85.75% success (on ZINC250k, not MOSES). QED / SA and chain length show whether winners game the score "
         "with long carbon chains."
