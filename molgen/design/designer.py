@@ -57,8 +57,8 @@ ANALOG_ATTEMPTS = 10
 
 SPAN_EDITS = ("discrete",)
 """Prior architectures whose analogs and optimisation mutations redraw one contiguous span of tokens
-(:func:`~molgen.design.editing.span_keep`) instead of every token a little. A discrete prior redrawing tokens at random places (each with probability
-``strength``, the pipeline's edit) gave new analogs of mean Tanimoto 0.26-0.39 to their seed at any knob (the
+(:func:`~molgen.design.editing.span_keep`) instead of every token a little. A discrete prior redrawing tokens at
+random places (each with probability ``strength``, the pipeline's edit) gave new analogs of mean Tanimoto 0.26-0.39 to their seed at any knob (the
 tokens after a changed one, kept as they were, no longer fit it); a span drawn after the tokens before it gave
 0.50-0.60 on three of four seeds at 4-8 tokens."""
 
@@ -318,7 +318,7 @@ class Designer:
             strength = self.strength_for_similarity(smiles, similarity, seed=seed, steps=steps, probe=32 if new else 16, new=new)
 
         def sample(start: int, count: int, b: int) -> Latents:
-            return self._edit(latents, count, strength, steps, seed * _SEED_STRIDE + b)
+            return self._edit(latents, count, strength, self._edit_steps(steps), seed * _SEED_STRIDE + b)
 
         if not new:
             yield from self._stream(n, sample, screen, progress)
@@ -343,7 +343,7 @@ class Designer:
         """``count`` edits at ``strength`` of ``latents`` (one graph, edited ``count`` times, or ``count`` graphs, one
         edit each). A discrete prior (:data:`SPAN_EDITS`) keeps every token but one contiguous span (its length the
         strength's share of the graph's tokens, its place random) and draws the span again after the tokens before
-        it; the others noise every token part of the way."""
+        it; the others noise every token part of the way, over a schedule of ``steps``."""
         if self.pipe.prior.config.architecture in SPAN_EDITS:
             generator = torch.Generator().manual_seed(seed)
             sizes, length = latents.mask.sum(1).tolist(), latents.mask.shape[1]
@@ -352,7 +352,7 @@ class Designer:
             else:
                 keep = torch.cat([span_keep(int(size), length, 1, strength, generator) for size in sizes])
             return self.pipe.sample_latents(count, seed=seed, batch_size=self.batch_size, start=latents, strength=1.0, keep=keep)
-        return self.pipe.sample_latents(count, steps=self._edit_steps(steps), seed=seed, batch_size=self.batch_size, start=latents, strength=strength)
+        return self.pipe.sample_latents(count, steps=steps, seed=seed, batch_size=self.batch_size, start=latents, strength=strength)
 
     def _edit_steps(self, steps: int | None) -> int:
         """Scheduler steps of an analog edit: ``steps`` if given, else the prior's default but at least :data:`EDIT_STEPS`."""
@@ -371,7 +371,7 @@ class Designer:
         enough_new: list[float] = []  # strengths whose probe had at least MIN_NEW_SHARE new molecules
 
         def mean_similarity(strength: float) -> float:
-            out = self._edit(latents, probe, strength, steps, seed + 1)
+            out = self._edit(latents, probe, strength, self._edit_steps(steps), seed + 1)
             results = [screen(m.smiles, m.error) for m in self.pipe.decode(out, decoding=self.decoding)]
             if new:  # each distinct molecule other than the seed once: repeats are duplicates in the output too
                 results = list({r.smiles: r for r in results if r.smiles != canonical}.values())
@@ -568,9 +568,7 @@ class Designer:
             return self.pipe.sample_latents(count, steps=steps, seed=s, batch_size=self.batch_size)
 
         def mutate(parents: Latents, strength_: float, s: int) -> Latents:
-            if self.pipe.prior.config.architecture in SPAN_EDITS:
-                return self._edit(parents, len(parents), strength_, steps, s)
-            return self.pipe.sample_latents(len(parents), steps=steps, seed=s, batch_size=self.batch_size, start=parents, strength=strength_)
+            return self._edit(parents, len(parents), strength_, steps, s)
 
         optimizer = LatentOptimizer(
             sample, mutate, evaluate, self.pipe.prior.config.max_nodes, strength=strength, oversample=oversample, surrogate=surrogate
