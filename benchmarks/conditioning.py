@@ -19,10 +19,22 @@ import pandas as pd
 import torch
 
 from benchmarks.report import write_section
-from molgen.pipeline import MolgenPipeline
+from molgen.pipeline import Latents, MolgenPipeline
 from molgen.prior.autoregressive import DiscreteAutoregressivePrior
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def encoded_test_molecules(pipe: MolgenPipeline, n: int, seed: int) -> tuple[Latents, np.ndarray, torch.Tensor]:
+    """``n`` random MOSES test molecules (``random_state`` ``seed``; held out from training) encoded by ``pipe``'s
+    tokenizer, their (n, P) RDKit properties in the prior's property order, and the same normalised by the prior's
+    training statistics."""
+    config = pipe.prior.config
+    names = list(config.property_names)
+    smiles = pd.read_csv(ROOT / "data" / "moses" / "test.csv.gz")["SMILES"].sample(n, random_state=seed).tolist()
+    table = np.array([[pipe.domain.properties(s, names)[k] for k in names] for s in smiles], dtype=np.float32)
+    values = (torch.from_numpy(table) - torch.tensor(config.property_mean)) / torch.tensor(config.property_std)
+    return pipe.encode(smiles), table, values
 
 
 def main() -> None:
@@ -41,10 +53,7 @@ def main() -> None:
         parser.error(f"--model {args.model}: its prior is {prior.config.architecture!r}; this benchmark needs a discrete prior (exact likelihoods)")
     config = prior.config
     names = list(config.property_names)
-    smiles = pd.read_csv(ROOT / "data" / "moses" / "test.csv.gz")["SMILES"].sample(args.n, random_state=args.seed).tolist()
-    latents = pipe.encode(smiles)
-    table = np.array([[pipe.domain.properties(s, names)[k] for k in names] for s in smiles], dtype=np.float32)
-    values = (torch.from_numpy(table) - torch.tensor(config.property_mean)) / torch.tensor(config.property_std)
+    latents, _, values = encoded_test_molecules(pipe, args.n, args.seed)
 
     def nats(given: torch.Tensor) -> float:
         """Mean negative log-likelihood per molecule with the conditions ``given`` (N, P) bool at their true values."""

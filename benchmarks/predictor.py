@@ -16,9 +16,9 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
+from benchmarks.conditioning import encoded_test_molecules
 from benchmarks.report import write_section
 from molgen.checkpoint import load_predictor
 from molgen.pipeline import MolgenPipeline
@@ -64,11 +64,8 @@ def main() -> None:
         parser.error(f"--model {args.model}: needs a predictor/ that reads prefixes (a discrete model's; molgen train predictor)")
     config = pipe.prior.config
     names = list(config.property_names)
-    smiles = pd.read_csv(ROOT / "data" / "moses" / "test.csv.gz")["SMILES"].sample(args.n, random_state=args.seed).tolist()
-    table = np.array([[pipe.domain.properties(s, names)[k] for k in names] for s in smiles], dtype=np.float32)
+    latents, table, y = encoded_test_molecules(pipe, args.n, args.seed)
     mean, std = np.array(config.property_mean, dtype=np.float32), np.array(config.property_std, dtype=np.float32)
-    y = torch.from_numpy((table - mean) / std)
-    latents = pipe.encode(smiles)
     x = ((latents.z - torch.tensor(config.latent_mean)) / torch.tensor(config.latent_std) * latents.mask.unsqueeze(-1)).float()
     model = Path(args.model).resolve()
     model = model.relative_to(ROOT) if model.is_relative_to(ROOT) else model
