@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from molgen.calibration import CALIBRATED
+from molgen.config import SELECTIONS
 
 __all__ = ["main"]
 
@@ -350,22 +351,117 @@ def cmd_train_predictor(args: argparse.Namespace) -> None:
     latents, _ = _latents_for_training(args, run_dir)
     if latents.property_names != prior_config.property_names:
         raise CLIError(f"the latent cache's properties {latents.property_names} are not the prior's {prior_config.property_names}")
+    if args.own_samples < 0:
+        raise CLIError(f"--own-samples {args.own_samples}: must be >= 0 (0: none)")
+    init_from = _predictor_to_start_from(args.init_from, prior_config) if args.init_from else None
     known = np.flatnonzero(~np.isnan(latents.properties).all(1))  # graphs whose properties were computed
     if len(known) < len(latents):
         log.warning("training on the %d of %d graphs with computed properties (see --property-limit)", len(known), len(latents))
         latents = latents.subset(known)
     if args.limit:
         latents = latents.subset(np.random.default_rng(args.seed).permutation(len(latents))[: args.limit])
+    if args.own_samples:
+        from molgen.latents import LatentDataset
+
+        own = _own_samples(args, run_dir, model_dir, latents)
+        labelled = np.flatnonzero(~np.isnan(own.properties).all(1))  # samples that decode to a molecule
+        log.warning("training on %d graphs of the data and %d of the model's own samples (%d did not decode)", len(latents), len(labelled), len(own) - len(labelled))
+        latents = LatentDataset.concat([latents, own.subset(labelled)])
     config_path = run_dir / "model" / "predictor" / "config.json"
     if config_path.exists() and args.resume:
         config = PredictorConfig.load(config_path)  # resuming: the network must keep its shape
+    elif init_from is not None:
+        config = init_from.config  # fine-tuning: the network keeps the shape of the one it starts from
     else:
         config = PredictorConfig.for_prior(prior_config, d_model=args.d_model, n_heads=args.heads, layers=args.layers,
                                            relative_positions=prior_config.relative_positions)  # fmt: skip
     settings = PredictorTrainSettings(**_trainer_settings(args))
-    module = train_predictor(latents, run_dir, config, prior_config, settings, resume=args.resume, export_extra={"model": str(args.model)})
+    extra = {"model": str(args.model), "init_from": args.init_from, "own_samples": args.own_samples and {
+        "samples": args.own_samples, "targets": args.own_sample_targets, "guidance_scale": args.own_sample_guidance, "seed": args.seed}}  # fmt: skip
+    module = train_predictor(latents, run_dir, config, prior_config, settings, resume=args.resume, export_extra=extra, init_from=init_from)
     if module.trainer.is_global_zero:
         print(f"trained for {module.train_seconds():.0f} s in total; predictor: {run_dir / 'model' / 'predictor'}")
+
+
+def _predictor_to_start_from(path: str, prior_config):
+    """--init-from: a model directory with a predictor/ (or a predictor directory) made for ``prior_config``."""
+    from molgen.checkpoint import load_predictor
+
+    directory = Path(path)
+    directory = directory / "predictor" if (directory / "predictor" / "config.json").exists() else directory
+    if not (directory / "config.json").exists():
+        raise CLIError(f"--init-from {path}: no predictor in it (neither predictor/config.json nor config.json)")
+    predictor = load_predictor(directory)
+    try:
+        predictor.config.check_fits(prior_config)
+    except ValueError as exc:
+        raise CLIError(f"--init-from {path}: {exc}") from exc
+    return predictor
+
+
+def _own_samples(args: argparse.Namespace, run_dir: Path, model_dir: Path, latents):
+    """--own-samples N: N samples of the model at ``model_dir``, two in three conditioned on the
+    --own-sample-targets of a random training graph (its own properties; with an MW target, a size drawn to fit it)
+    with classifier-free guidance --own-sample-guidance, the rest unconditional; each decoded (valence-aware) and
+    labelled with the properties of the molecule it decodes to (NaN when it decodes to none). The predictor then
+    learns what the pipeline's outputs are, where the prior samples, not only what encoded data is. Written in
+    chunks under RUN/own_samples, so an interrupted run draws only the missing ones."""
+    import numpy as np
+
+    from molgen.design.targets import Target, sizes_for_weight
+    from molgen.latents import LatentDataset, tokenizer_fingerprint
+    from molgen.pipeline import MolgenPipeline
+    from molgen.prior.discriminator import generated_dataset
+
+    pipe = MolgenPipeline.from_pretrained(model_dir, device=args.device)
+    config = pipe.prior.config
+    names = [n.strip() for n in args.own_sample_targets.split(",") if n.strip()]
+    unknown = [n for n in names if n not in config.property_names]
+    if unknown:
+        raise CLIError(f"--own-sample-targets {args.own_sample_targets}: {', '.join(unknown)} not among the prior's properties {config.property_names}")
+    columns = [latents.property_names.index(n) for n in names]
+    complete = np.flatnonzero(~np.isnan(latents.properties[:, columns]).any(1))  # training graphs with every target known
+    if len(complete) == 0:
+        raise CLIError(f"--own-samples: no training graph has all of {names} computed to condition on")
+    rng = np.random.default_rng(args.seed)
+    rows = rng.choice(complete, args.own_samples)
+    chunk, cache, parts = 2000, run_dir / "own_samples", []
+    counts = np.asarray(config.num_nodes_counts, dtype=np.float64)
+    bar = _progress(args.own_samples, "own samples", args.progress)
+    for k, lo in enumerate(range(0, args.own_samples, chunk)):
+        part_dir = cache / f"{k:04d}"
+        count = min(chunk, args.own_samples - lo)
+        if (part_dir / "latents.npz").exists() and args.resume:
+            parts.append(LatentDataset.load(part_dir))
+            bar.update(count)
+            continue
+        conditions, sizes = [], []
+        for j, row in enumerate(rows[lo : lo + count]):
+            if (lo + j) % 3 == 2:  # unconditional: a size from the training distribution
+                conditions.append({})
+                sizes.append(int(rng.choice(len(counts), p=counts / counts.sum())))
+                continue
+            target = {n: float(latents.properties[row, c]) for n, c in zip(names, columns, strict=True)}
+            conditions.append(target)
+            if "MW" in target:
+                k_mw = config.property_names.index("MW")
+                fit = sizes_for_weight(Target("MW", target["MW"], target["MW"]), counts.tolist(), config.property_mean[k_mw], config.property_std[k_mw])
+                sizes.append(int(rng.choice(len(fit), p=fit)))
+            else:
+                sizes.append(int(rng.choice(len(counts), p=counts / counts.sum())))
+        drawn = pipe.sample_latents(count, seed=args.seed * 100_003 + k, conditions=conditions, num_nodes=sizes, guidance_scale=args.own_sample_guidance, batch_size=500)
+        part = generated_dataset(drawn.z, drawn.mask, tokenizer_fingerprint(pipe.tokenizer))
+        table = np.full((count, len(latents.property_names)), np.nan, dtype=np.float32)
+        for i, molecule in enumerate(pipe.decode(drawn, batch_size=500, decoding="valence")):
+            if molecule.smiles is not None:
+                values = pipe.domain.properties(molecule.smiles, latents.property_names)
+                table[i] = [values[n] for n in latents.property_names]
+        part.properties, part.property_names = table, list(latents.property_names)
+        part.save(part_dir)
+        parts.append(part)
+        bar.update(count)
+    bar.close()
+    return LatentDataset.concat(parts)
 
 
 def cmd_train_discriminator(args: argparse.Namespace) -> None:
@@ -609,7 +705,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         restarts=args.restarts, restart_strength=args.restart_strength, restart_temperature=args.restart_temperature,
         property_guidance=args.property_guidance,
         autoguidance=args.autoguidance, discriminator_guidance=args.discriminator_guidance, candidates=args.candidates,
-        calibrated=CALIBRATED[args.calibration],
+        selection=args.selection, calibrated=CALIBRATED[args.calibration],
         **({} if args.validity_guidance is None else {"validity_guidance": args.validity_guidance}),
     )  # fmt: skip
     counts: dict[str, int] = {}
@@ -791,7 +887,7 @@ def cmd_design_generate(args: argparse.Namespace) -> None:
     results = designer.generate_iter(
         args.n, seed=args.seed, steps=args.steps, targets=targets or None, guidance_scale=args.guidance, oversample=args.oversample,
         property_guidance=args.property_guidance, must_contain=args.must_contain or (), must_avoid=args.must_avoid or (), filters=_design_filters(args),
-        candidates=args.candidates,
+        candidates=args.candidates, selection=args.selection,
     )  # fmt: skip
     written = _write_design(args, designer, [(None, results)])
     for name, report in target_report(written, designer.parse_targets(targets)).items():
@@ -895,6 +991,7 @@ def _add_design_parser(sub) -> None:
     p.add_argument("--guidance", type=float, default=2.0, help="guidance scale (1: plain conditional)")
     p.add_argument("--oversample", type=int, default=1, help="sample K per molecule, keep the one nearest the targets (properties computed by RDKit)")
     p.add_argument("--candidates", type=int, default=None, help=CANDIDATES_HELP)
+    p.add_argument("--selection", choices=SELECTIONS, default=None, help=SELECTION_HELP)
     p.add_argument(
         "--property-guidance", type=float, default=None,
         help=PROPERTY_GUIDANCE_HELP.replace("default 0: off", "default: the predictor's default_scale when there are targets, 3 for the shipped model; 0: off"),
@@ -1077,6 +1174,16 @@ def build_parser() -> argparse.ArgumentParser:
         p, model="model directory with tokenizer and prior; the predictor is made for its prior",
         out="run directory; copy RUN/model/predictor into the model directory to use it",
     )
+    p.add_argument(
+        "--own-samples", type=int, default=0,
+        help="also train on this many of the model's own samples, labelled with the properties of the molecules they decode to "
+        "(two in three conditioned on a training molecule's --own-sample-targets; cached in RUN/own_samples): the predictor then reads "
+        "the prior's samples as well as encoded data, which is what resampling (--candidates) chooses among",
+    )  # fmt: skip
+    p.add_argument("--own-sample-targets", default="QED,SA,logP,MW", help="properties the conditioned own samples target (comma-separated)")
+    p.add_argument("--own-sample-guidance", type=float, default=2.0, help="classifier-free guidance scale of the conditioned own samples")
+    p.add_argument("--init-from", default=None, help="a model directory with predictor/ (or a predictor directory) whose weights a new run starts from; its shape is kept")
+    p.add_argument("--device", default="auto", help="where to draw the own samples")
     _add_noisy_latent_network_arguments(p)
     _add_trainer_arguments(p)
     p.set_defaults(func=cmd_train_predictor)
@@ -1147,6 +1254,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight of discriminator guidance toward the data (a discrete prior: of its resampling) (needs discriminator/ in the model directory: molgen train discriminator; default: its own, 0: off)",
     )
     p.add_argument("--candidates", type=int, default=None, help=CANDIDATES_HELP)
+    p.add_argument("--selection", choices=SELECTIONS, default=None, help=SELECTION_HELP)
     p.add_argument(
         "--calibration", choices=sorted(CALIBRATED), default="auto",
         help="calibrated resampling toward the data's numbers of rings, aromatic rings and rings of unusual size (needs calibration/ in the model directory: "
@@ -1215,6 +1323,11 @@ CANDIDATES_HELP = (
     "a discrete prior: draw K graphs per molecule and keep one, chosen by the model's own networks (the property "
     "predictor's error to the targets under property guidance, a discriminator's logit if the model has one) and its calibration "
     "(see --calibration); default: the model's, 1: none"
+)
+SELECTION_HELP = (
+    "how one of the --candidates is kept: best (the one the model's networks rate highest, e.g. the predictor puts nearest the "
+    "targets) or draw (in proportion to exp(score): the steered distribution, more diverse); default: the predictor's under property "
+    "guidance, else draw"
 )
 
 

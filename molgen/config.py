@@ -7,6 +7,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Self
 
+# how resampling (molgen.guidance.Resampling) keeps one candidate of each group: a draw in proportion to exp(score),
+# or the highest score (here, free of torch, for the command line's choices)
+SELECTIONS = ("draw", "best")
+
 __all__ = ["JsonConfig"]
 
 

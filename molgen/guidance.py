@@ -23,12 +23,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from molgen.config import SELECTIONS
 from molgen.graph import ValenceTable
 from molgen.prior.discriminator import LatentDiscriminator
 from molgen.prior.predictor import PropertyPredictor
 from molgen.tokenizer.model import GraphTokenizer
 
-__all__ = ["DiscriminatorGuidance", "PrefixPropertyGuidance", "PropertyGuidance", "RepairSites", "Resampling", "ValidityGuidance", "components"]
+__all__ = ["SELECTIONS", "DiscriminatorGuidance", "PrefixPropertyGuidance", "PropertyGuidance", "RepairSites", "Resampling", "ValidityGuidance", "components"]
 
 
 def components(adj: Tensor, mask: Tensor) -> Tensor:
@@ -288,7 +289,8 @@ class DiscriminatorGuidance:
 class Resampling:
     """Sampling-importance-resampling of finished graphs (for a discrete prior, which never holds a noisy graph to
     steer): the pipeline draws ``candidates`` graphs per graph asked for, and :meth:`choose` keeps one of each group
-    with probability proportional to ``exp(score)``, where the score adds
+    with probability proportional to ``exp(score)`` (``selection`` "draw") or the one with the highest score ("best":
+    no longer a draw from the steered distribution, but the candidate the networks rate highest), where the score adds
 
     - ``weight`` x the logit of a ``discriminator`` (:mod:`molgen.prior.discriminator`), its estimate of
       log p_data(x) - log p_prior(x) (discriminator rejection sampling, Azadi et al. 2019; ``weight`` 1 targets the
@@ -303,13 +305,16 @@ class Resampling:
 
     def __init__(
         self, candidates: int, discriminator: LatentDiscriminator | None = None, weight: float = 0.0, properties: PropertyGuidance | None = None,
-        calibrated: bool = False,
+        calibrated: bool = False, selection: str = "draw",
     ) -> None:  # fmt: skip
         if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
             raise ValueError(f"candidates={candidates!r}: must be a whole number >= 1")
+        if selection not in SELECTIONS:
+            raise ValueError(f"selection={selection!r}: must be one of {SELECTIONS}")
         if discriminator is None and properties is None and not calibrated:
             raise ValueError(f"candidates={candidates}: nothing to choose among them by (needs a discriminator, property targets or a calibration)")
         self.candidates, self.discriminator, self.weight, self.properties = candidates, discriminator, weight, properties
+        self.selection = selection
 
     @torch.no_grad()
     def scores(self, x: Tensor, mask: Tensor, batch: int = 512) -> Tensor:
@@ -336,8 +341,10 @@ class Resampling:
 
     def pick(self, scores: Tensor, generator: torch.Generator) -> Tensor:
         """(G * candidates,) log weights, each group's next to one another -> (G,) index of the one kept of each
-        group, drawn with probability proportional to exp(score)."""
+        group, drawn with probability proportional to exp(score), or the highest (``selection`` "best")."""
         scores = scores.view(-1, self.candidates)  # (G, K)
+        if self.selection == "best":
+            return torch.arange(scores.shape[0], device=scores.device) * self.candidates + scores.argmax(1)
         uniform = torch.rand(scores.shape, generator=generator).to(scores.device).clamp(1e-12, 1 - 1e-7)
         pick = (scores - torch.log(-torch.log(uniform))).argmax(1)  # Gumbel-max: a draw from softmax(scores) per group
         return torch.arange(scores.shape[0], device=scores.device) * self.candidates + pick

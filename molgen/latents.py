@@ -99,6 +99,25 @@ class LatentDataset:
         mask[graph, position] = True
         return out, mask
 
+    @classmethod
+    def concat(cls, parts: Sequence[LatentDataset]) -> LatentDataset:
+        """One table of ``parts``' graphs in order (same tokenizer, latent size and property names; posteriors kept
+        only when every part has them)."""
+        if not parts:
+            raise ValueError("no latent tables to join")
+        first = parts[0]
+        for k, part in enumerate(parts[1:], 1):
+            if (part.tokenizer, part.latent_dim, part.property_names) != (first.tokenizer, first.latent_dim, first.property_names):
+                raise ValueError(f"latent table {k} differs from table 0 in its tokenizer, latent size or property names; only alike tables join")
+        offsets = np.cumsum([0] + [int(part.ptr[-1]) for part in parts[:-1]])
+        logvar = None if any(part.logvar is None for part in parts) else np.concatenate([part.logvar for part in parts])
+        return cls(
+            mean=np.concatenate([part.mean for part in parts]),
+            ptr=np.concatenate([[0]] + [part.ptr[1:] + offset for part, offset in zip(parts, offsets, strict=True)]).astype(np.int64),
+            properties=np.concatenate([part.properties for part in parts]),
+            property_names=list(first.property_names), logvar=logvar, tokenizer=first.tokenizer,
+        )  # fmt: skip
+
     # --- storage -----------------------------------------------------------------------------------
 
     def save(self, directory: str | Path) -> None:

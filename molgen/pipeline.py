@@ -28,7 +28,7 @@ from molgen.batch import batch_from_graphs, graphs_from_dense
 from molgen.calibration import Calibration
 from molgen.checkpoint import load_discriminator, load_domain, load_predictor, load_prior, load_tokenizer
 from molgen.graph import DomainError
-from molgen.guidance import DiscriminatorGuidance, PrefixPropertyGuidance, PropertyGuidance, RepairSites, Resampling, ValidityGuidance
+from molgen.guidance import SELECTIONS, DiscriminatorGuidance, PrefixPropertyGuidance, PropertyGuidance, RepairSites, Resampling, ValidityGuidance
 from molgen.prior.autoregressive import AutoregressivePrior, DiscreteAutoregressivePrior
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import LatentPrior
@@ -232,7 +232,7 @@ class MolgenPipeline:
         Takes the keyword arguments of :meth:`sample_iter` (steps, seed, batch_size, conditions,
         guidance_scale, num_nodes, sampler, decoding, properties, temperature, validity_guidance, restarts,
         restart_strength, restart_temperature, property_guidance, autoguidance, discriminator_guidance, top_p,
-        candidates, calibrated).
+        candidates, calibrated, selection).
         """
         return list(self.sample_iter(n, **options))
 
@@ -259,6 +259,7 @@ class MolgenPipeline:
         top_p: float | None = None,
         candidates: int | None = None,
         calibrated: bool | None = None,
+        selection: str | None = None,
     ) -> Iterator[DecodedMolecule]:
         """Sample ``n`` molecules, yielded batch by batch (for streaming to disk and progress bars).
 
@@ -276,18 +277,18 @@ class MolgenPipeline:
         self._restart_strength(restart_strength)
         self._temperatures(temperature, restart_temperature)
         self._top_p(top_p)
-        self._resampling(candidates, discriminator_guidance, property_guidance, table, editing=False, calibrated=calibrated)
+        self._resampling(candidates, discriminator_guidance, property_guidance, table, editing=False, calibrated=calibrated, selection=selection)
         rows = self._size_rows(num_nodes, n)
         return self._sample_stream(
             n, steps, seed, batch_size, table, guidance_scale, rows, sampler, decoding, properties, temperature,
             validity_guidance, restarts, property_guidance, autoguidance, restart_strength, restart_temperature, discriminator_guidance, top_p,
-            candidates, calibrated,
+            candidates, calibrated, selection,
         )  # fmt: skip
 
     def _sample_stream(
         self, n, steps, seed, batch_size, table, guidance_scale, rows, sampler, decoding, properties, temperature,
         validity_guidance, restarts, property_guidance, autoguidance, restart_strength, restart_temperature, discriminator_guidance, top_p,
-        candidates=None, calibrated=None,
+        candidates=None, calibrated=None, selection=None,
     ) -> Iterator[DecodedMolecule]:  # fmt: skip
         seen: set[str] = set()
         generator = torch.Generator().manual_seed(seed)
@@ -298,7 +299,7 @@ class MolgenPipeline:
                 validity_guidance=validity_guidance, sizes=_take(rows, slice(start, start + count)), restarts=restarts,
                 property_guidance=property_guidance, autoguidance=autoguidance, restart_strength=restart_strength,
                 restart_temperature=restart_temperature, discriminator_guidance=discriminator_guidance, top_p=top_p, candidates=candidates,
-                calibrated=calibrated, decoding=decoding,
+                calibrated=calibrated, selection=selection, decoding=decoding,
             )
             decoded = latents.decoded if latents.decoded is not None and latents.decoding == decoding else None
             for molecule in decoded if decoded is not None else self.decode(latents, batch_size=count, decoding=decoding):
@@ -335,6 +336,7 @@ class MolgenPipeline:
         top_p: float | None = None,
         candidates: int | None = None,
         calibrated: bool | None = None,
+        selection: str | None = None,
     ) -> Latents:
         """Sample latent tokens of ``n`` graphs from the prior.
 
@@ -397,6 +399,10 @@ class MolgenPipeline:
         the data's; default (None): on when the model has one and the sampling is unconditional (no ``conditions``,
         no ``property_guidance``) and from scratch; True with conditions matches the unconditional data's
         statistics, pulling against the targets. An invalid candidate is kept only if its whole group is.
+        ``selection``: how each group's one is kept: "draw" (with probability proportional to exp(score), as above:
+        the steered distribution, diverse) or "best" (the highest score: the candidate the predictor puts nearest
+        the targets, the closest on average); default: the predictor's ``default_selection`` under property
+        guidance, else "draw".
 
         Editing existing latents (analogs, inpainting; SDEdit and RePaint in image diffusion):
 
@@ -419,7 +425,7 @@ class MolgenPipeline:
         if not 0 < strength <= 1:
             raise ValueError(f"strength={strength}: must be in (0, 1] (1 = start from pure noise)")
         table = self._condition_table(conditions, n)
-        self._resampling(candidates, discriminator_guidance, property_guidance, table, editing=start is not None, calibrated=calibrated)  # checked before any sampling
+        self._resampling(candidates, discriminator_guidance, property_guidance, table, editing=start is not None, calibrated=calibrated, selection=selection)  # checked before any sampling
         rows = None if start is not None else self._size_rows(num_nodes, n)  # edits keep the sizes of ``start``
         generator = torch.Generator().manual_seed(seed)
         chunks = []
@@ -432,6 +438,7 @@ class MolgenPipeline:
                     validity_guidance, sizes=_take(rows, slice(k, k + count)), restarts=restarts, property_guidance=property_guidance,
                     autoguidance=autoguidance, restart_strength=restart_strength, restart_temperature=restart_temperature,
                     discriminator_guidance=discriminator_guidance, top_p=top_p, candidates=candidates, calibrated=calibrated,
+                    selection=selection,
                 )
             )
         return _concat_latents(chunks)
@@ -597,6 +604,7 @@ class MolgenPipeline:
         top_p: float | None = None,
         candidates: int | None = None,
         calibrated: bool | None = None,
+        selection: str | None = None,
         decoding: str = "valence",
     ) -> Latents:
         prior = self._require_prior()
@@ -615,7 +623,9 @@ class MolgenPipeline:
         if isinstance(prior, AutoregressivePrior | DiscreteAutoregressivePrior):
             discrete = isinstance(prior, DiscreteAutoregressivePrior)
             calibration = self._calibration(calibrated, condition, property_guidance, editing=edit is not None)
-            resample = self._resampling(candidates, discriminator_guidance, property_guidance, condition, editing=edit is not None, calibrated=calibrated) if discrete else None
+            resample = self._resampling(
+                candidates, discriminator_guidance, property_guidance, condition, editing=edit is not None, calibrated=calibrated, selection=selection,
+            ) if discrete else None  # fmt: skip
             unsupported = {
                 "step_hook": step_hook is not None, "restarts": bool(restarts) and not discrete,
                 "property_guidance": property_guidance > 0 and not discrete,
@@ -821,13 +831,15 @@ class MolgenPipeline:
 
     def _resampling(
         self, candidates: int | None, discriminator_guidance: float | None, property_guidance: float, condition: tuple[Tensor, Tensor] | None,
-        editing: bool, calibrated: bool | None = None,
+        editing: bool, calibrated: bool | None = None, selection: str | None = None,
     ) -> Resampling | None:  # fmt: skip
         """A discrete prior's resampling (``candidates`` and what chooses among them, see :meth:`sample_latents`), or
         None for none; checked. Edits (analogs, scaffolds) keep their own tokens and sample as drawn: off by
         default, an error if asked for."""
         if candidates is not None and (isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1):
             raise ValueError(f"candidates={candidates!r}: must be a whole number >= 1 (graphs drawn per graph returned; 1: no resampling)")
+        if selection is not None and selection not in SELECTIONS:
+            raise ValueError(f"selection={selection!r}: must be one of {SELECTIONS} (how resampling keeps one candidate of each group)")
         towards_data = self._discriminator_guidance(discriminator_guidance)
         properties = self._property_guidance(property_guidance, condition) if property_guidance > 0 else None
         calibration = self._calibration(calibrated, condition, property_guidance, editing)
@@ -855,9 +867,11 @@ class MolgenPipeline:
                 f"candidates={candidates}: nothing to choose among the candidates by: needs discriminator resampling (a discriminator/ "
                 "in the model directory), property_guidance toward conditions or a calibration (calibration/ in the model directory)"
             )
+        if selection is None:
+            selection = self.predictor.config.default_selection if properties is not None else "draw"
         return Resampling(
             candidates, self.discriminator if towards_data is not None else None, 0.0 if towards_data is None else towards_data.scale, properties,
-            calibrated=calibration is not None,
+            calibrated=calibration is not None, selection=selection,
         )  # fmt: skip
 
     def _property_guidance(self, scale: float, condition: tuple[Tensor, Tensor] | None) -> PropertyGuidance | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from molgen.chem import InvalidMoleculeError, parse_smiles
+from molgen.config import SELECTIONS
 from molgen.design import objectives as objectives_module
 from molgen.design.chemistry import Core, parse_core
 from molgen.design.constraints import Filters, Screen
@@ -194,6 +195,7 @@ class Designer:
         property_guidance: float | None = None,
         restarts: int | None = None,
         candidates: int | None = None,
+        selection: str | None = None,
     ) -> Iterator[DesignResult]:
         """Sample ``n`` molecules, conditioned on ``targets`` ({name: value or (low, high)}; a range conditions
         on its middle) with classifier-free guidance ``guidance_scale`` (1: plain conditional; > 1 pushes
@@ -213,7 +215,9 @@ class Designer:
         ``candidates`` (a discrete prior): draw this many per molecule and keep one, chosen by the model's own networks
         before decoding: the predictor's error to the targets under property guidance, a discriminator's logit
         when the model has one (:class:`molgen.guidance.Resampling`); default: the model's, 1: none. Unlike
-        ``oversample`` it needs no RDKit and no property computation.
+        ``oversample`` it needs no RDKit and no property computation. ``selection``: "best" keeps the candidate the
+        predictor puts nearest the targets, "draw" draws one in proportion to exp(-scale x its predicted error)
+        (default: the predictor's ``default_selection``).
         """
         self._count(n)
         if restarts is not None and (isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 0):
@@ -222,6 +226,8 @@ class Designer:
             raise DesignInputError(f"oversample={oversample!r}: must be a whole number >= 1")
         if candidates is not None and (isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1):
             raise DesignInputError(f"candidates={candidates!r}: must be a whole number >= 1 (1: no resampling)")
+        if selection is not None and selection not in SELECTIONS:
+            raise DesignInputError(f"selection={selection!r}: must be one of {SELECTIONS} (how one of the candidates is kept)")
         parsed = self.parse_targets(targets)
         if property_guidance is None:
             property_guidance = self.default_property_guidance if parsed else 0.0
@@ -247,6 +253,7 @@ class Designer:
             return self.pipe.sample_latents(
                 count, steps=steps, seed=seed * _SEED_STRIDE + b, batch_size=count, conditions=conditions, guidance_scale=guidance_scale,
                 temperature=temperature, property_guidance=property_guidance, num_nodes=count_nodes, restarts=restarts, candidates=candidates,
+                selection=selection,
             )  # fmt: skip
 
         choose = None if oversample == 1 else lambda decoded, count: self._closest(decoded, parsed, count)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from molgen.config import JsonConfig
+from molgen.config import SELECTIONS, JsonConfig
 from molgen.latents import LatentDataset
 from molgen.prior.config import PriorConfig
 from molgen.prior.model import DiTBlock, attention_inputs, timestep_embedding
@@ -69,6 +69,8 @@ class PredictorConfig(JsonConfig):
     # a discrete prior under property guidance: graphs drawn per graph returned, one kept by the predicted error of the
     # whole graph (molgen.guidance.Resampling; 1: none) when the request does not say
     default_candidates: int = 1
+    # ... and how the one is kept (molgen.guidance.SELECTIONS): "draw" in proportion to exp(-scale x error), "best"
+    default_selection: str = "draw"
 
     def __post_init__(self) -> None:
         if not self.property_names:
@@ -77,6 +79,8 @@ class PredictorConfig(JsonConfig):
             raise ValueError(f"default_scale={self.default_scale}: must be >= 0 (0: property guidance off unless asked)")
         if isinstance(self.default_candidates, bool) or not isinstance(self.default_candidates, int) or self.default_candidates < 1:
             raise ValueError(f"default_candidates={self.default_candidates!r}: must be a whole number >= 1 (1: no resampling)")
+        if self.default_selection not in SELECTIONS:
+            raise ValueError(f"default_selection={self.default_selection!r}: must be one of {SELECTIONS}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if self.reads not in READS:
@@ -203,16 +207,24 @@ def train_predictor(
     val: LatentDataset | None = None,
     resume: bool = True,
     export_extra: dict | None = None,
+    init_from: PropertyPredictor | None = None,
 ) -> PredictorModule:
     """Train (or resume) a property predictor for ``prior_config``'s latents; exported to
-    ``run_dir/model/predictor`` at every checkpoint."""
+    ``run_dir/model/predictor`` at every checkpoint. ``init_from``: a trained predictor of the same shape whose
+    weights a new run starts from (fine-tuning, e.g. on the model's own decoded samples); a resumed run continues
+    from its checkpoint instead."""
     config.check_fits(prior_config)
+    if init_from is not None and init_from.config.to_dict() != config.to_dict():
+        different = sorted(k for k, v in init_from.config.to_dict().items() if config.to_dict().get(k) != v)
+        raise ValueError(f"init_from: its config differs from the run's in {', '.join(different)}; fine-tuning keeps the network's shape")
     run_dir = Path(run_dir)
     train, val = start_run(settings, train, val)
     module = PredictorModule(
         config.to_dict(), prior_config.to_dict(), lr=settings.lr, weight_decay=settings.weight_decay,
         warmup_steps=settings.warmup_steps, total_steps=settings.max_steps,
     )  # fmt: skip
+    if init_from is not None:
+        module.model.load_state_dict(init_from.state_dict())
     module.export_dir = run_dir / "model" / "predictor"
     module.export_extra = {"train_size": len(train), "val_size": len(val), "settings": settings.__dict__, **(export_extra or {})}
     data = latent_batches(train, val, prior_config, settings.batch_size)

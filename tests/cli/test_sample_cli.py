@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 
 import pytest
+import torch
 from rdkit import Chem
 
+from molgen.checkpoint import load_predictor
 from molgen.cli import main
 from molgen.io import BadRow, read_molecules
-from molgen.pipeline import MolgenPipeline
+from molgen.pipeline import Latents, MolgenPipeline
 import molgen.latents as latents_module
 from molgen.latents import LatentDataset
 
@@ -368,6 +370,36 @@ def test_train_predictor_then_sample_with_property_guidance(prior_run, train_smi
     assert len(list(read_molecules(tmp_path / "guided.csv"))) == 6
     assert main(["train", "predictor", str(train_smi), "--model", str(tmp_path / "absent"), "--out", str(run)]) == 2
     assert "no prior/" in capsys.readouterr().err
+    # fine-tuning on the model's own samples: the run starts from the given predictor's weights (a vanishing learning
+    # rate leaves them) and labels each sample with the properties of the molecule it decodes to
+    tuned = tmp_path / "tuned"
+    own = [*args[:6], str(tuned), *args[7:], "--own-samples", "9", "--init-from", str(model), "--device", "cpu"]
+    own[own.index("--max-steps") + 1], own[own.index("--d-model") + 1] = "1", "24"  # --d-model yields to the predictor started from
+    assert main([*own, "--lr", "1e-12"]) == 0
+    start, end = load_predictor(model / "predictor"), load_predictor(tuned / "model" / "predictor")
+    assert end.config.d_model == 16
+    for name, tensor in start.state_dict().items():
+        torch.testing.assert_close(end.state_dict()[name], tensor, atol=1e-6, rtol=0)
+    training = json.loads((tuned / "model" / "predictor" / "training.json").read_text())
+    assert training["own_samples"]["samples"] == 9 and training["init_from"] == str(model)
+    samples = LatentDataset.load(tuned / "own_samples" / "0000")
+    assert len(samples) == 9 and samples.property_names == prior["property_names"]
+    pipe = MolgenPipeline.from_pretrained(model, device="cpu")
+    decoded = pipe.decode(Latents(*samples.dense(range(9))), decoding="valence")
+    assert any(m.smiles for m in decoded)
+    for molecule, row in zip(decoded, samples.properties, strict=True):
+        if molecule.smiles is None:
+            assert np.isnan(row).all()
+        else:
+            expected = pipe.domain.properties(molecule.smiles, samples.property_names)
+            np.testing.assert_allclose(row, [expected[n] for n in samples.property_names], rtol=1e-5)
+    for bad, message in (
+        (["--own-sample-targets", "QED,potency"], "potency not among the prior's properties"),
+        (["--init-from", str(tmp_path / "absent")], "no predictor in it"),
+        (["--own-samples", "-1"], "--own-samples -1: must be >= 0"),
+    ):
+        assert main([*own[:5], "--out", str(tmp_path / "bad"), *own[7:], *bad]) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_train_discriminator_then_sample_with_discriminator_guidance(prior_run, train_smi, tmp_path, capsys):  # noqa: F811

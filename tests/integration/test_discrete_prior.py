@@ -326,6 +326,20 @@ def test_property_guidance_steers_a_discrete_prior_with_a_prefix_predictor(discr
         Resampling.pick = original
     assert calls == [3]
     guided.predictor.config.default_candidates = 1
+    # selection: the predictor's default_selection under property guidance, else a draw; a request's own wins
+    selections = []
+    Resampling.pick = lambda self, *a, **k: selections.append(self.selection) or original(self, *a, **k)
+    try:
+        guided.predictor.config.default_selection = "best"
+        guided.sample(4, seed=0, conditions={"logP": 1.0}, property_guidance=1.0, candidates=2, properties=False)
+        guided.sample(4, seed=0, conditions={"logP": 1.0}, property_guidance=1.0, candidates=2, selection="draw", properties=False)
+        guided.predictor.config.default_selection = "draw"
+        guided.sample(4, seed=0, conditions={"logP": 1.0}, property_guidance=1.0, candidates=2, properties=False)
+    finally:
+        Resampling.pick = original
+    assert selections == ["best", "draw", "draw"]
+    with pytest.raises(ValueError, match="selection='top'"):
+        guided.sample_iter(4, conditions={"logP": 1.0}, property_guidance=1.0, candidates=2, selection="top")
     guided.predictor.config.reads = "noisy"  # a set prior's kind of predictor: refused when asked, before any sampling
     with pytest.raises(ValueError, match="reads noisy latents, its prior needs one that reads prefix"):
         guided.sample_iter(4, conditions={"logP": 1.0}, property_guidance=1.0)
@@ -422,6 +436,13 @@ def test_resampling_keeps_one_candidate_per_group_by_logit_and_predicted_error()
     assert chosen[:3] == [0, 4, 8] and 9 <= chosen[3] <= 11
     both = Resampling(3, Fixed(), weight=100.0, properties=targets)  # a logit margin of 9 x 100 outweighs an error of 1 x 100
     assert both.choose(x, mask, torch.Generator().manual_seed(0)).tolist()[1] == 5
+    # selection "best": the highest score of each group, whatever the seed, even where a draw would spread (weight 0.01)
+    best = Resampling(3, Fixed(), weight=0.01, selection="best")
+    assert {tuple(best.choose(x, mask, torch.Generator().manual_seed(s)).tolist()) for s in range(20)} == {(1, 5, 7, 10)}
+    mild = Resampling(3, Fixed(), weight=0.01)
+    assert len({tuple(mild.choose(x, mask, torch.Generator().manual_seed(s)).tolist()) for s in range(20)}) > 1
+    with pytest.raises(ValueError, match="selection='nearest'"):
+        Resampling(3, Fixed(), 1.0, selection="nearest")
     with pytest.raises(ValueError, match="do not split into groups of 5"):
         Resampling(5, Fixed(), 1.0).choose(x, mask, torch.Generator())
     with pytest.raises(ValueError, match="candidates=0"):

@@ -261,3 +261,31 @@ def test_bad_rows_are_value_objects():
     # Bad rows from different workers are compared as a set in the workers test above.
     assert BadRow("line 1", "x", "r") == BadRow("line 1", "x", "r")
     assert len({BadRow("line 1", "x", "r"), BadRow("line 1", "x", "r")}) == 1
+
+
+def test_latent_tables_join_in_order_and_only_when_alike():
+    from molgen.latents import LatentDataset
+
+    def table(sizes, start, tokenizer="t", names=("QED",), logvar=True):
+        tokens = np.arange(start, start + 2 * sum(sizes), dtype=np.float32).reshape(-1, 2)
+        props = np.arange(len(sizes), dtype=np.float32)[:, None] + start
+        return LatentDataset(
+            mean=tokens, ptr=np.concatenate([[0], np.cumsum(sizes)]), properties=props, property_names=list(names),
+            logvar=np.zeros_like(tokens) if logvar else None, tokenizer=tokenizer,
+        )  # fmt: skip
+
+    a, b = table([2, 3], 0), table([1, 4], 100)
+    joined = LatentDataset.concat([a, b])
+    assert len(joined) == 4 and joined.num_nodes.tolist() == [2, 3, 1, 4] and joined.logvar is not None
+    for k, (part, row) in enumerate([(a, 0), (a, 1), (b, 0), (b, 1)]):
+        z, mask = joined.dense([k])
+        z_part, mask_part = part.dense([row])
+        assert torch.equal(z, z_part) and torch.equal(mask, mask_part)
+        assert joined.properties[k] == part.properties[row]
+    assert LatentDataset.concat([a, table([2], 50, logvar=False)]).logvar is None  # posteriors only when all have them
+    with pytest.raises(ValueError, match="table 1 differs"):
+        LatentDataset.concat([a, table([2], 50, tokenizer="other")])
+    with pytest.raises(ValueError, match="table 1 differs"):
+        LatentDataset.concat([a, table([2], 50, names=("SA",))])
+    with pytest.raises(ValueError, match="no latent tables"):
+        LatentDataset.concat([])
