@@ -67,6 +67,7 @@ def _joint_samples(designer: Designer, targets: list[dict[str, float]], args: ar
 def targeting(designer: Designer, raw: Designer, args: argparse.Namespace) -> None:
     """Joint targets taken from MOSES test molecules (MolHIT's protocol), then single-property sweeps."""
     pipe = designer.pipe
+    selection = args.selection or (pipe.predictor.config.default_selection if pipe.predictor is not None else "draw")
     refs = _test_sample(args.n_targets, seed=1)
     props = pd.DataFrame([pipe.domain.properties(s) for s in _test_sample(args.n_range, seed=2)])
     span = {name: float(props[name].max() - props[name].min()) for name in designer.property_names}
@@ -88,10 +89,14 @@ def targeting(designer: Designer, raw: Designer, args: argparse.Namespace) -> No
         samples["best of 4"].append(min(scored, key=lambda pair: pair[0])[1] if scored else four[4 * k])
     if with_predictor:
         samples["property guidance"], _ = _joint_samples(designer, targets, args, property_guidance=args.property_guidance)
-    resampled = with_predictor and args.candidates > 1
-    if resampled:
-        samples["resampled"], resampled_raw = _joint_samples(designer, targets, args, property_guidance=args.property_guidance, candidates=args.candidates)
+    resampled = pipe.predictor is not None and args.candidates > 1
     seconds = time.time() - start
+    if resampled:
+        start = time.time()
+        samples["resampled"], resampled_raw = _joint_samples(
+            designer, targets, args, property_guidance=args.resample_guidance, candidates=args.candidates, selection=args.selection
+        )
+        resample_seconds = time.time() - start
     errors = {kind: {name: [] for name in JOINT} for kind in samples}
     for kind, decoded in samples.items():
         for molecule, target in zip(decoded, targets, strict=True):
@@ -107,16 +112,17 @@ def targeting(designer: Designer, raw: Designer, args: argparse.Namespace) -> No
             + (f"conditional (scale 1): {_f(mae['conditional'] / span[name])}; " if "conditional" in mae else "")
             + f"best of 4: {_f(mae['best of 4'] / span[name])}; unguided: {_f(mae['unguided'] / span[name])}"
             + (f"; with property guidance {args.property_guidance}: {_f(mae['property guidance'] / span[name])} ({_f(mae['property guidance'])})" if with_predictor else "")
-            + (f"; and {args.candidates} candidates: {_f(mae['resampled'] / span[name])} ({_f(mae['resampled'])})" if resampled else ""),
+            + (f"; {args.candidates} candidates, {selection} by the predictor: {_f(mae['resampled'] / span[name])} ({_f(mae['resampled'])})" if resampled else ""),
         ))  # fmt: skip
     n_valid = sum(m.smiles is not None for m in guided)
     n_valid_raw = sum(m.smiles is not None for m in guided_raw)
     rows.append(("joint targets: validity, valence-aware / raw decoding", f"{n_valid / len(refs):.1%} / {n_valid_raw / len(refs):.1%}"))
     if resampled:
         valid_resampled = sum(m.smiles is not None for m in resampled_raw)
-        rows.append((f"joint targets, property guidance and {args.candidates} candidates: raw validity", f"{valid_resampled / len(refs):.1%}"))
-    n_samples = sum(len(v) for v in samples.values()) + 3 * len(refs) + (args.candidates - 1) * len(refs) * resampled  # candidates not kept
-    rows.append(("joint targets: time", f"{seconds:.0f} s for {len(refs)} targets ({n_samples:,} samples, all targets batched)"))
+        rows.append((f"joint targets, {args.candidates} candidates: raw validity", f"{valid_resampled / len(refs):.1%}"))
+        rows.append((f"joint targets, {args.candidates} candidates: time", f"{resample_seconds:.0f} s for {len(refs)} targets ({args.candidates * len(refs):,} samples drawn)"))
+    n_samples = sum(len(v) for k, v in samples.items() if k != "resampled") + 3 * len(refs)  # the 4 of 'best of 4' drawn
+    rows.append(("joint targets: time", f"{seconds:.0f} s for {len(refs)} targets ({n_samples:,} samples, all targets batched; without the candidates' row)"))
 
     for name, values in SWEEPS.items():
         unguided = designer.generate(args.n_sweep, seed=99)
@@ -155,15 +161,16 @@ def targeting(designer: Designer, raw: Designer, args: argparse.Namespace) -> No
             else "by the model's property predictor (molgen.prior.predictor, trained on the prior's noisy latents) at every step; "
         )
         + "comparable with MolHIT (one sample, no selection)."
-        + (
-            f" 'and {args.candidates} candidates': the same, drawing {args.candidates} graphs per target and keeping one with probability "
-            "proportional to exp(-scale x the predictor's squared error on the whole graph) (molgen.guidance.Resampling: the model's own "
-            "networks on latent tokens, before decoding; no RDKit, no property computed; one molecule per target returned, "
-            f"{args.candidates}x the sampling cost)."
-            if resampled
-            else ""
-        )
         if with_predictor
+        else ""
+    ) + (
+        f" '{args.candidates} candidates, {selection} by the predictor': {args.candidates} graphs drawn per target "
+        + ("with classifier-free guidance only (no token-by-token steering)" if not args.resample_guidance else f"with property guidance {args.resample_guidance}")
+        + ", one kept by the model's own property predictor reading each whole graph's latent tokens (molgen.guidance.Resampling, "
+        + ("the one it puts nearest the targets" if selection == "best" else "drawn in proportion to exp(-weight x its squared error)")
+        + "): no RDKit and no property computed before the choice, one molecule returned per target, so still one answer per "
+        f"target as MolHIT gives, at {args.candidates}x the sampling cost."
+        if resampled
         else ""
     ) + _sampling(designer)
     print(write_section("Guided design: property targeting" + args.title_suffix, rows, notes, sample=f"{len(refs)} joint targets, {args.n_sweep} samples per sweep target, seeds fixed"))
@@ -341,7 +348,9 @@ def main() -> None:
     parser.add_argument("--precision", default=DEFAULT_PRECISION, help="how the prior networks run (molgen.pipeline.PRECISIONS)")
     parser.add_argument("--n-targets", type=int, default=None, help="joint targets (default 1000)")
     parser.add_argument("--n-sweep", type=int, default=None, help="samples per single-property target (default 500)")
-    parser.add_argument("--candidates", type=int, default=1, help="also sample each joint target with property guidance and K candidates resampled by the predictor (discrete prior)")
+    parser.add_argument("--candidates", type=int, default=1, help="also sample each joint target as K candidates, one kept by the predictor (discrete prior with predictor/)")
+    parser.add_argument("--selection", default=None, help="how that one is kept: best or draw (default: the predictor's default_selection)")
+    parser.add_argument("--resample-guidance", type=float, default=0.0, help="token-by-token property guidance while drawing the candidates (0: none)")
     parser.add_argument("--plogp-n", type=int, default=None, help="penalized-logP start molecules (default 800)")
     parser.add_argument("--plogp-oversample", type=int, default=2, help="candidates per scored molecule in penalized-logP runs")
     args = parser.parse_args()

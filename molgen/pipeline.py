@@ -388,10 +388,11 @@ class MolgenPipeline:
         ``candidates`` (a discrete prior only): draw this many graphs per graph returned and keep one of each group
         with probability proportional to exp(score) (sampling-importance-resampling,
         :class:`~molgen.guidance.Resampling`), the score adding the discriminator's weighted logit (with
-        discriminator resampling on) and, with ``property_guidance`` toward ``conditions``, minus that weight
-        times the predictor's squared error on the whole graph (the likelihood prefix guidance weighs codes by);
+        discriminator resampling on) and, with ``conditions`` and a property predictor, minus ``property_guidance``
+        (1 when that is 0: no token-by-token steering, the candidates still judged) times the predictor's squared
+        error on the whole graph (the likelihood prefix guidance weighs codes by);
         default: the larger of the discriminator's ``candidates`` (when on), the predictor's
-        ``default_candidates`` (when property guidance is on) and the calibration's ``candidates`` (when on), else 1
+        ``default_candidates`` (with conditions) and the calibration's ``candidates`` (when on), else 1
         (no resampling); not for edits. ``calibrated`` (a discrete prior with a calibration, ``calibration/`` in the
         model directory, :mod:`molgen.calibration`): the candidates are decoded (valence-aware; :meth:`sample_iter`:
         with its ``decoding``) and each one's score also gets the calibration's log p_data / p_model of its
@@ -401,8 +402,8 @@ class MolgenPipeline:
         statistics, pulling against the targets. An invalid candidate is kept only if its whole group is.
         ``selection``: how each group's one is kept: "draw" (with probability proportional to exp(score), as above:
         the steered distribution, diverse) or "best" (the highest score: the candidate the predictor puts nearest
-        the targets, the closest on average); default: the predictor's ``default_selection`` under property
-        guidance, else "draw".
+        the targets, the closest on average); default: the predictor's ``default_selection`` with conditions,
+        else "draw".
 
         Editing existing latents (analogs, inpainting; SDEdit and RePaint in image diffusion):
 
@@ -854,6 +855,9 @@ class MolgenPipeline:
                     + "; turn it off"
                 )
             return None
+        if properties is None and condition is not None and self.predictor is not None and self.predictor.config.reads == "prefix":
+            # targets without token-by-token steering: candidates are still judged by the predictor's error to them
+            properties = PropertyGuidance(self.predictor, condition[0], condition[1], 1.0)
         if candidates is None:
             candidates = max(
                 1 if towards_data is None else self.discriminator.config.candidates,
@@ -865,7 +869,8 @@ class MolgenPipeline:
         if towards_data is None and properties is None and calibration is None:
             raise ValueError(
                 f"candidates={candidates}: nothing to choose among the candidates by: needs discriminator resampling (a discriminator/ "
-                "in the model directory), property_guidance toward conditions or a calibration (calibration/ in the model directory)"
+                "in the model directory), conditions and a property predictor (predictor/ in the model directory) or a calibration "
+                "(calibration/ in the model directory)"
             )
         if selection is None:
             selection = self.predictor.config.default_selection if properties is not None else "draw"
