@@ -994,7 +994,7 @@ def _add_design_parser(sub) -> None:
     p.add_argument("--selection", choices=SELECTIONS, default=None, help=SELECTION_HELP)
     p.add_argument(
         "--property-guidance", type=float, default=None,
-        help=PROPERTY_GUIDANCE_HELP.replace("default 0: off", "default: the predictor's default_scale when there are targets, 3 for the shipped model; 0: off"),
+        help=PROPERTY_GUIDANCE_HELP.replace("default 0: off", "default: the predictor's default_scale when there are targets (0 for the shipped model, which resamples instead: --candidates); 0: off"),
     )
     p.set_defaults(func=cmd_design_generate)
 

@@ -213,11 +213,12 @@ class Designer:
         latents part of the way and denoises again; a discrete prior redraws each broken graph from its first atom
         at fault. Either repairs mistakes at extra cost.
         ``candidates`` (a discrete prior): draw this many per molecule and keep one, chosen by the model's own networks
-        before decoding: the predictor's error to the targets under property guidance, a discriminator's logit
-        when the model has one (:class:`molgen.guidance.Resampling`); default: the model's, 1: none. Unlike
-        ``oversample`` it needs no RDKit and no property computation. ``selection``: "best" keeps the candidate the
-        predictor puts nearest the targets, "draw" draws one in proportion to exp(-scale x its predicted error)
-        (default: the predictor's ``default_selection``).
+        before decoding: the predictor's error to the targets (with targets; steered or not), a discriminator's logit
+        when the model has one (:class:`molgen.guidance.Resampling`); default: the model's (the shipped discrete
+        model: its predictor's ``default_candidates`` with targets), 1: none. Unlike ``oversample`` it needs no RDKit
+        and no property computation. ``selection``: "best" keeps the candidate the predictor puts nearest the
+        targets, "draw" draws one in proportion to exp(-weight x its predicted error) (default: the predictor's
+        ``default_selection``).
         """
         self._count(n)
         if restarts is not None and (isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 0):

@@ -333,31 +333,38 @@ def test_the_default_models_design_tasks_run_on_the_discrete_prior():
     assert len(path) == 5 and path[0].smiles == ends[0] and path[-1].smiles == ends[1]
 
 
-def test_design_requests_with_targets_get_the_shipped_predictors_guidance_unless_they_set_it(monkeypatch):
-    """checkpoints/moses_discrete/predictor has default_scale 3 (BENCHMARKS.md, stop 29: joint-target QED and logP
-    errors fall by a sixth and a quarter): a generate request with targets gets it, one without targets or that sets
-    it (0: off) does not; a predictor config with a negative default is refused."""
+def test_design_requests_with_targets_get_the_shipped_predictors_resampling_unless_they_set_it(monkeypatch):
+    """checkpoints/moses_discrete/predictor (stop 34: fine-tuned on the model's own decoded samples) ships
+    default_candidates K > 1, default_selection "best" and default_scale 0 (BENCHMARKS.md, stop 34): a generate
+    request with targets draws K candidates per molecule and keeps the one the predictor puts nearest the targets,
+    without token-by-token steering; one without targets is not judged by the predictor; a request's own
+    candidates, selection and property guidance win; bad predictor defaults are refused."""
     from molgen.design import Designer
+    from molgen.guidance import Resampling
     from molgen.prior.predictor import PredictorConfig
 
     designer = Designer.from_pretrained(DISCRETE_MODEL, device="cpu")
-    assert designer.default_property_guidance == 3.0
-    seen = []
-    original = designer.pipe.sample_latents
+    config = designer.pipe.predictor.config
+    assert designer.default_property_guidance == 0.0 and config.default_candidates > 1 and config.default_selection == "best"
+    seen, picks = [], []
+    original, pick = designer.pipe.sample_latents, Resampling.pick
 
     def spy(*args, **kwargs):
         seen.append(kwargs.get("property_guidance"))
         return original(*args, **kwargs)
 
     monkeypatch.setattr(designer.pipe, "sample_latents", spy)
-    steered = designer.generate(4, targets={"QED": 0.9}, seed=0)
-    designer.generate(4, seed=0)
-    designer.generate(4, targets={"QED": 0.9}, seed=0, property_guidance=0.0)
-    assert seen == [3.0, 0.0, 0.0]
-    assert len(steered) == 4 and all(r.smiles for r in steered)
-    config = designer.pipe.predictor.config.to_dict()
+    monkeypatch.setattr(Resampling, "pick", lambda self, *a, **k: picks.append((self.candidates, self.selection, self.properties is not None)) or pick(self, *a, **k))
+    chosen = designer.generate(4, targets={"QED": 0.9}, seed=0)
+    designer.generate(4, seed=0)  # no targets: calibrated by ring counts, not judged by the predictor
+    designer.generate(4, targets={"QED": 0.9}, seed=0, candidates=2, selection="draw", property_guidance=3.0)
+    assert seen == [0.0, 0.0, 3.0]
+    assert picks[0] == (config.default_candidates, "best", True) and picks[1][2] is False and picks[2] == (2, "draw", True)
+    assert len(chosen) == 4 and all(r.smiles for r in chosen)
     with pytest.raises(ValueError, match="default_scale=-1"):
-        PredictorConfig(**{**config, "default_scale": -1.0})
+        PredictorConfig(**{**config.to_dict(), "default_scale": -1.0})
+    with pytest.raises(ValueError, match="default_selection='top'"):
+        PredictorConfig(**{**config.to_dict(), "default_selection": "top"})
 
 
 def test_repair_passes_redraw_the_broken_graphs_of_the_discrete_prior_from_their_first_fault():

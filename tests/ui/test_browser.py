@@ -11,6 +11,7 @@ them); without them the tests fail with what to install, they do not skip.
 from __future__ import annotations
 
 import csv
+import json
 import time
 from pathlib import Path
 
@@ -247,10 +248,12 @@ def test_fields_follow_the_discrete_prior(page):
         assert field is None or not field.is_displayed(), f"{tab}: a steps field is shown"
     restarts = page.find("#generate-restarts input")
     assert restarts is not None and restarts.is_displayed() and restarts.get_attribute("value") == "2"
-    # the shipped model has a property predictor: its guidance is offered, at the model's default strength
+    # the shipped model has a property predictor: its guidance is offered, at the model's default strength (0 since
+    # stop 34: its requests with targets resample 32 candidates by the predictor instead)
     steer = page.find("#generate-steer input[type=number]")
     assert steer is not None and steer.is_displayed(), "no predictor guidance field"
-    assert float(steer.get_attribute("value")) == 3.0
+    shipped = json.loads((MODEL / "predictor" / "config.json").read_text())
+    assert float(steer.get_attribute("value")) == shipped["default_scale"] == 0.0
 
 
 TABS = [
