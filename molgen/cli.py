@@ -427,6 +427,7 @@ def _own_samples(args: argparse.Namespace, run_dir: Path, model_dir: Path, laten
     rows = rng.choice(complete, args.own_samples)
     chunk, cache, parts = 2000, run_dir / "own_samples", []
     counts = np.asarray(config.num_nodes_counts, dtype=np.float64)
+    size_p, k_mw = counts / counts.sum(), config.property_names.index("MW") if "MW" in names else None
     bar = _progress(args.own_samples, "own samples", args.progress)
     for k, lo in enumerate(range(0, args.own_samples, chunk)):
         part_dir = cache / f"{k:04d}"
@@ -439,16 +440,15 @@ def _own_samples(args: argparse.Namespace, run_dir: Path, model_dir: Path, laten
         for j, row in enumerate(rows[lo : lo + count]):
             if (lo + j) % 3 == 2:  # unconditional: a size from the training distribution
                 conditions.append({})
-                sizes.append(int(rng.choice(len(counts), p=counts / counts.sum())))
+                sizes.append(int(rng.choice(len(counts), p=size_p)))
                 continue
             target = {n: float(latents.properties[row, c]) for n, c in zip(names, columns, strict=True)}
             conditions.append(target)
-            if "MW" in target:
-                k_mw = config.property_names.index("MW")
+            if k_mw is not None:
                 fit = sizes_for_weight(Target("MW", target["MW"], target["MW"]), counts.tolist(), config.property_mean[k_mw], config.property_std[k_mw])
                 sizes.append(int(rng.choice(len(fit), p=fit)))
             else:
-                sizes.append(int(rng.choice(len(counts), p=counts / counts.sum())))
+                sizes.append(int(rng.choice(len(counts), p=size_p)))
         drawn = pipe.sample_latents(count, seed=args.seed * 100_003 + k, conditions=conditions, num_nodes=sizes, guidance_scale=args.own_sample_guidance, batch_size=500)
         part = generated_dataset(drawn.z, drawn.mask, tokenizer_fingerprint(pipe.tokenizer))
         table = np.full((count, len(latents.property_names)), np.nan, dtype=np.float32)
