@@ -12,6 +12,8 @@ A model directory (``checkpoints/<name>/``) looks like::
     predictor/                  optional: PredictorConfig + weights of a property predictor for property guidance
     discriminator/              optional: DiscriminatorConfig + weights of a real-vs-generated latent discriminator
                                 for discriminator guidance
+    judge/                      optional: JudgeConfig + weights of a graph network predicting the properties of
+                                decoded candidates, to keep the one nearest a request's targets
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from molgen.domains import DOMAINS
+from molgen.judge.model import GraphJudge, JudgeConfig
 from molgen.prior.autoregressive import AutoregressivePrior, build_prior
 from molgen.prior.config import PriorConfig
 from molgen.prior.discriminator import DiscriminatorConfig, LatentDiscriminator
@@ -33,7 +36,7 @@ from molgen.tokenizer.config import TokenizerConfig
 from molgen.tokenizer.model import GraphTokenizer
 
 __all__ = [
-    "load_discriminator", "load_domain", "load_predictor", "load_prior", "load_tokenizer", "save_discriminator", "save_domain", "save_predictor",
+    "load_discriminator", "load_domain", "load_judge", "load_predictor", "load_prior", "load_tokenizer", "save_discriminator", "save_domain", "save_judge", "save_predictor",
     "save_prior", "save_tokenizer",
 ]  # fmt: skip
 
@@ -58,7 +61,12 @@ def save_discriminator(model: LatentDiscriminator, directory: str | Path, traini
     _save_component(model, directory, training)
 
 
-def _save_component(model: GraphTokenizer | LatentPrior | AutoregressivePrior | PropertyPredictor | LatentDiscriminator, directory: str | Path, training: dict[str, Any] | None) -> None:
+def save_judge(model: GraphJudge, directory: str | Path, training: dict[str, Any] | None = None) -> None:
+    """Write a judge's ``config.json``, ``model.safetensors`` (and ``training.json``) into ``directory``."""
+    _save_component(model, directory, training)
+
+
+def _save_component(model: GraphTokenizer | LatentPrior | AutoregressivePrior | PropertyPredictor | LatentDiscriminator | GraphJudge, directory: str | Path, training: dict[str, Any] | None) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model.config.save(directory / "config.json")
@@ -86,6 +94,11 @@ def load_predictor(directory: str | Path, device: str | torch.device = "cpu") ->
 def load_discriminator(directory: str | Path, device: str | torch.device = "cpu") -> LatentDiscriminator:
     """Rebuild a latent discriminator from its config and load its weights (eval mode)."""
     return _load_component(directory, "discriminator", lambda path: LatentDiscriminator(DiscriminatorConfig.load(path)), device)
+
+
+def load_judge(directory: str | Path, device: str | torch.device = "cpu") -> GraphJudge:
+    """Rebuild a judge of decoded graphs from its config and load its weights (eval mode)."""
+    return _load_component(directory, "judge", lambda path: GraphJudge(JudgeConfig.load(path)), device)
 
 
 def _load_component(directory: str | Path, kind: str, build, device: str | torch.device):

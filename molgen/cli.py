@@ -363,7 +363,7 @@ def cmd_train_predictor(args: argparse.Namespace) -> None:
     if args.own_samples:
         from molgen.latents import LatentDataset
 
-        own = _own_samples(args, run_dir, model_dir, latents)
+        own, _ = _own_samples(args, run_dir, model_dir, latents)
         labelled = np.flatnonzero(~np.isnan(own.properties).all(1))  # samples that decode to a molecule
         log.warning("training on %d graphs of the data and %d of the model's own samples (%d did not decode)", len(latents), len(labelled), len(own) - len(labelled))
         latents = LatentDataset.concat([latents, own.subset(labelled)])
@@ -383,6 +383,58 @@ def cmd_train_predictor(args: argparse.Namespace) -> None:
         print(f"trained for {module.train_seconds():.0f} s in total; predictor: {run_dir / 'model' / 'predictor'}")
 
 
+def cmd_train_judge(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from molgen.checkpoint import load_prior, load_tokenizer
+    from molgen.dataset import GraphDataset
+    from molgen.judge.model import JudgeConfig
+    from molgen.judge.training import JudgeTrainSettings, LabelledGraphs, train_judge
+
+    model_dir = Path(args.model)
+    if not (model_dir / "prior" / "config.json").exists():
+        raise CLIError(f"--model {args.model}: no prior/ in it; a judge chooses among a prior's candidates and predicts its properties")
+    prior_config = load_prior(model_dir / "prior").config
+    if not prior_config.property_names:
+        raise CLIError(f"--model {args.model}: its prior has no properties to predict")
+    if args.own_samples < 0:
+        raise CLIError(f"--own-samples {args.own_samples}: must be >= 0 (0: none)")
+    run_dir = Path(args.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    latents, domain = _latents_for_training(args, run_dir)  # the data's property table (and what own samples target)
+    graphs = _graphs_for_model(args, run_dir, model_dir, domain)
+    if len(graphs) != len(latents):
+        raise CLIError(f"{args.data}: {len(graphs)} graphs but the latent cache has {len(latents)}; give the matching --latents or none")
+    data = LabelledGraphs(graphs, latents.properties, list(latents.property_names))
+    known = np.flatnonzero(~np.isnan(data.table).all(1))
+    if len(known) < len(data):
+        log.warning("training on the %d of %d graphs with computed properties (see --property-limit)", len(known), len(data))
+        data = data.subset(known)
+    if args.limit:
+        data = data.subset(np.sort(np.random.default_rng(args.seed).permutation(len(data))[: args.limit]))
+    if args.own_samples:
+        own, smiles = _own_samples(args, run_dir, model_dir, latents)
+        rows = [i for i, item in enumerate(smiles) if item is not None and not np.isnan(own.properties[i]).all()]
+        own_graphs = GraphDataset.from_graphs([domain.to_graph(smiles[i]) for i in rows], [smiles[i] for i in rows], domain.vocab)
+        log.warning("training on %d graphs of the data and %d of the model's own samples (%d did not decode)", len(data), len(rows), len(smiles) - len(rows))
+        data = LabelledGraphs.concat([data, LabelledGraphs(own_graphs, own.properties[rows], list(own.property_names))])
+    config_path = run_dir / "model" / "judge" / "config.json"
+    if config_path.exists() and args.resume:
+        config = JudgeConfig.load(config_path)  # resuming: the network must keep its shape
+    else:
+        tokenizer = load_tokenizer(model_dir / "tokenizer").config
+        config = JudgeConfig.for_prior(
+            prior_config, tokenizer.node_vocab_sizes, tokenizer.edge_vocab_size, d_model=args.d_model, layers=args.layers,
+            walk_steps=args.walk_steps, default_candidates=args.default_candidates,
+        )  # fmt: skip
+    settings = JudgeTrainSettings(**_trainer_settings(args))
+    extra = {"model": str(args.model), "own_samples": args.own_samples and {
+        "samples": args.own_samples, "targets": args.own_sample_targets, "guidance_scale": args.own_sample_guidance, "seed": args.seed}}  # fmt: skip
+    module = train_judge(data, run_dir, config, settings, resume=args.resume, export_extra=extra)
+    if module.trainer.is_global_zero:
+        print(f"trained for {module.train_seconds():.0f} s in total; judge: {run_dir / 'model' / 'judge'}")
+
+
 def _predictor_to_start_from(path: str, prior_config):
     """--init-from: a model directory with a predictor/ (or a predictor directory) made for ``prior_config``."""
     from molgen.checkpoint import load_predictor
@@ -399,13 +451,14 @@ def _predictor_to_start_from(path: str, prior_config):
     return predictor
 
 
-def _own_samples(args: argparse.Namespace, run_dir: Path, model_dir: Path, latents):
+def _own_samples(args: argparse.Namespace, run_dir: Path, model_dir: Path, latents) -> tuple[object, list[str | None]]:
     """--own-samples N: N samples of the model at ``model_dir``, two in three conditioned on the
     --own-sample-targets of a random training graph (its own properties; with an MW target, a size drawn to fit it)
     with classifier-free guidance --own-sample-guidance, the rest unconditional; each decoded (valence-aware) and
     labelled with the properties of the molecule it decodes to (NaN when it decodes to none). The predictor then
     learns what the pipeline's outputs are, where the prior samples, not only what encoded data is. Written in
-    chunks under RUN/own_samples, so an interrupted run draws only the missing ones."""
+    chunks under RUN/own_samples, so an interrupted run draws only the missing ones. Returns the samples' latents
+    (a LatentDataset with their properties) and the SMILES each decodes to (None: none)."""
     import numpy as np
 
     from molgen.design.targets import Target, sizes_for_weight
@@ -425,7 +478,7 @@ def _own_samples(args: argparse.Namespace, run_dir: Path, model_dir: Path, laten
         raise CLIError(f"--own-samples: no training graph has all of {names} computed to condition on")
     rng = np.random.default_rng(args.seed)
     rows = rng.choice(complete, args.own_samples)
-    chunk, cache, parts = 2000, run_dir / "own_samples", []
+    chunk, cache, parts, smiles = 2000, run_dir / "own_samples", [], []
     counts = np.asarray(config.num_nodes_counts, dtype=np.float64)
     size_p, k_mw = counts / counts.sum(), config.property_names.index("MW") if "MW" in names else None
     bar = _progress(args.own_samples, "own samples", args.progress)
@@ -433,7 +486,9 @@ def _own_samples(args: argparse.Namespace, run_dir: Path, model_dir: Path, laten
         part_dir = cache / f"{k:04d}"
         count = min(chunk, args.own_samples - lo)
         if (part_dir / "latents.npz").exists() and args.resume:
-            parts.append(LatentDataset.load(part_dir))
+            part = LatentDataset.load(part_dir)
+            parts.append(part)
+            smiles.extend(_own_sample_smiles(pipe, part, part_dir))
             bar.update(count)
             continue
         conditions, sizes = [], []
@@ -452,16 +507,36 @@ def _own_samples(args: argparse.Namespace, run_dir: Path, model_dir: Path, laten
         drawn = pipe.sample_latents(count, seed=args.seed * 100_003 + k, conditions=conditions, num_nodes=sizes, guidance_scale=args.own_sample_guidance, batch_size=500)
         part = generated_dataset(drawn.z, drawn.mask, tokenizer_fingerprint(pipe.tokenizer))
         table = np.full((count, len(latents.property_names)), np.nan, dtype=np.float32)
-        for i, molecule in enumerate(pipe.decode(drawn, batch_size=500, decoding="valence")):
-            if molecule.smiles is not None:
-                values = pipe.domain.properties(molecule.smiles, latents.property_names)
+        decoded = [m.smiles for m in pipe.decode(drawn, batch_size=500, decoding="valence")]
+        for i, item in enumerate(decoded):
+            if item is not None:
+                values = pipe.domain.properties(item, latents.property_names)
                 table[i] = [values[n] for n in latents.property_names]
         part.properties, part.property_names = table, list(latents.property_names)
         part.save(part_dir)
+        (part_dir / "smiles.txt").write_text("".join(f"{item or ''}\n" for item in decoded), encoding="utf-8")
         parts.append(part)
+        smiles.extend(decoded)
         bar.update(count)
     bar.close()
-    return LatentDataset.concat(parts)
+    return LatentDataset.concat(parts), smiles
+
+
+def _own_sample_smiles(pipe, part, part_dir: Path) -> list[str | None]:
+    """The SMILES a cached chunk of own samples decodes to (read from its smiles.txt; a chunk cached without one is
+    decoded again, valence-aware as when it was labelled, and the file written)."""
+    import numpy as np
+
+    from molgen.pipeline import Latents
+
+    path = part_dir / "smiles.txt"
+    if path.exists():
+        lines = path.read_text(encoding="utf-8").split("\n")[: len(part)]
+        return [line or None for line in lines]
+    z, mask = part.dense(np.arange(len(part)))
+    decoded = [m.smiles for m in pipe.decode(Latents(z, mask), batch_size=500, decoding="valence")]
+    path.write_text("".join(f"{item or ''}\n" for item in decoded), encoding="utf-8")
+    return decoded
 
 
 def cmd_train_discriminator(args: argparse.Namespace) -> None:
@@ -1174,19 +1249,29 @@ def build_parser() -> argparse.ArgumentParser:
         p, model="model directory with tokenizer and prior; the predictor is made for its prior",
         out="run directory; copy RUN/model/predictor into the model directory to use it",
     )
-    p.add_argument(
-        "--own-samples", type=int, default=0,
-        help="also train on this many of the model's own samples, labelled with the properties of the molecules they decode to "
-        "(two in three conditioned on a training molecule's --own-sample-targets; cached in RUN/own_samples): the predictor then reads "
-        "the prior's samples as well as encoded data, which is what resampling (--candidates) chooses among",
-    )  # fmt: skip
-    p.add_argument("--own-sample-targets", default="QED,SA,logP,MW", help="properties the conditioned own samples target (comma-separated)")
-    p.add_argument("--own-sample-guidance", type=float, default=2.0, help="classifier-free guidance scale of the conditioned own samples")
+    _add_own_sample_arguments(p, "the predictor then reads the prior's samples as well as encoded data, which is what resampling (--candidates) chooses among")
     p.add_argument("--init-from", default=None, help="a model directory with predictor/ (or a predictor directory) whose weights a new run starts from; its shape is kept")
-    p.add_argument("--device", default="auto", help="where to draw the own samples")
     _add_noisy_latent_network_arguments(p)
     _add_trainer_arguments(p)
     p.set_defaults(func=cmd_train_predictor)
+
+    p = train.add_parser(
+        "judge", help="train a graph network predicting the properties of decoded molecules, which keeps the candidate nearest a request's targets",
+    )  # fmt: skip
+    _add_latent_data_arguments(
+        p, model="model directory with tokenizer and prior; the judge predicts its prior's properties",
+        out="run directory; copy RUN/model/judge into the model directory to use it",
+    )
+    _add_own_sample_arguments(p, "the judge then reads the molecules the model makes, which is what it chooses among")
+    p.add_argument("--d-model", type=int, default=128)
+    p.add_argument("--layers", type=int, default=5, help="message-passing layers")
+    p.add_argument("--walk-steps", type=int, default=12, help="random-walk return probabilities over 1..K steps as node features (rings)")
+    p.add_argument("--default-candidates", type=int, default=32, help="candidates per molecule a request with targets then draws by default")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup-steps", type=int, default=300)
+    _add_trainer_arguments(p)
+    p.set_defaults(func=cmd_train_judge)
 
     p = train.add_parser(
         "discriminator", help="train a discriminator of the data's latents against the prior's samples (for --discriminator-guidance)"
@@ -1317,6 +1402,18 @@ def _add_latent_data_arguments(p: argparse.ArgumentParser, model: str, out: str)
     p.add_argument("--smiles-column", default=None)
     p.add_argument("--limit", type=int, default=None, help="train on a random subset of this many graphs")
     p.add_argument("--property-limit", type=int, default=None, help="compute conditioning properties for this many random graphs only (about 2 ms each)")
+
+
+def _add_own_sample_arguments(p: argparse.ArgumentParser, why: str) -> None:
+    """--own-samples and its options, for the networks that learn from the model's own decoded samples."""
+    p.add_argument(
+        "--own-samples", type=int, default=0,
+        help="also train on this many of the model's own samples, labelled with the properties of the molecules they decode to "
+        f"(two in three conditioned on a training molecule's --own-sample-targets; cached in RUN/own_samples): {why}",
+    )  # fmt: skip
+    p.add_argument("--own-sample-targets", default="QED,SA,logP,MW", help="properties the conditioned own samples target (comma-separated)")
+    p.add_argument("--own-sample-guidance", type=float, default=2.0, help="classifier-free guidance scale of the conditioned own samples")
+    p.add_argument("--device", default="auto", help="where to draw the own samples")
 
 
 CANDIDATES_HELP = (

@@ -300,21 +300,22 @@ class Resampling:
       likelihood :class:`PrefixPropertyGuidance` weighs codes by token by token.
 
     Neither needs chemistry: both read latent tokens. The pipeline may add log weights of its own to the scores
-    before :meth:`pick` (a :class:`~molgen.calibration.Calibration` of the decoded graphs' statistics), in which
-    case neither network is needed (``calibrated``)."""
+    before :meth:`pick` (a :class:`~molgen.calibration.Calibration` of the decoded graphs' statistics, ``calibrated``;
+    minus a :class:`~molgen.judge.model.GraphJudge`'s squared error of the decoded graphs to the targets, ``judged``),
+    in which case neither network is needed."""
 
     def __init__(
         self, candidates: int, discriminator: LatentDiscriminator | None = None, weight: float = 0.0, properties: PropertyGuidance | None = None,
-        calibrated: bool = False, selection: str = "draw",
+        calibrated: bool = False, selection: str = "draw", judged: bool = False,
     ) -> None:  # fmt: skip
         if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
             raise ValueError(f"candidates={candidates!r}: must be a whole number >= 1")
         if selection not in SELECTIONS:
             raise ValueError(f"selection={selection!r}: must be one of {SELECTIONS}")
-        if discriminator is None and properties is None and not calibrated:
-            raise ValueError(f"candidates={candidates}: nothing to choose among them by (needs a discriminator, property targets or a calibration)")
+        if discriminator is None and properties is None and not calibrated and not judged:
+            raise ValueError(f"candidates={candidates}: nothing to choose among them by (needs a discriminator, property targets, a judge or a calibration)")
         self.candidates, self.discriminator, self.weight, self.properties = candidates, discriminator, weight, properties
-        self.selection = selection
+        self.selection, self.judged = selection, judged
 
     @torch.no_grad()
     def scores(self, x: Tensor, mask: Tensor, batch: int = 512) -> Tensor:

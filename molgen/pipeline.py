@@ -26,8 +26,9 @@ from torch import Tensor
 
 from molgen.batch import batch_from_graphs, graphs_from_dense
 from molgen.calibration import Calibration
-from molgen.checkpoint import load_discriminator, load_domain, load_predictor, load_prior, load_tokenizer
+from molgen.checkpoint import load_discriminator, load_domain, load_judge, load_predictor, load_prior, load_tokenizer
 from molgen.graph import DomainError
+from molgen.judge.model import GraphJudge
 from molgen.guidance import SELECTIONS, DiscriminatorGuidance, PrefixPropertyGuidance, PropertyGuidance, RepairSites, Resampling, ValidityGuidance
 from molgen.prior.autoregressive import AutoregressivePrior, DiscreteAutoregressivePrior
 from molgen.prior.config import PriorConfig
@@ -156,6 +157,7 @@ class MolgenPipeline:
         precision: str = DEFAULT_PRECISION,
         discriminator: LatentDiscriminator | None = None,
         calibration: Calibration | None = None,
+        judge: GraphJudge | None = None,
     ) -> None:
         self.domain = domain
         self.device = _resolve_device(device)
@@ -178,6 +180,11 @@ class MolgenPipeline:
             if unknown:
                 raise ValueError(f"calibration over {unknown}: not statistics this model's domain computes ({list(getattr(domain, 'statistic_names', ()))})")
         self.calibration = calibration
+        if judge is not None:
+            judge.config.check_fits(self._require_prior().config, tokenizer.config.node_vocab_sizes, tokenizer.config.edge_vocab_size)
+        # chooses among a discrete prior's candidates for a request with targets, by the properties it predicts of
+        # their decoded graphs (None: the property predictor chooses, by their latents); set to None to compare
+        self.judge = None if judge is None else judge.to(self.device).eval()
 
     @property
     def precision(self) -> str:
@@ -205,7 +212,8 @@ class MolgenPipeline:
         """Load ``path/domain.json``, ``path/tokenizer/`` and, if present, ``path/prior/``, ``path/predictor/``
         (a property predictor for property guidance), ``path/guide/`` (a smaller, less trained prior over the
         same latents, for autoguidance), ``path/discriminator/`` (for discriminator guidance) and ``path/calibration/``
-        (:mod:`molgen.calibration`; a warning if it was measured on other prior weights). ``precision``: see
+        (:mod:`molgen.calibration`; a warning if it was measured on other prior weights) and ``path/judge/`` (a graph
+        network predicting the properties of decoded candidates, :mod:`molgen.judge`). ``precision``: see
         :data:`PRECISIONS`."""
         path = Path(path)
         if not path.is_dir():
@@ -222,7 +230,8 @@ class MolgenPipeline:
             calibration = Calibration.load(path / "calibration")
             if prior is not None:
                 calibration.check_prior(path / "prior" / "model.safetensors")
-        return cls(load_domain(path / "domain.json"), tokenizer, prior, device, predictor, guide, precision, discriminator, calibration)
+        judge = load_judge(path / "judge", device=device) if (path / "judge" / "config.json").exists() else None
+        return cls(load_domain(path / "domain.json"), tokenizer, prior, device, predictor, guide, precision, discriminator, calibration, judge)
 
     # --- sampling: noise -> latents -> molecules ------------------------------------------------------
 
@@ -390,8 +399,10 @@ class MolgenPipeline:
         :class:`~molgen.guidance.Resampling`), the score adding the discriminator's weighted logit (with
         discriminator resampling on) and, with ``conditions`` and a property predictor, minus ``property_guidance``
         (1 when that is 0: no token-by-token steering, the candidates still judged) times the predictor's squared
-        error on the whole graph (the likelihood prefix guidance weighs codes by);
-        default: the larger of the discriminator's ``candidates`` (when on), the predictor's
+        error on the whole graph (the likelihood prefix guidance weighs codes by); with ``conditions`` and a judge
+        (``judge/`` in the model directory, :attr:`judge`), the candidates are decoded instead and the score has minus
+        the judge's squared error of each decoded graph to the targets (in place of the predictor's);
+        default: the larger of the discriminator's ``candidates`` (when on), the predictor's or the judge's
         ``default_candidates`` (with conditions) and the calibration's ``candidates`` (when on), else 1
         (no resampling); not for edits. ``calibrated`` (a discrete prior with a calibration, ``calibration/`` in the
         model directory, :mod:`molgen.calibration`): the candidates are decoded (valence-aware; :meth:`sample_iter`:
@@ -663,10 +674,13 @@ class MolgenPipeline:
             with self._network_precision():
                 scores = resample.scores((drawn.z.to(self.device) - mean) / std * mask.unsqueeze(-1), mask)  # (B * K,)
             decoded = None
-            if calibration is not None:  # the candidates' own statistics, from their decoded graphs
+            if calibration is not None or resample.judged:
                 decoded = self.decode(drawn, batch_size=len(group), decoding=decoding)
+            if calibration is not None:  # the candidates' own statistics, from their decoded graphs
                 statistics = [None if m.smiles is None else self.domain.statistics(m.smiles, calibration.properties) for m in decoded]
                 scores = scores + torch.as_tensor(calibration.log_weights(statistics), dtype=scores.dtype, device=scores.device)
+            if resample.judged:  # the judge's squared error (in training standard deviations) of each decoded candidate to its targets
+                scores = scores - self._judge_errors(decoded, _take(condition, group)).to(scores)
             kept = resample.pick(scores, generator)
             width = int(mask[kept].sum(1).max())
             chosen = None if decoded is None else [decoded[i] for i in kept.tolist()]
@@ -855,7 +869,10 @@ class MolgenPipeline:
                     + "; turn it off"
                 )
             return None
-        if properties is None and condition is not None and self.predictor is not None and self.predictor.config.reads == "prefix":
+        judged = condition is not None and bool(condition[1].any()) and self.judge is not None
+        if judged:
+            properties = None  # the judge reads the decoded candidates, far more closely than the predictor reads their tokens
+        elif properties is None and condition is not None and bool(condition[1].any()) and self.predictor is not None and self.predictor.config.reads == "prefix":
             # targets without token-by-token steering: candidates are still judged by the predictor's error to them
             properties = PropertyGuidance(self.predictor, condition[0], condition[1], 1.0)
         if candidates is None:
@@ -863,21 +880,40 @@ class MolgenPipeline:
                 1 if towards_data is None else self.discriminator.config.candidates,
                 1 if properties is None else self.predictor.config.default_candidates,
                 1 if calibration is None else calibration.config.candidates,
+                self.judge.config.default_candidates if judged else 1,
             )
         if candidates == 1:
             return None
-        if towards_data is None and properties is None and calibration is None:
+        if towards_data is None and properties is None and calibration is None and not judged:
             raise ValueError(
                 f"candidates={candidates}: nothing to choose among the candidates by: needs discriminator resampling (a discriminator/ "
-                "in the model directory), conditions and a property predictor (predictor/ in the model directory) or a calibration "
-                "(calibration/ in the model directory)"
+                "in the model directory), conditions and a property predictor (predictor/ in the model directory) or judge (judge/), "
+                "or a calibration (calibration/ in the model directory)"
             )
         if selection is None:
-            selection = self.predictor.config.default_selection if properties is not None else "draw"
+            if judged:
+                selection = self.judge.config.default_selection
+            else:
+                selection = self.predictor.config.default_selection if properties is not None else "draw"
         return Resampling(
             candidates, self.discriminator if towards_data is not None else None, 0.0 if towards_data is None else towards_data.scale, properties,
-            calibrated=calibration is not None, selection=selection,
+            calibrated=calibration is not None, selection=selection, judged=judged,
         )  # fmt: skip
+
+    @torch.no_grad()
+    def _judge_errors(self, molecules: Sequence[DecodedMolecule], condition: tuple[Tensor, Tensor], batch: int = 512) -> Tensor:
+        """(B,) the judge's squared error to each row's targets (normalised like the prior's conditions, over the given
+        ones) of B decoded molecules; infinite for one that decoded to none."""
+        targets, given = condition
+        errors = torch.full((len(molecules),), math.inf)
+        rows = [i for i, m in enumerate(molecules) if m.smiles is not None]
+        for lo in range(0, len(rows), batch):
+            part = rows[lo : lo + batch]
+            graphs = batch_from_graphs([self.domain.to_graph(molecules[i].smiles) for i in part]).to(self.device)
+            index = torch.as_tensor(part, device=given.device)
+            predicted = self.judge(graphs.x, graphs.adj, graphs.mask).float().to(given.device)  # (b, P)
+            errors[part] = ((predicted - targets[index]).pow(2) * given[index]).sum(-1).cpu()
+        return errors
 
     def _property_guidance(self, scale: float, condition: tuple[Tensor, Tensor] | None) -> PropertyGuidance | None:
         if not scale >= 0:

@@ -15,6 +15,7 @@ import torch
 from rdkit import Chem
 
 from molgen.checkpoint import load_predictor
+from molgen.judge.model import GraphJudge
 from molgen.cli import main
 from molgen.io import BadRow, read_molecules
 from molgen.pipeline import Latents, MolgenPipeline
@@ -399,6 +400,44 @@ def test_train_predictor_then_sample_with_property_guidance(prior_run, train_smi
         (["--own-samples", "-1"], "--own-samples -1: must be >= 0"),
     ):
         assert main([*own[:5], "--out", str(tmp_path / "bad"), *own[7:], *bad]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_train_judge_on_data_and_the_models_own_decoded_samples(prior_run, train_smi, tmp_path, capsys):  # noqa: F811
+    model = tmp_path / "model"
+    shutil.copytree(prior_run / "model", model)
+    run = tmp_path / "judge"
+    args = ["train", "judge", str(train_smi), "--model", str(model), "--out", str(run), "--latents", str(prior_run / "latents"),
+            "--d-model", "16", "--layers", "1", "--walk-steps", "4", "--max-steps", "3", "--batch-size", "16", "--warmup-steps", "1",
+            "--own-samples", "9", "--default-candidates", "12", "--no-progress", "--accelerator", "cpu", "--devices", "1", "--threads", "1",
+            "--device", "cpu"]  # fmt: skip
+    assert main(args) == 0
+    config = json.loads((run / "model" / "judge" / "config.json").read_text())
+    prior = json.loads((model / "prior" / "config.json").read_text())
+    tokenizer = json.loads((model / "tokenizer" / "config.json").read_text())
+    assert config["property_names"] == prior["property_names"] and config["property_std"] == prior["property_std"]
+    assert config["node_vocab_sizes"] == tokenizer["node_vocab_sizes"] and config["default_candidates"] == 12 and config["walk_steps"] == 4
+    training = json.loads((run / "model" / "judge" / "training.json").read_text())
+    data_size = len(LatentDataset.load(prior_run / "latents"))
+    # the own samples' decoded SMILES are cached beside their latents; every one that decoded is a training graph
+    smiles = (run / "own_samples" / "0000" / "smiles.txt").read_text().split("\n")[:9]
+    decoded = [s for s in smiles if s]
+    assert decoded and training["train_size"] + training["val_size"] == data_size + len(decoded)
+    pipe = MolgenPipeline.from_pretrained(model, device="cpu")
+    samples = LatentDataset.load(run / "own_samples" / "0000")
+    assert [m.smiles or "" for m in pipe.decode(Latents(*samples.dense(range(9))), decoding="valence")] == smiles
+    shutil.copytree(run / "model" / "judge", model / "judge")
+    assert isinstance(MolgenPipeline.from_pretrained(model, device="cpu").judge, GraphJudge)
+    # a cached chunk without its SMILES (cached by an older molgen) is decoded again; the run resumes from its checkpoint
+    (run / "own_samples" / "0000" / "smiles.txt").unlink()
+    assert main([*args, "--max-steps", "4"]) == 0
+    assert (run / "own_samples" / "0000" / "smiles.txt").read_text().split("\n")[:9] == smiles
+    assert json.loads((run / "model" / "judge" / "training.json").read_text())["global_step"] == 4
+    for bad, message in (
+        (["--model", str(tmp_path / "absent")], "no prior/"),
+        (["--own-samples", "-1"], "--own-samples -1: must be >= 0"),
+    ):
+        assert main([*args[:5], "--out", str(tmp_path / "bad"), *args[7:], *bad]) == 2
         assert message in capsys.readouterr().err
 
 

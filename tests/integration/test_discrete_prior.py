@@ -19,10 +19,13 @@ import torch.nn.functional as F
 from molgen.calibration import fit_calibration
 from molgen.checkpoint import load_prior, save_prior
 from molgen.cli import main
+from molgen.dataset import GraphDataset
 from molgen.guidance import PrefixPropertyGuidance, PropertyGuidance, Resampling
+from molgen.judge.model import GraphJudge, JudgeConfig, walk_returns
+from molgen.judge.training import JudgeTrainSettings, LabelledGraphs, train_judge
 from molgen.domains.molecule import MoleculeDomain
-from molgen.latents import LatentDataset, tokenizer_fingerprint
-from molgen.pipeline import MolgenPipeline, _nucleus
+from molgen.latents import LatentDataset, compute_property_table, tokenizer_fingerprint
+from molgen.pipeline import DecodedMolecule, MolgenPipeline, _nucleus
 from molgen.prior.autoregressive import DiscreteAutoregressivePrior, build_prior
 from molgen.prior.config import PriorConfig
 from molgen.prior.discriminator import DiscriminatorConfig, DiscriminatorTrainSettings, generated_dataset, real_and_fake, train_discriminator
@@ -617,3 +620,71 @@ def test_analogs_of_a_discrete_prior_redraw_one_contiguous_span(discrete_model):
             assert where.max() - where.min() < span, (where.tolist(), span)
     results = designer.analogs(OILY, 4, strength=0.25, seed=0)
     assert sum(r.state != "duplicate" for r in results) <= 4 and all(r.similarity is not None for r in results if r.smiles)
+
+
+def _judge_data(pipe: MolgenPipeline, smiles: list[str]) -> LabelledGraphs:
+    graphs = GraphDataset.from_graphs([pipe.domain.to_graph(s) for s in smiles], [pipe.domain.canonical(s) for s in smiles], pipe.domain.vocab)
+    table = compute_property_table(pipe.domain, graphs.items, pipe.domain.property_names, workers=1)
+    return LabelledGraphs(graphs, table, list(pipe.domain.property_names))
+
+
+def test_a_judge_of_decoded_graphs_keeps_the_candidate_nearest_the_targets(discrete_model, tmp_path):
+    pipe = MolgenPipeline.from_pretrained(discrete_model, device="cpu")
+    tokenizer = pipe.tokenizer.config
+    config = JudgeConfig.for_prior(pipe.prior.config, tokenizer.node_vocab_sizes, tokenizer.edge_vocab_size, d_model=32, layers=2, walk_steps=6)
+    settings = JudgeTrainSettings(batch_size=16, lr=3e-3, warmup_steps=10, max_steps=150, val_size=6, progress=False, accelerator="cpu", devices=1, threads=1)
+    train_judge(_judge_data(pipe, MOLECULES * 16), tmp_path / "run", config, settings)
+    model = tmp_path / "model"
+    shutil.copytree(discrete_model, model)
+    shutil.copytree(tmp_path / "run" / "model" / "judge", model / "judge")
+    judged = MolgenPipeline.from_pretrained(model, device="cpu")
+    assert isinstance(judged.judge, GraphJudge) and judged.predictor is None
+    # it has learnt the three molecules' logP from their graphs
+    logp = {s: pipe.domain.properties(s)["logP"] for s in MOLECULES}
+    column = config.property_names.index("logP")
+    errors = judged._judge_errors([DecodedMolecule(pipe.domain.canonical(s), "valid") for s in MOLECULES],
+                                  judged._condition_table([{"logP": logp[s]} for s in MOLECULES], 3))  # fmt: skip
+    assert float(errors.max()) < 0.1 * ((logp[OILY] - logp[POLAR]) / config.property_std[column]) ** 2, errors
+    # guidance scale 0: the prior samples unconditionally; only the judge, reading each decoded candidate, knows the target
+    for target, other in ((OILY, POLAR), (POLAR, OILY)):
+        options = dict(seed=1, num_nodes=15, conditions={"logP": logp[target]}, guidance_scale=0.0, decoding="raw", properties=False)
+        plain = Counter(m.smiles for m in judged.sample(40, candidates=1, **options))
+        chosen = Counter(m.smiles for m in judged.sample(40, candidates=6, **options))
+        # a group keeps the target unless none of its 6 candidates decodes to it
+        assert chosen[pipe.domain.canonical(target)] >= 36 and chosen[pipe.domain.canonical(other)] <= 1, (target, chosen)
+        assert chosen[pipe.domain.canonical(target)] > plain[pipe.domain.canonical(target)] + 8, (target, plain, chosen)
+    # the judge's defaults apply to requests with targets only, and it takes the predictor's place in the score
+    judged.judge.config.default_candidates, judged.judge.config.default_selection = 3, "draw"
+    calls = []
+    original = Resampling.pick
+    Resampling.pick = lambda self, *a, **k: calls.append((self.candidates, self.judged, self.properties, self.selection)) or original(self, *a, **k)
+    try:
+        judged.sample(6, seed=0, conditions={"logP": 1.0}, properties=False)
+        judged.sample(6, seed=0, properties=False)
+        judged.sample(6, seed=0, conditions=[{}] * 6, properties=False)  # no targets in any row: nothing to judge
+    finally:
+        Resampling.pick = original
+    assert calls == [(3, True, None, "draw")]
+    # a judge made for another model is refused when loaded with it
+    other_config = JudgeConfig(**{**config.to_dict(), "property_names": ["logP"], "property_mean": [0.0], "property_std": [1.0]})
+    with pytest.raises(ValueError, match="judge was trained for another model .*property_names"):
+        MolgenPipeline(pipe.domain, pipe.tokenizer, pipe.prior, judge=GraphJudge(other_config))
+    wider = JudgeConfig(**{**config.to_dict(), "edge_vocab_size": config.edge_vocab_size + 1})
+    with pytest.raises(ValueError, match="graph vocabulary"):
+        MolgenPipeline(pipe.domain, pipe.tokenizer, pipe.prior, judge=GraphJudge(wider))
+
+
+def test_walk_returns_see_rings_and_their_sizes():
+    ring6 = torch.zeros(1, 7, 7, dtype=torch.long)
+    for i in range(6):
+        ring6[0, i, (i + 1) % 6] = ring6[0, (i + 1) % 6, i] = 1 + i % 2  # bond labels do not matter, only edges
+    ring6[0, 0, 6] = ring6[0, 6, 0] = 1  # a substituent on atom 0
+    mask = torch.ones(1, 7, dtype=torch.bool)
+    walks = walk_returns(ring6, mask, 6)[0]  # (7, 6)
+    assert torch.all(walks[:, [0, 2, 4]] == 0)  # an even ring and a tree: no odd closed walks
+    ring_atom, chain_atom = walks[3], walks[6]
+    assert ring_atom[5] > 0 and float(ring_atom[1]) == pytest.approx(0.5)  # two neighbours: back after 2 steps with p 1/2
+    assert float(chain_atom[1]) == pytest.approx(1 / 3)  # one neighbour of degree 3
+    padded = walk_returns(torch.nn.functional.pad(ring6, (0, 2, 0, 2)), torch.nn.functional.pad(mask, (0, 2)), 6)[0]
+    torch.testing.assert_close(padded[:7], walks)
+    assert torch.all(padded[7:] == 0)
