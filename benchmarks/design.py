@@ -67,7 +67,9 @@ def _joint_samples(designer: Designer, targets: list[dict[str, float]], args: ar
 def targeting(designer: Designer, raw: Designer, args: argparse.Namespace) -> None:
     """Joint targets taken from MOSES test molecules (MolHIT's protocol), then single-property sweeps."""
     pipe = designer.pipe
-    selection = args.selection or (pipe.predictor.config.default_selection if pipe.predictor is not None else "draw")
+    chooser = "judge" if pipe.judge is not None else "predictor"  # what keeps one of the candidates (a judge when the model has one)
+    defaults = pipe.judge.config if pipe.judge is not None else pipe.predictor.config if pipe.predictor is not None else None
+    selection = args.selection or (defaults.default_selection if defaults is not None else "draw")
     refs = _test_sample(args.n_targets, seed=1)
     props = pd.DataFrame([pipe.domain.properties(s) for s in _test_sample(args.n_range, seed=2)])
     span = {name: float(props[name].max() - props[name].min()) for name in designer.property_names}
@@ -89,7 +91,8 @@ def targeting(designer: Designer, raw: Designer, args: argparse.Namespace) -> No
         samples["best of 4"].append(min(scored, key=lambda pair: pair[0])[1] if scored else four[4 * k])
     if with_predictor:
         samples["property guidance"], _ = _joint_samples(designer, targets, args, property_guidance=args.property_guidance)
-    resampled = pipe.predictor is not None and args.candidates > 1
+    resampled = (pipe.predictor is not None or pipe.judge is not None) and args.candidates > 1
+    compared = resampled and pipe.judge is not None and pipe.predictor is not None  # also the predictor's choice, for comparison
     seconds = time.time() - start
     if resampled:
         start = time.time()
@@ -97,6 +100,14 @@ def targeting(designer: Designer, raw: Designer, args: argparse.Namespace) -> No
             designer, targets, args, property_guidance=args.resample_guidance, candidates=args.candidates, selection=args.selection
         )
         resample_seconds = time.time() - start
+    if compared:
+        judge, pipe.judge = pipe.judge, None
+        try:
+            samples["by the predictor"], _ = _joint_samples(
+                designer, targets, args, property_guidance=args.resample_guidance, candidates=args.candidates, selection=args.selection
+            )
+        finally:
+            pipe.judge = judge
     errors = {kind: {name: [] for name in JOINT} for kind in samples}
     for kind, decoded in samples.items():
         for molecule, target in zip(decoded, targets, strict=True):
@@ -112,7 +123,8 @@ def targeting(designer: Designer, raw: Designer, args: argparse.Namespace) -> No
             + (f"conditional (scale 1): {_f(mae['conditional'] / span[name])}; " if "conditional" in mae else "")
             + f"best of 4: {_f(mae['best of 4'] / span[name])}; unguided: {_f(mae['unguided'] / span[name])}"
             + (f"; with property guidance {args.property_guidance}: {_f(mae['property guidance'] / span[name])} ({_f(mae['property guidance'])})" if with_predictor else "")
-            + (f"; {args.candidates} candidates, {selection} by the predictor: {_f(mae['resampled'] / span[name])} ({_f(mae['resampled'])})" if resampled else ""),
+            + (f"; {args.candidates} candidates, {selection} by the {chooser}: {_f(mae['resampled'] / span[name])} ({_f(mae['resampled'])})" if resampled else "")
+            + (f"; {args.candidates} candidates, {selection} by the predictor: {_f(mae['by the predictor'] / span[name])}" if compared else ""),
         ))  # fmt: skip
     n_valid = sum(m.smiles is not None for m in guided)
     n_valid_raw = sum(m.smiles is not None for m in guided_raw)
@@ -121,7 +133,7 @@ def targeting(designer: Designer, raw: Designer, args: argparse.Namespace) -> No
         valid_resampled = sum(m.smiles is not None for m in resampled_raw)
         rows.append((f"joint targets, {args.candidates} candidates: raw validity", f"{valid_resampled / len(refs):.1%}"))
         rows.append((f"joint targets, {args.candidates} candidates: time", f"{resample_seconds:.0f} s for {len(refs)} targets ({args.candidates * len(refs):,} samples drawn)"))
-    n_samples = sum(len(v) for k, v in samples.items() if k != "resampled") + 3 * len(refs)  # the 4 of 'best of 4' drawn
+    n_samples = sum(len(v) for k, v in samples.items() if k not in ("resampled", "by the predictor")) + 3 * len(refs)  # the 4 of 'best of 4' drawn
     rows.append(("joint targets: time", f"{seconds:.0f} s for {len(refs)} targets ({n_samples:,} samples, all targets batched; without the candidates' row)"))
 
     for name, values in SWEEPS.items():
@@ -164,12 +176,19 @@ def targeting(designer: Designer, raw: Designer, args: argparse.Namespace) -> No
         if with_predictor
         else ""
     ) + (
-        f" '{args.candidates} candidates, {selection} by the predictor': {args.candidates} graphs drawn per target "
+        f" '{args.candidates} candidates, {selection} by the {chooser}': {args.candidates} graphs drawn per target "
         + ("with classifier-free guidance only (no token-by-token steering)" if not args.resample_guidance else f"with property guidance {args.resample_guidance}")
-        + ", one kept by the model's own property predictor reading each whole graph's latent tokens (molgen.guidance.Resampling, "
+        + (
+            ", each decoded (valence-aware) and one kept by the model's judge, a graph network predicting the properties of each "
+            "decoded graph from its atoms and bonds (molgen.judge; the pipeline's default when the model has judge/)"
+            if chooser == "judge"
+            else ", one kept by the model's own property predictor reading each whole graph's latent tokens"
+        )
+        + " (molgen.guidance.Resampling, "
         + ("the one it puts nearest the targets" if selection == "best" else "drawn in proportion to exp(-weight x its squared error)")
-        + "): no RDKit and no property computed before the choice, one molecule returned per target, so still one answer per "
-        f"target as MolHIT gives, at {args.candidates}x the sampling cost."
+        + "): no RDKit property computed before the choice (learned networks only), one molecule returned per target, so still one "
+        f"answer per target as MolHIT gives, at {args.candidates}x the sampling cost."
+        + (" 'by the predictor': the same candidates' draw with the judge set aside (`pipe.judge = None`), the property predictor choosing." if compared else "")
         if resampled
         else ""
     ) + _sampling(designer)
@@ -348,7 +367,7 @@ def main() -> None:
     parser.add_argument("--precision", default=DEFAULT_PRECISION, help="how the prior networks run (molgen.pipeline.PRECISIONS)")
     parser.add_argument("--n-targets", type=int, default=None, help="joint targets (default 1000)")
     parser.add_argument("--n-sweep", type=int, default=None, help="samples per single-property target (default 500)")
-    parser.add_argument("--candidates", type=int, default=1, help="also sample each joint target as K candidates, one kept by the predictor (discrete prior with predictor/)")
+    parser.add_argument("--candidates", type=int, default=1, help="also sample each joint target as K candidates, one kept by the judge or else the predictor (discrete prior with judge/ or predictor/)")
     parser.add_argument("--selection", default=None, help="how that one is kept: best or draw (default: the predictor's default_selection)")
     parser.add_argument("--resample-guidance", type=float, default=0.0, help="token-by-token property guidance while drawing the candidates (0: none)")
     parser.add_argument("--plogp-n", type=int, default=None, help="penalized-logP start molecules (default 800)")

@@ -212,13 +212,14 @@ class Designer:
         ``restarts``: repair passes after the first (default: the model's; 0: none): a set prior re-noises the
         latents part of the way and denoises again; a discrete prior redraws each broken graph from its first atom
         at fault. Either repairs mistakes at extra cost.
-        ``candidates`` (a discrete prior): draw this many per molecule and keep one, chosen by the model's own networks
-        before decoding: the predictor's error to the targets (with targets; steered or not), a discriminator's logit
-        when the model has one (:class:`molgen.guidance.Resampling`); default: the model's (the shipped discrete
-        model: its predictor's ``default_candidates`` with targets), 1: none. Unlike ``oversample`` it needs no RDKit
-        and no property computation. ``selection``: "best" keeps the candidate the predictor puts nearest the
-        targets, "draw" draws one in proportion to exp(-weight x its predicted error) (default: the predictor's
-        ``default_selection``).
+        ``candidates`` (a discrete prior): draw this many per molecule and keep one, chosen by the model's own networks:
+        with targets, the judge's error to them when the model has one (``judge/``, :mod:`molgen.judge`: a graph network
+        reading each decoded candidate), else the predictor's (reading the candidates' latent tokens; steered or not);
+        a discriminator's logit when the model has one (:class:`molgen.guidance.Resampling`); default: the model's (the
+        shipped discrete model: its judge's ``default_candidates`` with targets), 1: none. Unlike ``oversample`` it
+        computes no property with RDKit: the networks predict them. ``selection``: "best" keeps the candidate nearest
+        the targets by the judge (or predictor), "draw" draws one in proportion to exp(-its predicted squared error)
+        (default: the judge's or predictor's ``default_selection``).
         """
         self._count(n)
         if restarts is not None and (isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 0):
