@@ -1417,14 +1417,13 @@ def _add_own_sample_arguments(p: argparse.ArgumentParser, why: str) -> None:
 
 
 CANDIDATES_HELP = (
-    "a discrete prior: draw K graphs per molecule and keep one, chosen by the model's own networks (the property "
-    "predictor's error to the targets under property guidance, a discriminator's logit if the model has one) and its calibration "
-    "(see --calibration); default: the model's, 1: none"
+    "a discrete prior: draw K graphs per molecule and keep one, chosen by the model's own networks (with targets: the judge's "
+    "error to them, reading each decoded candidate, or without a judge/ the property predictor's; a discriminator's logit if the "
+    "model has one) and its calibration (see --calibration); default: the model's, 1: none"
 )
 SELECTION_HELP = (
-    "how one of the --candidates is kept: best (the one the model's networks rate highest, e.g. the predictor puts nearest the "
-    "targets) or draw (in proportion to exp(score): the steered distribution, more diverse); default: the predictor's under property "
-    "guidance, else draw"
+    "how one of the --candidates is kept: best (the one the model's networks rate highest, e.g. the judge puts nearest the "
+    "targets) or draw (in proportion to exp(score): more diverse); default: the judge's (or predictor's) with targets, else draw"
 )
 
 

@@ -333,18 +333,19 @@ def test_the_default_models_design_tasks_run_on_the_discrete_prior():
     assert len(path) == 5 and path[0].smiles == ends[0] and path[-1].smiles == ends[1]
 
 
-def test_design_requests_with_targets_get_the_shipped_predictors_resampling_unless_they_set_it(monkeypatch):
-    """checkpoints/moses_discrete/predictor (stop 34: fine-tuned on the model's own decoded samples) ships
-    default_candidates K > 1, default_selection "best" and default_scale 0 (BENCHMARKS.md, stop 34): a generate
-    request with targets draws K candidates per molecule and keeps the one the predictor puts nearest the targets,
-    without token-by-token steering; one without targets is not judged by the predictor; a request's own
-    candidates, selection and property guidance win; bad predictor defaults are refused."""
+def test_design_requests_with_targets_get_the_shipped_judges_resampling_unless_they_set_it(monkeypatch):
+    """checkpoints/moses_discrete/judge (stop 35: a graph network reading decoded candidates) ships default_candidates
+    K > 1 and default_selection "best", and the predictor default_scale 0 (BENCHMARKS.md, stop 35): a generate request
+    with targets draws K candidates per molecule, decodes them and keeps the one the judge puts nearest the targets,
+    without token-by-token steering; one without targets is not judged; a request's own candidates, selection and
+    property guidance win (steering is the predictor's, the choice still the judge's); bad defaults are refused."""
     from molgen.design import Designer
     from molgen.guidance import Resampling
+    from molgen.judge.model import JudgeConfig
     from molgen.prior.predictor import PredictorConfig
 
     designer = Designer.from_pretrained(DISCRETE_MODEL, device="cpu")
-    config = designer.pipe.predictor.config
+    config = designer.pipe.judge.config
     assert designer.default_property_guidance == 0.0 and config.default_candidates > 1 and config.default_selection == "best"
     seen, picks = [], []
     original, pick = designer.pipe.sample_latents, Resampling.pick
@@ -354,17 +355,23 @@ def test_design_requests_with_targets_get_the_shipped_predictors_resampling_unle
         return original(*args, **kwargs)
 
     monkeypatch.setattr(designer.pipe, "sample_latents", spy)
-    monkeypatch.setattr(Resampling, "pick", lambda self, *a, **k: picks.append((self.candidates, self.selection, self.properties is not None)) or pick(self, *a, **k))
+    monkeypatch.setattr(
+        Resampling, "pick", lambda self, *a, **k: picks.append((self.candidates, self.selection, self.judged, self.properties is None)) or pick(self, *a, **k)
+    )
     chosen = designer.generate(4, targets={"QED": 0.9}, seed=0)
-    designer.generate(4, seed=0)  # no targets: calibrated by ring counts, not judged by the predictor
+    designer.generate(4, seed=0)  # no targets: calibrated by ring counts, not judged
     designer.generate(4, targets={"QED": 0.9}, seed=0, candidates=2, selection="draw", property_guidance=3.0)
     assert seen == [0.0, 0.0, 3.0]
-    assert picks[0] == (config.default_candidates, "best", True) and picks[1][2] is False and picks[2] == (2, "draw", True)
+    assert picks[0] == (config.default_candidates, "best", True, True) and picks[1][2] is False and picks[2] == (2, "draw", True, True)
     assert len(chosen) == 4 and all(r.smiles for r in chosen)
+    # the judge's pick is near the target: QED 0.9 is at the top of MOSES' range
+    assert all(r.properties["QED"] > 0.8 for r in chosen), [r.properties["QED"] for r in chosen]
     with pytest.raises(ValueError, match="default_scale=-1"):
-        PredictorConfig(**{**config.to_dict(), "default_scale": -1.0})
+        PredictorConfig(**{**designer.pipe.predictor.config.to_dict(), "default_scale": -1.0})
     with pytest.raises(ValueError, match="default_selection='top'"):
-        PredictorConfig(**{**config.to_dict(), "default_selection": "top"})
+        JudgeConfig(**{**config.to_dict(), "default_selection": "top"})
+    with pytest.raises(ValueError, match="default_candidates=0"):
+        JudgeConfig(**{**config.to_dict(), "default_candidates": 0})
 
 
 def test_repair_passes_redraw_the_broken_graphs_of_the_discrete_prior_from_their_first_fault():
