@@ -104,7 +104,7 @@ def main() -> None:
         if pipe.predictor is not None:
             predicted = predictor_readings(pipe, pipe.encode(smiles) if tokens is None else tokens)
             rows.append((f"{label}: property predictor (whole graph), MAE (R^2)", accuracy(predicted, truth, names)))
-        rows.append((f"{label}: judge time", f"{seconds:.1f} s for {len(smiles):,} molecules (SMILES -> graph -> network, one thread per core)"))
+        rows.append((f"{label}: judge time", f"{seconds:.1f} s for {len(smiles):,} molecules (SMILES -> graph -> network; --threads)"))
     c = pipe.judge.config
     size = sum(p.numel() for p in pipe.judge.parameters())
     rows.append(("judge network", f"d_model {c.d_model}, {c.layers} relational GIN layers, random-walk returns over {c.walk_steps} steps, {size / 1e3:.0f}k parameters"))
