@@ -334,18 +334,25 @@ def cmd_train_prior(args: argparse.Namespace) -> None:
         print(f"trained for {module.train_seconds():.0f} s in total; model directory: {model_out}")
 
 
+def _prior_with_properties(model: str, why: str):
+    """--model's prior config, which must exist and have properties (for the networks that predict them)."""
+    from molgen.checkpoint import load_prior
+
+    if not (Path(model) / "prior" / "config.json").exists():
+        raise CLIError(f"--model {model}: no prior/ in it; {why}")
+    config = load_prior(Path(model) / "prior").config
+    if not config.property_names:
+        raise CLIError(f"--model {model}: its prior has no properties to predict")
+    return config
+
+
 def cmd_train_predictor(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from molgen.checkpoint import load_prior
     from molgen.prior.predictor import PredictorConfig, PredictorTrainSettings, train_predictor
 
     model_dir = Path(args.model)
-    if not (model_dir / "prior" / "config.json").exists():
-        raise CLIError(f"--model {args.model}: no prior/ in it; a property predictor is trained for a prior's latents")
-    prior_config = load_prior(model_dir / "prior").config
-    if not prior_config.property_names:
-        raise CLIError(f"--model {args.model}: its prior has no properties to predict")
+    prior_config = _prior_with_properties(args.model, "a property predictor is trained for a prior's latents")
     run_dir = Path(args.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     latents, _ = _latents_for_training(args, run_dir)
@@ -386,17 +393,13 @@ def cmd_train_predictor(args: argparse.Namespace) -> None:
 def cmd_train_judge(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from molgen.checkpoint import load_prior, load_tokenizer
+    from molgen.checkpoint import load_tokenizer
     from molgen.dataset import GraphDataset
     from molgen.judge.model import JudgeConfig
     from molgen.judge.training import JudgeTrainSettings, LabelledGraphs, train_judge
 
     model_dir = Path(args.model)
-    if not (model_dir / "prior" / "config.json").exists():
-        raise CLIError(f"--model {args.model}: no prior/ in it; a judge chooses among a prior's candidates and predicts its properties")
-    prior_config = load_prior(model_dir / "prior").config
-    if not prior_config.property_names:
-        raise CLIError(f"--model {args.model}: its prior has no properties to predict")
+    prior_config = _prior_with_properties(args.model, "a judge chooses among a prior's candidates and predicts its properties")
     if args.own_samples < 0:
         raise CLIError(f"--own-samples {args.own_samples}: must be >= 0 (0: none)")
     run_dir = Path(args.out)

@@ -869,10 +869,11 @@ class MolgenPipeline:
                     + "; turn it off"
                 )
             return None
-        judged = condition is not None and bool(condition[1].any()) and self.judge is not None
+        targeted = condition is not None and bool(condition[1].any())  # some row gives a target
+        judged = targeted and self.judge is not None
         if judged:
             properties = None  # the judge reads the decoded candidates, far more closely than the predictor reads their tokens
-        elif properties is None and condition is not None and bool(condition[1].any()) and self.predictor is not None and self.predictor.config.reads == "prefix":
+        elif properties is None and targeted and self.predictor is not None and self.predictor.config.reads == "prefix":
             # targets without token-by-token steering: candidates are still judged by the predictor's error to them
             properties = PropertyGuidance(self.predictor, condition[0], condition[1], 1.0)
         if candidates is None:
