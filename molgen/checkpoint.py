@@ -9,11 +9,10 @@ A model directory (``checkpoints/<name>/``) looks like::
     prior/config.json           PriorConfig (with the data statistics it normalises with)
     prior/model.safetensors     EMA weights of the prior
     prior/training.json
-    predictor/                  optional: PredictorConfig + weights of a property predictor for property guidance
-    discriminator/              optional: DiscriminatorConfig + weights of a real-vs-generated latent discriminator
-                                for discriminator guidance
+    predictor/                  optional: PredictorConfig + weights of a prefix property predictor (property guidance)
     judge/                      optional: JudgeConfig + weights of a graph network predicting the properties of
                                 decoded candidates, to keep the one nearest a request's targets
+    calibration/                optional: CalibrationConfig (molgen.calibration), ring-count histograms for resampling
 """
 
 from __future__ import annotations
@@ -27,17 +26,15 @@ from safetensors.torch import load_file, save_file
 
 from molgen.domains import DOMAINS
 from molgen.judge.model import GraphJudge, JudgeConfig
-from molgen.prior.autoregressive import AutoregressivePrior, build_prior
+from molgen.prior import build_prior
 from molgen.prior.config import PriorConfig
-from molgen.prior.discriminator import DiscriminatorConfig, LatentDiscriminator
-from molgen.prior.model import LatentPrior
 from molgen.prior.predictor import PredictorConfig, PropertyPredictor
 from molgen.tokenizer.config import TokenizerConfig
 from molgen.tokenizer.model import GraphTokenizer
 
 __all__ = [
-    "load_discriminator", "load_domain", "load_judge", "load_predictor", "load_prior", "load_tokenizer", "save_discriminator", "save_domain", "save_judge", "save_predictor",
-    "save_prior", "save_tokenizer",
+    "load_domain", "load_judge", "load_predictor", "load_prior", "load_tokenizer", "save_domain", "save_judge", "save_predictor", "save_prior",
+    "save_tokenizer",
 ]  # fmt: skip
 
 
@@ -46,7 +43,7 @@ def save_tokenizer(model: GraphTokenizer, directory: str | Path, training: dict[
     _save_component(model, directory, training)
 
 
-def save_prior(model: LatentPrior | AutoregressivePrior, directory: str | Path, training: dict[str, Any] | None = None) -> None:
+def save_prior(model: torch.nn.Module, directory: str | Path, training: dict[str, Any] | None = None) -> None:
     """Write a prior's ``config.json``, ``model.safetensors`` (and ``training.json``) into ``directory``."""
     _save_component(model, directory, training)
 
@@ -56,17 +53,12 @@ def save_predictor(model: PropertyPredictor, directory: str | Path, training: di
     _save_component(model, directory, training)
 
 
-def save_discriminator(model: LatentDiscriminator, directory: str | Path, training: dict[str, Any] | None = None) -> None:
-    """Write a discriminator's ``config.json``, ``model.safetensors`` (and ``training.json``) into ``directory``."""
-    _save_component(model, directory, training)
-
-
 def save_judge(model: GraphJudge, directory: str | Path, training: dict[str, Any] | None = None) -> None:
     """Write a judge's ``config.json``, ``model.safetensors`` (and ``training.json``) into ``directory``."""
     _save_component(model, directory, training)
 
 
-def _save_component(model: GraphTokenizer | LatentPrior | AutoregressivePrior | PropertyPredictor | LatentDiscriminator | GraphJudge, directory: str | Path, training: dict[str, Any] | None) -> None:
+def _save_component(model: torch.nn.Module, directory: str | Path, training: dict[str, Any] | None) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model.config.save(directory / "config.json")
@@ -81,19 +73,14 @@ def load_tokenizer(directory: str | Path, device: str | torch.device = "cpu") ->
     return _load_component(directory, "tokenizer", lambda path: GraphTokenizer(TokenizerConfig.load(path)), device)
 
 
-def load_prior(directory: str | Path, device: str | torch.device = "cpu") -> LatentPrior | AutoregressivePrior:
-    """Rebuild a prior (set or autoregressive, as its config says) and load its (EMA) weights (eval mode)."""
+def load_prior(directory: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Rebuild a prior (discrete or set, as its config says) and load its (EMA) weights (eval mode)."""
     return _load_component(directory, "prior", lambda path: build_prior(PriorConfig.load(path)), device)
 
 
 def load_predictor(directory: str | Path, device: str | torch.device = "cpu") -> PropertyPredictor:
     """Rebuild a property predictor from its config and load its weights (eval mode)."""
     return _load_component(directory, "property predictor", lambda path: PropertyPredictor(PredictorConfig.load(path)), device)
-
-
-def load_discriminator(directory: str | Path, device: str | torch.device = "cpu") -> LatentDiscriminator:
-    """Rebuild a latent discriminator from its config and load its weights (eval mode)."""
-    return _load_component(directory, "discriminator", lambda path: LatentDiscriminator(DiscriminatorConfig.load(path)), device)
 
 
 def load_judge(directory: str | Path, device: str | torch.device = "cpu") -> GraphJudge:

@@ -16,7 +16,7 @@ __all__ = ["main"]
 log = logging.getLogger("molgen")
 
 TRAIN_PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "checkpoints" / "moses_discrete"
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "checkpoints" / "moses"
 
 
 class CLIError(Exception):

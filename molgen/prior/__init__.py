@@ -1,1 +1,19 @@
-"""Stage 2: a generative prior over the tokenizer's latent tokens (flow matching or diffusion)."""
+"""Latent priors: the networks that learn the distribution of a tokenizer's latent tokens (no training code here)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from molgen.prior.config import ARCHITECTURES, PriorConfig
+from molgen.prior.discrete import DiscreteAutoregressivePrior
+from molgen.prior.flow import LatentPrior
+
+__all__ = ["ARCHITECTURES", "PRIORS", "DiscreteAutoregressivePrior", "LatentPrior", "PriorConfig", "build_prior"]
+
+PRIORS: dict[str, type[nn.Module]] = {"discrete": DiscreteAutoregressivePrior, "set": LatentPrior}
+"""``config.architecture`` -> the network class."""
+
+
+def build_prior(config: PriorConfig) -> nn.Module:
+    """The untrained network ``config.architecture`` names."""
+    return PRIORS[config.architecture](config)

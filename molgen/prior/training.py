@@ -1,5 +1,6 @@
-"""Training the prior with Lightning on cached latent tokens: flow-matching or diffusion loss, property
-conditions dropped at random (classifier-free guidance), EMA weights, resumable runs.
+"""Training the prior and its property predictor with Lightning on cached latent tokens: cross entropy of the next
+code (discrete prior) or the flow-matching loss (set prior), property conditions dropped at random (classifier-free
+guidance), EMA weights, resumable runs.
 
 Nothing here is needed to sample from a trained prior: see ``molgen.checkpoint`` and ``molgen.pipeline``.
 """
@@ -17,16 +18,16 @@ from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from molgen.latents import LatentDataset
-from molgen.prior.autoregressive import build_prior
+from molgen.prior import build_prior
 from molgen.prior.config import PriorConfig
-from molgen.prior.model import LatentPrior
-from molgen.prior.scheduling import clean_estimate, training_pair
+from molgen.prior.predictor import PredictorConfig, PropertyPredictor
+from molgen.prior.scheduling import training_pair
 from molgen.training import ExportingModule, IndexBatches, fit, load_into_grown, start_run
 from molgen.training import TrainSettings as BaseTrainSettings
 
 __all__ = [
-    "AutoregressiveModule", "DiscreteAutoregressiveModule", "PriorModule", "PriorTrainSettings", "latent_batches", "load_growing", "prior_config_from_data",
-    "token_vocabulary", "train_prior",
+    "DiscreteAutoregressiveModule", "PredictorModule", "PredictorTrainSettings", "PriorModule", "PriorTrainSettings", "latent_batches", "load_growing",
+    "prefix_pair", "prior_config_from_data", "token_vocabulary", "train_predictor", "train_prior",
 ]
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,8 @@ def latent_batches(train: LatentDataset, val: LatentDataset, config: PriorConfig
 
 
 class PriorModule(ExportingModule):
-    """Mean squared error of the prediction over real tokens; conditions dropped for guidance; EMA weights.
+    """The set prior's flow-matching loss: mean squared error of the predicted velocity over real tokens; conditions
+    dropped for guidance; EMA weights.
 
     ``drop_all``: probability of training a batch row unconditionally; ``drop_each``: probability of hiding
     each given property otherwise (so every subset of properties is seen).
@@ -145,39 +147,13 @@ class PriorModule(ExportingModule):
         config = self.model.config
         if drop:
             known = self.dropped(known, generator)
-        noise = self.noise(z, generator) * mask.unsqueeze(-1)
+        noise = torch.randn(z.shape, device=z.device, generator=generator) * mask.unsqueeze(-1)
         # Validation always draws times uniformly, so its loss stays comparable between runs.
         time_sampling = self.hparams.get("time_sampling", "uniform") if drop else "uniform"
-        x_t, t, target = training_pair(config, z, noise, generator, time_sampling)
-        target = self.regression_target(x_t, t, mask, props, known, target)
-        x_self = self.self_estimate(network, x_t, t, mask, props, known, train=drop, generator=generator)
-        pred = network(x_t, t, mask, props, known, x_self=x_self)  # (B, N, d)
+        x_t, t, target = training_pair(z, noise, generator, time_sampling)
+        pred = network(x_t, t, mask, props, known)  # (B, N, d)
         squared = (pred - target).pow(2) * mask.unsqueeze(-1)
         return squared.sum() / (mask.sum() * config.latent_dim)
-
-    def self_estimate(
-        self, network: torch.nn.Module, x_t: Tensor, t: Tensor, mask: Tensor, props: Tensor, known: Tensor, train: bool, generator: torch.Generator | None
-    ) -> Tensor | None:
-        """Self-conditioning (a prior with ``self_condition``): in half of the training batches the network first
-        predicts without an estimate, and the clean latents that prediction implies (no gradient through it) are
-        its input for the trained prediction; the other half trains the first step of sampling, without one.
-        Validation always takes the two passes, as every sampling step after the first does."""
-        if not self.model.config.self_condition:
-            return None
-        if train and torch.rand((), device=x_t.device, generator=generator) < 0.5:
-            return None
-        with torch.no_grad():
-            first = network(x_t, t, mask, props, known)
-            return clean_estimate(self.model.config, x_t, t, first).detach() * mask.unsqueeze(-1)
-
-    def noise(self, z: Tensor, generator: torch.Generator | None) -> Tensor:
-        """The noise that makes a training pair from clean latents ``z`` (B, N, d): standard normal."""
-        return torch.randn(z.shape, device=z.device, generator=generator)
-
-    def regression_target(self, x_t: Tensor, t: Tensor, mask: Tensor, props: Tensor, known: Tensor, target: Tensor) -> Tensor:
-        """What the network learns to predict at ``x_t``: the objective's own target (a distilled student
-        overrides this with its teacher's prediction)."""
-        return target
 
     def training_step(self, batch: LatentBatch, batch_idx: int) -> Tensor:
         loss = self.loss(self.model, batch, drop=True)
@@ -202,40 +178,15 @@ class PriorModule(ExportingModule):
 
 # What may differ between a trained prior and the prior that continues from it: sampling defaults, and the
 # network may grow (more blocks, relative-position biases added) in ways that start out computing the same.
-SAMPLING_DEFAULTS = ("default_sampler", "default_steps", "default_restarts", "restart_strength", "default_autoguidance", "default_temperature",
-                    "restart_temperature", "autoguidance_interval", "default_top_p")
+SAMPLING_DEFAULTS = ("default_sampler", "default_steps", "default_temperature", "default_top_p", "default_repairs")
 DATA_STATISTICS = ("latent_mean", "latent_std", "property_mean", "property_std", "num_nodes_counts")
 """Config fields measured on the training data: a prior fine-tuned on other latents (e.g. of a fine-tuned
 tokenizer) takes them from its new data."""
-GROWABLE = ("layers", "relative_positions", "self_condition")
-
-
-class AutoregressiveModule(PriorModule):
-    """Training of an :class:`~molgen.prior.autoregressive.AutoregressivePrior`: the causal transformer reads
-    the clean tokens (teacher forcing, every position at once) and the token head regresses the flow velocity
-    ``noise - token`` at ``draws_per_token`` random noise levels per token (the head is cheap, so several draws
-    make better use of one transformer pass). Conditions are dropped as for the set prior; EMA weights."""
-
-    def __init__(self, config: dict, draws_per_token: int = 4, **options) -> None:
-        super().__init__(config, **options)
-        if draws_per_token < 1:
-            raise ValueError(f"draws_per_token={draws_per_token}: must be >= 1")
-
-    def loss(self, network: torch.nn.Module, batch: LatentBatch, drop: bool, generator: torch.Generator | None = None) -> Tensor:
-        z, mask, props, known = batch
-        if drop:
-            known = self.dropped(known, generator)
-        context = network.context(z, mask.sum(1), props, known)  # (B, N, d_model)
-        modulations = network.head.modulations(context[mask])  # rows: the M real tokens
-        x0 = z[mask].expand(self.hparams.draws_per_token, -1, -1)  # (K, M, d_lat)
-        t = torch.rand(x0.shape[:2], device=z.device, generator=generator)  # (K, M)
-        noise = torch.randn(x0.shape, device=z.device, generator=generator)
-        x_t = (1 - t[..., None]) * x0 + t[..., None] * noise
-        return (network.head(x_t, t, modulations) - (noise - x0)).pow(2).mean()
+GROWABLE = ("layers", "relative_positions")
 
 
 class DiscreteAutoregressiveModule(PriorModule):
-    """Training of a :class:`~molgen.prior.autoregressive.DiscreteAutoregressivePrior`: teacher forcing on the
+    """Training of a :class:`~molgen.prior.discrete.DiscreteAutoregressivePrior`: teacher forcing on the
     vocabulary ids of the tokens, cross entropy of the next token (nats per token; validation reports the
     same). Conditions are dropped as for the set prior; EMA weights."""
 
@@ -270,31 +221,26 @@ def repeat_labelled(data: LatentDataset, share: float) -> LatentDataset:
     return data.subset(np.concatenate([np.arange(len(data)), np.tile(labelled, repeats - 1)]))
 
 
-def load_growing(model: LatentPrior, source: LatentPrior) -> None:
+def load_growing(model: torch.nn.Module, source: torch.nn.Module) -> None:
     """Copy ``source``'s weights into ``model``, whose config may differ by sampling defaults, data statistics
     (:data:`DATA_STATISTICS`), more layers, or relative-position biases where ``source`` had none.
 
     The new parts start as no-ops (a new block's gates and a new offset bias are zero), so the grown prior
-    predicts exactly what ``source`` did before it is trained further. Self-conditioning may be added too
-    (its input projection starts at zero).
+    predicts exactly what ``source`` did before it is trained further.
     """
     mine, theirs = model.config.to_dict(), source.config.to_dict()
     for config in (mine, theirs):
         for key in SAMPLING_DEFAULTS + DATA_STATISTICS:
             del config[key]
-    layers, k, self_condition = (mine.pop(key) for key in GROWABLE)
-    source_layers, source_k, source_self = (theirs.pop(key) for key in GROWABLE)
-    if mine != theirs or layers < source_layers or (source_k and k != source_k) or (source_self and not self_condition):
+    layers, k = (mine.pop(key) for key in GROWABLE)
+    source_layers, source_k = (theirs.pop(key) for key in GROWABLE)
+    if mine != theirs or layers < source_layers or (source_k and k != source_k):
         raise ValueError(
             "init_from: the prior's config differs from the one to train; only more layers "
-            f"({source_layers} -> {layers}), relative-position biases added to a prior without them "
-            f"({source_k} -> {k}) and self-conditioning added ({source_self} -> {self_condition}) are allowed"
+            f"({source_layers} -> {layers}) and relative-position biases added to a prior without them ({source_k} -> {k}) are allowed"
         )
     new_blocks = tuple(f"blocks.{i}." for i in range(source_layers, layers))
-    load_into_grown(
-        model, source,
-        lambda name: name.startswith(new_blocks) or (source_k == 0 and ".offset_bias." in name) or (not source_self and name.startswith("self_in.")),
-    )  # fmt: skip
+    load_into_grown(model, source, lambda name: name.startswith(new_blocks) or (source_k == 0 and ".offset_bias." in name))
 
 
 @dataclass
@@ -307,8 +253,7 @@ class PriorTrainSettings(BaseTrainSettings):
     drop_all: float = 0.1
     drop_each: float = 0.3
     posterior_sample: bool = True  # train on posterior samples of each token rather than its mean
-    time_sampling: str = "uniform"  # see molgen.prior.scheduling.TIME_SAMPLINGS
-    draws_per_token: int = 4  # autoregressive priors: noise draws per token and training step (see AutoregressiveModule)
+    time_sampling: str = "uniform"  # set prior: see molgen.prior.scheduling.TIME_SAMPLINGS
     labelled_share: float | None = None  # repeat the rows with properties until they are about this share of the training rows
 
     def module_options(self) -> dict:
@@ -326,7 +271,7 @@ def train_prior(
     settings: PriorTrainSettings,
     val: LatentDataset | None = None,
     resume: bool = True,
-    init_from: LatentPrior | None = None,
+    init_from: torch.nn.Module | None = None,
     export_extra: dict | None = None,
 ) -> PriorModule:
     """Train (or resume training of) a prior on latent tokens; exports EMA weights to ``run_dir/model/prior``."""
@@ -334,9 +279,7 @@ def train_prior(
     train, val = start_run(settings, train, val)
     if settings.labelled_share is not None:
         train = repeat_labelled(train, settings.labelled_share)
-    if config.architecture == "autoregressive":
-        module = AutoregressiveModule(config.to_dict(), draws_per_token=settings.draws_per_token, **settings.module_options())
-    elif config.architecture == "discrete":
+    if config.architecture == "discrete":
         module = DiscreteAutoregressiveModule(config.to_dict(), **settings.module_options())
     else:
         module = PriorModule(config.to_dict(), **settings.module_options())
@@ -347,4 +290,92 @@ def train_prior(
     module.export_extra = {"train_size": len(train), "val_size": len(val), "settings": settings.__dict__, **(export_extra or {})}
     batches = latent_batches(train, val, config, settings.batch_size, sample=settings.posterior_sample)
     fit(module, batches, run_dir, settings, len(train), resume)
+    return module
+
+
+@dataclass
+class PredictorTrainSettings(BaseTrainSettings):
+    """Training settings of a property predictor: the shared ones (steps, time, devices, ...)."""
+
+    batch_size: int = 512
+    lr: float = 1e-3
+
+
+def prefix_pair(z: Tensor, mask: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """What a prefix predictor trains on: each graph's first k tokens (k drawn uniformly from 0..nodes) with the
+    rest zeroed, and t = 1 - k / nodes, the share of its tokens still unknown."""
+    nodes = mask.sum(1)  # (B,)
+    k = (torch.rand(nodes.shape, device=z.device, generator=generator) * (nodes + 1)).floor().clamp(max=nodes)
+    known = torch.arange(z.shape[1], device=z.device)[None, :] < k[:, None]  # (B, N)
+    return z * known.unsqueeze(-1), 1 - k / nodes.clamp(min=1)
+
+
+class PredictorModule(ExportingModule):
+    """Mean squared error of the normalised properties (over the known ones) at prefix lengths drawn uniformly."""
+
+    def __init__(self, config: dict, prior_config: dict, lr: float = 1e-3, weight_decay: float = 0.01, warmup_steps: int = 200, total_steps: int = 10_000) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = PropertyPredictor(PredictorConfig(**config))
+        self.prior_config = PriorConfig(**prior_config)
+
+    def loss(self, batch: LatentBatch, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """Mean squared error over known properties, and its per-property parts (``mse_<name>``)."""
+        z, mask, props, known = batch
+        x_t, t = prefix_pair(z, mask, generator)
+        squared = (self.model(x_t, t, mask) - props).pow(2) * known
+        per_property = squared.sum(0) / known.sum(0).clamp(min=1)
+        parts = {f"mse_{name}": value for name, value in zip(self.model.config.property_names, per_property, strict=True)}
+        return squared.sum() / known.sum().clamp(min=1), parts
+
+    def training_step(self, batch: LatentBatch, batch_idx: int) -> Tensor:
+        loss, _ = self.loss(batch)
+        self.log("train/loss", loss, batch_size=len(batch[0]))
+        self.log("loss", loss, prog_bar=True, logger=False, batch_size=len(batch[0]))
+        return loss
+
+    def validation_step(self, batch: LatentBatch, batch_idx: int) -> None:
+        generator = torch.Generator(device=batch[0].device).manual_seed(batch_idx)
+        loss, figures = self.loss(batch, generator)
+        self.log("val/loss", loss, batch_size=len(batch[0]), sync_dist=True, prog_bar=True)
+        for name, value in figures.items():
+            self.log(f"val/{name}", value, batch_size=len(batch[0]), sync_dist=True)
+
+    def export(self, directory: Path, training: dict) -> None:
+        from molgen.checkpoint import save_predictor
+
+        save_predictor(self.model, directory, training=training)
+
+
+def train_predictor(
+    train: LatentDataset,
+    run_dir: str | Path,
+    config: PredictorConfig,
+    prior_config: PriorConfig,
+    settings: PredictorTrainSettings,
+    val: LatentDataset | None = None,
+    resume: bool = True,
+    export_extra: dict | None = None,
+    init_from: PropertyPredictor | None = None,
+) -> PredictorModule:
+    """Train (or resume) a property predictor for ``prior_config``'s latents; exported to
+    ``run_dir/model/predictor`` at every checkpoint. ``init_from``: a trained predictor of the same shape whose
+    weights a new run starts from (fine-tuning, e.g. on the model's own decoded samples); a resumed run continues
+    from its checkpoint instead."""
+    config.check_fits(prior_config)
+    if init_from is not None and init_from.config.to_dict() != config.to_dict():
+        different = sorted(k for k, v in init_from.config.to_dict().items() if config.to_dict().get(k) != v)
+        raise ValueError(f"init_from: its config differs from the run's in {', '.join(different)}; fine-tuning keeps the network's shape")
+    run_dir = Path(run_dir)
+    train, val = start_run(settings, train, val)
+    module = PredictorModule(
+        config.to_dict(), prior_config.to_dict(), lr=settings.lr, weight_decay=settings.weight_decay,
+        warmup_steps=settings.warmup_steps, total_steps=settings.max_steps,
+    )  # fmt: skip
+    if init_from is not None:
+        module.model.load_state_dict(init_from.state_dict())
+    module.export_dir = run_dir / "model" / "predictor"
+    module.export_extra = {"train_size": len(train), "val_size": len(val), "settings": settings.__dict__, **(export_extra or {})}
+    data = latent_batches(train, val, prior_config, settings.batch_size)
+    fit(module, data, run_dir, settings, len(train), resume)
     return module

@@ -1,19 +1,10 @@
-"""An autoregressive prior over continuous latent tokens: a causal transformer reads the tokens before each
-position, and a small per-token flow-matching network draws that token given what the transformer read
-(Li et al. 2024, "Autoregressive image generation without vector quantization": a diffusion loss per token).
+"""The discrete autoregressive prior: a causal transformer over the codes of a quantised (FSQ) tokenizer. Each
+token is one of the ``config.vocabulary`` code vectors seen in training, and the head gives the logits of the next
+one given the tokens before it in the canonical (SMILES) order, as a language model writes the next word: trained
+with cross entropy, drawn from a softmax, so every drawn token is one the decoder was trained on.
 
-Why: the set prior (``molgen.prior.model``) denoises all of a molecule's tokens at once, and its samples keep
-breaking ring closures and aromatic systems (tokens that each look plausible but disagree about a bond). Here
-each atom's token is drawn knowing the exact tokens of every atom before it in the canonical (SMILES) order,
-as a character-level language model writes SMILES, while the tokens stay the tokenizer's continuous ones.
-
-The discrete variant (:class:`DiscreteAutoregressivePrior`) is the same transformer over the codes of a
-quantised (FSQ) tokenizer: the next token is a choice among the codes seen in training, learned with cross
-entropy and drawn from a softmax, so every drawn token is one the decoder was trained on.
-
-Networks only: training is ``molgen.prior.training.AutoregressiveModule``, sampling
-``molgen.pipeline.MolgenPipeline`` (each token's flow is run by a fresh diffusers scheduler; a discrete
-prior's tokens are drawn from its logits).
+Network only: training is ``molgen.prior.training.DiscreteAutoregressiveModule``, sampling
+``molgen.sampling.discrete``.
 """
 
 from __future__ import annotations
@@ -22,65 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from molgen.prior.blocks import DiTBlock, condition_input
 from molgen.prior.config import PriorConfig
-from molgen.prior.model import DiTBlock, condition_input, timestep_embedding
 
-__all__ = ["AutoregressivePrior", "DiscreteAutoregressivePrior", "TokenFlowHead", "build_prior"]
-
-
-class _HeadBlock(nn.Module):
-    """Residual MLP block whose layer norm is shifted and scaled by the token's context (zero-initialised gate)."""
-
-    def __init__(self, width: int) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(width, elementwise_affine=False)
-        self.mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
-        self.modulation = nn.Linear(width, 3 * width)
-        nn.init.zeros_(self.modulation.weight)
-        nn.init.zeros_(self.modulation.bias)
-
-    def forward(self, h: Tensor, modulation: Tensor) -> Tensor:
-        shift, scale, gate = modulation.chunk(3, dim=-1)
-        return h + gate * self.mlp(self.norm(h) * (1 + scale) + shift)
+__all__ = ["DiscreteAutoregressivePrior", "TokenCache"]
 
 
-class TokenFlowHead(nn.Module):
-    """(M, latent_dim) noisy token + (M,) time + (M, d_model) context -> (M, latent_dim) velocity (noise - token).
-
-    The context's modulations do not depend on the time, so training several noise draws per token (and
-    sampling many steps of one token) computes them once: :meth:`modulations`, then :meth:`forward`.
-    """
-
-    def __init__(self, latent_dim: int, d_model: int, width: int, blocks: int) -> None:
-        super().__init__()
-        self.width = width
-        self.x_in = nn.Linear(latent_dim, width)
-        self.time = nn.Linear(width, width)
-        self.context = nn.Linear(d_model, width)
-        self.blocks = nn.ModuleList(_HeadBlock(width) for _ in range(blocks))
-        self.norm_out = nn.LayerNorm(width, elementwise_affine=False)
-        self.out = nn.Linear(width, latent_dim)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-
-    def modulations(self, context: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """(M, d_model) context -> its input term (M, width) and one (M, 3 width) modulation per block."""
-        c = self.context(context)
-        hidden = F.silu(c)
-        return c, [block.modulation(hidden) for block in self.blocks]
-
-    def forward(self, x: Tensor, t: Tensor, modulations: tuple[Tensor, list[Tensor]]) -> Tensor:
-        """``x`` (..., M, latent_dim) and ``t`` (..., M): leading dimensions (several draws per token) broadcast
-        against ``modulations`` from :meth:`modulations` (rows M)."""
-        c, per_block = modulations
-        time = timestep_embedding(t.reshape(-1), self.width).view(*t.shape, self.width)
-        h = self.x_in(x) + self.time(time) + c
-        for block, modulation in zip(self.blocks, per_block, strict=True):
-            h = block(h, modulation)
-        return self.out(self.norm_out(h))
-
-
-class _Cache:
+class TokenCache:
     """Keys and values of every block for the tokens read so far (incremental decoding, one token per call)."""
 
     def __init__(self, blocks: int) -> None:
@@ -95,9 +34,9 @@ class _Cache:
         return k, v
 
 
-def _block_step(block: DiTBlock, h: Tensor, c: Tensor, cache: _Cache, index: int, bias: Tensor | None) -> Tensor:
+def _block_step(block: DiTBlock, h: Tensor, c: Tensor, cache: TokenCache, index: int, bias: Tensor | None) -> Tensor:
     """One :class:`DiTBlock` on the newest token only, attending to the cached keys and values before it (the
-    causal attention of :meth:`AutoregressivePrior.context`, computed once per token)."""
+    causal attention of :meth:`DiscreteAutoregressivePrior.context`, computed once per token)."""
     batch, _, d = h.shape
     shift1, scale1, gate1, shift2, scale2, gate2 = block.modulation(c).unsqueeze(1).chunk(6, dim=-1)
     a = block.norm1(h) * (1 + scale1) + shift1
@@ -109,10 +48,9 @@ def _block_step(block: DiTBlock, h: Tensor, c: Tensor, cache: _Cache, index: int
 
 
 class _CausalTokens(nn.Module):
-    """What both autoregressive priors share: a causal transformer over a graph's tokens (shifted right by a
-    learned start token), told the graph's number of nodes and the optional property conditions (with a
-    presence mask, as the set prior has them, for classifier-free guidance). Subclasses say how a token is
-    read (:meth:`embed`) and drawn (their head)."""
+    """A causal transformer over a graph's tokens (shifted right by a learned start token), told the graph's number
+    of nodes and the optional property conditions (with a presence mask, for classifier-free guidance). The subclass
+    says how a token is read (:meth:`embed`) and drawn (its head)."""
 
     def __init__(self, config: PriorConfig) -> None:
         super().__init__()
@@ -153,12 +91,12 @@ class _CausalTokens(nn.Module):
             h = block(h, c, causal, offsets)
         return self.norm_out(h)
 
-    def start_cache(self) -> _Cache:
+    def start_cache(self) -> TokenCache:
         """An empty cache for :meth:`context_step`."""
-        return _Cache(len(self.blocks))
+        return TokenCache(len(self.blocks))
 
     def context_step(
-        self, previous: Tensor | None, cache: _Cache, sizes: Tensor, properties: Tensor | None = None, property_mask: Tensor | None = None
+        self, previous: Tensor | None, cache: TokenCache, sizes: Tensor, properties: Tensor | None = None, property_mask: Tensor | None = None
     ) -> Tensor:
         """Incremental :meth:`context`: ``previous`` (B, ...) the token drawn last (None at the first
         position) -> (B, d_model) the context of the next position; ``cache`` holds what earlier calls read. Each
@@ -179,22 +117,6 @@ class _CausalTokens(nn.Module):
             h = _block_step(block, h, c, cache, index, bias)
         cache.length += 1
         return self.norm_out(h)[:, 0]
-
-
-class AutoregressivePrior(_CausalTokens):
-    """Causal transformer over normalised continuous latent tokens + a flow-matching head per token.
-
-    ``context(z, mask, ...)`` gives, at position j, what the network knows before drawing token j: tokens
-    0..j-1, the graph's number of nodes and the optional property conditions.
-    """
-
-    def __init__(self, config: PriorConfig) -> None:
-        super().__init__(config)
-        self.latent_in = nn.Linear(config.latent_dim, config.d_model)
-        self.head = TokenFlowHead(config.latent_dim, config.d_model, config.head_width, config.head_blocks)
-
-    def embed(self, tokens: Tensor) -> Tensor:
-        return self.latent_in(tokens)
 
 
 class DiscreteAutoregressivePrior(_CausalTokens):
@@ -235,12 +157,3 @@ class DiscreteAutoregressivePrior(_CausalTokens):
         context = self.context(ids, mask.sum(1), properties, property_mask)
         logp = self.head(context).float().log_softmax(-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)  # (B, N)
         return (logp * mask).sum(1)
-
-
-def build_prior(config: PriorConfig) -> nn.Module:
-    """The network ``config.architecture`` names: a set :class:`~molgen.prior.model.LatentPrior`, an
-    :class:`AutoregressivePrior` or a :class:`DiscreteAutoregressivePrior`."""
-    from molgen.prior.model import LatentPrior
-
-    networks = {"autoregressive": AutoregressivePrior, "discrete": DiscreteAutoregressivePrior}
-    return networks.get(config.architecture, LatentPrior)(config)
