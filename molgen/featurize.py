@@ -50,12 +50,12 @@ class _Chunk:
     bad: list[BadRow]
 
 
-def _featurize_chunk(args: tuple[list[Row], StandardizeOptions | None, str, str]) -> _Chunk:
-    rows, standardize_with, hydrogens, bonds = args
+def _featurize_chunk(args: tuple[list[Row], StandardizeOptions | None, str]) -> _Chunk:
+    rows, standardize_with, hydrogens = args
     items, locations, graphs, bad = [], [], [], []
     for row in rows:
         try:
-            graph, canonical = smiles_to_raw_graph(row.smiles, standardize_with, bonds)
+            graph, canonical = smiles_to_raw_graph(row.smiles, standardize_with)
             if hydrogens == "implicit":
                 check_implicit_hydrogens(graph)
         except (DomainError, ValueError) as exc:  # InvalidMoleculeError is a ValueError
@@ -99,7 +99,6 @@ def featurize_molecules(
     chunk_size: int = 2000,
     progress=None,
     hydrogens: str = "explicit",
-    bonds: str = "kekule",
 ) -> FeaturizeResult:
     """Featurize rows from :func:`molgen.io.read_molecules` into a dataset.
 
@@ -111,12 +110,11 @@ def featurize_molecules(
         progress: optional callable receiving the number of rows done after each chunk.
         hydrogens: ``"implicit"`` also reports as bad rows the molecules whose hydrogens RDKit would not infer
             (see :mod:`molgen.domains.molecule`).
-        bonds: ``"aromatic"`` keeps aromatic bonds as their own label; ``"kekule"`` writes Kekulé orders.
     """
     workers = workers or os.cpu_count() or 1
     bad: list[BadRow] = []
     counter = [0]
-    chunk_iter = ((c, standardize_with, hydrogens, bonds) for c in _chunks(rows, chunk_size, bad, counter))
+    chunk_iter = ((c, standardize_with, hydrogens) for c in _chunks(rows, chunk_size, bad, counter))
     results: list[_Chunk] = []
     if workers == 1:
         mapped: Iterable[_Chunk] = map(_featurize_chunk, chunk_iter)

@@ -3,13 +3,8 @@
 Nodes are heavy atoms in RDKit's canonical SMILES output order (a depth-first order, so most bonds join
 neighbours in the sequence); node fields are atomic number, formal charge and total hydrogen count; edges are bond orders.
 
-Bonds, two modes (``MoleculeDomain(bonds=...)``, saved in ``domain.json``):
-
-- ``"kekule"``: Kekulé bond orders 1, 2, 3; an aromatic ring is a pattern of alternating single and double
-  bonds that a generative model has to place exactly.
-- ``"aromatic"`` (what DiGress uses): aromatic bonds keep their own label (raw value 4, order 1.5 in
-  valence sums), as RDKit perceives them; RDKit kekulizes when the molecule is rebuilt. Aromatic heteroatoms
-  carry their stored hydrogen count (pyrrole's ``[nH]`` against pyridine's ``n``), since RDKit cannot infer it.
+Bonds are Kekulé bond orders 1, 2, 3: an aromatic ring is a pattern of alternating single and double bonds, and
+RDKit perceives aromaticity when the molecule is rebuilt.
 
 Hydrogens, two modes (``MoleculeDomain(hydrogens=...)``, saved in ``domain.json``):
 
@@ -32,7 +27,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import networkx as nx
 import numpy as np
 from rdkit import Chem, rdBase
 
@@ -40,8 +34,6 @@ from molgen.chem import InvalidMoleculeError, StandardizeOptions, canonical_smil
 from molgen.graph import DomainError, Graph, OutOfVocabularyError, ValenceTable, Vocabulary
 
 __all__ = [
-    "AROMATIC",
-    "BOND_MODES",
     "CONDITION_PROPERTIES",
     "EDGE_FIELD",
     "HYDROGEN_MODES",
@@ -60,33 +52,20 @@ EDGE_FIELD = "bond_order"
 HYDROGEN_MODES = ("explicit", "implicit")
 """How a graph's hydrogens become the molecule's: stored counts (explicit) or RDKit's default valences (implicit)."""
 
-BOND_MODES = ("kekule", "aromatic")
-"""How a graph's bonds are labelled: Kekulé orders only, or aromatic bonds as a label of their own."""
-AROMATIC = 4
-"""Raw edge value of an aromatic bond (``bonds="aromatic"``)."""
-
-_BOND_ORDER = {Chem.BondType.SINGLE: 1, Chem.BondType.DOUBLE: 2, Chem.BondType.TRIPLE: 3, Chem.BondType.AROMATIC: AROMATIC}
+_BOND_ORDER = {Chem.BondType.SINGLE: 1, Chem.BondType.DOUBLE: 2, Chem.BondType.TRIPLE: 3}
 _BOND_TYPE = {order: bond_type for bond_type, order in _BOND_ORDER.items()}
-_VALENCE = {1: 1.0, 2: 2.0, 3: 3.0, AROMATIC: 1.5}
-"""What each raw edge value adds to an atom's valence."""
-
-
-def _check_bonds(bonds: str) -> None:
-    if bonds not in BOND_MODES:
-        raise ValueError(f"bonds must be one of {BOND_MODES}, got {bonds!r}")
 
 
 def _atom_name(atom: Chem.Atom) -> str:
     return f"atom {atom.GetIdx()} ({atom.GetSymbol()})"
 
 
-def mol_to_raw_graph(mol: Chem.Mol, bonds: str = "kekule") -> tuple[Graph, str]:
-    """Graph of raw values (atomic number, charge, H count; bond order, or :data:`AROMATIC` with
-    ``bonds="aromatic"``) in canonical atom order, and the non-isomeric canonical SMILES that order comes from.
+def mol_to_raw_graph(mol: Chem.Mol) -> tuple[Graph, str]:
+    """Graph of raw values (atomic number, charge, H count; Kekulé bond order) in canonical atom order, and the
+    non-isomeric canonical SMILES that order comes from.
 
     Raises :class:`DomainError` naming the atom or bond that cannot be represented.
     """
-    _check_bonds(bonds)
     for atom in mol.GetAtoms():
         if atom.GetIsotope():
             raise DomainError(f"{_atom_name(atom)} has isotope label {atom.GetIsotope()}, which is not supported")
@@ -97,10 +76,7 @@ def mol_to_raw_graph(mol: Chem.Mol, bonds: str = "kekule") -> tuple[Graph, str]:
     order = list(mol.GetPropsAsDict(includePrivate=True, includeComputed=True)["_smilesAtomOutputOrder"])
     mol = Chem.RWMol(Chem.RenumberAtoms(mol, order))
     try:
-        if bonds == "kekule":
-            Chem.Kekulize(mol, clearAromaticFlags=True)
-        else:  # the molecule must still be kekulizable to be rebuilt
-            Chem.Kekulize(Chem.RWMol(mol), clearAromaticFlags=True)
+        Chem.Kekulize(mol, clearAromaticFlags=True)
     except Exception as exc:
         raise DomainError(f"cannot kekulize: {exc}") from None
     x = np.array(
@@ -121,11 +97,11 @@ def mol_to_raw_graph(mol: Chem.Mol, bonds: str = "kekule") -> tuple[Graph, str]:
     return Graph(x=x, edge_index=edge_index, edge_attr=np.array(orders, dtype=np.int64)), smiles
 
 
-def smiles_to_raw_graph(smiles: str, standardize_with: StandardizeOptions | None = None, bonds: str = "kekule") -> tuple[Graph, str]:
+def smiles_to_raw_graph(smiles: str, standardize_with: StandardizeOptions | None = None) -> tuple[Graph, str]:
     """Parse ``smiles``; its raw graph and canonical SMILES. Errors name the SMILES and the reason."""
     mol = parse_smiles(smiles, standardize_with)
     try:
-        return mol_to_raw_graph(mol, bonds)
+        return mol_to_raw_graph(mol)
     except DomainError as exc:
         raise DomainError(f"SMILES {smiles!r}: {exc}") from None
 
@@ -135,8 +111,7 @@ def raw_graph_to_mol(graph: Graph, hydrogens: str = "explicit") -> Chem.Mol:
 
     ``hydrogens="explicit"`` sets each atom's hydrogen count from the graph (too few for its bonds is
     invalid: unpaired electrons); ``"implicit"`` ignores the graph's counts and lets RDKit add hydrogens up
-    to each atom's default valence, except on aromatic heteroatoms, which keep the graph's count. Aromatic
-    bonds (:data:`AROMATIC`) are kekulized by RDKit; a graph whose aromatic bonds cannot be is invalid.
+    to each atom's default valence.
     """
     if hydrogens not in HYDROGEN_MODES:
         raise ValueError(f"hydrogens must be one of {HYDROGEN_MODES}, got {hydrogens!r}")
@@ -148,7 +123,7 @@ def raw_graph_to_mol(graph: Graph, hydrogens: str = "explicit") -> Chem.Mol:
     for (i, j), order_ in zip(graph.edge_index.tolist(), graph.edge_attr.tolist(), strict=True):
         if i == j:
             raise InvalidMoleculeError(f"decoded graph has a self-loop on atom {i}")
-        _add_bond(rw, int(i), int(j), int(order_))
+        rw.AddBond(int(i), int(j), _BOND_TYPE[int(order_)])
     _set_hydrogens(rw, graph.x[:, NODE_FIELDS.index("num_hs")].tolist(), hydrogens)
     mol = _sanitized(rw.GetMol(), "decoded graph is not a valid molecule")
     for atom in mol.GetAtoms():  # too few hydrogens for an atom's bonds leaves unpaired electrons
@@ -157,20 +132,13 @@ def raw_graph_to_mol(graph: Graph, hydrogens: str = "explicit") -> Chem.Mol:
     return mol
 
 
-def _add_bond(rw: Chem.RWMol, i: int, j: int, order_: int) -> None:
-    rw.AddBond(i, j, _BOND_TYPE[order_])
-    if order_ == AROMATIC:
-        rw.GetBondBetweenAtoms(i, j).SetIsAromatic(True)
-        rw.GetAtomWithIdx(i).SetIsAromatic(True)
-        rw.GetAtomWithIdx(j).SetIsAromatic(True)
-
-
 def _set_hydrogens(rw: Chem.RWMol, counts: list[int], hydrogens: str) -> None:
-    """Stored hydrogen counts on every atom (explicit) or on aromatic heteroatoms only (implicit)."""
+    """Stored hydrogen counts on every atom (explicit); implicit hydrogens leave them to RDKit."""
+    if hydrogens != "explicit":
+        return
     for atom, count in zip(rw.GetAtoms(), counts, strict=True):
-        if hydrogens == "explicit" or (atom.GetIsAromatic() and atom.GetAtomicNum() != 6):
-            atom.SetNumExplicitHs(int(count))
-            atom.SetNoImplicit(True)
+        atom.SetNumExplicitHs(int(count))
+        atom.SetNoImplicit(True)
 
 
 def check_implicit_hydrogens(graph: Graph) -> None:
@@ -199,75 +167,16 @@ def _sanitized(mol: Chem.Mol, failure: str) -> Chem.Mol:
     return mol
 
 
-def _build_kekulizable(raw: np.ndarray, bonds: list[tuple[int, int, int]]) -> Chem.Mol:
-    """Sanitised molecule from raw atoms and (i, j, raw order) bonds that fit the atoms' valences (aromatic
-    bonds counted as 1). If RDKit cannot kekulize the aromatic bonds as decoded, aromatic bonds outside rings
-    become single and the ring ones get a Kekulé structure from :func:`_kekule_by_matching` (which always
-    fits); if even that fails, every aromatic bond becomes single."""
-
-    def build(bonds_: list[tuple[int, int, int]], hydrogens: bool = True) -> Chem.Mol:
-        rw = Chem.RWMol()
-        for z, c, _ in raw.tolist():
-            atom = Chem.Atom(int(z))
-            atom.SetFormalCharge(int(c))
-            rw.AddAtom(atom)
-        for i, j, order_ in bonds_:
-            _add_bond(rw, i, j, order_)
-        if hydrogens:  # the stored [nH] counts of aromatic heteroatoms
-            _set_hydrogens(rw, raw[:, NODE_FIELDS.index("num_hs")].tolist(), "implicit")
-        return _sanitized(rw.GetMol(), "valence-aware decoding failed")
-
-    try:
-        return build(bonds)
-    except InvalidMoleculeError:
-        if not any(order_ == AROMATIC for *_, order_ in bonds):
-            raise
-    try:
-        return build(_kekule_by_matching(raw, bonds), hydrogens=False)
-    except InvalidMoleculeError:
-        return build([(i, j, 1 if order_ == AROMATIC else order_) for i, j, order_ in bonds], hydrogens=False)
-
-
-def _kekule_by_matching(raw: np.ndarray, bonds: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
-    """The bonds with every aromatic bond made single or double: a Kekulé structure that fits every atom.
-
-    Aromatic bonds outside rings become single. In rings, an atom can take one double bond if the smallest
-    valence RDKit allows it, at or above what its bonds use (aromatic ones counted 1), leaves room for one
-    more (ring carbons, pyridine- or pyrrole-type nitrogens; not furan's oxygen or a nitrogen with three ring
-    bonds). A maximum matching over the ring aromatic bonds between such atoms (networkx) gives the double
-    bonds: as many as possible, so every ring that can be aromatic stays so. An atom left unmatched keeps
-    single bonds and takes a hydrogen; among equally large matchings, the one leaving unmatched nitrogens
-    the decoder gave a hydrogen ([nH]), then other nitrogens, before carbons (which then leave the ring
-    non-aromatic) is chosen.
-    """
-    ring = Chem.RWMol()  # which bonds lie on a ring (any bond type will do for that)
-    for _ in range(len(raw)):
-        ring.AddAtom(Chem.Atom(6))
-    for i, j, _ in bonds:
-        ring.AddBond(i, j, Chem.BondType.SINGLE)
-    Chem.FastFindRings(ring)
-    used = np.zeros(len(raw))
+def _build(raw: np.ndarray, bonds: list[tuple[int, int, int]]) -> Chem.Mol:
+    """Sanitised molecule from raw atoms and (i, j, order) bonds that fit the atoms' valences (hydrogens implied)."""
+    rw = Chem.RWMol()
+    for z, c, _ in raw.tolist():
+        atom = Chem.Atom(int(z))
+        atom.SetFormalCharge(int(c))
+        rw.AddAtom(atom)
     for i, j, order_ in bonds:
-        used[[i, j]] += 1.0 if order_ == AROMATIC else float(order_)
-    table = Chem.GetPeriodicTable()
-
-    def room(a: int) -> bool:
-        z, charge, _ = (int(v) for v in raw[a])
-        allowed = sorted(v for v in table.GetValenceList(max(1, z - charge)) if v >= 0) or [4]
-        return next((v for v in allowed if v >= used[a]), allowed[-1]) - used[a] >= 1
-
-    def preference(a: int) -> float:  # how much a matching should want to give atom a its double bond
-        z, _, hydrogens = (int(v) for v in raw[a])
-        return 0.02 if z == 6 else (0.0 if hydrogens else 0.01)
-
-    graph = nx.Graph()
-    for i, j, order_ in bonds:
-        if order_ == AROMATIC and ring.GetBondBetweenAtoms(i, j).IsInRing() and room(i) and room(j):
-            graph.add_edge(i, j, weight=1.0 + preference(i) + preference(j))
-    doubles = {frozenset(pair) for pair in nx.max_weight_matching(graph, maxcardinality=True)}
-    return [
-        (i, j, (2 if frozenset((i, j)) in doubles else 1) if order_ == AROMATIC else order_) for i, j, order_ in bonds
-    ]
+        rw.AddBond(i, j, _BOND_TYPE[order_])
+    return _sanitized(rw.GetMol(), "valence-aware decoding failed")
 
 
 def _max_valence(atomic_num: int, charge: int) -> int:
@@ -297,33 +206,27 @@ class MoleculeDomain:
 
     name = "molecule"
 
-    def __init__(
-        self, vocab: Vocabulary, standardize_with: StandardizeOptions | None = None, hydrogens: str = "explicit", bonds: str = "kekule"
-    ) -> None:
+    def __init__(self, vocab: Vocabulary, standardize_with: StandardizeOptions | None = None, hydrogens: str = "explicit") -> None:
         if vocab.node_fields != NODE_FIELDS or vocab.edge_field != EDGE_FIELD:
             raise ValueError(f"vocabulary fields {vocab.node_fields}/{vocab.edge_field} are not a molecule's")
         if hydrogens not in HYDROGEN_MODES:
             raise ValueError(f"hydrogens must be one of {HYDROGEN_MODES}, got {hydrogens!r}")
-        _check_bonds(bonds)
-        if bonds == "kekule" and AROMATIC in vocab.edge_values:
-            raise ValueError(f"the vocabulary has aromatic bonds (bond_order={AROMATIC}): use bonds='aromatic'")
+        if not set(vocab.edge_values) <= set(_BOND_TYPE):
+            raise ValueError(f"vocabulary bond orders {vocab.edge_values}: a molecule's are Kekulé orders {sorted(_BOND_TYPE)}")
         self.vocab = vocab
         self.standardize_with = standardize_with
         self.hydrogens = hydrogens
-        self.bonds = bonds
 
     @classmethod
-    def fit(
-        cls, smiles: list[str], standardize_with: StandardizeOptions | None = None, hydrogens: str = "explicit", bonds: str = "kekule"
-    ) -> MoleculeDomain:
+    def fit(cls, smiles: list[str], standardize_with: StandardizeOptions | None = None, hydrogens: str = "explicit") -> MoleculeDomain:
         """Fit the vocabulary on a list of SMILES (all must parse; use ``molgen.featurize`` for files)."""
-        graphs = [smiles_to_raw_graph(s, standardize_with, bonds)[0] for s in smiles]
-        return cls(vocab_from_raw_graphs(graphs), standardize_with, hydrogens, bonds)
+        graphs = [smiles_to_raw_graph(s, standardize_with)[0] for s in smiles]
+        return cls(vocab_from_raw_graphs(graphs), standardize_with, hydrogens)
 
     def to_graph(self, smiles: str) -> Graph:
         """SMILES -> labelled graph in canonical order; errors name the SMILES and the offending atom/bond
         (with implicit hydrogens, also an atom whose hydrogens RDKit would not infer)."""
-        raw = smiles_to_raw_graph(smiles, self.standardize_with, self.bonds)[0]
+        raw = smiles_to_raw_graph(smiles, self.standardize_with)[0]
         if self.hydrogens == "implicit":
             try:
                 check_implicit_hydrogens(raw)
@@ -398,10 +301,8 @@ class MoleculeDomain:
                 pass
         raw = self.vocab.node_raw(x)  # (n, F) raw values
         bond_orders = [0, *self.vocab.edge_values]  # label -> raw bond value (label 0: no bond)
-        # valence budget: an aromatic bond counts 1 here (a pyrrole N has two of them and a substituent);
-        # whether the aromatic rings can be kekulized is settled when the molecule is built
         capacity = np.array([float(_max_valence(int(z), int(c))) for z, c, _ in raw.tolist()])
-        cost = {order_: (1.0 if order_ == AROMATIC else float(order_)) for order_ in bond_orders[1:]}
+        cost = {order_: float(order_) for order_ in bond_orders[1:]}
         i_idx, j_idx = np.triu_indices(n, 1)
         present = 1.0 - edge_probs[i_idx, j_idx, 0]  # (P,) probability that a bond exists
         order_probs = edge_probs[i_idx, j_idx, 1:]  # (P, K_e - 1)
@@ -435,18 +336,18 @@ class MoleculeDomain:
             i, j = int(i_idx[p]), int(j_idx[p])
             if root(i) != root(j) and min(capacity[i], capacity[j]) >= 1:
                 add(i, j, 1)
-        mol = _build_kekulizable(raw, chosen)
+        mol = _build(raw, chosen)
         fragments = Chem.GetMolFrags(mol, asMols=True)
         mol = max(fragments, key=lambda m: m.GetNumAtoms())
         return canonical_smiles(mol, isomeric=False)
 
     def valence_table(self) -> ValenceTable:
         """Largest valence of each (element, charge) label pair and the order of each bond label, for
-        validity guidance. With explicit hydrogens the guidance ignores the hydrogens a node carries, so it
-        helps less; it is meant for implicit hydrogens."""
+        repair passes. With explicit hydrogens the check ignores the hydrogens a node carries, so it helps less; it
+        is meant for implicit hydrogens."""
         elements, charges = self.vocab.node_values[0], self.vocab.node_values[1]
         capacity = [[float(_max_valence(int(z), int(c))) for c in charges] for z in elements]
-        return ValenceTable(capacity=capacity, edge_orders=[0.0, *(_VALENCE[int(v)] for v in self.vocab.edge_values)])
+        return ValenceTable(capacity=capacity, edge_orders=[0.0, *(float(v) for v in self.vocab.edge_values)])
 
     def canonical(self, smiles: str) -> str:
         """The form a round trip is compared in: non-isomeric canonical SMILES after this domain's standardisation."""
@@ -478,19 +379,14 @@ class MoleculeDomain:
             "vocab": self.vocab.to_dict(),
             "standardize": None if opts is None else {"largest_fragment": opts.largest_fragment, "neutralize": opts.neutralize},
             "hydrogens": self.hydrogens,
-            "bonds": self.bonds,
         }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> MoleculeDomain:
         opts = config.get("standardize")
-        # Models saved before the options existed used explicit hydrogens and Kekulé bonds.
-        return cls(
-            Vocabulary.from_dict(config["vocab"]),
-            None if opts is None else StandardizeOptions(**opts),
-            config.get("hydrogens", "explicit"),
-            config.get("bonds", "kekule"),
-        )
+        if config.get("bonds", "kekule") != "kekule":
+            raise ValueError(f"domain config: bonds={config['bonds']!r}; molecules are Kekulé graphs (aromatic bond labels are not supported)")
+        return cls(Vocabulary.from_dict(config["vocab"]), None if opts is None else StandardizeOptions(**opts), config.get("hydrogens", "explicit"))
 
 
 def vocab_from_raw_graphs(graphs: list[Graph]) -> Vocabulary:
