@@ -3,9 +3,8 @@
     python scripts/export_last_weights.py RUN OUT
 
 RUN/model is copied to OUT and OUT/prior's weights are replaced by the ``model.`` weights of
-RUN/checkpoints/last.ckpt. For a run stopped early, when the EMA average (decay 0.999) still lags far behind the
-trained network (stop 26: the discrete prior at 2,302 steps, FCD/Test 7.5 raw weights against 17 EMA, 1,000
-samples). training.json records that the weights are the last ones.
+RUN/checkpoints/last.ckpt: for a run stopped early, while the EMA average (decay 0.999) still lags far behind the
+trained network. training.json records that the weights are the last ones.
 """
 
 from __future__ import annotations
