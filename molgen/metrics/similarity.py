@@ -1,7 +1,8 @@
 """Morgan bit matrices -> Tanimoto aggregates: MOSES' SNN and internal diversity.
 
-Tanimoto similarities are computed in blocks from integer matrix products of 0/1 matrices: the intersection
-counts are exact (int8 x int8 -> int32 on CPU, float16 on GPU, where counts up to 1024 are exact), the union is
+Tanimoto similarities are computed in blocks from matrix products of 0/1 matrices: the intersection counts are
+exact (on CPU int8 x int8 -> int32 or float32, whichever this CPU computes faster, measured once; float16 on GPU,
+where counts up to 2048 are exact), the union is
 ``|a| + |b| - |a & b|``, and only the block's aggregate (max, or row sums) is kept. As in MOSES, two empty
 fingerprints have similarity 1.
 
@@ -12,6 +13,7 @@ scored as MOSES scores the full list while each distinct fingerprint is compared
 from __future__ import annotations
 
 import logging
+import time
 from functools import lru_cache
 
 import numpy as np
@@ -44,6 +46,31 @@ def _int_mm_available() -> bool:
         return False
 
 
+@lru_cache(maxsize=1)
+def _int8_is_faster() -> bool:
+    """Whether ``torch._int_mm`` beats a float32 product on this CPU for a block of the size used here. Some CPUs
+    run int8 products many times slower than float32 ones (no VNNI kernels), others faster; both are exact, so the
+    choice changes speed only."""
+    if not _int_mm_available():
+        return False
+    x = torch.randint(0, 2, (256, 2048), dtype=torch.int8)
+    y_t = torch.randint(0, 2, (2048, 1024), dtype=torch.int8)
+    x_f, y_f = x.float(), y_t.float()
+
+    def best_of(product, repeats: int = 3) -> float:
+        product()  # warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            product()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    faster = best_of(lambda: torch._int_mm(x, y_t)) < best_of(lambda: x_f @ y_f)
+    log.debug("Tanimoto intersections on CPU: %s products", "int8" if faster else "float32")
+    return faster
+
+
 def _to_device(bits: np.ndarray, device: torch.device) -> Tensor:
     """(N, n_bits) 0/1 array -> int8 tensor on ``device``."""
     return torch.from_numpy(np.ascontiguousarray(bits, dtype=np.uint8).view(np.int8)).to(device)
@@ -52,9 +79,9 @@ def _to_device(bits: np.ndarray, device: torch.device) -> Tensor:
 def _intersections(x: Tensor, y_t: Tensor) -> Tensor:
     """|x_i & y_j| for 0/1 int8 matrices x (G, K) and y_t (K, R), as float32 (G, R)."""
     if x.device.type == "cpu":
-        if _int_mm_available():
+        if _int8_is_faster():
             return torch._int_mm(x, y_t).float()  # (G, R)
-        return x.float() @ y_t.float()  # (G, R)
+        return x.float() @ y_t.float()  # (G, R); integers below 2**24 are exact in float32
     return (x.half() @ y_t.half()).float()  # (G, R); integers <= 2048 are exact in float16
 
 
