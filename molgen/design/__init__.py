@@ -4,7 +4,7 @@ analogs, interpolation and latent-space optimisation, every output checked by RD
 ::
 
     from molgen.design import Designer, Filters, objectives
-    designer = Designer.from_pretrained("checkpoints/moses")
+    designer = Designer.from_pretrained()  # the shipped model, checkpoints/moses
     designer.generate(100, targets={"QED": 0.9, "MW": (300, 400)}, must_avoid=["[N+](=O)[O-]"])
     designer.optimize(objectives.qed(), n=64, iterations=10).best[:3]
 

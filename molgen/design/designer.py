@@ -3,9 +3,11 @@ design requests (targets, analogs, decoration, interpolation, optimisation) into
 
 Every call returns one :class:`~molgen.design.results.DesignResult` per attempt, in order, invalid and
 rejected ones included; ``*_iter`` variants yield them batch by batch (for streaming to a file: an
-interrupted run keeps what it wrote). Bad input raises :class:`DesignInputError` naming it.
+interrupted run keeps what it wrote). Bad input raises :class:`DesignInputError` naming it. How the prior samples
+is a :class:`~molgen.sampling.SamplingConfig` (each call's ``sampling``); the calls' own keywords (``steps``,
+``temperature``, ``repairs`` ...) set some of its fields.
 
->>> designer = Designer.from_pretrained("checkpoints/moses")                  # doctest: +SKIP
+>>> designer = Designer.from_pretrained()                                     # doctest: +SKIP
 >>> designer.generate(10, targets={"QED": 0.9, "MW": (300, 400)})              # doctest: +SKIP
 >>> designer.analogs("CC(=O)Nc1ccc(O)cc1", 10, similarity=0.6)                 # doctest: +SKIP
 >>> designer.decorate("O=C(N[*:1])c1ccccc1", 10)                               # doctest: +SKIP
@@ -22,7 +24,7 @@ from pathlib import Path
 import torch
 
 from molgen.chem import InvalidMoleculeError, parse_smiles
-from molgen.config import SELECTIONS
+from molgen.decoding import DECODINGS
 from molgen.design import objectives as objectives_module
 from molgen.design.chemistry import Core, parse_core
 from molgen.design.constraints import Filters, Screen
@@ -39,7 +41,11 @@ from molgen.design.editing import (
 from molgen.design.optimization import LatentOptimizer
 from molgen.design.results import DesignInputError, DesignResult, OptimizationResult
 from molgen.design.targets import Target, parse_targets, sizes_for_weight
-from molgen.pipeline import DECODINGS, DEFAULT_PRECISION, Latents, MolgenPipeline
+from molgen.device import DEFAULT_PRECISION
+from molgen.pipeline import MolgenPipeline
+from molgen.records import Latents
+from molgen.sampling import SamplingConfig
+from molgen.sampling.config import condition_table
 
 __all__ = ["Designer", "Progress"]
 
@@ -48,10 +54,13 @@ Progress = Callable[[int, int], None]
 
 log = logging.getLogger(__name__)
 
+GUIDANCE_SCALE = 2.0
+""":meth:`Designer.generate_iter`'s classifier-free guidance weight toward its targets unless a call sets one."""
+
 EDIT_STEPS = 40
-"""Analogs sample with at least this many scheduler steps: an edit runs only the part of the schedule below its
-strength, and with a model's default (14 for the shipped prior) neighbouring strengths fall on the same step, so
-the similarity knob moved in jumps (0.3, 0.5 and 0.7 all gave 0.49 for one seed; 0.33, 0.56, 0.68 with 40)."""
+"""A set prior's analogs sample with at least this many scheduler steps: an edit runs only the part of the schedule
+below its strength, and with few steps neighbouring strengths fall on the same step, so the similarity knob would
+move in jumps."""
 
 ANALOG_ATTEMPTS = 10
 """:meth:`Designer.analogs_iter` asked for ``n`` new molecules draws at most this many times ``n`` samples."""
@@ -59,23 +68,21 @@ ANALOG_ATTEMPTS = 10
 SPAN_EDITS = ("discrete",)
 """Prior architectures whose analogs and optimisation mutations redraw one contiguous span of tokens
 (:func:`~molgen.design.editing.span_keep`) instead of every token a little. A discrete prior redrawing tokens at
-random places (each with probability ``strength``, the pipeline's edit) gave new analogs of mean Tanimoto 0.26-0.39 to their seed at any knob (the
-tokens after a changed one, kept as they were, no longer fit it); a span drawn after the tokens before it gave
-0.50-0.60 on three of four seeds at 4-8 tokens."""
+random places (the pipeline's edit at ``strength`` < 1) leaves the tokens after a changed one as they were, where
+they no longer fit it, and its analogs end up far from their seed at any knob; a span drawn after the tokens before
+it stays close (BENCHMARKS.md, guided design)."""
 
 MIN_NEW_SHARE = 0.25
 """New analogs: the similarity knob's strength keeps at least this share of the samples distinct new molecules."""
 
 MUTATION_STRENGTH = {"discrete": 0.3}
 """:meth:`Designer.optimize`'s default mutation strength by prior architecture (others: :data:`DEFAULT_MUTATION_STRENGTH`).
-A discrete prior redraws each token with probability ``strength`` and one changed code often changes several atoms:
-at 0.6 a child keeps a Morgan Tanimoto of only ~0.2 to its parent, and on 40 penalized-logP start molecules (the
-similarity >= 0.4 task of BENCHMARKS.md) 0.6 found an improvement for 25, 0.3 for 39, 0.2 for 37; redrawing one
-span of 30% of the tokens (:data:`SPAN_EDITS`) instead of 30% of the tokens at random places: 40 of 40, mean
-improvement 3.24 against 2.81."""
+A discrete prior's changed code often changes several atoms, so a child redrawn at 0.6 keeps little of its parent;
+0.3 (one span of 30% of the tokens, :data:`SPAN_EDITS`) keeps children near enough to climb under a similarity
+constraint (BENCHMARKS.md, penalized logP)."""
 
 DEFAULT_MUTATION_STRENGTH = 0.6
-"""Noise strength of a mutation for the continuous priors (a fraction of the noise schedule)."""
+"""Noise strength of a set prior's mutation (a fraction of the noise schedule)."""
 
 _SEED_STRIDE = 100_003  # batch b of a call with seed s samples with seed s * stride + b
 
@@ -99,7 +106,9 @@ class Designer:
         self.batch_size = batch_size
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str = "auto", precision: str = DEFAULT_PRECISION, **options) -> Designer:
+    def from_pretrained(cls, path: str | Path | None = None, device: str = "auto", precision: str = DEFAULT_PRECISION, **options) -> Designer:
+        """A designer over the model directory ``path`` (default: the shipped model,
+        :data:`molgen.pipeline.DEFAULT_MODEL`); ``options`` go to :class:`Designer`."""
         return cls(MolgenPipeline.from_pretrained(path, device=device, precision=precision), **options)
 
     @property
@@ -111,8 +120,8 @@ class Designer:
 
     @property
     def default_property_guidance(self) -> float:
-        """The property-guidance strength a request with targets gets unless it sets one: the model's predictor's
-        ``default_scale`` (0 without a predictor)."""
+        """The property-guidance strength a request with targets gets unless it sets one (by ``property_guidance``
+        or ``sampling``): the model's predictor's ``default_scale`` (0 without a predictor)."""
         predictor = self.pipe.predictor
         return float(predictor.config.default_scale) if predictor is not None else 0.0
 
@@ -137,6 +146,21 @@ class Designer:
             return self.pipe.encode([smiles])
         except ValueError as exc:  # invalid SMILES, atoms outside the vocabulary, too many atoms
             raise DesignInputError(f"{what}: {exc}") from None
+
+    def _config(self, sampling: SamplingConfig | None, *, editing: bool, conditions: Mapping[str, float] | None = None, **options) -> SamplingConfig:
+        """``sampling`` (None: the pipeline's defaults) with the ``options`` that are not None and the designer's
+        ``decoding`` and ``batch_size``, checked against this model's prior before any work: an option its prior does
+        not take (e.g. ``property_guidance`` of a set prior) or a bad value raises :class:`DesignInputError` naming it.
+        ``editing``: the request edits given latents (analogs, decoration, interpolation, mutations)."""
+        if sampling is not None and not isinstance(sampling, SamplingConfig):
+            raise DesignInputError(f"sampling={sampling!r}: give a molgen.sampling.SamplingConfig or None")
+        given = {name: value for name, value in options.items() if value is not None}
+        try:
+            config = (sampling or SamplingConfig()).replace(decoding=self.decoding, batch_size=self.batch_size, **given)
+            self.pipe.sampler.check(config, condition_table(self.pipe.prior.config, conditions, 1, self.pipe.device), editing)
+        except ValueError as exc:
+            raise DesignInputError(str(exc)) from None
+        return config
 
     @staticmethod
     def _count(n: int, what: str = "n") -> None:
@@ -183,7 +207,7 @@ class Designer:
         seed: int = 0,
         steps: int | None = None,
         targets: Mapping[str, float | tuple[float, float]] | None = None,
-        guidance_scale: float = 2.0,
+        guidance_scale: float | None = None,
         must_contain: Iterable[str] = (),
         must_avoid: Iterable[str] = (),
         filters: Filters | None = None,
@@ -193,9 +217,10 @@ class Designer:
         oversample: int = 1,
         size_from_weight: bool = True,
         property_guidance: float | None = None,
-        restarts: int | None = None,
+        repairs: int | None = None,
         candidates: int | None = None,
         selection: str | None = None,
+        sampling: SamplingConfig | None = None,
     ) -> Iterator[DesignResult]:
         """Sample ``n`` molecules, conditioned on ``targets`` ({name: value or (low, high)}; a range conditions
         on its middle) with classifier-free guidance ``guidance_scale`` (1: plain conditional; > 1 pushes
@@ -204,59 +229,57 @@ class Designer:
         ``size_from_weight``: with an MW target, draw atom counts that fit it
         (:func:`~molgen.design.targets.sizes_for_weight`) instead of the training size distribution.
         ``oversample`` = k > 1: sample k candidates per molecule and keep the one closest to the targets
-        (distance in training standard deviations; selection, on top of guidance).
-        ``property_guidance`` > 0: also steer by the model's property predictor toward the targets (classifier
-        guidance; the model needs a ``predictor/``): a set prior follows its gradient at every step, a discrete prior
-        tries its likeliest codes before each token (:class:`molgen.guidance.PrefixPropertyGuidance`). None (the
-        default): the predictor's ``default_scale`` when there are targets, else off.
-        ``restarts``: repair passes after the first (default: the model's; 0: none): a set prior re-noises the
-        latents part of the way and denoises again; a discrete prior redraws each broken graph from its first atom
-        at fault. Either repairs mistakes at extra cost.
-        ``candidates`` (a discrete prior): draw this many per molecule and keep one, chosen by the model's own networks:
-        with targets, the judge's error to them when the model has one (``judge/``, :mod:`molgen.judge`: a graph network
-        reading each decoded candidate), else the predictor's (reading the candidates' latent tokens; steered or not);
-        a discriminator's logit when the model has one (:class:`molgen.guidance.Resampling`); default: the model's (the
-        shipped discrete model: its judge's ``default_candidates`` with targets), 1: none. Unlike ``oversample`` it
-        computes no property with RDKit: the networks predict them. ``selection``: "best" keeps the candidate nearest
-        the targets by the judge (or predictor), "draw" draws one in proportion to exp(-its predicted squared error)
-        (default: the judge's or predictor's ``default_selection``).
+        (distance in training standard deviations, properties computed with RDKit; selection, on top of guidance).
+
+        How the prior samples: ``sampling`` (:class:`~molgen.sampling.SamplingConfig`), whose fields the keywords
+        ``steps``, ``guidance_scale``, ``temperature``, ``property_guidance``, ``repairs``, ``candidates`` and
+        ``selection`` replace when given (not None); without ``sampling``, ``guidance_scale`` is
+        :data:`GUIDANCE_SCALE`, ``property_guidance`` :attr:`default_property_guidance` when there are targets (else
+        0) and every other field the model's default. ``decoding`` and ``batch_size`` are the designer's.
+
+        A set prior takes ``steps`` (scheduler steps), ``temperature`` (scale of the starting noise) and
+        ``sampling.sampler``. A discrete prior takes ``temperature`` (of its softmax) and:
+
+        - ``property_guidance`` > 0: steer toward the targets by the model's property predictor (``predictor/``),
+          trying its likeliest codes before each token (:class:`molgen.sampling.guidance.PrefixPropertyGuidance`);
+        - ``repairs``: passes that redraw each graph whose argmax decoding breaks a valence or falls apart, from its
+          first atom at fault (default: the model's; 0: none);
+        - ``candidates``: draw this many per molecule and keep one, chosen by the model's own networks: with targets,
+          the judge's error to them when the model has one (``judge/``, :mod:`molgen.judge`: a graph network reading
+          each decoded candidate), else the predictor's (reading the candidates' latent tokens); without targets, the
+          calibration's ring-count ratio when the model has one (:class:`molgen.sampling.guidance.Resampling`).
+          Default: the model's (the shipped model: its judge's ``default_candidates`` with targets); 1: none. Unlike
+          ``oversample`` it computes no property with RDKit: the networks predict them. ``selection``: ``best``
+          keeps the candidate nearest the targets, ``draw`` draws one in proportion to exp(-its predicted squared
+          error) (default: the judge's or predictor's ``default_selection``).
+
+        Asking a set prior for a discrete prior's option raises :class:`DesignInputError` naming it.
         """
         self._count(n)
-        if restarts is not None and (isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 0):
-            raise DesignInputError(f"restarts={restarts!r}: must be a whole number >= 0 (0 turns restart sampling off)")
         if not isinstance(oversample, int) or oversample < 1:
             raise DesignInputError(f"oversample={oversample!r}: must be a whole number >= 1")
-        if candidates is not None and (isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1):
-            raise DesignInputError(f"candidates={candidates!r}: must be a whole number >= 1 (1: no resampling)")
-        if selection is not None and selection not in SELECTIONS:
-            raise DesignInputError(f"selection={selection!r}: must be one of {SELECTIONS} (how one of the candidates is kept)")
         parsed = self.parse_targets(targets)
-        if property_guidance is None:
-            property_guidance = self.default_property_guidance if parsed else 0.0
-        if property_guidance:
-            if not property_guidance > 0:
-                raise DesignInputError(f"property_guidance={property_guidance!r}: must be >= 0 (0 turns it off)")
-            if self.pipe.predictor is None:
-                raise DesignInputError("property_guidance: this model has no property predictor (train one with `molgen train predictor`)")
-            if not parsed:
-                raise DesignInputError("property_guidance steers toward targets: give at least one target")
         conditions = {name: t.value for name, t in parsed.items()} or None
+        if sampling is None:
+            sampling = SamplingConfig(guidance_scale=GUIDANCE_SCALE, property_guidance=self.default_property_guidance if parsed else 0.0)
+        config = self._config(
+            sampling, editing=False, conditions=conditions, steps=steps, guidance_scale=guidance_scale, temperature=temperature,
+            property_guidance=property_guidance, repairs=repairs, candidates=candidates, selection=selection,
+        )  # fmt: skip
         screen = self._screen(must_contain, must_avoid, filters)
-        config = self.pipe.prior.config
+        prior_config = self.pipe.prior.config
         sizes = None
         if size_from_weight and "MW" in parsed and num_nodes is None:
-            k = config.property_names.index("MW")
-            sizes = torch.from_numpy(sizes_for_weight(parsed["MW"], config.num_nodes_counts, config.property_mean[k], config.property_std[k]))
+            k = prior_config.property_names.index("MW")
+            sizes = torch.from_numpy(sizes_for_weight(parsed["MW"], prior_config.num_nodes_counts, prior_config.property_mean[k], prior_config.property_std[k]))
         generator = torch.Generator().manual_seed(seed)
 
         def sample(start: int, count: int, b: int) -> Latents:
             # with an MW target, one size per sample drawn to fit it
             count_nodes = num_nodes if sizes is None else torch.multinomial(sizes, count, replacement=True, generator=generator).tolist()
             return self.pipe.sample_latents(
-                count, steps=steps, seed=seed * _SEED_STRIDE + b, batch_size=count, conditions=conditions, guidance_scale=guidance_scale,
-                temperature=temperature, property_guidance=property_guidance, num_nodes=count_nodes, restarts=restarts, candidates=candidates,
-                selection=selection,
-            )  # fmt: skip
+                count, config=config.replace(batch_size=count), seed=seed * _SEED_STRIDE + b, conditions=conditions, num_nodes=count_nodes
+            )
 
         choose = None if oversample == 1 else lambda decoded, count: self._closest(decoded, parsed, count)
         yield from self._stream(n, sample, screen, progress, choose=choose, oversample=oversample)
@@ -296,13 +319,18 @@ class Designer:
         strength: float | None = None,
         new: bool = True,
         max_attempts: int | None = None,
+        sampling: SamplingConfig | None = None,
     ) -> Iterator[DesignResult]:
-        """Neighbours of ``smiles``: its latents noised part of the way and denoised again by the prior.
+        """Neighbours of ``smiles``: its latents partly redrawn by the prior.
 
-        ``similarity`` in [0, 1] is the mean Morgan Tanimoto to aim for: the noise strength giving it is found
+        ``similarity`` in [0, 1] is the mean Morgan Tanimoto to aim for: the edit strength giving it is found
         by bisection on small probe batches (about a second); give ``strength`` in (0, 1] to set it directly
-        (1 = a fresh sample of the same size). Every output reports its similarity to the seed. ``steps``
-        (default: the prior's, at least :data:`EDIT_STEPS`) is the full schedule's; an edit runs its lower part.
+        (1 = a fresh sample of the same size). Every output reports its similarity to the seed. A discrete prior
+        redraws one contiguous span of the seed's tokens, its length the strength's share (:data:`SPAN_EDITS`); a set
+        prior noises every token part of the way and denoises over the lower part of a schedule of ``steps``
+        (default: ``sampling.steps``, else the prior's but at least :data:`EDIT_STEPS`). ``sampling``: how the prior
+        samples (:class:`~molgen.sampling.SamplingConfig`; options that choose among whole graphs, such as
+        ``candidates``, do not apply to edits).
 
         ``new`` (default): ``n`` is the number of new molecules wanted. An edit often gives the seed back, or a
         molecule given already (most often at high similarity, and for a discrete prior, whose codes decode many
@@ -310,8 +338,7 @@ class Designer:
         others came or ``max_attempts`` samples were drawn (default :data:`ANALOG_ATTEMPTS` x ``n``). ``new=False``:
         exactly ``n`` samples, repeats included. The knob: with ``new``, the mean similarity of the new molecules
         aimed for, but never at a strength where fewer than :data:`MIN_NEW_SHARE` of the samples are new (an edit
-        cannot come closer than its smallest change: with the discrete prior one changed code already gives about
-        0.5); with ``new=False``, the mean over all samples, the seed's repeats counting 1.
+        cannot come closer than its smallest change, one redrawn token); with ``new=False``, the mean over all samples, the seed's repeats counting 1.
         """
         self._count(n)
         if not isinstance(similarity, (int, float)) or not 0 <= similarity <= 1:
@@ -324,10 +351,11 @@ class Designer:
         screen = self._screen(must_contain, must_avoid, filters, reference=smiles)
         screen.seen.add(self.pipe.domain.canonical(smiles))  # the seed itself comes back as a duplicate
         if strength is None:
-            strength = self.strength_for_similarity(smiles, similarity, seed=seed, steps=steps, probe=32 if new else 16, new=new)
+            strength = self.strength_for_similarity(smiles, similarity, seed=seed, steps=steps, probe=32 if new else 16, new=new, sampling=sampling)
+        config = self._analog_config(sampling, steps)
 
         def sample(start: int, count: int, b: int) -> Latents:
-            return self._edit(latents, count, strength, self._edit_steps(steps), seed * _SEED_STRIDE + b)
+            return self._edit(latents, count, strength, config, seed * _SEED_STRIDE + b)
 
         if not new:
             yield from self._stream(n, sample, screen, progress)
@@ -348,11 +376,13 @@ class Designer:
         if found < n:
             log.warning("analogs of %s: %d new molecules of the %d asked for in %d samples (max_attempts)", smiles, found, n, attempts)
 
-    def _edit(self, latents: Latents, count: int, strength: float, steps: int | None, seed: int) -> Latents:
+    def _edit(self, latents: Latents, count: int, strength: float, config: SamplingConfig | None, seed: int) -> Latents:
         """``count`` edits at ``strength`` of ``latents`` (one graph, edited ``count`` times, or ``count`` graphs, one
-        edit each). A discrete prior (:data:`SPAN_EDITS`) keeps every token but one contiguous span (its length the
-        strength's share of the graph's tokens, its place random) and draws the span again after the tokens before
-        it; the others noise every token part of the way, over a schedule of ``steps``."""
+        edit each), sampled with ``config`` (None: the designer's defaults). A discrete prior (:data:`SPAN_EDITS`) keeps
+        every token but one contiguous span (its length the strength's share of the graph's tokens, its place random)
+        and draws the span again after the tokens before it; a set prior noises every token to ``strength`` of its
+        schedule and denoises."""
+        config = self._config(None, editing=True) if config is None else config
         if self.pipe.prior.config.architecture in SPAN_EDITS:
             generator = torch.Generator().manual_seed(seed)
             sizes, length = latents.mask.sum(1).tolist(), latents.mask.shape[1]
@@ -360,27 +390,41 @@ class Designer:
                 keep = span_keep(int(sizes[0]), length, count, strength, generator)
             else:
                 keep = torch.cat([span_keep(int(size), length, 1, strength, generator) for size in sizes])
-            return self.pipe.sample_latents(count, seed=seed, batch_size=self.batch_size, start=latents, strength=1.0, keep=keep)
-        return self.pipe.sample_latents(count, steps=steps, seed=seed, batch_size=self.batch_size, start=latents, strength=strength)
+            return self.pipe.sample_latents(count, config=config, seed=seed, start=latents, strength=1.0, keep=keep)
+        return self.pipe.sample_latents(count, config=config, seed=seed, start=latents, strength=strength)
 
-    def _edit_steps(self, steps: int | None) -> int:
-        """Scheduler steps of an analog edit: ``steps`` if given, else the prior's default but at least :data:`EDIT_STEPS`."""
-        return steps if steps is not None else max(self.pipe.prior.config.default_steps, EDIT_STEPS)
+    def _analog_config(self, sampling: SamplingConfig | None, steps: int | None) -> SamplingConfig:
+        """The config of an analog edit: ``sampling`` with ``steps`` if given; a set prior without steps in either
+        samples with its default but at least :data:`EDIT_STEPS`."""
+        config = self._config(sampling, editing=True, steps=steps)
+        if config.steps is None and self.pipe.prior.config.architecture not in SPAN_EDITS:
+            config = config.replace(steps=max(self.pipe.prior.config.default_steps, EDIT_STEPS))
+        return config
 
     def strength_for_similarity(
-        self, smiles: str, similarity: float, *, seed: int = 0, steps: int | None = None, probe: int = 16, new: bool = False
+        self,
+        smiles: str,
+        similarity: float,
+        *,
+        seed: int = 0,
+        steps: int | None = None,
+        probe: int = 16,
+        new: bool = False,
+        sampling: SamplingConfig | None = None,
     ) -> float:
-        """The noise strength whose re-denoised outputs have mean Morgan Tanimoto ``similarity`` to ``smiles``
+        """The edit strength whose outputs have mean Morgan Tanimoto ``similarity`` to ``smiles``
         (bisection, six rounds of ``probe`` samples each). ``new``: the mean over the distinct outputs other than the
         seed itself, at a strength where they are at least :data:`MIN_NEW_SHARE` of the probe (below it repeats
-        would make each new molecule cost many samples); else over all outputs."""
+        would make each new molecule cost many samples); else over all outputs. ``steps`` and ``sampling``: as
+        :meth:`analogs_iter`'s."""
         latents = self._encode(smiles, f"seed SMILES {smiles!r}")
+        config = self._analog_config(sampling, steps)
         screen = self._screen((), (), None, reference=smiles)
         canonical = self.pipe.domain.canonical(smiles)
         enough_new: list[float] = []  # strengths whose probe had at least MIN_NEW_SHARE new molecules
 
         def mean_similarity(strength: float) -> float:
-            out = self._edit(latents, probe, strength, self._edit_steps(steps), seed + 1)
+            out = self._edit(latents, probe, strength, config, seed + 1)
             results = [screen(m.smiles, m.error) for m in self.pipe.decode(out, decoding=self.decoding)]
             if new:  # each distinct molecule other than the seed once: repeats are duplicates in the output too
                 results = list({r.smiles: r for r in results if r.smiles != canonical}.values())
@@ -416,6 +460,7 @@ class Designer:
         extra_atoms: int | tuple[int, int] | None = None,
         fix_core: bool = True,
         layout: str = "auto",
+        sampling: SamplingConfig | None = None,
     ) -> Iterator[DesignResult]:
         """Molecules keeping ``core``: with attachment points (``[*:1]``, ``[*:2]`` ...) substituents go there
         only; a plain core may be substituted wherever it has a hydrogen.
@@ -428,7 +473,8 @@ class Designer:
         without it the kept tokens alone carry the core. ``layout``: the template's tokens ``first`` (new atoms
         after them) or ``last`` (new atoms before them) in the sequence; ``auto`` tries both on 16 attempts
         each and keeps the one whose kept tokens alone retain the core more often (the layout the prior
-        handles better for this core; which one depends on the core).
+        handles better for this core; which one depends on the core). ``steps`` (a set prior's scheduler steps) and
+        ``sampling`` (:class:`~molgen.sampling.SamplingConfig`): how the prior samples.
         """
         self._count(n)
         try:
@@ -438,26 +484,27 @@ class Designer:
         template = self._encode(parsed.template, f"core {core!r} (as {parsed.template!r})")[0]  # (T, d)
         if layout not in ("auto", *LAYOUTS):
             raise DesignInputError(f"layout={layout!r}: choose 'auto' or one of {LAYOUTS}")
+        config = self._config(sampling, editing=True, steps=steps)
         sizes = self._decoration_sizes(template.shape[0], n, extra_atoms, seed, core)
         if layout == "auto":
-            layout = self._best_layout(parsed, template, extra_atoms, seed, steps)
+            layout = self._best_layout(parsed, template, extra_atoms, seed, config)
         offsets = template_offsets(sizes, template.shape[0], layout)
         screen = self._screen(must_contain, must_avoid, filters, core=parsed, reference=parsed.template)
         adjust = self._core_constraint(parsed, offsets) if fix_core else None
 
         def sample(start: int, count: int, b: int) -> Latents:
             grid, keep = decoration_grid(template, parsed.core_positions, sizes[start : start + count], offsets[start : start + count])
-            return self.pipe.sample_latents(count, steps=steps, seed=seed * _SEED_STRIDE + b, batch_size=count, start=grid, keep=keep)
+            return self.pipe.sample_latents(count, config=config.replace(batch_size=count), seed=seed * _SEED_STRIDE + b, start=grid, keep=keep)
 
         yield from self._stream(n, sample, screen, progress, adjust)
 
-    def _best_layout(self, core: Core, template: torch.Tensor, extra_atoms, seed: int, steps: int | None, probe: int = 16) -> str:
+    def _best_layout(self, core: Core, template: torch.Tensor, extra_atoms, seed: int, config: SamplingConfig, probe: int = 16) -> str:
         """The layout whose kept tokens alone (no constraint at decoding) retain the core most often."""
         sizes = self._decoration_sizes(template.shape[0], probe, extra_atoms, seed + 1, core.text)
         retained = {}
         for layout in LAYOUTS:
             grid, keep = decoration_grid(template, core.core_positions, sizes, template_offsets(sizes, template.shape[0], layout))
-            latents = self.pipe.sample_latents(probe, steps=steps, seed=seed + 1, batch_size=probe, start=grid, keep=keep)
+            latents = self.pipe.sample_latents(probe, config=config.replace(batch_size=probe), seed=seed + 1, start=grid, keep=keep)
             decoded = [m.smiles for m in self.pipe.decode(latents, decoding="valence") if m.smiles is not None]
             retained[layout] = sum(core.retained(parse_smiles(s)) for s in decoded)
         best = max(LAYOUTS, key=lambda k: retained[k])  # ties: the first, "first"
@@ -495,21 +542,31 @@ class Designer:
     # --- 4. interpolation ---------------------------------------------------------------------------------
 
     def interpolate(
-        self, smiles_a: str, smiles_b: str, n_points: int = 8, *, filters: Filters | None = None, refine: float = 0.0, seed: int = 0, steps: int | None = None
+        self,
+        smiles_a: str,
+        smiles_b: str,
+        n_points: int = 8,
+        *,
+        filters: Filters | None = None,
+        refine: float = 0.0,
+        seed: int = 0,
+        steps: int | None = None,
+        sampling: SamplingConfig | None = None,
     ) -> list[DesignResult]:
         """Molecules along the straight latent line from ``smiles_a`` to ``smiles_b`` (ends included);
-        ``similarity`` is to ``smiles_a``. ``refine`` in [0, 1) re-denoises the inner points with the prior
-        at that strength (pulls them back toward molecules the prior knows)."""
+        ``similarity`` is to ``smiles_a``. ``refine`` in [0, 1) redraws that share of the inner points with the prior
+        (pulls them back toward molecules the prior knows), sampled with ``sampling`` and ``steps``."""
         if not isinstance(n_points, int) or n_points < 2:
             raise DesignInputError(f"n_points={n_points!r}: an interpolation needs at least 2 points")
         if not 0 <= refine < 1:
             raise DesignInputError(f"refine={refine!r}: must be in [0, 1)")
+        config = self._config(sampling, editing=True, steps=steps)
         a = self._encode(smiles_a, f"first SMILES {smiles_a!r}")[0]
         b = self._encode(smiles_b, f"second SMILES {smiles_b!r}")[0]
         path = interpolation_path(a, b, n_points)
         if refine > 0 and n_points > 2:
             inner = Latents(path.z[1:-1], path.mask[1:-1])
-            inner = self.pipe.sample_latents(n_points - 2, steps=steps, seed=seed, start=inner, strength=refine)
+            inner = self.pipe.sample_latents(n_points - 2, config=config, seed=seed, start=inner, strength=refine)
             path.z[1:-1, : inner.z.shape[1]] = inner.z.cpu()
         screen = self._screen((), (), filters, reference=smiles_a)
         return [screen(m.smiles, m.error) for m in self.pipe.decode(path, decoding=self.decoding)]
@@ -533,16 +590,19 @@ class Designer:
         surrogate: bool = True,
         oversample: int = 4,
         steps: int | None = None,
+        sampling: SamplingConfig | None = None,
     ) -> OptimizationResult:
         """Maximise a black-box ``objective`` (``list[str] -> list[float]``) through latent space.
 
         ``start``: SMILES to start from (default: ``n`` samples from the prior); each iteration mutates the
-        best molecules so far by partial re-denoising at ``strength`` (default: :data:`MUTATION_STRENGTH` for the
-        model's prior, else :data:`DEFAULT_MUTATION_STRENGTH`) and evaluates ``n`` candidates picked
+        best molecules so far by redrawing the share ``strength`` of their latents with the prior (as
+        :meth:`analogs_iter` does; default: :data:`MUTATION_STRENGTH` for the model's prior, else
+        :data:`DEFAULT_MUTATION_STRENGTH`) and evaluates ``n`` candidates picked
         by a latent surrogate out of ``oversample * n`` (see :mod:`molgen.design.optimization`). Only molecules
         passing every constraint and filter can become parents or ``best``. ``reference``: report similarity
         to it (with ``filters.min_similarity`` a hard constraint). A molecule whose score raises or is not a
-        finite number is ``invalid`` with that error; Ctrl-C returns what was found so far.
+        finite number is ``invalid`` with that error; Ctrl-C returns what was found so far. ``steps`` (a set prior's
+        scheduler steps) and ``sampling`` (:class:`~molgen.sampling.SamplingConfig`): how the prior samples.
         """
         if not callable(objective):
             raise DesignInputError(f"objective {objective!r} is not callable: pass a function list[str] -> list[float]")
@@ -558,6 +618,8 @@ class Designer:
             if isinstance(start, str) or not list(start):
                 raise DesignInputError(f"start={start!r}: give a list of SMILES to start from, or None for samples from the prior")
             latents = stack_tokens([self._encode(s, f"start SMILES {s!r}")[0] for s in start])
+        fresh = self._config(sampling, editing=False, steps=steps)
+        edit = self._config(sampling, editing=True, steps=steps)
         screen = self._screen(must_contain, must_avoid, filters, reference=reference)
         scores: dict[str, tuple[float | None, str | None]] = {}
 
@@ -574,10 +636,10 @@ class Designer:
             return results
 
         def sample(count: int, s: int) -> Latents:
-            return self.pipe.sample_latents(count, steps=steps, seed=s, batch_size=self.batch_size)
+            return self.pipe.sample_latents(count, config=fresh, seed=s)
 
         def mutate(parents: Latents, strength_: float, s: int) -> Latents:
-            return self._edit(parents, len(parents), strength_, steps, s)
+            return self._edit(parents, len(parents), strength_, edit, s)
 
         optimizer = LatentOptimizer(
             sample, mutate, evaluate, self.pipe.prior.config.max_nodes, strength=strength, oversample=oversample, surrogate=surrogate

@@ -1,5 +1,5 @@
 """Latent edits behind analogs, scaffold decoration and interpolation: building the token grids the pipeline
-starts from, and calibrating the noise strength to a similarity. No chemistry here (tensors only).
+starts from, and calibrating the edit strength to a similarity. No chemistry here (tensors only).
 
 How decoration works with canonical atom order: the core's template (attachment points capped by carbon) is
 encoded; its T tokens, in the template's canonical order, sit either first (new atoms appended after them) or
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from molgen.pipeline import Latents
+from molgen.records import Latents
 
 __all__ = ["LAYOUTS", "CoreConstraint", "calibrate_strength", "decoration_grid", "interpolation_path", "span_keep", "stack_tokens", "template_offsets"]
 
@@ -147,7 +147,7 @@ def interpolation_path(a: Tensor, b: Tensor, n_points: int) -> Latents:
 
 
 def calibrate_strength(mean_similarity: Callable[[float], float], target: float, low: float = 0.02, high: float = 1.0, rounds: int = 6) -> float:
-    """The noise strength whose outputs have mean similarity ``target`` to the seed, by bisection.
+    """The edit strength whose outputs have mean similarity ``target`` to the seed, by bisection.
 
     ``mean_similarity(strength)`` measures a small probe batch; similarity falls as strength grows (roughly:
     the curve is noisy). Targets beyond what ``low`` / ``high`` give return those ends.

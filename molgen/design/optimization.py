@@ -1,12 +1,13 @@
 """Black-box optimisation in latent space: an evolutionary loop whose mutations are the prior's own partial
-re-denoising, screened by a small surrogate trained on the latents scored so far (LIMO's idea of a
+redraws of a parent's latents, screened by a small surrogate trained on the latents scored so far (LIMO's idea of a
 differentiable property model on latents, used here to rank candidates rather than to take gradients, so the
 objective itself is never assumed differentiable and the candidates stay where the prior puts molecules).
 
 Per iteration:
   1. parents: the best distinct molecules so far that passed every constraint (elitism);
-  2. candidates: ``oversample`` x ``n`` children, each a parent's latents noised to ``strength`` and denoised
-     by the prior (:meth:`MolgenPipeline.sample_latents` with ``start``);
+  2. candidates: ``oversample`` x ``n`` children, each a parent's latents with the share ``strength`` redrawn
+     by the prior (:meth:`MolgenPipeline.sample_latents` with ``start``: a discrete prior draws one span of tokens
+     again, a set prior noises them part of the way and denoises);
   3. selection: the surrogate (an MLP on pooled normalised tokens, refitted each iteration on every scored
      molecule) keeps the ``n`` most promising candidates, plus a random ``explore`` share;
   4. the chosen ``n`` are decoded, checked and scored by the objective.
@@ -24,7 +25,7 @@ from torch import Tensor, nn
 
 from molgen.design.editing import stack_tokens
 from molgen.design.results import DesignResult, OptimizationResult
-from molgen.pipeline import Latents
+from molgen.records import Latents
 
 __all__ = ["LatentOptimizer", "Surrogate"]
 

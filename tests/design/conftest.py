@@ -1,4 +1,4 @@
-"""A tiny design model: the shipped tokenizer with a small flow prior trained here in seconds on a handful of
+"""A tiny design model: the shipped tokenizer with a small set (flow-matching) prior trained in seconds on a handful of
 MOSES molecules, as a complete model directory (the suite never depends on the shipped prior's quality)."""
 
 from __future__ import annotations

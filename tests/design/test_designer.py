@@ -1,19 +1,25 @@
 """Guided design on a tiny model trained in the suite: the pipeline's editing options, then every Designer call,
-its per-molecule reports and its answers to bad input."""
+its per-molecule reports and its answers to bad input; last, Designer.from_pretrained() on the shipped model."""
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections import Counter
 
 import pytest
 import torch
 from rdkit import Chem
 
+from molgen.checkpoint import WEIGHTS_DIGEST
 from molgen.design import Designer, DesignInputError, DesignResult, Filters, OptimizationResult, objectives
 from molgen.design.chemistry import parse_core
-from molgen.pipeline import MolgenPipeline
+from molgen.design.designer import EDIT_STEPS, GUIDANCE_SCALE
+from molgen.pipeline import DEFAULT_MODEL, MolgenPipeline
+from molgen.sampling import SamplingConfig
 
+from ..conftest import REPO
 from .conftest import TRAINING
 
 # --- the pipeline's editing options ---------------------------------------------------------------------------------
@@ -54,90 +60,6 @@ def test_editing_options_are_checked(pipe):
         pipe.sample_latents(2, keep=start.mask)
     with pytest.raises(ValueError, match="adjust works on decoder probabilities"):
         pipe.decode(start, decoding="raw", adjust=lambda i, n, e: (n, e))
-
-
-def test_step_hook_sees_every_step(pipe):
-    seen = []
-
-    def hook(index, timestep, x):
-        seen.append((index, tuple(x.shape)))
-        return x
-
-    pipe.sample_latents(3, steps=4, seed=0, step_hook=hook)
-    assert [i for i, _ in seen] == [0, 1, 2, 3] and all(shape[0] == 3 for _, shape in seen)
-
-
-def test_restarts_renoise_half_the_schedule_and_keep_kept_tokens(pipe):
-    seen = []
-
-    def hook(index, timestep, x):
-        seen.append(index)
-        return x
-
-    plain = pipe.sample_latents(3, steps=4, seed=0, restarts=0)
-    restarted = pipe.sample_latents(3, steps=4, seed=0, restarts=2, step_hook=hook)
-    # The first pass runs all 4 steps; each restart noises back to sigma 0.5 and runs the last 2.
-    assert seen == [0, 1, 2, 3, 2, 3, 2, 3] and len(seen) == pipe.prior_evaluations(4, 2)
-    assert torch.equal(plain.mask, restarted.mask) and not torch.allclose(plain.z, restarted.z)
-    start = pipe.encode([TRAINING[0]])
-    keep = torch.zeros_like(start.mask)
-    keep[0, :5] = True
-    out = pipe.sample_latents(2, seed=1, start=start, keep=keep, restarts=2)
-    torch.testing.assert_close(out.z[:, :5], start.z[:, :5].expand(2, -1, -1), atol=1e-5, rtol=1e-5)
-    # Edits that start part-way (analogs) stay near their start: no restarts.
-    near = pipe.sample_latents(2, seed=3, start=start, strength=0.4, restarts=0)
-    torch.testing.assert_close(pipe.sample_latents(2, seed=3, start=start, strength=0.4, restarts=3).z, near.z)
-    with pytest.raises(ValueError, match="restarts=-1"):
-        pipe.sample_latents(2, restarts=-1)
-    with pytest.raises(ValueError, match="restarts=1.5: must be a whole number"):
-        pipe.sample_latents(2, restarts=1.5)
-
-
-def test_restart_strength_sets_where_each_restart_begins(pipe):
-    def steps_run(**options) -> list[int]:
-        seen = []
-        pipe.sample_latents(2, steps=10, seed=0, restarts=2, step_hook=lambda i, t, x: seen.append(i) or x, **options)
-        return seen
-
-    # Each restart begins at the first of the 10 noise levels at or below the strength (Euler: sigma 1, 0.889,
-    # 0.778, 0.667, 0.556, ..., 0.223, 0.112, 0.001).
-    assert steps_run(restart_strength=0.25) == list(range(10)) + [7, 8, 9] * 2
-    assert steps_run(restart_strength=0.65) == list(range(10)) + [4, 5, 6, 7, 8, 9] * 2
-    assert pipe.prior_evaluations(10, 2, 0.65) == 22 and pipe.prior_evaluations(10, 2, 0.25) == 16
-    # No strength given: the prior's own, the same samples as giving it.
-    default = pipe.prior.config.restart_strength
-    torch.testing.assert_close(pipe.sample_latents(3, steps=4, seed=5, restarts=1).z, pipe.sample_latents(3, steps=4, seed=5, restarts=1, restart_strength=default).z)
-    assert not torch.allclose(pipe.sample_latents(3, steps=4, seed=5, restarts=1, restart_strength=0.9).z, pipe.sample_latents(3, steps=4, seed=5, restarts=1).z)
-    for bad in (0, 1, 1.5, -0.2, "half"):
-        with pytest.raises(ValueError, match=f"restart_strength={bad!r}: must be a number strictly between 0 and 1"):
-            pipe.sample_latents(2, restarts=1, restart_strength=bad)
-    with pytest.raises(ValueError, match="restart_strength=1.0"):
-        pipe.sample(2, restart_strength=1.0)  # refused when called, before any sampling
-
-
-def test_restart_temperature_scales_only_the_restarts_noise(pipe):
-    def sample(**options):
-        return pipe.sample_latents(3, steps=4, seed=2, temperature=0.8, **options).z
-
-    base = sample(restarts=1)
-    assert pipe.prior.config.restart_temperature is None  # default: the restarts use the sampling temperature
-    torch.testing.assert_close(sample(restarts=1, restart_temperature=0.8), base)
-    sharper = sample(restarts=1, restart_temperature=0.4)
-    assert not torch.allclose(sharper, base)
-    # Without restarts there is no restart noise to scale.
-    torch.testing.assert_close(sample(restarts=0, restart_temperature=0.4), sample(restarts=0))
-    # A model's config may set it; an explicit value still wins.
-    pipe.prior.config.restart_temperature = 0.4
-    try:
-        torch.testing.assert_close(sample(restarts=1), sharper)
-        torch.testing.assert_close(sample(restarts=1, restart_temperature=0.8), base)
-    finally:
-        pipe.prior.config.restart_temperature = None
-    for bad in (0, -1.0, "cold"):
-        with pytest.raises(ValueError, match=f"restart_temperature={bad!r}: must be a positive number"):
-            pipe.sample(2, restarts=1, restart_temperature=bad)
-    with pytest.raises(ValueError, match="restart_temperature must be > 0 or null"):
-        type(pipe.prior.config)(**{**pipe.prior.config.to_dict(), "restart_temperature": 0})
 
 
 # --- Designer -------------------------------------------------------------------------------------------------------------
@@ -182,23 +104,73 @@ def test_generate_is_reproducible_and_streams_with_progress(designer):
     assert calls == [(16, 20), (20, 20)]  # batch_size 16
 
 
-def test_generate_takes_the_number_of_restarts(designer, monkeypatch):
-    asked = []
+def _recording(designer, monkeypatch) -> list[dict]:
+    """Every ``sample_latents`` call's keywords, the calls still made."""
+    calls = []
     sample_latents = designer.pipe.sample_latents
 
-    def spy(*args, **kwargs):
-        asked.append(kwargs.get("restarts"))
-        return sample_latents(*args, **kwargs)
+    def spy(n, **options):
+        calls.append(options)
+        return sample_latents(n, **options)
 
     monkeypatch.setattr(designer.pipe, "sample_latents", spy)
-    default = designer.generate(8, seed=4)
-    more = designer.generate(8, seed=4, restarts=designer.pipe.prior.config.default_restarts + 2)
-    assert asked[0] is None  # None: the model's default
-    assert [r.smiles for r in more] != [r.smiles for r in default]
-    assert [r.smiles for r in designer.generate(8, seed=4, restarts=designer.pipe.prior.config.default_restarts)] == [r.smiles for r in default]
-    for bad in (-1, 1.5, True):
-        with pytest.raises(DesignInputError, match=f"restarts={bad!r}"):
-            designer.generate(4, restarts=bad)
+    return calls
+
+
+def test_generate_samples_with_a_sampling_config(designer, monkeypatch):
+    calls = _recording(designer, monkeypatch)
+    designer.generate(4, seed=4, targets={"QED": 0.8})
+    config = calls[-1]["config"]
+    assert isinstance(config, SamplingConfig) and config.guidance_scale == GUIDANCE_SCALE and config.property_guidance == 0.0
+    assert config.decoding == designer.decoding and config.steps is None
+    # a config of one's own: its fields as they are, the keywords given replacing some
+    sampling = SamplingConfig(steps=5, temperature=0.8, sampler="heun")
+    first = designer.generate(6, seed=4, sampling=sampling)
+    assert calls[-1]["config"] == sampling.replace(decoding=designer.decoding, batch_size=6)
+    designer.generate(4, seed=4, sampling=sampling, steps=7, guidance_scale=1.5)
+    assert (calls[-1]["config"].steps, calls[-1]["config"].guidance_scale, calls[-1]["config"].sampler) == (7, 1.5, "heun")
+    same = designer.generate(6, seed=4, steps=5, temperature=0.8, sampling=SamplingConfig(sampler="heun"))
+    assert [r.smiles for r in same] == [r.smiles for r in first]
+    with pytest.raises(DesignInputError, match="sampling='fast': give a molgen.sampling.SamplingConfig"):
+        designer.generate(4, sampling="fast")
+    with pytest.raises(DesignInputError, match="steps=0: must be a whole number >= 1"):
+        designer.generate(4, steps=0)
+    with pytest.raises(DesignInputError, match="sampler"):
+        designer.generate(4, sampling=SamplingConfig(sampler="rk4"))
+    assert designer.generate(2, seed=0, repairs=0, candidates=1)  # a discrete prior's options at the values that leave them off
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"targets": {"QED": 0.8}, "property_guidance": 2.0}, "property_guidance=2.0: an option of a discrete prior"),
+        ({"repairs": 1}, "repairs=1: an option of a discrete prior"),
+        ({"candidates": 4}, "candidates=4: an option of a discrete prior"),
+        ({"selection": "draw"}, "selection='draw': an option of a discrete prior"),
+        ({"sampling": SamplingConfig(top_p=0.9)}, "top_p=0.9: an option of a discrete prior"),
+        ({"repairs": -1}, "repairs=-1: must be a whole number >= 0"),
+        ({"candidates": 0}, "candidates=0: must be a whole number >= 1"),
+    ],
+)
+def test_a_set_prior_refuses_the_options_of_a_discrete_one(designer, options, message):
+    with pytest.raises(DesignInputError, match=re.escape(message)):
+        designer.generate(4, **options)
+
+
+def test_edits_sample_with_the_config_too(designer, monkeypatch):
+    calls = _recording(designer, monkeypatch)
+    designer.analogs(TRAINING[0], 4, strength=0.5, new=False)
+    assert {c["config"].steps for c in calls} == {max(designer.pipe.prior.config.default_steps, EDIT_STEPS)}
+    calls.clear()
+    designer.analogs(TRAINING[0], 4, strength=0.5, new=False, sampling=SamplingConfig(steps=12, sampler="dpm"))
+    assert {(c["config"].steps, c["config"].sampler) for c in calls} == {(12, "dpm")}
+    calls.clear()
+    designer.decorate("O=C1CCCN1", 4, layout="first", steps=6)
+    designer.interpolate(TRAINING[2], TRAINING[4], 4, refine=0.3, steps=6)
+    designer.optimize(objectives.qed(), n=4, iterations=1, oversample=1, steps=6)
+    assert calls and {c["config"].steps for c in calls} == {6}
+    with pytest.raises(DesignInputError, match="candidates=2"):
+        designer.analogs(TRAINING[0], 4, strength=0.5, sampling=SamplingConfig(candidates=2))
 
 
 def test_analogs_report_similarity_to_the_seed(designer):
@@ -325,7 +297,7 @@ def test_optimize_from_given_molecules_with_a_similarity_constraint(designer):
     assert all(r.similarity >= 0.4 for r in result.best)
 
 
-def test_optimize_mutates_a_continuous_prior_at_the_default_noise_strength(designer, monkeypatch):
+def test_optimize_mutates_a_set_prior_at_the_default_noise_strength(designer, monkeypatch):
     from molgen.design.designer import DEFAULT_MUTATION_STRENGTH
 
     strengths = []
@@ -375,3 +347,31 @@ def test_bad_input_names_the_input(designer):
 def test_designer_needs_a_prior(pipe):
     with pytest.raises(ValueError, match="no prior"):
         Designer(MolgenPipeline(pipe.domain, pipe.tokenizer))
+
+
+def test_from_pretrained_without_a_path_loads_the_shipped_model(monkeypatch):
+    """The shipped model is discrete: its options go to the pipeline (checked there, sampling stubbed out here)."""
+    if not (DEFAULT_MODEL / "prior" / "model.safetensors").exists():
+        pytest.skip("shipped model not present")
+    shipped = Designer.from_pretrained(device="cpu")
+    assert shipped.pipe.prior.config.architecture == "discrete"
+    assert DEFAULT_MODEL == REPO / "checkpoints" / "moses"
+    saved = json.loads((DEFAULT_MODEL / "prior" / "config.json").read_text())
+    assert shipped.pipe.prior.config.to_dict() == {k: v for k, v in saved.items() if k != WEIGHTS_DIGEST}
+    calls = []
+
+    def stub(n, **options):
+        calls.append(options)
+        return shipped.pipe.encode(["CCO"] * n)
+
+    monkeypatch.setattr(shipped.pipe, "sample_latents", stub)
+    results = shipped.generate(2, targets={"QED": 0.9}, repairs=3, property_guidance=2.0, candidates=2, selection="draw")
+    assert [r.smiles for r in results] == ["CCO", "CCO"]
+    config = calls[0]["config"]
+    assert (config.repairs, config.property_guidance, config.candidates, config.selection) == (3, 2.0, 2, "draw")
+    with pytest.raises(DesignInputError, match="property_guidance steers toward property targets"):
+        shipped.generate(2, property_guidance=2.0)
+    with pytest.raises(DesignInputError, match="sampler='heun'"):
+        shipped.generate(2, sampling=SamplingConfig(sampler="heun"))
+    with pytest.raises(DesignInputError, match="candidates=2"):
+        shipped.analogs("CCO", 2, strength=0.5, sampling=SamplingConfig(candidates=2))

@@ -24,7 +24,7 @@ from molgen.design.editing import (
 )
 from molgen.design.optimization import LatentOptimizer, Surrogate
 from molgen.design.targets import parse_targets, sizes_for_weight
-from molgen.pipeline import Latents
+from molgen.records import Latents
 
 from ..conftest import REPO
 
