@@ -7,8 +7,8 @@ few integer-valued domain properties (for molecules: ``rings``, ``aromatic_rings
 4 or 7+ atoms) over the training data and
 over the model's own samples; their ratio estimates p_data(s) / p_model(s) for a graph with statistics s. The
 pipeline then draws ``candidates`` graphs per graph asked for and keeps one of each group with probability
-proportional to that ratio (sampling-importance-resampling, as :class:`~molgen.guidance.Resampling` does with a
-learned discriminator's logit): as ``candidates`` grows, the kept graphs' statistics approach the data's, and
+proportional to that ratio (sampling-importance-resampling, :class:`~molgen.sampling.guidance.Resampling`): as
+``candidates`` grows, the kept graphs' statistics approach the data's, and
 within a value of s the prior's own distribution is untouched. It is a density-ratio estimate on hand-chosen
 statistics instead of a trained classifier, exact on those statistics and blind to everything else.
 

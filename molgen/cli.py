@@ -16,11 +16,19 @@ __all__ = ["main"]
 log = logging.getLogger("molgen")
 
 TRAIN_PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "checkpoints" / "moses"
+MODEL_HELP = "model directory (default: the shipped model, checkpoints/moses)"
 
 
 class CLIError(Exception):
     """A user-facing error: printed without a traceback, exit code 2."""
+
+
+def _model_dir(args: argparse.Namespace) -> Path:
+    """``--model``, or the shipped model when it is not given (:data:`molgen.pipeline.DEFAULT_MODEL`; imported here,
+    not at the top, so that ``molgen --help`` does not load torch)."""
+    from molgen.pipeline import DEFAULT_MODEL
+
+    return Path(args.model) if args.model else DEFAULT_MODEL
 
 
 # --- featurize -------------------------------------------------------------------------------------
@@ -45,14 +53,10 @@ def cmd_featurize(args: argparse.Namespace) -> None:
         rows = _take_shuffled(rows, args.limit, args.seed)
     with tqdm(desc=f"featurizing {Path(args.input).name}", unit="mol", disable=args.quiet) as bar:
         result = featurize_molecules(
-            rows, vocab=vocab, standardize_with=standardize, workers=args.workers, progress=bar.update,
-            hydrogens=args.hydrogens, bonds=args.bonds,
+            rows, vocab=vocab, standardize_with=standardize, workers=args.workers, progress=bar.update, hydrogens=args.hydrogens,
         )
     out = Path(args.out)
-    report = {
-        **result.report(), "source": str(args.input), "limit": args.limit, "seed": args.seed,
-        "hydrogens": args.hydrogens, "bonds": args.bonds,
-    }  # fmt: skip
+    report = {**result.report(), "source": str(args.input), "limit": args.limit, "seed": args.seed, "hydrogens": args.hydrogens}
     result.dataset.save(out, report=report)
     write_bad_rows(result.bad_rows, out / "bad_rows.tsv")
     for bad in result.bad_rows[:10]:
@@ -97,12 +101,9 @@ def _take_shuffled(rows, limit: int, seed: int):
 # --- train tokenizer -------------------------------------------------------------------------------
 
 
-def _dataset_for_training(
-    path: Path, cache: Path, args: argparse.Namespace, vocab_dir: Path | None = None, hydrogens: str = "explicit", bonds: str = "kekule"
-):
+def _dataset_for_training(path: Path, cache: Path, args: argparse.Namespace, vocab_dir: Path | None = None, hydrogens: str = "explicit"):
     """A featurized dataset directory is used as it is; a molecule file is featurized into ``cache`` first
-    (with the vocabulary found in ``vocab_dir``, if given: validation data must share the training vocabulary).
-    Either way the data must have the bond labels (``bonds``) the model uses."""
+    (with the vocabulary found in ``vocab_dir``, if given: validation data must share the training vocabulary)."""
     from molgen.dataset import GraphDataset
 
     if path.is_dir():
@@ -112,17 +113,13 @@ def _dataset_for_training(
             input=str(path), out=str(cache), smiles_column=args.smiles_column,
             vocab=str(vocab_dir) if vocab_dir else None, limit=None, seed=0, workers=None,
             largest_fragment=False, neutralize=False, quiet=not args.progress, hydrogens=hydrogens,
-            bonds=bonds,
-        )
+        )  # fmt: skip
         cmd_featurize(featurize_args)
-    report = cache / "report.json"
-    made_with = json.loads(report.read_text()).get("bonds", "kekule") if report.exists() else "kekule"
-    if made_with != bonds:  # caches written before the option have Kekulé bonds
-        raise CLIError(f"{path}: featurized with --bonds {made_with}, but --bonds {bonds} was asked for; featurize it again with --bonds {bonds}")
     return GraphDataset.load(cache)
 
 
 def cmd_train_tokenizer(args: argparse.Namespace) -> None:
+    from molgen.checkpoint import load_domain, load_tokenizer
     from molgen.domains.molecule import MoleculeDomain
     from molgen.tokenizer.config import TokenizerConfig
     from molgen.tokenizer.training import TrainSettings, train_tokenizer
@@ -131,10 +128,10 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     train_path = Path(args.data)
     train_cache = train_path if train_path.is_dir() else run_dir / "data" / "train"
-    train = _dataset_for_training(train_path, train_cache, args, hydrogens=args.hydrogens, bonds=args.bonds)
+    train = _dataset_for_training(train_path, train_cache, args, hydrogens=args.hydrogens)
     val = None
     if args.val:
-        val = _dataset_for_training(Path(args.val), run_dir / "data" / "val", args, vocab_dir=train_cache, hydrogens=args.hydrogens, bonds=args.bonds)
+        val = _dataset_for_training(Path(args.val), run_dir / "data" / "val", args, vocab_dir=train_cache, hydrogens=args.hydrogens)
         if val.vocab.to_dict() != train.vocab.to_dict():
             raise CLIError(f"--val {args.val}: its vocabulary differs from the training data's; featurize it with --vocab")
     if args.limit:
@@ -144,11 +141,9 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     config_path = run_dir / "model" / "tokenizer" / "config.json"
     init_from = init_from_info = None
     if args.init_from:
-        from molgen.checkpoint import load_domain, load_tokenizer
-
         init_from = load_tokenizer(Path(args.init_from) / "tokenizer")
         theirs, ours = load_domain(Path(args.init_from) / "domain.json").vocab, train.vocab
-        # The data may add edge labels after the model's (aromatic bonds to a Kekulé model): they are learned.
+        # The data may add edge labels after the model's (e.g. triple bonds its training data lacked): they are learned.
         if theirs.node_values != ours.node_values or theirs.edge_values != ours.edge_values[: len(theirs.edge_values)]:
             raise CLIError(
                 f"--init-from {args.init_from}: its vocabulary differs from the training data's (only new bond labels "
@@ -161,7 +156,7 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
         previous = Path(args.init_from) / "tokenizer" / "training.json"
         init_from_info = {"path": str(args.init_from), "training": json.loads(previous.read_text()) if previous.exists() else None}
     elif config_path.exists() and args.resume:
-        config = TokenizerConfig.load(config_path)  # resuming: the network must keep its shape
+        config = load_tokenizer(config_path.parent).config  # resuming: the network must keep its shape
     else:
         max_nodes = int(max(train.num_nodes.max(), val.num_nodes.max() if val is not None else 0))
         config = TokenizerConfig(
@@ -180,7 +175,7 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     if args.freeze_encoder and not (args.init_from or (config_path.exists() and args.resume)):
         raise CLIError("--freeze-encoder needs a trained encoder: give --init-from MODEL (or resume a run)")
     settings = TrainSettings(kl_weight=args.kl_weight, latent_noise=args.latent_noise, freeze_encoder=args.freeze_encoder, **_trainer_settings(args))
-    domain_config = MoleculeDomain(train.vocab, hydrogens=args.hydrogens, bonds=args.bonds).to_config()
+    domain_config = MoleculeDomain(train.vocab, hydrogens=args.hydrogens).to_config()
     module = train_tokenizer(
         train, run_dir, config, settings, val=val, domain_config=domain_config, resume=args.resume, init_from=init_from,
         init_from_info=init_from_info,
@@ -219,7 +214,7 @@ def _latents_for_training(args: argparse.Namespace, run_dir: Path):
     names = list(getattr(domain, "property_names", ()))
     if stale is not None and stale.property_names == names and stale.items and stale.items == latents.items:
         # Properties belong to the molecules, not to the tokenizer: keep the ones already computed for the same
-        # molecules in the same order (e.g. after a decoder fine-tune or a re-featurization with other bond labels).
+        # molecules in the same order (e.g. after an encoder fine-tune).
         log.info("reusing the property table of the earlier cache (%d graphs)", len(latents))
         latents.properties, latents.property_names = stale.properties, names
     elif names:
@@ -233,13 +228,11 @@ def _latents_for_training(args: argparse.Namespace, run_dir: Path):
 
 
 def _graphs_for_model(args: argparse.Namespace, run_dir: Path, model_dir: Path, domain):
-    """The training data (``args.data``) as graphs in the model's vocabulary, hydrogens and bond labels
-    (a .smi/.csv/.sdf file is featurized into RUN/data/train first)."""
+    """The training data (``args.data``) as graphs in the model's vocabulary and hydrogens (a .smi/.csv/.sdf file
+    is featurized into RUN/data/train first)."""
     data_path = Path(args.data)
-    return _dataset_for_training(
-        data_path, data_path if data_path.is_dir() else run_dir / "data" / "train", args, vocab_dir=model_dir,
-        hydrogens=getattr(domain, "hydrogens", "explicit"), bonds=getattr(domain, "bonds", "kekule"),
-    )  # fmt: skip
+    cache = data_path if data_path.is_dir() else run_dir / "data" / "train"
+    return _dataset_for_training(data_path, cache, args, vocab_dir=model_dir, hydrogens=getattr(domain, "hydrogens", "explicit"))
 
 
 def _label_more(latents, cache: Path, domain, args: argparse.Namespace, run_dir: Path) -> None:
@@ -297,8 +290,8 @@ def cmd_train_prior(args: argparse.Namespace) -> None:
     init_from = None
     if args.init_from:
         init_from = load_prior(Path(args.init_from) / "prior")
-        # grow it if asked: more layers, relative-position biases or self-conditioning (they start as no-ops; see load_growing)
-        grown = {"layers": args.layers, "relative_positions": args.relative_positions, "self_condition": args.self_condition or None}
+        # grow it if asked: more layers or relative-position biases (they start as no-ops; see load_growing)
+        grown = {"layers": args.layers, "relative_positions": args.relative_positions}
         # normalisation and size statistics come from the data trained on now (the same, unless the latents
         # are another tokenizer's: a prior carried over to a fine-tuned tokenizer)
         measured = prior_config_from_data(latents, max_nodes).to_dict()
@@ -307,15 +300,12 @@ def cmd_train_prior(args: argparse.Namespace) -> None:
             **{k: measured[k] for k in DATA_STATISTICS},
         })  # fmt: skip
     elif config_path.exists() and args.resume:
-        config = PriorConfig.load(config_path)  # resuming: same network and statistics
+        config = load_prior(config_path.parent).config  # resuming: same network and statistics
     else:
-        prediction = args.prediction or ("velocity" if args.objective == "flow" else "v_prediction")
         config = prior_config_from_data(
-            latents, max_nodes, objective=args.objective, prediction=prediction, d_model=args.d_model, n_heads=args.heads,
-            layers=args.layers or 4, relative_positions=max_nodes - 1 if args.relative_positions is None else args.relative_positions,
-            default_steps=args.default_steps, default_sampler="euler" if args.objective == "flow" else "dpm", self_condition=args.self_condition,
-            architecture=args.architecture, head_width=args.head_width, head_blocks=args.head_blocks,
-            **({"activation": "gelu"} if args.architecture in ("autoregressive", "discrete") else {}),
+            latents, max_nodes, architecture=args.architecture, d_model=args.d_model, n_heads=args.heads, layers=args.layers or 4,
+            relative_positions=max_nodes - 1 if args.relative_positions is None else args.relative_positions, default_steps=args.default_steps,
+            **({"activation": "gelu"} if args.architecture == "discrete" else {}),
         )  # fmt: skip
     # The exported model directory is complete: the tokenizer and domain it was trained with, and the prior.
     model_out = run_dir / "model"
@@ -324,7 +314,7 @@ def cmd_train_prior(args: argparse.Namespace) -> None:
         save_domain(domain, model_out / "domain.json")
     settings = PriorTrainSettings(
         ema_decay=args.ema_decay, drop_all=args.drop_all, drop_each=args.drop_each, time_sampling=args.time_sampling,
-        draws_per_token=args.draws_per_token, labelled_share=args.labelled_share, **_trainer_settings(args),
+        labelled_share=args.labelled_share, **_trainer_settings(args),
     )  # fmt: skip
     extra: dict = {"tokenizer": str(args.model)}
     if args.init_from:  # the run it continues, so training time adds up over the chain (benchmarks.report)
@@ -335,12 +325,15 @@ def cmd_train_prior(args: argparse.Namespace) -> None:
 
 
 def _prior_with_properties(model: str, why: str):
-    """--model's prior config, which must exist and have properties (for the networks that predict them)."""
+    """--model's prior config, which must exist, be discrete and have properties (for the networks that predict them
+    and choose among its samples)."""
     from molgen.checkpoint import load_prior
 
     if not (Path(model) / "prior" / "config.json").exists():
         raise CLIError(f"--model {model}: no prior/ in it; {why}")
     config = load_prior(Path(model) / "prior").config
+    if config.architecture != "discrete":
+        raise CLIError(f"--model {model}: its prior is {config.architecture!r}; predictors and judges serve a discrete prior only")
     if not config.property_names:
         raise CLIError(f"--model {model}: its prior has no properties to predict")
     return config
@@ -349,7 +342,9 @@ def _prior_with_properties(model: str, why: str):
 def cmd_train_predictor(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from molgen.prior.predictor import PredictorConfig, PredictorTrainSettings, train_predictor
+    from molgen.checkpoint import load_predictor
+    from molgen.prior.predictor import PredictorConfig
+    from molgen.prior.training import PredictorTrainSettings, train_predictor
 
     model_dir = Path(args.model)
     prior_config = _prior_with_properties(args.model, "a property predictor is trained for a prior's latents")
@@ -376,7 +371,7 @@ def cmd_train_predictor(args: argparse.Namespace) -> None:
         latents = LatentDataset.concat([latents, own.subset(labelled)])
     config_path = run_dir / "model" / "predictor" / "config.json"
     if config_path.exists() and args.resume:
-        config = PredictorConfig.load(config_path)  # resuming: the network must keep its shape
+        config = load_predictor(config_path.parent).config  # resuming: the network must keep its shape
     elif init_from is not None:
         config = init_from.config  # fine-tuning: the network keeps the shape of the one it starts from
     else:
@@ -393,7 +388,7 @@ def cmd_train_predictor(args: argparse.Namespace) -> None:
 def cmd_train_judge(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from molgen.checkpoint import load_tokenizer
+    from molgen.checkpoint import load_judge, load_tokenizer
     from molgen.dataset import GraphDataset
     from molgen.judge.model import JudgeConfig
     from molgen.judge.training import JudgeTrainSettings, LabelledGraphs, train_judge
@@ -423,7 +418,7 @@ def cmd_train_judge(args: argparse.Namespace) -> None:
         data = LabelledGraphs.concat([data, LabelledGraphs(own_graphs, own.properties[rows], list(own.property_names))])
     config_path = run_dir / "model" / "judge" / "config.json"
     if config_path.exists() and args.resume:
-        config = JudgeConfig.load(config_path)  # resuming: the network must keep its shape
+        config = load_judge(config_path.parent).config  # resuming: the network must keep its shape
     else:
         tokenizer = load_tokenizer(model_dir / "tokenizer").config
         config = JudgeConfig.for_prior(
@@ -465,9 +460,9 @@ def _own_samples(args: argparse.Namespace, run_dir: Path, model_dir: Path, laten
     import numpy as np
 
     from molgen.design.targets import Target, sizes_for_weight
-    from molgen.latents import LatentDataset, tokenizer_fingerprint
+    from molgen.latents import LatentDataset, generated_dataset, tokenizer_fingerprint
     from molgen.pipeline import MolgenPipeline
-    from molgen.prior.discriminator import generated_dataset
+    from molgen.sampling import SamplingConfig
 
     pipe = MolgenPipeline.from_pretrained(model_dir, device=args.device)
     config = pipe.prior.config
@@ -481,6 +476,7 @@ def _own_samples(args: argparse.Namespace, run_dir: Path, model_dir: Path, laten
         raise CLIError(f"--own-samples: no training graph has all of {names} computed to condition on")
     rng = np.random.default_rng(args.seed)
     rows = rng.choice(complete, args.own_samples)
+    sampling = SamplingConfig(guidance_scale=args.own_sample_guidance, batch_size=500)
     chunk, cache, parts, smiles = 2000, run_dir / "own_samples", [], []
     counts = np.asarray(config.num_nodes_counts, dtype=np.float64)
     size_p, k_mw = counts / counts.sum(), config.property_names.index("MW") if "MW" in names else None
@@ -507,7 +503,7 @@ def _own_samples(args: argparse.Namespace, run_dir: Path, model_dir: Path, laten
                 sizes.append(int(rng.choice(len(fit), p=fit)))
             else:
                 sizes.append(int(rng.choice(len(counts), p=size_p)))
-        drawn = pipe.sample_latents(count, seed=args.seed * 100_003 + k, conditions=conditions, num_nodes=sizes, guidance_scale=args.own_sample_guidance, batch_size=500)
+        drawn = pipe.sample_latents(count, sampling, seed=args.seed * 100_003 + k, conditions=conditions, num_nodes=sizes)
         part = generated_dataset(drawn.z, drawn.mask, tokenizer_fingerprint(pipe.tokenizer))
         table = np.full((count, len(latents.property_names)), np.nan, dtype=np.float32)
         decoded = [m.smiles for m in pipe.decode(drawn, batch_size=500, decoding="valence")]
@@ -530,7 +526,7 @@ def _own_sample_smiles(pipe, part, part_dir: Path) -> list[str | None]:
     decoded again, valence-aware as when it was labelled, and the file written)."""
     import numpy as np
 
-    from molgen.pipeline import Latents
+    from molgen.records import Latents
 
     path = part_dir / "smiles.txt"
     if path.exists():
@@ -540,107 +536,6 @@ def _own_sample_smiles(pipe, part, part_dir: Path) -> list[str | None]:
     decoded = [m.smiles for m in pipe.decode(Latents(z, mask), batch_size=500, decoding="valence")]
     path.write_text("".join(f"{item or ''}\n" for item in decoded), encoding="utf-8")
     return decoded
-
-
-def cmd_train_discriminator(args: argparse.Namespace) -> None:
-    import torch
-
-    from molgen.latents import LatentDataset
-    from molgen.pipeline import MolgenPipeline
-    from molgen.prior.discriminator import DiscriminatorConfig, DiscriminatorTrainSettings, generated_dataset, real_and_fake, train_discriminator
-
-    model_dir = Path(args.model)
-    if not (model_dir / "prior" / "config.json").exists():
-        raise CLIError(f"--model {args.model}: no prior/ in it; a discriminator is trained against a prior's samples")
-    if args.samples < 2:
-        raise CLIError(f"--samples {args.samples}: need at least 2 generated graphs (tens of thousands for a useful discriminator)")
-    low, high = args.noise_scale
-    if not 0 < low <= high:
-        raise CLIError(f"--noise-scale {low} {high}: must be LOW HIGH with 0 < LOW <= HIGH")
-    if args.default_scale < 0:
-        raise CLIError(f"--default-scale {args.default_scale}: must be >= 0 (0: off unless asked for)")
-    if args.candidates < 1:
-        raise CLIError(f"--candidates {args.candidates}: must be >= 1 (graphs drawn per graph kept)")
-    pipe = MolgenPipeline.from_pretrained(model_dir, device=args.device)
-    prior_config = pipe.prior.config
-    run_dir = Path(args.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    real, _ = _latents_for_training(args, run_dir)
-    fake_dir = run_dir / "generated"
-    if (fake_dir / "latents.npz").exists() and args.resume:
-        fake = LatentDataset.load(fake_dir)  # a resumed run trains on the same samples
-    else:  # the prior's own samples at its default settings, without any discriminator guidance
-        generated = pipe.sample_latents(args.samples, seed=args.seed, batch_size=1000, discriminator_guidance=0.0)
-        fake = generated_dataset(generated.z, generated.mask, real.tokenizer)
-        fake.save(fake_dir)
-    data = real_and_fake(real, fake, seed=args.seed)
-    config_path = run_dir / "model" / "discriminator" / "config.json"
-    if config_path.exists() and args.resume:
-        config = DiscriminatorConfig.load(config_path)  # resuming: the network keeps its shape
-    else:
-        config = DiscriminatorConfig.for_prior(
-            prior_config, d_model=args.d_model, n_heads=args.heads, layers=args.layers, relative_positions=prior_config.relative_positions,
-            default_scale=args.default_scale, candidates=args.candidates,
-        )  # fmt: skip
-    settings = DiscriminatorTrainSettings(noise_scale_low=low, noise_scale_high=high, **_trainer_settings(args))
-    sampled = {"samples": len(fake), "steps": prior_config.default_steps, "restarts": prior_config.default_restarts, "seed": args.seed}
-    torch.manual_seed(args.seed)
-    module = train_discriminator(data, run_dir, config, prior_config, settings, resume=args.resume, export_extra={"model": str(model_dir), "generated": sampled})
-    if module.trainer.is_global_zero:
-        print(f"trained for {module.train_seconds():.0f} s in total; discriminator: {run_dir / 'model' / 'discriminator'} (copy it into the model directory)")
-
-
-def cmd_train_distill(args: argparse.Namespace) -> None:
-    import shutil
-
-    import numpy as np
-
-    from molgen.checkpoint import load_prior, save_domain
-    from molgen.prior.distillation import DistillSettings, config_differences, distill_prior, student_config
-
-    model_dir = Path(args.model)
-    for part in ("prior", "guide"):
-        if not (model_dir / part / "config.json").exists():
-            raise CLIError(f"--model {args.model}: no {part}/ in it; distillation needs a prior and the guide it is autoguided with")
-    teacher, guide = load_prior(model_dir / "prior"), load_prior(model_dir / "guide")
-    weight = teacher.config.default_autoguidance if args.autoguidance is None else args.autoguidance
-    if not weight > 0 or weight == 1:
-        raise CLIError(f"--autoguidance {weight}: must be > 0 and not 1 (1 is the teacher alone: nothing to distil)")
-    low, high = args.noise_scale
-    if not 0 < low <= high:
-        raise CLIError(f"--noise-scale {low} {high}: must be LOW HIGH with 0 < LOW <= HIGH")
-    init_from = None
-    if args.init_from:  # continue an earlier distillation (another session, another machine)
-        if not (Path(args.init_from) / "prior" / "config.json").exists():
-            raise CLIError(f"--init-from {args.init_from}: no prior/ in it")
-        init_from = load_prior(Path(args.init_from) / "prior")
-        args.activation = args.activation or init_from.config.activation  # the earlier student's, unless told
-        if differ := config_differences(student_config(teacher.config, args.activation), init_from.config):
-            raise CLIError(f"--init-from {args.init_from}: its prior differs from this teacher's student in {differ}")
-    run_dir = Path(args.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    latents, domain = _latents_for_training(args, run_dir)
-    if args.limit:
-        latents = latents.subset(np.random.default_rng(args.seed).permutation(len(latents))[: args.limit])
-    # The exported model directory is complete: the teacher's tokenizer, domain and predictor, and the student.
-    model_out = run_dir / "model"
-    for part in ("tokenizer", "predictor"):
-        if (model_dir / part).exists() and not (model_out / part).exists():
-            shutil.copytree(model_dir / part, model_out / part)
-    save_domain(domain, model_out / "domain.json")
-    settings = DistillSettings(
-        ema_decay=args.ema_decay, drop_all=args.drop_all, drop_each=args.drop_each, time_sampling=args.time_sampling,
-        noise_scale_low=low, noise_scale_high=high, **_trainer_settings(args),
-    )  # fmt: skip
-    extra = {"teacher": {"path": str(model_dir), "training": _training_record(model_dir / "prior")}, "guide": str(model_dir / "guide")}
-    if args.init_from:
-        extra["initialized_from"] = {"path": str(args.init_from), "training": _training_record(Path(args.init_from) / "prior")}
-    module = distill_prior(
-        latents, run_dir, teacher, guide, settings, autoguidance=weight, activation=args.activation, resume=args.resume,
-        export_extra=extra, init_from=init_from,
-    )  # fmt: skip
-    if module.trainer.is_global_zero:
-        print(f"trained for {module.train_seconds():.0f} s in total; model directory (no guide needed): {model_out}")
 
 
 def _training_record(directory: Path) -> dict | None:
@@ -663,7 +558,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     from molgen.io import BadRow, read_molecules
     from molgen.pipeline import MolgenPipeline
 
-    pipe = MolgenPipeline.from_pretrained(args.model, device=args.device)
+    pipe = MolgenPipeline.from_pretrained(_model_dir(args), device=args.device)
     if args.smiles:
         rows = [("argument", s) for s in args.smiles]
     elif args.input:
@@ -711,9 +606,6 @@ def _status(r) -> str:
     return "exact" if r.exact else "different molecule"
 
 
-# --- parser ----------------------------------------------------------------------------------------
-
-
 # --- sample --------------------------------------------------------------------------------------------
 
 
@@ -736,7 +628,7 @@ def _targets_table(args: argparse.Namespace, pipe) -> tuple[list[str], list, int
     from molgen.io import BadRow, read_targets
 
     if pipe.prior is None or not pipe.prior.config.property_names:
-        raise CLIError(f"--conditions-file: the model {args.model} has no property conditioning")
+        raise CLIError(f"--conditions-file: the model {_model_dir(args)} has no property conditioning")
     columns, rows = read_targets(args.conditions_file, list(pipe.prior.config.property_names))
     good, bad = [], 0
     for row in rows:
@@ -753,6 +645,7 @@ def _targets_table(args: argparse.Namespace, pipe) -> tuple[list[str], list, int
 def cmd_sample(args: argparse.Namespace) -> None:
     from molgen.io import MoleculeWriter
     from molgen.pipeline import DEFAULT_PRECISION, MolgenPipeline
+    from molgen.sampling import SamplingConfig
 
     if args.conditions_file:
         if args.n is not None:
@@ -766,7 +659,13 @@ def cmd_sample(args: argparse.Namespace) -> None:
     elif args.n < 1:
         raise CLIError(f"-n {args.n}: ask for at least one molecule")
     conditions = _parse_conditions(args.condition)
-    pipe = MolgenPipeline.from_pretrained(args.model, device=args.device, precision=args.precision or DEFAULT_PRECISION)
+    config = SamplingConfig(
+        temperature=args.temperature, guidance_scale=args.guidance, decoding=args.decoding, properties=args.properties,
+        batch_size=args.batch_size, top_p=args.top_p, repairs=args.repairs, property_guidance=args.property_guidance,
+        candidates=args.candidates, selection=args.selection, calibrated=CALIBRATED[args.calibration], steps=args.steps,
+        sampler=args.sampler,
+    )  # fmt: skip
+    pipe = MolgenPipeline.from_pretrained(_model_dir(args), device=args.device, precision=args.precision or DEFAULT_PRECISION)
     names = list(getattr(pipe.domain, "property_names", ())) if args.properties else []
     n, num_nodes, extra_columns, extras, bad_rows = args.n, args.num_nodes, [], None, 0
     if args.conditions_file:
@@ -776,16 +675,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
             num_nodes = [row.num_nodes for row in rows]
         extra_columns = ["row", *(f"target_{c}" for c in columns)]
         extras = [{"row": row.line, **{f"target_{c}": row.targets.get(c) for c in columns}} for row in rows]
-    molecules = pipe.sample_iter(
-        n, steps=args.steps, seed=args.seed, batch_size=args.batch_size, conditions=conditions or None,
-        guidance_scale=args.guidance, num_nodes=num_nodes, sampler=args.sampler, decoding=args.decoding,
-        properties=args.properties, temperature=args.temperature, top_p=args.top_p,
-        restarts=args.restarts, restart_strength=args.restart_strength, restart_temperature=args.restart_temperature,
-        property_guidance=args.property_guidance,
-        autoguidance=args.autoguidance, discriminator_guidance=args.discriminator_guidance, candidates=args.candidates,
-        selection=args.selection, calibrated=CALIBRATED[args.calibration],
-        **({} if args.validity_guidance is None else {"validity_guidance": args.validity_guidance}),
-    )  # fmt: skip
+    molecules = pipe.sample_iter(n, config, seed=args.seed, conditions=conditions or None, num_nodes=num_nodes)
     counts: dict[str, int] = {}
     bar = _progress(n, "sample", args.progress)
     try:
@@ -815,7 +705,7 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
     for flag, value in (("--samples", args.samples), ("--data-size", args.data_size), ("--candidates", args.candidates)):
         if value < 1:
             raise CLIError(f"{flag} {value}: must be at least 1")
-    model = Path(args.model)
+    model = _model_dir(args)
     pipe = MolgenPipeline.from_pretrained(model, device=args.device)
     if pipe.prior is None:
         raise CLIError(f"{model}: no prior/ to calibrate")
@@ -950,11 +840,10 @@ def _write_design(args: argparse.Namespace, designer, batches) -> list:
 
 def _designer(args: argparse.Namespace):
     from molgen.design import Designer
-
     from molgen.pipeline import DEFAULT_PRECISION
 
     precision = args.precision or DEFAULT_PRECISION
-    return Designer.from_pretrained(args.model, device=args.device, precision=precision, decoding=args.decoding)
+    return Designer.from_pretrained(_model_dir(args), device=args.device, precision=precision, decoding=args.decoding)
 
 
 def cmd_design_generate(args: argparse.Namespace) -> None:
@@ -1049,9 +938,9 @@ def _add_design_parser(sub) -> None:
             p.add_argument("--input", default=None, help=f".smi/.csv/.sdf file of {inputs}s (bad rows reported and skipped)")
             p.add_argument("--smiles-column", default=None)
         p.add_argument("--out", required=True, help="output .csv, .sdf or .smi (rows streamed; invalid and rejected kept)")
-        p.add_argument("--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped model)")
+        p.add_argument("--model", default=None, help=MODEL_HELP)
         p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
+        p.add_argument("--steps", type=int, default=None, help=STEPS_HELP)
         p.add_argument("--decoding", choices=["valence", "raw"], default="valence")
         p.add_argument("--device", default="auto")
         p.add_argument("--precision", default=None, help=PRECISION_HELP)
@@ -1115,17 +1004,14 @@ def _add_design_parser(sub) -> None:
 
 
 PROPERTY_GUIDANCE_HELP = (
-    "strength of classifier guidance toward the targets by the model's property predictor, on top of --guidance: a "
-    "set prior follows its gradient at every step, a discrete prior tries its 32 likeliest codes before each atom "
-    "(about 50x slower) (default 0: off; needs predictor/ in the model directory: molgen train predictor)"
+    "discrete prior: strength of guidance toward the targets by the model's property predictor, on top of --guidance: "
+    "it tries its 32 likeliest codes before each atom (about 50x slower) (default 0: off; needs predictor/ in the model "
+    "directory: molgen train predictor)"
 )
+STEPS_HELP = "set prior: scheduler steps (default: the model's)"
 PRECISION_HELP = (
     "how the prior networks run: fp32, bf16 (bfloat16 matrix products: sampling about 1.4x faster where the hardware "
     "has them, e.g. CPUs with AVX512-BF16 or AMX, GPUs; slower elsewhere) or auto (default: bf16 where native, else fp32)"
-)
-BONDS_HELP = (
-    "kekule (default): Kekulé bond orders 1-3; aromatic: aromatic bonds as a label of their own (rings need no "
-    "exact single/double alternation; the model must be trained on data featurized the same way)"
 )
 
 
@@ -1148,7 +1034,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--hydrogens", choices=["explicit", "implicit"], default="explicit",
         help="implicit: also skip molecules whose hydrogens RDKit would not infer (for models built with implicit hydrogens)",
     )
-    p.add_argument("--bonds", choices=["kekule", "aromatic"], default="kekule", help=BONDS_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_featurize)
 
@@ -1159,13 +1044,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", default=None, help="validation data (default: 2,000 held out from the training data)")
     p.add_argument("--smiles-column", default=None)
     p.add_argument("--limit", type=int, default=None, help="train on a random subset of this many graphs")
-    p.add_argument("--bottleneck", choices=["gaussian", "fsq"], default="gaussian")
+    p.add_argument(
+        "--bottleneck", choices=["fsq", "gaussian"], default="fsq",
+        help="fsq (default): one of a finite set of codes per atom, what the discrete prior draws; gaussian: a VAE's continuous tokens (set prior only)",
+    )
     p.add_argument(
         "--hydrogens", choices=["implicit", "explicit"], default="implicit",
         help="implicit (default): molecules are rebuilt with RDKit's default valences, so a decoded graph is valid "
         "when its bonds fit; explicit: every atom's hydrogen count is part of the molecule",
     )
-    p.add_argument("--bonds", choices=["kekule", "aromatic"], default="kekule", help=BONDS_HELP)
     p.add_argument("--latent-dim", type=int, default=16, help="latent numbers per node (gaussian)")
     p.add_argument("--fsq-levels", default="8,8,8,5,5", help="FSQ levels per latent dim (fsq)")
     p.add_argument("--d-model", type=int, default=128)
@@ -1190,15 +1077,10 @@ def build_parser() -> argparse.ArgumentParser:
         out="run directory; RUN/model becomes a complete model directory",
     )
     p.add_argument(
-        "--architecture", choices=["set", "autoregressive", "discrete"], default="set",
-        help="set: all tokens denoised together; autoregressive: token after token, each drawn by a small flow head (flow objective only); "
-        "discrete: token after token, each a choice among the codes of a quantised tokenizer (--bottleneck fsq), cross entropy",
+        "--architecture", choices=["discrete", "set"], default="discrete",
+        help="discrete (default, the shipped model's): token after token, each a choice among the codes of a quantised tokenizer "
+        "(--bottleneck fsq), cross entropy; set: all tokens at once by flow matching (any tokenizer)",
     )
-    p.add_argument("--objective", choices=["flow", "diffusion"], default="flow")
-    p.add_argument("--prediction", default=None, help="flow: velocity; diffusion: epsilon or v_prediction (default)")
-    p.add_argument("--head-width", type=int, default=128, help="autoregressive: width of the per-token flow head")
-    p.add_argument("--head-blocks", type=int, default=3, help="autoregressive: residual blocks of the per-token flow head")
-    p.add_argument("--draws-per-token", type=int, default=4, help="autoregressive: noise draws per token and training step")
     p.add_argument(
         "--labelled-share", type=float, default=None,
         help="repeat the training rows that have properties (see --property-limit) until they are about this share of the rows, "
@@ -1211,50 +1093,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--relative-positions", type=int, default=None,
         help="attention bias per token offset up to this (default: max_nodes - 1, every offset; 0: none; with --init-from: the model's, or add them)",
     )
-    p.add_argument(
-        "--self-condition", action="store_true",
-        help="the network also reads its own last estimate of the clean latents (self-conditioning; with --init-from: adds it to the model)",
-    )
-    p.add_argument("--default-steps", type=int, default=20, help="sampling steps the model uses unless told otherwise")
+    p.add_argument("--default-steps", type=int, default=20, help="set prior: scheduler steps the model samples with unless told otherwise")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--lr", type=float, default=5e-4)
-    _add_condition_dropout_arguments(p)
-    p.add_argument("--time-sampling", choices=["uniform", "logit_normal"], default="uniform", help="how training draws noise levels (logit_normal: more mid-noise training, as SD3)")
+    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--drop-all", type=float, default=0.1, help="probability of dropping all conditions (guidance)")
+    p.add_argument("--drop-each", type=float, default=0.3, help="probability of dropping each condition")
+    p.add_argument(
+        "--time-sampling", choices=["uniform", "logit_normal"], default="uniform",
+        help="set prior: how training draws noise levels (logit_normal: more mid-noise training, as SD3)",
+    )
     p.add_argument("--warmup-steps", type=int, default=500)
     _add_trainer_arguments(p)
     p.add_argument("--init-from", default=None, help="start from this model directory's prior weights (fine-tune)")
     p.set_defaults(func=cmd_train_prior)
 
-    p = train.add_parser(
-        "distill", help="distil a prior and its autoguidance into one student prior (half the network evaluations per step)"
-    )
-    _add_latent_data_arguments(
-        p, model="model directory with prior/ (the teacher) and guide/",
-        out="run directory; RUN/model becomes a complete model directory without a guide",
-    )
-    p.add_argument("--autoguidance", type=float, default=None, help="weight to distil (default: the teacher's default_autoguidance)")
-    p.add_argument("--activation", choices=["gelu_tanh", "gelu"], default=None, help="the student's MLP activation (default: the teacher's; gelu is faster on CPU)")
-    p.add_argument("--noise-scale", type=float, nargs=2, default=[0.75, 1.0], metavar=("LOW", "HIGH"), help="training noise scaled by a factor in this range (sampling temperatures)")
-    p.add_argument(
-        "--init-from", default=None,
-        help="start the student from this model directory's prior: an earlier student of this teacher, to continue (its activation is kept)",
-    )
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--lr", type=float, default=2e-4)
-    _add_condition_dropout_arguments(p)
-    p.add_argument("--time-sampling", choices=["uniform", "logit_normal"], default="uniform")
-    p.add_argument("--warmup-steps", type=int, default=100)
-    _add_trainer_arguments(p)
-    p.set_defaults(func=cmd_train_distill)
-
-    p = train.add_parser("predictor", help="train a property predictor on a prior's noisy latents, or on token prefixes for a discrete prior (for --property-guidance)")
+    p = train.add_parser("predictor", help="train a property predictor on a discrete prior's token prefixes (for --property-guidance and --candidates)")
     _add_latent_data_arguments(
         p, model="model directory with tokenizer and prior; the predictor is made for its prior",
         out="run directory; copy RUN/model/predictor into the model directory to use it",
     )
     _add_own_sample_arguments(p, "the predictor then reads the prior's samples as well as encoded data, which is what resampling (--candidates) chooses among")
     p.add_argument("--init-from", default=None, help="a model directory with predictor/ (or a predictor directory) whose weights a new run starts from; its shape is kept")
-    _add_noisy_latent_network_arguments(p)
+    p.add_argument("--d-model", type=int, default=64)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup-steps", type=int, default=200)
     _add_trainer_arguments(p)
     p.set_defaults(func=cmd_train_predictor)
 
@@ -1276,29 +1142,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trainer_arguments(p)
     p.set_defaults(func=cmd_train_judge)
 
-    p = train.add_parser(
-        "discriminator", help="train a discriminator of the data's latents against the prior's samples (for --discriminator-guidance)"
-    )
-    _add_latent_data_arguments(
-        p, model="model directory with tokenizer and prior; the discriminator learns where this prior's samples differ from the data",
-        out="run directory; copy RUN/model/discriminator into the model directory to use it",
-    )
-    p.add_argument("--samples", type=int, default=50_000, help="prior samples to draw (at the model's default settings) as the generated half")
-    p.add_argument("--default-scale", type=float, default=0.0, help="guidance weight the model then samples with by default (0: off unless asked for)")
-    p.add_argument("--noise-scale", type=float, nargs=2, default=[0.6, 1.0], metavar=("LOW", "HIGH"), help="training noise scaled by a factor in this range (sampling temperatures; not for a discrete prior, whose discriminator reads finished graphs)")
-    p.add_argument("--candidates", type=int, default=2, help="a discrete prior's resampling: graphs drawn per graph kept (the cost of sampling grows as much)")
-    _add_noisy_latent_network_arguments(p)
-    p.add_argument("--device", default="auto", help="where to sample the generated half")
-    _add_trainer_arguments(p)
-    p.set_defaults(func=cmd_train_discriminator)
-
-    p = sub.add_parser("sample", help="sample molecules from a model and stream them to a file")
+    p = sub.add_parser(
+        "sample", help="sample molecules from a model and stream them to a file",
+        description="Sample molecules; the default model is the shipped one, checkpoints/moses.",
+    )  # fmt: skip
     p.add_argument("-n", type=int, default=None, help="number of samples (invalid ones included); not with --conditions-file")
     p.add_argument("--out", required=True, help="output .csv, .sdf (properties as SD tags) or .smi")
-    p.add_argument("--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped model)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
-    p.add_argument("--sampler", default=None, help="scheduler: euler, heun or dpm (DPM-Solver++ 2M) for flow priors; ddpm, ddim or dpm for diffusion priors")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--condition", action="append", metavar="NAME=VALUE", help="property target, e.g. QED=0.8 (repeatable)")
     p.add_argument(
@@ -1310,37 +1161,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-row", type=int, default=1, help="samples per row of --conditions-file")
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale for --condition / --conditions-file")
     p.add_argument("--num-nodes", type=int, default=None, help="heavy atoms per molecule (default: as in training)")
-    p.add_argument("--temperature", type=float, default=None, help="scale of the starting noise; with a discrete prior, the softmax temperature (default: the model's; <1: more valid, less diverse)")
+    p.add_argument(
+        "--temperature", type=float, default=None,
+        help="a discrete prior's softmax temperature; a set prior's scale of the starting noise (default: the model's; <1: more valid, less diverse)",
+    )
     p.add_argument(
         "--top-p", type=float, default=None,
         help="discrete prior: nucleus sampling, each token drawn among the likeliest codes holding this share of the probability (default: the model's; 1: off)",
     )
     p.add_argument(
-        "--restarts", type=int, default=None,
-        help="passes after the first that repair mistakes (default: the model's, 2 for the shipped one): a set prior noises back part-way and "
-        "denoises again; a discrete prior redraws each graph whose argmax decoding breaks a valence or falls apart from its first atom at fault",
-    )
-    p.add_argument(
-        "--restart-strength", type=float, default=None,
-        help="how far back along the schedule each restart noises the latents, in (0, 1) (default: the model's); each restart costs about this share of the steps",
-    )
-    p.add_argument(
-        "--restart-temperature", type=float, default=None,
-        help="scale of each restart's fresh noise (default: the model's, else --temperature); lower sharpens samples toward the prior's modes",
-    )
-    p.add_argument(
-        "--validity-guidance", type=float, default=None,
-        help="step size of the decoder-based validity guidance over the last half of the steps (default 0: off; 0.1 lifts the shipped model's raw validity from 77%% to ~95%% with --sampler euler; the default dpm sampler partly undoes its edits; with an autoregressive prior: as many passes over the finished tokens, repairing broken graphs)",
+        "--repairs", type=int, default=None,
+        help="repair passes of the discrete prior: each sample whose argmax decoding breaks a valence or falls apart is redrawn "
+        "from its first atom at fault (default: the model's, 2 for the shipped one; 0: none)",
     )
     p.add_argument("--property-guidance", type=float, default=0.0, help=PROPERTY_GUIDANCE_HELP)
-    p.add_argument(
-        "--autoguidance", type=float, default=None,
-        help="weight of the prior against the model's guide prior (guide/; default: the model's, 1: off): better samples, more time",
-    )
-    p.add_argument(
-        "--discriminator-guidance", type=float, default=None,
-        help="weight of discriminator guidance toward the data (a discrete prior: of its resampling) (needs discriminator/ in the model directory: molgen train discriminator; default: its own, 0: off)",
-    )
     p.add_argument("--candidates", type=int, default=None, help=CANDIDATES_HELP)
     p.add_argument("--selection", choices=SELECTIONS, default=None, help=SELECTION_HELP)
     p.add_argument(
@@ -1348,6 +1182,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="calibrated resampling toward the data's numbers of rings, aromatic rings and rings of unusual size (needs calibration/ in the model directory: "
         "molgen calibrate); auto (default): on for unconditional sampling when the model has one",
     )  # fmt: skip
+    p.add_argument("--steps", type=int, default=None, help=STEPS_HELP)
+    p.add_argument("--sampler", default=None, help="set prior: scheduler, euler, heun or dpm (DPM-Solver++ 2M) (default: the model's)")
     p.add_argument("--decoding", choices=["raw", "valence"], default="valence", help="valence-aware (always valid; default) or raw argmax")
     p.add_argument("--no-properties", dest="properties", action="store_false", help="do not compute properties (faster)")
     p.add_argument("--device", default="auto")
@@ -1360,7 +1196,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure a model's calibration: its samples' numbers of rings, aromatic rings and unusual rings against the data's, for calibrated resampling",
     )  # fmt: skip
     p.add_argument("data", help="training molecules (.smi, .csv or .sdf; e.g. data/moses/train.csv.gz)")
-    p.add_argument("--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped model)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--out", default=None, help="where to write it (default: MODEL/calibration, which sampling then uses by default)")
     p.add_argument("--samples", type=int, default=30000, help="uncalibrated samples to measure the model on (default 30,000)")
     p.add_argument("--data-size", type=int, default=100000, help="random data molecules to measure (default 100,000)")
@@ -1386,7 +1222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reconstruct", help="encode molecules to latent tokens and decode them back")
     p.add_argument("input", nargs="?", help=".smi, .csv or .sdf file")
     p.add_argument("--smiles", nargs="+", help="SMILES given on the command line instead of a file")
-    p.add_argument("--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped model)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--out", default=None, help="write a CSV of results here (default: print them)")
     p.add_argument("--smiles-column", default=None)
     p.add_argument("--batch-size", type=int, default=512)
@@ -1421,30 +1257,13 @@ def _add_own_sample_arguments(p: argparse.ArgumentParser, why: str) -> None:
 
 CANDIDATES_HELP = (
     "a discrete prior: draw K graphs per molecule and keep one, chosen by the model's own networks (with targets: the judge's "
-    "error to them, reading each decoded candidate, or without a judge/ the property predictor's; a discriminator's logit if the "
-    "model has one) and its calibration (see --calibration); default: the model's, 1: none"
+    "error to them, reading each decoded candidate, or without a judge/ the property predictor's) and its calibration (see "
+    "--calibration); default: the model's, 1: none"
 )
 SELECTION_HELP = (
     "how one of the --candidates is kept: best (the one the model's networks rate highest, e.g. the judge puts nearest the "
     "targets) or draw (in proportion to exp(score): more diverse); default: the judge's (or predictor's) with targets, else draw"
 )
-
-
-def _add_noisy_latent_network_arguments(p: argparse.ArgumentParser) -> None:
-    """Shape and optimisation of the small networks on a prior's noisy latents (property predictor, discriminator)."""
-    p.add_argument("--d-model", type=int, default=64)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--warmup-steps", type=int, default=200)
-
-
-def _add_condition_dropout_arguments(p: argparse.ArgumentParser) -> None:
-    """EMA and condition-dropout options of a prior's training (also a distilled student's)."""
-    p.add_argument("--ema-decay", type=float, default=0.999)
-    p.add_argument("--drop-all", type=float, default=0.1, help="probability of dropping all conditions (guidance)")
-    p.add_argument("--drop-each", type=float, default=0.3, help="probability of dropping each condition")
 
 
 def _add_trainer_arguments(p: argparse.ArgumentParser) -> None:

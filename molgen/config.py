@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Self
 
-# how resampling (molgen.guidance.Resampling) keeps one candidate of each group: a draw in proportion to exp(score),
+# how resampling (molgen.sampling.guidance.Resampling) keeps one candidate of each group: a draw in proportion to exp(score),
 # or the highest score (here, free of torch, for the command line's choices)
 SELECTIONS = ("draw", "best")
 
@@ -25,4 +25,8 @@ class JsonConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+        """Rebuild from JSON; the weights' digest a checkpoint records beside the fields (``weights_sha256``, checked by
+        :mod:`molgen.checkpoint` when it loads the weights) is not a field."""
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+        values.pop("weights_sha256", None)
+        return cls(**values)

@@ -30,7 +30,7 @@ from molgen.batch import batch_from_dataset
 from molgen.dataset import GraphDataset, local_offsets
 from molgen.tokenizer.model import GraphTokenizer
 
-__all__ = ["LatentDataset", "compute_property_table", "encode_dataset", "items_fingerprint", "tokenizer_fingerprint"]
+__all__ = ["LatentDataset", "compute_property_table", "encode_dataset", "generated_dataset", "items_fingerprint", "tokenizer_fingerprint"]
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +194,20 @@ def encode_dataset(tokenizer: GraphTokenizer, dataset: GraphDataset, batch_size:
         logvar=logvar,
         tokenizer=tokenizer_fingerprint(tokenizer),
         items=items_fingerprint(dataset.items),
+    )
+
+
+def generated_dataset(z: torch.Tensor, mask: torch.Tensor, tokenizer: str = "") -> LatentDataset:
+    """A latent table (no properties) of sampled (B, N, d) latents ``z`` with (B, N) ``mask`` (the tokenizer's
+    space, as the pipeline returns them); ``tokenizer``: the fingerprint of the tokenizer they belong to."""
+    mask = mask.bool()
+    counts = mask.sum(1).cpu().numpy()  # (B,) tokens per graph
+    return LatentDataset(
+        mean=z[mask].detach().cpu().numpy().astype(np.float32),  # (T, d)
+        ptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        properties=np.zeros((len(counts), 0), np.float32),
+        property_names=[],
+        tokenizer=tokenizer,
     )
 
 

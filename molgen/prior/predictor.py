@@ -50,9 +50,9 @@ class PredictorConfig(JsonConfig):
     # molgen.design.Designer.generate, `molgen design generate`, the web page)
     default_scale: float = 0.0
     # a discrete prior under property guidance: graphs drawn per graph returned, one kept by the predicted error of the
-    # whole graph (molgen.guidance.Resampling; 1: none) when the request does not say
+    # whole graph (molgen.sampling.guidance.Resampling; 1: none) when the request does not say
     default_candidates: int = 1
-    # ... and how the one is kept (molgen.guidance.SELECTIONS): "draw" in proportion to exp(-scale x error), "best"
+    # ... and how the one is kept (molgen.config.SELECTIONS): "draw" in proportion to exp(-scale x error), "best"
     default_selection: str = "draw"
 
     def __post_init__(self) -> None:

@@ -127,8 +127,9 @@ def test_featurize_missing_input_exits_2(tmp_path, capsys):
 TINY = [
     "--max-steps", "5", "--d-model", "32", "--heads", "4", "--encoder-layers", "1", "--decoder-layers", "1",
     "--edge-hidden", "16", "--batch-size", "16", "--warmup-steps", "2", "--no-progress", "--accelerator", "cpu",
-    "--devices", "1", "--threads", "1",
+    "--devices", "1", "--threads", "1", "--bottleneck", "fsq", "--fsq-levels", "3,3,3",
 ]  # fmt: skip
+"""A tiny quantised tokenizer (27 codes), whose latents a discrete prior, the default, trains on."""
 
 
 @pytest.fixture(scope="module")
@@ -202,33 +203,16 @@ def test_reconstruct_without_input_exits_2(cli_run, capsys):
     assert "give an input file or --smiles" in capsys.readouterr().err
 
 
-def test_aromatic_bonds_from_featurize_to_a_tokenizer_that_reconstructs(tmp_path, train_smi, cli_run, capsys):
-    run_kekule = cli_run / "model"
-    data = tmp_path / "aromatic"
-    assert main(["featurize", str(train_smi), "--out", str(data), "--hydrogens", "implicit", "--bonds", "aromatic", "--quiet"]) == 0
-    report = json.loads((data / "report.json").read_text())
-    assert (report["bonds"], report["hydrogens"]) == ("aromatic", "implicit")
-    assert json.loads((data / "vocab.json").read_text())["edge_values"] == [1, 2, 3, 4]
-    # A model with Kekulé bonds cannot train on it (and the reverse): the message says how to featurize.
-    assert main(["train", "tokenizer", str(data), "--out", str(tmp_path / "kekule"), *TINY]) == 2
-    assert "featurized with --bonds aromatic, but --bonds kekule" in capsys.readouterr().err
-    run = tmp_path / "run"
-    assert main(["train", "tokenizer", str(data), "--out", str(run), "--bonds", "aromatic", *TINY]) == 0
-    assert json.loads((run / "model" / "domain.json").read_text())["bonds"] == "aromatic"
-    capsys.readouterr()
-    assert main(["reconstruct", "--model", str(run / "model"), "--smiles", "c1cc[nH]c1", "--device", "cpu"]) == 0
-    row = capsys.readouterr().out.splitlines()[1]
-    assert row.startswith("c1cc[nH]c1\t") and "bad input" not in row  # encoded and decoded with the aromatic domain
-    # A Kekulé model can be fine-tuned on the aromatic data: the new bond label is learned.
-    grown = tmp_path / "grown"
-    assert main(["train", "tokenizer", str(data), "--out", str(grown), "--bonds", "aromatic", "--init-from", str(run_kekule), *TINY]) == 0
-    assert json.loads((grown / "model" / "tokenizer" / "config.json").read_text())["edge_vocab_size"] == 5
-
-
-def test_train_tokenizer_with_val_molecule_file(tmp_path, train_smi):
+def test_train_tokenizer_with_val_molecule_file(tmp_path, train_smi, capsys):
     val = tmp_path / "val.smi"
     val.write_text("CCO\nCCCO\nc1ccccc1\n")  # inside the training vocabulary, but uses only part of it
-    assert main(["train", "tokenizer", str(train_smi), "--val", str(val), "--out", str(tmp_path / "run"), *TINY]) == 0
+    run = tmp_path / "run"
+    assert main(["train", "tokenizer", str(train_smi), "--val", str(val), "--out", str(run), *TINY, "--bottleneck", "gaussian"]) == 0
+    assert json.loads((run / "model" / "tokenizer" / "config.json").read_text())["bottleneck"] == "gaussian"
+    # the default prior is discrete: a Gaussian tokenizer's continuous latents are refused, naming the way out
+    prior = ["train", "prior", str(train_smi), "--model", str(run / "model"), "--out", str(tmp_path / "prior"), "--max-steps", "1", "--no-progress"]
+    assert main(prior) == 2
+    assert "--bottleneck fsq" in capsys.readouterr().err
 
 
 def test_train_tokenizer_init_from_starts_from_the_given_weights(cli_run, train_smi, tmp_path):
@@ -281,6 +265,40 @@ def test_console_script_help():
     assert done.returncode == 0, done.stderr
     for word in ("featurize", "train", "reconstruct"):
         assert word in done.stdout
+
+
+def test_sample_help_names_the_shipped_model_and_the_current_options(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["sample", "--help"])
+    assert info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # help text is wrapped at the terminal width
+    assert "the default model is the shipped one, checkpoints/moses" in out
+    assert "--model MODEL model directory (default: the shipped model, checkpoints/moses)" in out
+    assert "--repairs" in out and "2 for the shipped one" in out
+    for gone in ("--restarts", "--restart-strength", "--restart-temperature", "--autoguidance", "--discriminator-guidance", "--validity-guidance"):
+        assert gone not in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "distill", "d.smi", "--model", "m", "--out", "o"], "invalid choice: 'distill'"),
+        (["train", "discriminator", "d.smi", "--model", "m", "--out", "o"], "invalid choice: 'discriminator'"),
+        (["train", "prior", "d.smi", "--model", "m", "--out", "o", "--architecture", "autoregressive"], "invalid choice: 'autoregressive'"),
+        *[(["sample", "-n", "1", "--out", "x.csv", flag, "1"], f"unrecognized arguments: {flag}") for flag in (
+            "--restarts", "--restart-strength", "--restart-temperature", "--autoguidance", "--discriminator-guidance", "--validity-guidance")],
+        *[(["train", "prior", "d.smi", "--model", "m", "--out", "o", flag, "1"], f"unrecognized arguments: {flag}") for flag in (
+            "--objective", "--prediction", "--head-width", "--head-blocks", "--draws-per-token")],
+        (["train", "prior", "d.smi", "--model", "m", "--out", "o", "--self-condition"], "unrecognized arguments: --self-condition"),
+        (["featurize", "d.smi", "--out", "o", "--bonds", "aromatic"], "unrecognized arguments: --bonds"),
+        (["train", "tokenizer", "d.smi", "--out", "o", "--bonds", "kekule"], "unrecognized arguments: --bonds"),
+    ],
+)  # fmt: skip
+def test_removed_commands_and_options_are_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_missing_required_arguments_exit_2(capsys):

@@ -6,7 +6,6 @@ import csv
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 
@@ -14,13 +13,14 @@ import pytest
 import torch
 from rdkit import Chem
 
-from molgen.checkpoint import load_predictor
+from molgen.checkpoint import WEIGHTS_DIGEST, load_predictor
 from molgen.judge.model import GraphJudge
 from molgen.cli import main
 from molgen.io import BadRow, read_molecules
 from molgen.pipeline import Latents, MolgenPipeline
 import molgen.latents as latents_module
 from molgen.latents import LatentDataset
+from molgen.sampling import SamplingConfig
 
 from .test_cli import TINY, cli_run, train_smi  # noqa: F401  (fixtures: a tiny tokenizer trained on train_smi)
 
@@ -32,7 +32,7 @@ PRIOR_TINY = [
 
 @pytest.fixture(scope="module")
 def prior_run(tmp_path_factory, cli_run, train_smi):  # noqa: F811
-    """Second command of the two: a prior on the tokenizer of the first (``molgen train tokenizer``)."""
+    """Second command of the two: a prior (discrete, the default) on the tokenizer of the first (``molgen train tokenizer``)."""
     run = tmp_path_factory.mktemp("prior_run")
     assert main(["train", "prior", str(train_smi), "--model", str(cli_run / "model"), "--out", str(run), *PRIOR_TINY]) == 0
     return run
@@ -43,7 +43,8 @@ def test_train_prior_makes_a_complete_model_directory(prior_run, cli_run):  # no
     assert (model / "domain.json").read_text() == (cli_run / "model" / "domain.json").read_text()
     assert (model / "tokenizer" / "model.safetensors").read_bytes() == (cli_run / "model" / "tokenizer" / "model.safetensors").read_bytes()
     config = json.loads((model / "prior" / "config.json").read_text())
-    assert (config["objective"], config["prediction"], config["d_model"], config["layers"]) == ("flow", "velocity", 32, 1)
+    assert (config["architecture"], config["activation"], config["d_model"], config["layers"]) == ("discrete", "gelu", 32, 1)
+    assert 0 < len(config["vocabulary"]) <= 27  # the codes seen in the training latents, of the tokenizer's 3 x 3 x 3
     assert config["property_names"] == ["QED", "logP", "MW", "SA", "TPSA", "HBD", "HBA"]
     assert sum(config["num_nodes_counts"]) == 40  # size histogram of the 40 training molecules
     training = json.loads((model / "prior" / "training.json").read_text())
@@ -108,17 +109,13 @@ def test_sample_is_reproducible_and_valence_decoding_is_valid(prior_run, tmp_pat
         (["--condition", "QED=high"], "expected NAME=VALUE with a number"),
         (["--condition", "potency=3"], "'potency'"),
         (["--num-nodes", "500"], "num_nodes=500"),
-        (["--validity-guidance", "-1"], "validity_guidance=-1.0: must be >= 0"),
-        (["--autoguidance", "2"], "autoguidance=2.0: this model has no guide prior"),
-        (["--autoguidance", "0"], "autoguidance=0.0: must be a positive number"),
-        (["--restart-strength", "1"], "restart_strength=1.0: must be a number strictly between 0 and 1"),
-        (["--restart-temperature", "0"], "restart_temperature=0.0: must be a positive number"),
-        (["--top-p", "0.9"], "top_p=0.9: nucleus sampling truncates a discrete prior's softmax"),
+        (["--repairs", "-1"], "repairs=-1: must be a whole number >= 0"),
+        (["--temperature", "0"], "temperature=0.0: must be a finite number > 0"),
         (["--top-p", "1.5"], "top_p=1.5: must be a number in (0, 1]"),
         (["--precision", "half"], "precision must be one of ('fp32', 'bf16', 'auto'), got 'half'"),
-        (["--candidates", "3"], "candidates=3: resampling whole graphs needs a discrete prior"),
         (["--candidates", "0"], "candidates=0: must be a whole number >= 1"),
         (["--calibration", "on"], "calibrated=True: this model has no calibration"),
+        (["--sampler", "heun"], "sampler='heun': a discrete prior draws each token from its softmax"),
     ],
 )
 def test_sample_bad_requests_exit_2_with_a_message(prior_run, tmp_path, capsys, extra, message):
@@ -145,13 +142,14 @@ def test_sample_from_a_targets_table_one_row_per_sample_bad_rows_reported(prior_
     calls = []
     real = MolgenPipeline.sample_iter
 
-    def spy(self, n, **options):
-        calls.append((n, options))
-        return real(self, n, **options)
+    def spy(self, n, config=None, **options):
+        calls.append((n, config, options))
+        return real(self, n, config, **options)
 
     monkeypatch.setattr(MolgenPipeline, "sample_iter", spy)
     assert main(args) == 0
-    ((n, options),) = calls  # the pipeline gets one target mapping and one size per sample
+    ((n, config, options),) = calls  # the pipeline gets one config, one target mapping and one size per sample
+    assert config == SamplingConfig(batch_size=4) and options["seed"] == 2
     assert n == 6 and options["num_nodes"] == [9, 9, 12, 12, 10, 10]
     assert options["conditions"] == [{"QED": 0.8, "logP": 2.5}] * 2 + [{"logP": 1.0}] * 2 + [{"QED": 0.9, "logP": 3.0}] * 2
     err = capsys.readouterr().err
@@ -306,15 +304,13 @@ def test_properties_are_not_reused_for_other_molecules_of_the_same_count(prior_r
     np.testing.assert_allclose(new.properties, old.properties[::-1], rtol=1e-5, equal_nan=True)
 
 
-def test_sample_with_validity_guidance_from_the_shipped_set_prior(tmp_path, capsys):
-    out = tmp_path / "g.csv"
-    model = Path(__file__).resolve().parents[2] / "checkpoints" / "moses"
-    args = ["sample", "-n", "40", "--model", str(model), "--out", str(out), "--decoding", "raw", "--validity-guidance", "0.1", "--seed", "2", "--no-progress"]
-    assert main(args) == 0
+def test_sample_from_the_shipped_model_by_default(tmp_path, capsys):
+    out = tmp_path / "shipped.csv"
+    assert main(["sample", "-n", "4", "--out", str(out), "--repairs", "1", "--seed", "2", "--device", "cpu", "--no-progress"]) == 0
     with open(out, newline="") as handle:
         table = list(csv.DictReader(handle))
-    assert len(table) == 40
-    assert sum(r["state"] != "invalid" for r in table) >= 32  # about 87% raw-valid with guidance 0.1 (autoguidance on), 67% without
+    assert len(table) == 4 and all(r["state"] in ("valid", "duplicate") for r in table)  # valence decoding: all valid
+    assert "wrote 4 samples" in capsys.readouterr().err
 
 
 def test_train_prior_init_from_records_the_run_it_continues(prior_run, cli_run, train_smi, tmp_path):  # noqa: F811
@@ -340,16 +336,10 @@ def test_train_prior_init_from_can_deepen_but_not_reshape_the_prior(prior_run, c
     assert main([*command, "--out", str(tmp_path / "deeper"), *args]) == 0
     deeper = json.loads((tmp_path / "deeper" / "model" / "prior" / "config.json").read_text())
     assert deeper["layers"] == 2
-    assert {k: v for k, v in deeper.items() if k != "layers"} == {k: v for k, v in source.items() if k != "layers"}
+    other = ("layers", WEIGHTS_DIGEST)  # the weights differ, so does their digest
+    assert {k: v for k, v in deeper.items() if k not in other} == {k: v for k, v in source.items() if k not in other}
     assert main([*command, "--out", str(tmp_path / "other"), *args, "--relative-positions", "3"]) == 2
     assert "relative-position biases" in capsys.readouterr().err
-    # self-conditioning can be added to a trained prior (its input starts at zero), and then kept
-    assert main([*command, "--out", str(tmp_path / "self"), *args, "--self-condition"]) == 0
-    grown = json.loads((tmp_path / "self" / "model" / "prior" / "config.json").read_text())
-    assert grown["self_condition"] is True and source.get("self_condition", False) is False
-    again = ["train", "prior", str(train_smi), "--model", str(cli_run / "model"), "--init-from", str(tmp_path / "self" / "model"), "--latents", str(prior_run / "latents")]
-    assert main([*again, "--out", str(tmp_path / "self2"), *args]) == 0
-    assert json.loads((tmp_path / "self2" / "model" / "prior" / "config.json").read_text())["self_condition"] is True
 
 
 def test_train_predictor_then_sample_with_property_guidance(prior_run, train_smi, tmp_path, capsys):  # noqa: F811
@@ -441,92 +431,30 @@ def test_train_judge_on_data_and_the_models_own_decoded_samples(prior_run, train
         assert message in capsys.readouterr().err
 
 
-def test_train_discriminator_then_sample_with_discriminator_guidance(prior_run, train_smi, tmp_path, capsys):  # noqa: F811
-    model = tmp_path / "model"
-    shutil.copytree(prior_run / "model", model)
-    out = ["sample", "-n", "6", "--model", str(model), "--discriminator-guidance", "0.2", "--device", "cpu", "--no-progress"]
-    assert main([*out, "--out", str(tmp_path / "none.csv")]) == 2
-    assert "no discriminator" in capsys.readouterr().err and not (tmp_path / "none.csv").exists()
-    run = tmp_path / "discriminator"
-    args = ["train", "discriminator", str(train_smi), "--model", str(model), "--out", str(run), "--latents", str(prior_run / "latents"),
-            "--samples", "24", "--default-scale", "0.2", "--candidates", "3", "--d-model", "16", "--layers", "1", "--max-steps", "4", "--batch-size", "16",
-            "--warmup-steps", "1", "--device", "cpu", "--no-progress", "--accelerator", "cpu", "--devices", "1", "--threads", "1"]  # fmt: skip
-    assert main(args) == 0
-    generated = LatentDataset.load(run / "generated")  # the prior's samples, kept for a resumed run
-    assert len(generated) == 24
-    config = json.loads((run / "model" / "discriminator" / "config.json").read_text())
-    prior = json.loads((model / "prior" / "config.json").read_text())
-    assert config["latent_std"] == prior["latent_std"] and config["default_scale"] == 0.2 and config["candidates"] == 3
-    training = json.loads((run / "model" / "discriminator" / "training.json").read_text())
-    assert training["generated"]["samples"] == 24 and training["train_size"] + training["val_size"] == 48
-    shutil.copytree(run / "model" / "discriminator", model / "discriminator")
-    assert main([*out, "--out", str(tmp_path / "guided.csv")]) == 0
-    assert len(list(read_molecules(tmp_path / "guided.csv"))) == 6
-    assert MolgenPipeline.from_pretrained(model, device="cpu").discriminator.config.default_scale == 0.2  # sampled with by default
-    for bad, message in ((["--samples", "1"], "--samples 1"), (["--noise-scale", "1", "0.5"], "--noise-scale 1.0 0.5"), (["--default-scale", "-1"], "--default-scale -1"), (["--candidates", "0"], "--candidates 0")):
-        assert main([*args[:5], "--out", str(tmp_path / "bad"), *bad]) == 2
-        assert message in capsys.readouterr().err
-    assert main(["train", "discriminator", str(train_smi), "--model", str(tmp_path / "absent"), "--out", str(run)]) == 2
-    assert "no prior/" in capsys.readouterr().err
-
-
-def test_train_distill_makes_a_model_that_samples_without_its_guide(prior_run, train_smi, tmp_path, capsys):
-    teacher = tmp_path / "teacher"
-    shutil.copytree(prior_run / "model", teacher)
-    # Without a guide there is nothing to distil: refused before any encoding, naming the input.
-    assert main(["train", "distill", str(train_smi), "--model", str(teacher), "--out", str(tmp_path / "none")]) == 2
-    assert "no guide/" in capsys.readouterr().err and not (tmp_path / "none").exists()
-    shutil.copytree(teacher / "prior", teacher / "guide")
-    tiny = PRIOR_TINY[PRIOR_TINY.index("--batch-size") : PRIOR_TINY.index("--default-steps")]  # training options, not the shape
-    # The teacher's default weight is 1 (autoguidance off): the weight must be given.
-    for bad, message in ((["--autoguidance", "1"], "--autoguidance 1.0: must be > 0 and not 1"), ([], "--autoguidance 1.0"), (["--autoguidance", "2", "--noise-scale", "0", "1"], "--noise-scale 0.0 1.0")):
-        assert main(["train", "distill", str(train_smi), "--model", str(teacher), "--out", str(tmp_path / "bad"), *bad, *tiny]) == 2
-        assert message in capsys.readouterr().err
-    run = tmp_path / "distill"
-    args = ["train", "distill", str(train_smi), "--model", str(teacher), "--out", str(run), "--autoguidance", "2",
-            "--activation", "gelu", "--max-steps", "4", *tiny]  # fmt: skip
-    assert main(args) == 0
-    model = run / "model"
-    assert {p.name for p in model.iterdir()} == {"domain.json", "tokenizer", "prior"}  # complete, and no guide
-    config = json.loads((model / "prior" / "config.json").read_text())
-    assert (config["activation"], config["default_autoguidance"], config["layers"]) == ("gelu", 1.0, 1)
-    training = json.loads((model / "prior" / "training.json").read_text())
-    assert training["global_step"] == 4 and training["distilled"]["autoguidance"] == 2.0
-    assert training["teacher"]["path"] == str(teacher)
-    out = tmp_path / "samples.csv"
-    assert main(["sample", "-n", "6", "--out", str(out), "--model", str(model), "--seed", "1", "--device", "cpu", "--no-progress"]) == 0
-    assert len(list(read_molecules(out))) == 6
-    # Another session continues it: the student starts from the earlier one, keeping its activation.
-    more = tmp_path / "more"
-    assert main(["train", "distill", str(train_smi), "--model", str(teacher), "--out", str(more), "--autoguidance", "2",
-                 "--init-from", str(model), "--max-steps", "2", *tiny]) == 0  # fmt: skip
-    training = json.loads((more / "model" / "prior" / "training.json").read_text())
-    assert training["initialized_from"]["training"]["global_step"] == 4
-    assert json.loads((more / "model" / "prior" / "config.json").read_text())["activation"] == "gelu"
-    for other, message in ((["--activation", "gelu_tanh"], "differs from this teacher's student in ['activation']"), ([], "no prior/ in it")):
-        source = model if other else tmp_path / "none"
-        assert main(["train", "distill", str(train_smi), "--model", str(teacher), "--out", str(tmp_path / "bad2"), "--autoguidance", "2",
-                     "--init-from", str(source), *other, *tiny]) == 2  # fmt: skip
-        assert message in capsys.readouterr().err and not (tmp_path / "bad2").exists()
-
-
-def test_train_prior_autoregressive_and_sample_from_it(cli_run, train_smi, tmp_path, capsys):  # noqa: F811
-    run = tmp_path / "ar"
-    args = [*PRIOR_TINY, "--architecture", "autoregressive", "--head-width", "16", "--head-blocks", "1", "--draws-per-token", "2"]
+def test_train_prior_set_and_sample_from_it(prior_run, cli_run, train_smi, tmp_path, capsys):  # noqa: F811
+    run = tmp_path / "set"
+    args = [*PRIOR_TINY, "--architecture", "set", "--time-sampling", "logit_normal", "--latents", str(prior_run / "latents")]
     assert main(["train", "prior", str(train_smi), "--model", str(cli_run / "model"), "--out", str(run), *args]) == 0
     config = json.loads((run / "model" / "prior" / "config.json").read_text())
-    assert (config["architecture"], config["head_width"], config["head_blocks"], config["objective"]) == ("autoregressive", 16, 1, "flow")
-    assert json.loads((run / "model" / "prior" / "training.json").read_text())["settings"]["draws_per_token"] == 2
-    out = tmp_path / "ar.csv"
-    sample = ["sample", "-n", "6", "--out", str(out), "--model", str(run / "model"), "--seed", "1", "--no-progress"]
-    assert main(sample) == 0
-    assert len(list(read_molecules(out))) == 6
+    assert (config["architecture"], config["default_steps"], config["vocabulary"]) == ("set", 4, [])
+    assert json.loads((run / "model" / "prior" / "training.json").read_text())["settings"]["time_sampling"] == "logit_normal"
+    sample = ["sample", "-n", "6", "--model", str(run / "model"), "--seed", "1", "--device", "cpu", "--no-progress"]
+    assert main([*sample, "--out", str(tmp_path / "set.csv"), "--steps", "2", "--sampler", "heun"]) == 0
+    assert len(list(read_molecules(tmp_path / "set.csv"))) == 6
     capsys.readouterr()
-    assert main([*sample[:4], str(tmp_path / "r.csv"), *sample[5:], "--restarts", "2"]) == 2
-    assert "restarts: not available with this model's prior, which is autoregressive" in capsys.readouterr().err
-    bad = ["train", "prior", str(train_smi), "--model", str(cli_run / "model"), "--out", str(tmp_path / "bad"), *args, "--objective", "diffusion"]
-    assert main(bad) == 2
-    assert "objective must be 'flow'" in capsys.readouterr().err
+    for extra, message in (
+        (["--repairs", "2"], "repairs=2: an option of a discrete prior"),
+        (["--top-p", "0.9"], "top_p=0.9: an option of a discrete prior"),
+        (["--candidates", "3"], "candidates=3: an option of a discrete prior"),
+        (["--sampler", "ddim"], "sampler='ddim': choose one of ['dpm', 'euler', 'heun']"),
+    ):
+        assert main([*sample, "--out", str(tmp_path / "refused.csv"), *extra]) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / "refused.csv").exists()
+    # the networks that choose among a prior's samples serve a discrete prior only: refused before any data is read
+    for component in ("predictor", "judge"):
+        assert main(["train", component, str(tmp_path / "absent.smi"), "--model", str(run / "model"), "--out", str(tmp_path / component)]) == 2
+        err = capsys.readouterr().err
+        assert "its prior is 'set'" in err and "absent.smi" not in err
 
 
 def test_train_prior_refuses_a_labelled_share_outside_0_1_before_reading_data(cli_run, tmp_path, capsys):  # noqa: F811
