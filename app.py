@@ -1,6 +1,6 @@
 """molgen web UI: generate, explore and optimise molecules with the shipped model, in a browser.
 
-    python app.py                                  # http://127.0.0.1:7860, model checkpoints/moses_discrete
+    python app.py                                  # http://127.0.0.1:7860, the shipped model (checkpoints/moses)
     python app.py --port 8000 --model runs/prior/model --auth chemist:secret
     python app.py --public --auth chemist:secret   # listen on every interface (only when asked)
 
@@ -19,19 +19,18 @@ import argparse
 import functools
 import logging
 import time
-from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
-from molgen.pipeline import DEFAULT_PRECISION, PRECISIONS, MolgenPipeline
+from molgen.device import DEFAULT_PRECISION, PRECISIONS
+from molgen.pipeline import DEFAULT_MODEL, MolgenPipeline
 from molgen.ui import depict, results
 from molgen.ui.forms import FormError, Limits, check_count, parse_atom_count, parse_auth, parse_lines, parse_optional_float, parse_targets
 from molgen.ui.service import DesignService, FeatureUnavailable
 
 log = logging.getLogger("molgen.app")
 
-DEFAULT_MODEL = Path(__file__).resolve().parent / "checkpoints" / "moses_discrete"
 GRID_MAX = 120  # depictions drawn per request; the table and the files hold every result
 MODEL_QUEUE = "model"  # every tab's job shares one concurrency limit: they all use the same CPU / GPU
 OBJECTIVES = ["QED", "logP window", "similarity to reference", "weighted combination"]
@@ -124,17 +123,17 @@ class Handlers:
         return n, steps, filters, parse_lines(contain), parse_lines(avoid)
 
     @_on_page
-    def generate(self, n, seed, steps, restarts, guidance, steer, hard, contain, avoid, alerts, sa_max, *targets, progress=gr.Progress()):
+    def generate(self, n, seed, steps, repairs, guidance, steer, hard, contain, avoid, alerts, sa_max, *targets, progress=gr.Progress()):
         started = time.perf_counter()
         targets = parse_targets(dict(zip(self.service.property_names, targets, strict=True)))
         windows = {name: t for name, t in targets.items() if isinstance(t, tuple)} if hard else None
         n, steps, filters, contain, avoid = self._common(n, steps, alerts, sa_max, contain, avoid, windows)
-        restarts = check_count("restarts", restarts, 0, self.limits.max_restarts)
+        repairs = check_count("repair passes", repairs, 0, self.limits.max_repairs) if self.service.uses_repairs else None
         steer = parse_optional_float("predictor guidance", steer) or 0.0
         if steer < 0:
             raise FormError(f"predictor guidance = {steer:g}: must be 0 (off) or more")
         records = self.service.generate(
-            n, seed=int(seed or 0), steps=steps, restarts=restarts, targets=targets or None, guidance_scale=float(guidance),
+            n, seed=int(seed or 0), steps=steps, repairs=repairs, targets=targets or None, guidance_scale=float(guidance),
             property_guidance=steer if targets and self.service.has_predictor else 0.0,
             must_contain=tuple(contain), must_avoid=tuple(avoid), filters=filters, progress=_progress_callback(progress, "generating"),
         )  # fmt: skip
@@ -258,17 +257,17 @@ def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
     handlers = Handlers(service, limits)
     steps = service.default_steps
     with gr.Blocks(title="molgen", analytics_enabled=False) as demo:
-        gr.Markdown(
-            "# molgen\nGenerate molecules with a graph-tokenizer + latent-prior model. "
-            f"Limits per request on this server: {limits.max_n} molecules, {limits.max_steps} steps."
-        )
+        caps = [f"{limits.max_n} molecules"]
+        caps += [f"{limits.max_steps} steps"] if service.uses_steps else []
+        caps += [f"{limits.max_repairs} repair passes"] if service.uses_repairs else []
+        gr.Markdown(f"# molgen\nGenerate molecules with a graph-tokenizer + latent-prior model. Limits per request on this server: {', '.join(caps)}.")
         with gr.Tabs():
             with gr.Tab("Generate", id="generate"):
                 with gr.Row():
                     sampling = _counts("generate", "molecules", steps, service.uses_steps)
-                    restarts = gr.Number(
-                        label="restarts (extra passes that repair mistakes; 0: none)", value=service.default_restarts, precision=0, elem_id="generate-restarts",
-                        visible=service.uses_restarts,
+                    repairs = gr.Number(
+                        label="repair passes (redraw samples that break a valence; 0: none)", value=service.default_repairs, precision=0,
+                        elem_id="generate-repairs", visible=service.uses_repairs,
                     )
                     guidance = gr.Slider(1.0, 5.0, value=2.0, step=0.1, label="guidance strength (toward the targets)", elem_id="generate-guidance")
                     steer = gr.Slider(
@@ -280,7 +279,7 @@ def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
                         targets = [gr.Textbox(label=name, max_lines=1, placeholder="value or low-high", elem_id=f"generate-target-{name}", min_width=90) for name in service.property_names]
                     hard = gr.Checkbox(label="ranges are hard limits (reject molecules outside them; targets only steer otherwise)", elem_id="generate-hard")
                 constraints = _constraints("generate")
-                _task("generate", "Generate", handlers.generate, [*sampling, restarts, guidance, steer, hard, *constraints, *targets])
+                _task("generate", "Generate", handlers.generate, [*sampling, repairs, guidance, steer, hard, *constraints, *targets])
 
             with gr.Tab("Analogs", id="analogs"):
                 _unavailable(service, "analogs")
@@ -336,13 +335,13 @@ def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped checkpoints/moses_discrete)")
+    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped model, %(default)s)")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--public", action="store_true", help="listen on 0.0.0.0 instead of 127.0.0.1 (reachable from other machines)")
     parser.add_argument("--auth", default=os.environ.get("MOLGEN_UI_AUTH"), help="require a login, user:password (or env MOLGEN_UI_AUTH)")
     parser.add_argument("--max-n", type=int, default=Limits.max_n, help="molecules per request at most")
     parser.add_argument("--max-steps", type=int, default=Limits.max_steps, help="sampling steps per request at most")
-    parser.add_argument("--max-restarts", type=int, default=Limits.max_restarts, help="restart passes per request at most")
+    parser.add_argument("--max-repairs", type=int, default=Limits.max_repairs, help="repair passes per request at most")
     parser.add_argument("--max-iterations", type=int, default=Limits.max_iterations, help="optimisation iterations per request at most")
     parser.add_argument("--concurrency", type=int, default=1, help="model jobs running at once; the others wait in the queue")
     parser.add_argument("--queue-size", type=int, default=64, help="requests waiting at most; beyond that the page says the server is busy")
@@ -358,8 +357,8 @@ def main(argv: list[str] | None = None) -> None:
     except FormError as exc:
         parser.error(str(exc))
     if args.public and auth is None:
-        log.warning("--public without --auth: anyone who can reach this machine can use the page")
-    limits = Limits(max_n=args.max_n, max_steps=args.max_steps, max_restarts=args.max_restarts, max_iterations=args.max_iterations)
+        log.warning("--public without --auth: anyone who can reach this server can use the page")
+    limits = Limits(max_n=args.max_n, max_steps=args.max_steps, max_repairs=args.max_repairs, max_iterations=args.max_iterations)
     service = DesignService(MolgenPipeline.from_pretrained(args.model, device=args.device, precision=args.precision))
     demo = build(service, limits)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)

@@ -1,6 +1,6 @@
 """How much a discrete prior uses its conditions: the information each property gives about a molecule's tokens.
 
-    python -m benchmarks.conditioning [--model checkpoints/moses_discrete] [--n 2000] [--seed 0] [--title-suffix S]
+    python -m benchmarks.conditioning [--model checkpoints/moses] [--n 2000] [--seed 0] [--title-suffix S]
 
 MOSES test molecules (held out from training) are encoded with the model's tokenizer and scored by the prior's
 exact log-likelihood (``DiscreteAutoregressivePrior.log_likelihood``) without conditions, with each property alone
@@ -19,8 +19,9 @@ import pandas as pd
 import torch
 
 from benchmarks.report import write_section
-from molgen.pipeline import Latents, MolgenPipeline
-from molgen.prior.autoregressive import DiscreteAutoregressivePrior
+from molgen.pipeline import DEFAULT_MODEL, MolgenPipeline
+from molgen.prior.discrete import DiscreteAutoregressivePrior
+from molgen.records import Latents
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,7 +40,7 @@ def encoded_test_molecules(pipe: MolgenPipeline, n: int, seed: int) -> tuple[Lat
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default=str(ROOT / "checkpoints" / "moses_discrete"))
+    parser.add_argument("--model", default=str(DEFAULT_MODEL))
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=500)

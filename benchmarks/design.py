@@ -25,7 +25,8 @@ from molgen.design import Designer, Filters, objectives, target_report
 from molgen.design.chemistry import parse_core
 from molgen.design.designer import DEFAULT_MUTATION_STRENGTH, MUTATION_STRENGTH, SPAN_EDITS
 from molgen.design.targets import sizes_for_weight
-from molgen.pipeline import DEFAULT_PRECISION
+from molgen.device import DEFAULT_PRECISION
+from molgen.pipeline import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 MOSES_TEST = ROOT / "data" / "moses" / "test.csv.gz"
@@ -165,14 +166,9 @@ def targeting(designer: Designer, raw: Designer, args: argparse.Namespace) -> No
         "(0.05 for QED)."
     ) + (
         f" 'with property guidance {args.property_guidance}': one sample per target as 'guided', plus classifier guidance "
-        + (
-            "by the model's property predictor (molgen.prior.predictor, trained on token prefixes) before every token: each of the "
-            "prior's 32 likeliest codes tried, its log-probability lowered by the scale times the predicted squared error, the others not drawn "
-            "(molgen.guidance.PrefixPropertyGuidance); "
-            if pipe.predictor is not None and pipe.predictor.config.reads == "prefix"
-            else "by the model's property predictor (molgen.prior.predictor, trained on the prior's noisy latents) at every step; "
-        )
-        + "comparable with MolHIT (one sample, no selection)."
+        "by the model's property predictor (molgen.prior.predictor, trained on token prefixes) before every token: each of the "
+        "prior's 32 likeliest codes tried, its log-probability lowered by the scale times the predicted squared error, the others not drawn "
+        "(molgen.sampling.guidance.PrefixPropertyGuidance); comparable with MolHIT (one sample, no selection)."
         if with_predictor
         else ""
     ) + (
@@ -184,7 +180,7 @@ def targeting(designer: Designer, raw: Designer, args: argparse.Namespace) -> No
             if chooser == "judge"
             else ", one kept by the model's own property predictor reading each whole graph's latent tokens"
         )
-        + " (molgen.guidance.Resampling, "
+        + " (molgen.sampling.guidance.Resampling, "
         + ("the one it puts nearest the targets" if selection == "best" else "drawn in proportion to exp(-weight x its squared error)")
         + "): no RDKit property computed before the choice (learned networks only), one molecule returned per target, so still one "
         f"answer per target as MolHIT gives, at {args.candidates}x the sampling cost."
@@ -335,35 +331,28 @@ def scaffolds(designer: Designer, args: argparse.Namespace) -> None:
 def _sampling(designer: Designer) -> str:
     """How the prior sampled (the model's defaults), for the notes of each section."""
     config = designer.pipe.prior.config
-    guide = (
-        f"autoguidance {config.default_autoguidance} against the model's guide prior at noise levels "
-        f"{config.autoguidance_interval[0]}-{config.autoguidance_interval[1]}"
-        if designer.pipe.guide is not None and config.default_autoguidance != 1
-        else "no autoguidance"
-    )
+    networks = f"networks in {designer.pipe.network_dtype} (precision {designer.pipe.precision})"
     if config.architecture == "discrete":
         return (
             f" Prior sampling: the model's defaults, discrete autoregressive prior (a softmax over {len(config.vocabulary):,} codes per "
-            f"token), softmax temperature {config.default_temperature}, {config.default_restarts} repair pass(es) (broken graphs redrawn "
-            f"from their first atom at fault), {guide}, networks in {designer.pipe.network_dtype} (precision {designer.pipe.precision})."
+            f"token), softmax temperature {config.default_temperature}, {config.default_repairs} repair pass(es) (broken graphs redrawn "
+            f"from their first atom at fault), {networks}."
         )
     return (
-        f" Prior sampling: the model's defaults, {config.default_sampler} sampler, {config.default_steps} steps + "
-        f"{config.default_restarts} restart(s) at strength {config.restart_strength}, {guide}, noise temperature {config.default_temperature}"
-        f"{'' if config.restart_temperature is None else f' (restarts: {config.restart_temperature})'}, networks in "
-        f"{designer.pipe.network_dtype} (precision {designer.pipe.precision})."
+        f" Prior sampling: the model's defaults, set prior, {config.default_sampler} sampler, {config.default_steps} steps, "
+        f"noise temperature {config.default_temperature}, {networks}."
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default=str(ROOT / "checkpoints" / "moses"))
+    parser.add_argument("--model", default=str(DEFAULT_MODEL))
     parser.add_argument("--quick", action="store_true", help="toy sizes: checks the script, figures not to quote")
     parser.add_argument("--only", default="targets,optimization,scaffolds")
     parser.add_argument("--guidance", type=float, default=2.0)
     parser.add_argument("--property-guidance", type=float, default=0.0, help="also sample each joint target with the model's property predictor steering (needs predictor/)")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--title-suffix", default="", help="appended to each section title, e.g. ' (checkpoints/moses_ar)', to keep another model's figures beside the shipped model's")
+    parser.add_argument("--title-suffix", default="", help="appended to each section title, e.g. ' (runs/prior/model)', to keep another model's figures beside the shipped model's")
     parser.add_argument("--precision", default=DEFAULT_PRECISION, help="how the prior networks run (molgen.pipeline.PRECISIONS)")
     parser.add_argument("--n-targets", type=int, default=None, help="joint targets (default 1000)")
     parser.add_argument("--n-sweep", type=int, default=None, help="samples per single-property target (default 500)")

@@ -1,7 +1,7 @@
 """How closely a discrete model's judge (a graph network on decoded molecules) and its property predictor (on latent
 tokens) read the properties of what they choose among.
 
-    python -m benchmarks.judge [--model checkpoints/moses_discrete] [--n 2000] [--seed 4]
+    python -m benchmarks.judge [--model checkpoints/moses] [--n 2000] [--seed 4]
 
 Two sets: MOSES test molecules (held out from training), and the model's own samples, drawn as a request with targets
 draws its candidates (each conditioned on the QED, SA, logP and MW of another test molecule, classifier-free guidance
@@ -24,7 +24,8 @@ import torch
 from benchmarks.report import write_section
 from molgen.batch import batch_from_graphs
 from molgen.design.targets import Target, sizes_for_weight
-from molgen.pipeline import Latents, MolgenPipeline
+from molgen.pipeline import DEFAULT_MODEL, MolgenPipeline
+from molgen.records import Latents
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ("QED", "SA", "logP", "MW")
@@ -77,7 +78,7 @@ def accuracy(readings: np.ndarray, truth: np.ndarray, names: list[str]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default=str(ROOT / "checkpoints" / "moses_discrete"))
+    parser.add_argument("--model", default=str(DEFAULT_MODEL))
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)

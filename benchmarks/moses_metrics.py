@@ -4,7 +4,7 @@
 
 The sample is ``pandas.read_csv("data/moses/train.csv.gz").sample(30000, random_state=0)``, evaluated against
 MOSES' test and scaffold test sets, with novelty against the full training set. MOSES' code (molsets 0.3.1,
-which no longer imports on current RDKit / pandas) gave the reference values below on the same sample; the
+which does not import with recent RDKit / pandas) gave the reference values below on the same sample; the
 script asserts our values are within 0.01 (FCD) and 0.002 (others) and writes a section of BENCHMARKS.md.
 
 ``--cold`` deletes the cached MOSES reference statistics first and ignores the copy shipped in
@@ -56,10 +56,10 @@ MOSES_REFERENCE = {
     "Filters": 1.0000,
     "Novelty": 0.0002,
 }
-"""MOSES' own get_all_metrics on the sample (molsets 0.3.1), as given with the task.
+"""MOSES' own get_all_metrics on the sample (molsets 0.3.1).
 
 Frag 1.0000 is an artefact of current scipy: MOSES takes ``1 - scipy.spatial.distance.cosine`` of int64 count
-vectors, and current scipy (1.17 here) multiplies ``|u|^2 * |v|^2`` in int64, which overflows for these counts
+vectors, and scipy (1.17) multiplies ``|u|^2 * |v|^2`` in int64, which overflows for these counts
 (2.5e19 for TestSF); the meaningless distance is clipped to 0. The cosine in float64 is 0.99987 (Test) and
 0.99844 (TestSF).
 """
@@ -179,7 +179,7 @@ def main() -> None:
             "",
             "Frag: MOSES' 1.0000 is an int64 overflow, not a perfect match. MOSES computes "
             "`1 - scipy.spatial.distance.cosine(ref_counts, gen_counts)` on int64 count vectors; current scipy "
-            "forms |u|^2 |v|^2 in int64, which overflows here (2.5e19 for TestSF), and clips the distance to 0. "
+            "forms |u|^2 |v|^2 in int64, which overflows for these vectors (2.5e19 for TestSF), and clips the distance to 0. "
             "In float64 the cosine of MOSES' own vectors is 0.99987 (Test) and 0.99844 (TestSF), which ours "
             "reproduces.",
         ]

@@ -1,6 +1,6 @@
 """How well a discrete model's prefix property predictor reads molecules, by how much of the molecule it has seen.
 
-    python -m benchmarks.predictor [--model checkpoints/moses_discrete] [--compare DIR ...] [--n 1000] [--seed 4]
+    python -m benchmarks.predictor [--model checkpoints/moses] [--compare DIR ...] [--n 1000] [--seed 4]
 
 MOSES test molecules (held out from training) are encoded with the model's tokenizer; the predictor reads each
 molecule's first k tokens (the rest unknown), for every k, as property guidance does token by token, and its
@@ -21,7 +21,7 @@ import torch
 from benchmarks.conditioning import encoded_test_molecules
 from benchmarks.report import write_section
 from molgen.checkpoint import load_predictor
-from molgen.pipeline import MolgenPipeline
+from molgen.pipeline import DEFAULT_MODEL, MolgenPipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARES = (0.0, 0.5, 0.8, 1.0)
@@ -51,7 +51,7 @@ def errors_by_share(predictor, x: torch.Tensor, mask: torch.Tensor, y: torch.Ten
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default=str(ROOT / "checkpoints" / "moses_discrete"))
+    parser.add_argument("--model", default=str(DEFAULT_MODEL))
     parser.add_argument("--compare", nargs="*", default=[], help="other predictor directories for the same prior")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=4)
@@ -60,8 +60,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pipe = MolgenPipeline.from_pretrained(args.model, device="cpu")
-    if pipe.predictor is None or pipe.predictor.config.reads != "prefix":
-        parser.error(f"--model {args.model}: needs a predictor/ that reads prefixes (a discrete model's; molgen train predictor)")
+    if pipe.predictor is None:
+        parser.error(f"--model {args.model}: needs a predictor/ (a discrete model's prefix property predictor; molgen train predictor)")
     config = pipe.prior.config
     names = list(config.property_names)
     latents, table, y = encoded_test_molecules(pipe, args.n, args.seed)
@@ -93,7 +93,7 @@ def main() -> None:
         notes=(
             f"{args.n:,} MOSES test molecules (random_state {args.seed}), encoded by {model}'s tokenizer; each predictor reads "
             "every prefix of each molecule (the first k tokens, the rest zero, noise level t = 1 - k / atoms), as property guidance "
-            "does before each token (molgen.guidance.PrefixPropertyGuidance). MSE in the prior's normalised units (the training "
+            "does before each token (molgen.sampling.guidance.PrefixPropertyGuidance). MSE in the prior's normalised units (the training "
             "standard deviation is 1: predicting the training mean gives about 1); shares are rounded to tenths. 'Whole molecules': "
             "all tokens known, what resampling (candidates=K) chooses by; MAE in the property's units, R^2 against the variance of "
             "the test molecules."

@@ -1,10 +1,9 @@
 """SMILES -> graph -> SMILES on MOSES test: how many come back as the identical canonical SMILES.
 
-    python -m benchmarks.roundtrip [--limit N] [--workers W] [--hydrogens explicit|implicit] [--bonds kekule|aromatic]
+    python -m benchmarks.roundtrip [--limit N] [--workers W] [--hydrogens explicit|implicit]
 
 With ``--hydrogens implicit`` (the shipped model's domain) the molecule is rebuilt from heavy atoms, charges and
 Kekulé bonds with RDKit's default valences, and molecules whose hydrogens RDKit would not infer count as failures.
-With ``--bonds aromatic`` aromatic bonds keep their own label and RDKit kekulizes them on the way back.
 Comparison is on non-isomeric canonical SMILES (MOSES has no stereochemistry). Writes BENCHMARKS.md.
 """
 
@@ -25,9 +24,9 @@ from molgen.chem import canonical_smiles, canonicalize
 DATA = Path(__file__).resolve().parent.parent / "data" / "moses"
 
 
-def check(smiles: str, hydrogens: str = "explicit", bonds: str = "kekule") -> tuple[bool, str]:
+def check(smiles: str, hydrogens: str = "explicit") -> tuple[bool, str]:
     try:
-        graph, _ = smiles_to_raw_graph(smiles, bonds=bonds)
+        graph, _ = smiles_to_raw_graph(smiles)
         if hydrogens == "implicit":
             check_implicit_hydrogens(graph)
         back = canonical_smiles(raw_graph_to_mol(graph, hydrogens), isomeric=False)
@@ -42,12 +41,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     parser.add_argument("--hydrogens", choices=["explicit", "implicit"], default="explicit")
-    parser.add_argument("--bonds", choices=["kekule", "aromatic"], default="kekule")
     args = parser.parse_args()
     smiles = pd.read_csv(DATA / f"{args.split}.csv.gz")["SMILES"].tolist()[: args.limit]
     start = time.time()
     with mp.Pool(args.workers) as pool:
-        results = pool.map(partial(check, hydrogens=args.hydrogens, bonds=args.bonds), smiles, chunksize=2000)
+        results = pool.map(partial(check, hydrogens=args.hydrogens), smiles, chunksize=2000)
     seconds = time.time() - start
     failures = [(s, e) for s, (ok, e) in zip(smiles, results) if not ok]
     rows = [
@@ -59,7 +57,6 @@ def main() -> None:
     notes = "\n".join(f"- failure: `{s}` {e}" for s, e in failures[:20])
     sample = f"MOSES {args.split}.csv.gz, {'all' if args.limit is None else 'first'} {len(smiles):,} rows"
     title = f"Graph round trip (MOSES {args.split})" + (", implicit hydrogens" if args.hydrogens == "implicit" else "")
-    title += ", aromatic bonds" if args.bonds == "aromatic" else ""
     print(write_section(title, rows, notes, sample=sample))
 
 

@@ -3,7 +3,7 @@
     python -m benchmarks.tokenizer [--model checkpoints/moses] [--n 10000] [--seed 0]
 
 Reports exact reconstruction (canonical SMILES equal), node / edge / bond accuracy, latent size, latent
-health and encode+decode throughput on this machine. Writes a section of BENCHMARKS.md.
+health and encode+decode throughput. Writes a section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 from benchmarks.report import training_chain, write_section
 from molgen.batch import batch_from_graphs
-from molgen.pipeline import MolgenPipeline
+from molgen.pipeline import DEFAULT_MODEL, MolgenPipeline
 from molgen.tokenizer.training import latent_health, reconstruction_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +33,7 @@ def _training_time(training: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default=str(ROOT / "checkpoints" / "moses"))
+    parser.add_argument("--model", default=str(DEFAULT_MODEL))
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=500)

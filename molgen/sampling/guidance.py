@@ -92,7 +92,7 @@ class PropertyTargets:
 class PrefixPropertyGuidance:
     """Property guidance for a discrete autoregressive prior, token by token (a future discriminator, as FUDGE,
     Yang & Klein 2021, does for language models): before token ``j`` is drawn, each of the prior's ``top_k``
-    likeliest codes there is tried; a prefix predictor (``reads="prefix"``) reads the tokens drawn so far with
+    likeliest codes there is tried; the prefix predictor reads the tokens drawn so far with
     that code at ``j`` (the rest unknown, zero) and its squared error ``e`` to the targets, in normalised units,
     lowers the code's log-probability by ``scale * e``. Codes outside the ``top_k`` are not drawn.
 

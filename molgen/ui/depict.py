@@ -1,7 +1,7 @@
 """2D depictions for the web UI: RDKit SVGs, optionally drawn in the orientation of a reference (the seed of
 analogs, the core of decorations) with the shared part highlighted, laid out as an HTML grid.
 
-Only drawing happens here; which molecules to draw comes from the design API.
+This module only draws; which molecules to draw comes from the design API.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """What a chemist types into the page, turned into the design API's arguments, with messages that name the
-field and say what would be right. Every error here is a :class:`FormError` (a ValueError)."""
+field and say what would be right. Every error these functions raise is a :class:`FormError` (a ValueError)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class Limits:
 
     max_n: int = 500
     max_steps: int = 100
-    max_restarts: int = 10
+    max_repairs: int = 10
     max_iterations: int = 30
     max_population: int = 200  # optimisation decodes several times this many candidates per iteration
     max_points: int = 50

@@ -50,8 +50,9 @@ class DesignService:
         return self.pipeline.prior.config.default_steps if self.pipeline.prior is not None else 20
 
     @property
-    def default_restarts(self) -> int:
-        return self.pipeline.prior.config.default_restarts if self.pipeline.prior is not None else 0
+    def default_repairs(self) -> int:
+        """The repair passes the page starts with: the discrete prior's default (0 for any other prior)."""
+        return self.pipeline.prior.config.default_repairs if self.uses_repairs else 0
 
     @property
     def uses_steps(self) -> bool:
@@ -60,10 +61,10 @@ class DesignService:
         return self.pipeline.prior is None or self.pipeline.prior.config.architecture != "discrete"
 
     @property
-    def uses_restarts(self) -> bool:
-        """Whether the prior takes restart passes: a set prior (re-noise and denoise again) and a discrete one (redraw
-        each broken graph from its first atom at fault); the continuous autoregressive prior refuses them."""
-        return self.pipeline.prior is None or self.pipeline.prior.config.architecture != "autoregressive"
+    def uses_repairs(self) -> bool:
+        """Whether the prior takes repair passes (redraw each graph whose argmax decoding breaks a valence or falls
+        apart, from its first atom at fault): only a discrete one (the page hides the field otherwise)."""
+        return self.pipeline.prior is not None and self.pipeline.prior.config.architecture == "discrete"
 
     @property
     def has_predictor(self) -> bool:

@@ -21,8 +21,9 @@ from tests.ui.harness import REPO, BrowserMissing, chromium, running_app
 
 pytest.importorskip("gradio")
 
-MODEL = REPO / "checkpoints" / "moses_discrete"  # what `python app.py` serves by default
+MODEL = REPO / "checkpoints" / "moses"  # what `python app.py` serves by default
 CAP = 40  # --max-n of the app under test
+REPAIR_CAP = 3  # --max-repairs of the app under test
 WAIT = 180  # seconds; generous, the CI machine is shared with training jobs
 
 
@@ -41,7 +42,8 @@ def app_url():
     import app
 
     assert app.DEFAULT_MODEL == MODEL, f"app.py serves {app.DEFAULT_MODEL} by default, these tests expect {MODEL}"
-    with running_app("--max-n", str(CAP), "--max-steps", "20", "--max-iterations", "3", "--device", "cpu") as url:
+    options = ("--max-n", str(CAP), "--max-steps", "20", "--max-repairs", str(REPAIR_CAP), "--max-iterations", "3", "--device", "cpu")
+    with running_app(*options) as url:
         yield url
 
 
@@ -211,9 +213,9 @@ def test_bad_input_is_a_message_and_the_page_keeps_working(page):
     page.fill("generate-n", CAP + 1)
     assert f"at most {CAP}" in page.expect_error("generate", "per request")
     page.fill("generate-n", 3)
-    page.fill("generate-restarts", 11)
-    assert "restarts = 11: at most 10" in page.expect_error("generate", "restarts")
-    page.fill("generate-restarts", 2)
+    page.fill("generate-repairs", REPAIR_CAP + 1)
+    assert f"repair passes = {REPAIR_CAP + 1}: at most {REPAIR_CAP}" in page.expect_error("generate", "repair passes")
+    page.fill("generate-repairs", 2)
     page.fill("generate-target-QED", "very high")
     assert "QED target 'very high'" in page.expect_error("generate", "QED target")
     page.fill("generate-target-QED", "1.5")
@@ -239,17 +241,18 @@ def test_generate_with_targets_smarts_and_filters(page):
 
 
 def test_fields_follow_the_discrete_prior(page):
-    """The shipped model draws each token from a softmax: no denoising steps to set; its restarts are repair passes,
-    offered at the model's default."""
+    """The shipped model draws each token from a softmax: no denoising steps to set; its repair passes are offered at
+    the model's default."""
     page.tab("Generate")
     assert page.find("#generate-n input").is_displayed()
     for tab in ("generate", "analogs", "decorate"):
         field = page.find(f"#{tab}-steps input")
         assert field is None or not field.is_displayed(), f"{tab}: a steps field is shown"
-    restarts = page.find("#generate-restarts input")
-    assert restarts is not None and restarts.is_displayed() and restarts.get_attribute("value") == "2"
-    # the shipped model has a property predictor: its guidance is offered, at the model's default strength (0 since
-    # stop 34: its requests with targets resample 32 candidates by the predictor instead)
+    repairs = page.find("#generate-repairs input")
+    shipped_prior = json.loads((MODEL / "prior" / "config.json").read_text())
+    assert repairs is not None and repairs.is_displayed() and repairs.get_attribute("value") == str(shipped_prior["default_repairs"])
+    # the shipped model has a property predictor: its guidance is offered, at the model's default strength (0: its
+    # requests with targets resample candidates chosen by the judge instead)
     steer = page.find("#generate-steer input[type=number]")
     assert steer is not None and steer.is_displayed(), "no predictor guidance field"
     shipped = json.loads((MODEL / "predictor" / "config.json").read_text())

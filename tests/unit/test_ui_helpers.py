@@ -128,17 +128,15 @@ def test_analog_reference_and_bad_smiles_never_raise():
     assert all("</svg>" in svg for svg in _decoded(grid))
 
 
-@pytest.mark.parametrize(
-    ("architecture", "steps", "restarts"),
-    [("set", True, True), ("autoregressive", True, False), ("discrete", False, True)],
-)
-def test_the_page_offers_steps_and_restarts_only_where_the_prior_takes_them(architecture, steps, restarts):
+@pytest.mark.parametrize(("architecture", "steps", "repairs"), [("set", True, False), ("discrete", False, True)])
+def test_the_page_offers_steps_and_repairs_only_where_the_prior_takes_them(architecture, steps, repairs):
     from types import SimpleNamespace
 
     from molgen.ui.service import DesignService
 
     service = DesignService.__new__(DesignService)  # the flags read only the pipeline's prior
-    service.pipeline = SimpleNamespace(prior=SimpleNamespace(config=SimpleNamespace(architecture=architecture)))
-    assert (service.uses_steps, service.uses_restarts) == (steps, restarts)
+    service.pipeline = SimpleNamespace(prior=SimpleNamespace(config=SimpleNamespace(architecture=architecture, default_repairs=2)))
+    assert (service.uses_steps, service.uses_repairs) == (steps, repairs)
+    assert service.default_repairs == (2 if repairs else 0)
     service.pipeline = SimpleNamespace(prior=None)
-    assert service.uses_steps and service.uses_restarts
+    assert service.uses_steps and not service.uses_repairs and service.default_repairs == 0
