@@ -642,11 +642,25 @@ def _targets_table(args: argparse.Namespace, pipe) -> tuple[list[str], list, int
     return columns, good, bad  # with a num_nodes column every good row has a size (else it is a bad row)
 
 
+def _check_out(args: argparse.Namespace) -> None:
+    """Refuse, before any work, to replace an existing ``--out`` unless ``--overwrite`` (or ``--resume``) says so."""
+    out = Path(args.out)
+    if out.is_dir():
+        raise CLIError(f"--out {out}: is a directory; give a file (.csv, .sdf or .smi)")
+    resume = getattr(args, "resume", False)
+    if resume and args.overwrite:
+        raise CLIError("--resume and --overwrite: choose one (continue the file, or replace it)")
+    if out.exists() and not (args.overwrite or resume):
+        more = ", or --resume to continue an interrupted run" if hasattr(args, "resume") else ""
+        raise CLIError(f"--out {out}: exists; add --overwrite to replace it{more}")
+
+
 def cmd_sample(args: argparse.Namespace) -> None:
-    from molgen.io import MoleculeWriter
+    from molgen.io import MoleculeWriter, resume_point
     from molgen.pipeline import DEFAULT_PRECISION, MolgenPipeline
     from molgen.sampling import SamplingConfig
 
+    _check_out(args)
     if args.conditions_file:
         if args.n is not None:
             raise CLIError("-n with --conditions-file: the table gives the samples (one per row; more with --per-row K)")
@@ -675,12 +689,18 @@ def cmd_sample(args: argparse.Namespace) -> None:
             num_nodes = [row.num_nodes for row in rows]
         extra_columns = ["row", *(f"target_{c}" for c in columns)]
         extras = [{"row": row.line, **{f"target_{c}": row.targets.get(c) for c in columns}} for row in rows]
-    molecules = pipe.sample_iter(n, config, seed=args.seed, conditions=conditions or None, num_nodes=num_nodes)
+    first, seen = 0, []
+    if args.resume and Path(args.out).exists():
+        first, seen = resume_point(args.out, names, extra_columns)
+        if first > n:
+            raise CLIError(f"--resume: {args.out} holds {first} samples, more than the {n} asked for (same arguments as the interrupted run?)")
+        print(f"resuming {args.out}: {first} of {n} samples already written", file=sys.stderr)
+    molecules = pipe.sample_iter(n, config, seed=args.seed, conditions=conditions or None, num_nodes=num_nodes, first=first, seen=seen)
     counts: dict[str, int] = {}
-    bar = _progress(n, "sample", args.progress)
+    bar = _progress(n - first, "sample", args.progress)
     try:
-        with MoleculeWriter(args.out, names, extra_columns) as writer:
-            for k, molecule in enumerate(molecules):
+        with MoleculeWriter(args.out, names, extra_columns, append_from=first if args.resume and Path(args.out).exists() else None) as writer:
+            for k, molecule in enumerate(molecules, start=first):
                 writer.write(molecule.smiles, molecule.state, molecule.error, molecule.properties, None if extras is None else extras[k])
                 counts[molecule.state] = counts.get(molecule.state, 0) + 1
                 bar.update(1)
@@ -842,6 +862,7 @@ def _designer(args: argparse.Namespace):
     from molgen.design import Designer
     from molgen.pipeline import DEFAULT_PRECISION
 
+    _check_out(args)
     precision = args.precision or DEFAULT_PRECISION
     return Designer.from_pretrained(_model_dir(args), device=args.device, precision=precision, decoding=args.decoding)
 
@@ -938,6 +959,7 @@ def _add_design_parser(sub) -> None:
             p.add_argument("--input", default=None, help=f".smi/.csv/.sdf file of {inputs}s (bad rows reported and skipped)")
             p.add_argument("--smiles-column", default=None)
         p.add_argument("--out", required=True, help="output .csv, .sdf or .smi (rows streamed; invalid and rejected kept)")
+        p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (default: refuse)")
         p.add_argument("--model", default=None, help=MODEL_HELP)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--steps", type=int, default=None, help=STEPS_HELP)
@@ -1148,6 +1170,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("-n", type=int, default=None, help="number of samples (invalid ones included); not with --conditions-file")
     p.add_argument("--out", required=True, help="output .csv, .sdf (properties as SD tags) or .smi")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (default: refuse)")
+    p.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted run's --out: the samples it holds are kept and the rest drawn as the uninterrupted run would (same arguments)",
+    )
     p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=512)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,7 +234,9 @@ class MoleculeWriter:
     it is a comment line ``# invalid sample <index>: <error>`` (molgen's reader reports it as a bad row).
     """
 
-    def __init__(self, path: str | Path, property_names: list[str], extra_columns: list[str] | None = None) -> None:
+    def __init__(self, path: str | Path, property_names: list[str], extra_columns: list[str] | None = None, append_from: int | None = None) -> None:
+        """``append_from``: continue a file that already holds this many complete records (see :func:`resume_point`);
+        None writes a new file."""
         self.path = Path(path)
         fmt = file_format(self.path)
         if self.path.suffix == ".gz":
@@ -241,15 +244,17 @@ class MoleculeWriter:
         self.format = fmt
         self.property_names = list(property_names)
         self.extra = list(extra_columns or [])
-        self.count = 0
-        self._file = open(self.path, "w", encoding="utf-8", newline="")
+        self.count = append_from or 0
+        self._file = open(self.path, "w" if append_from is None else "a", encoding="utf-8", newline="")
         if fmt == "csv":
             self._csv = csv.writer(self._file)
-            self._csv.writerow(["index", "smiles", "state", *self.extra, *self.property_names, "error"])
-        elif fmt == "sdf":
-            from rdkit import Chem
+            if append_from is None:
+                self._csv.writerow(self.header)
 
-            self._sdf = Chem.SDWriter(self._file)
+    @property
+    def header(self) -> list[str]:
+        """The columns of a ``.csv`` output."""
+        return ["index", "smiles", "state", *self.extra, *self.property_names, "error"]
 
     def write(self, smiles: str | None, state: str, error: str | None = None, properties: dict[str, float] | None = None, extra: dict | None = None) -> None:
         properties, extra = properties or {}, extra or {}
@@ -270,21 +275,12 @@ class MoleculeWriter:
         mol = Chem.MolFromSmiles(smiles) if smiles else None
         mol = _with_2d_coordinates(mol) if mol is not None else Chem.Mol()
         mol.SetProp("_Name", f"molgen_{index}")
-        mol.SetProp("index", str(index))
-        mol.SetProp("state", state)
-        if smiles:
-            mol.SetProp("smiles", smiles)
-        if error:
-            mol.SetProp("error", error)
-        for name, value in {**extra, **properties}.items():
-            if value is not None:
-                mol.SetProp(name, _fmt(value))
-        self._sdf.write(mol)
-        self._sdf.flush()
+        tags = {"index": str(index), "state": state, "smiles": smiles, "error": error, **{k: None if v is None else _fmt(v) for k, v in {**extra, **properties}.items()}}
+        # data items written here (one value line each) rather than by RDKit's SDWriter, which numbers them per writer
+        items = "".join(f">  <{name}>\n{' '.join(str(value).splitlines())}\n\n" for name, value in tags.items() if value)
+        self._file.write(Chem.MolToMolBlock(mol) + items + "$$$$\n")
 
     def close(self) -> None:
-        if self.format == "sdf":
-            self._sdf.close()
         self._file.close()
 
     def __enter__(self) -> MoleculeWriter:
@@ -292,6 +288,46 @@ class MoleculeWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def resume_point(path: str | Path, property_names: list[str], extra_columns: list[str] | None = None) -> tuple[int, list[str]]:
+    """How many complete records an interrupted :class:`MoleculeWriter` output holds, and the SMILES of its valid and
+    duplicate ones, in order. A record cut off mid-write is removed from the file. Raises ValueError naming the file
+    when it is not such an output (other columns, indices with gaps)."""
+    path = Path(path)
+    fmt = file_format(path)
+    text = path.read_bytes().decode("utf-8")  # as written: line endings untouched
+    if fmt == "sdf":
+        end = text.rfind("$$$$\n")
+        complete = text[: end + len("$$$$\n")] if end >= 0 else ""
+    else:
+        complete = text[: text.rfind("\n") + 1]
+    records: list[tuple[int, str, str]] = []  # (index, smiles, state)
+    if fmt == "csv":
+        rows = list(csv.reader(io.StringIO(complete)))
+        expected = ["index", "smiles", "state", *(extra_columns or []), *property_names, "error"]
+        if rows and rows[0] != expected:
+            raise ValueError(f"{path}: cannot resume: its columns {rows[0]} are not this run's {expected}")
+        if not rows:
+            raise ValueError(f"{path}: cannot resume: no header line (start again with --overwrite)")
+        records = [(int(r[0]), r[1], r[2]) for r in rows[1:] if r]
+    elif fmt == "smi":
+        for line in complete.splitlines():
+            if line.startswith(INVALID_SAMPLE_MARK):
+                records.append((int(line[len(INVALID_SAMPLE_MARK) :].split(":", 1)[0]), "", "invalid"))
+            elif line.strip():
+                smiles, index, state = line.split("\t")[:3]
+                records.append((int(index), smiles, state))
+    else:
+        for block in complete.split("$$$$\n")[:-1]:
+            tags = dict(re.findall(r">\s*<([^>]+)>[^\n]*\n([^\n]*)\n", block))
+            records.append((int(tags.get("index", -1)), tags.get("smiles", ""), tags.get("state", "")))
+    for k, (index, _, _) in enumerate(records):
+        if index != k:
+            raise ValueError(f"{path}: cannot resume: record {k + 1} has index {index}, expected {k} (not an interrupted molgen output?)")
+    if len(complete) < len(text):
+        path.write_bytes(complete.encode("utf-8"))
+    return len(records), [smiles for _, smiles, state in records if smiles and state in ("valid", "duplicate")]
 
 
 def _fmt(value) -> str:

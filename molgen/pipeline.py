@@ -13,9 +13,10 @@ tokenizer), sample (one :class:`~molgen.sampling.base.Sampler` per prior family,
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -44,6 +45,13 @@ DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "checkpoints" / "moses"
 """The shipped model: MOSES chemistry, the FSQ tokenizer and the discrete autoregressive prior."""
 
 log = logging.getLogger(__name__)
+
+
+def batch_generator(seed: int, batch: int) -> torch.Generator:
+    """The random stream of batch ``batch`` of a sampling call with ``seed``: independent of every other batch, so a
+    call can start at any batch and draw what one uninterrupted call would."""
+    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, batch]).generate_state(2, np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
 class MolgenPipeline:
@@ -138,29 +146,43 @@ class MolgenPipeline:
         return list(self.sample_iter(n, config, seed=seed, conditions=conditions, num_nodes=num_nodes, **options))
 
     def sample_iter(
-        self, n: int, config: SamplingConfig | None = None, *, seed: int = 0, conditions: Conditions | None = None, num_nodes: Sizes | None = None, **options
+        self,
+        n: int,
+        config: SamplingConfig | None = None,
+        *,
+        seed: int = 0,
+        conditions: Conditions | None = None,
+        num_nodes: Sizes | None = None,
+        first: int = 0,
+        seen: Iterable[str] = (),
+        **options,
     ) -> Iterator[DecodedMolecule]:
         """Sample ``n`` molecules, yielded batch by batch (for streaming to disk and progress bars).
 
         ``config``: how to sample (:class:`SamplingConfig`; keyword ``options`` change some of its fields, e.g.
         ``temperature=0.8``); ``conditions``: property targets, one mapping for all samples or one per sample;
         ``num_nodes``: every graph's size, or one per sample (default: drawn from the training distribution). The same
-        ``seed`` and ``batch_size`` give the same molecules. Everything is checked when this is called, before the
-        first molecule is asked for.
+        ``seed`` and ``batch_size`` give the same molecules: each batch has its own random stream, so ``first`` > 0
+        resumes an interrupted run, yielding samples ``first .. n - 1`` exactly as one uninterrupted run would
+        (the batches before it are not drawn), with ``seen`` the SMILES of the molecules it had produced (so that
+        repeats are still marked ``duplicate``). Everything is checked when this is called, before the first molecule
+        is asked for.
         """
         config, table, rows = self._request(n, config, options, conditions, num_nodes, editing=False)
-        return self._stream(n, config, seed, table, rows)
+        if isinstance(first, bool) or not isinstance(first, int) or not 0 <= first <= n:
+            raise ValueError(f"first={first!r}: must be a whole number between 0 and n={n}")
+        return self._stream(n, config, seed, table, rows, first, set(seen))
 
-    def _stream(self, n: int, config: SamplingConfig, seed: int, table, rows) -> Iterator[DecodedMolecule]:
-        seen: set[str] = set()
+    def _stream(self, n: int, config: SamplingConfig, seed: int, table, rows, first: int, seen: set[str]) -> Iterator[DecodedMolecule]:
         sampler = self.sampler
-        generator = torch.Generator().manual_seed(seed)
-        for start in range(0, n, config.batch_size):
-            count = min(config.batch_size, n - start)
+        batch = config.batch_size
+        for start in range(first - first % batch, n, batch):
+            count = min(batch, n - start)
             part = slice(start, start + count)
-            latents = sampler.sample(count, config, generator, take(table, part), take(rows, part), None)
+            latents = sampler.sample(count, config, batch_generator(seed, start // batch), take(table, part), take(rows, part), None)
             decoded = latents.decoded if latents.decoded is not None and latents.decoding == config.decoding else None
-            for molecule in decoded if decoded is not None else self.decode(latents, batch_size=count, decoding=config.decoding):
+            molecules = decoded if decoded is not None else self.decode(latents, batch_size=count, decoding=config.decoding)
+            for molecule in molecules[max(first - start, 0) :]:
                 if molecule.smiles is not None:
                     if molecule.smiles in seen:
                         molecule.state = "duplicate"
@@ -199,11 +221,11 @@ class MolgenPipeline:
         if start is not None:
             rows = None  # edits keep the sizes of ``start``
         sampler = self.sampler
-        generator = torch.Generator().manual_seed(seed)
         chunks = []
         for k in range(0, n, config.batch_size):
             count = min(config.batch_size, n - k)
             edit = None if start is None else Edit(start.rows(k, count), strength, None if keep is None else (keep if len(keep) == 1 else keep[k : k + count]))
+            generator = batch_generator(seed, k // config.batch_size)
             chunks.append(sampler.sample(count, config, generator, take(table, slice(k, k + count)), take(rows, slice(k, k + count)), edit))
         return Latents.concat(chunks)
 
