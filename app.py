@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry or version check: nothing leaves the machine
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle torch threads sleep, not spin, while other requests wait (before torch loads)
 
 import argparse
 import functools

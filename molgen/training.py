@@ -39,6 +39,7 @@ class TrainSettings:
     val_every: int = 2000  # steps between validations
     val_size: int = 2000
     checkpoint_minutes: float = 5.0
+    checkpoint_steps: int | None = None  # checkpoint every this many steps instead of every checkpoint_minutes
     seed: int = 0
     accelerator: str = "auto"
     devices: str | int = "auto"
@@ -180,16 +181,17 @@ class ExportingModule(L.LightningModule):
 def fit(module: L.LightningModule, datamodule: L.LightningDataModule, run_dir: str | Path, settings: TrainSettings, train_size: int, resume: bool = True) -> None:
     """Train ``module`` with a Trainer built from ``settings``; resumes from ``run_dir/checkpoints/last.ckpt``.
 
-    A checkpoint is written every ``settings.checkpoint_minutes`` of training and at the end; modules export
-    their shippable weights in ``on_save_checkpoint``.
+    A checkpoint is written every ``settings.checkpoint_steps`` steps, or else every ``settings.checkpoint_minutes``
+    of training, and at the end; modules export their shippable weights in ``on_save_checkpoint``. A run killed at
+    any moment resumes from its last checkpoint, losing at most one interval.
     """
     run_dir = Path(run_dir)
-    checkpoint = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints",
-        save_last=True,
-        save_top_k=0,
-        train_time_interval=timedelta(minutes=settings.checkpoint_minutes),
+    if settings.checkpoint_steps is not None and settings.checkpoint_steps < 1:
+        raise ValueError(f"checkpoint_steps={settings.checkpoint_steps}: must be >= 1")
+    interval = (
+        {"every_n_train_steps": settings.checkpoint_steps} if settings.checkpoint_steps else {"train_time_interval": timedelta(minutes=settings.checkpoint_minutes)}
     )
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0, **interval)
     val_every = min(settings.val_every, max(1, math.ceil(train_size / settings.batch_size)))
     trainer = L.Trainer(
         default_root_dir=run_dir,
