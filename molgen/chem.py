@@ -34,6 +34,17 @@ class InvalidMoleculeError(ValueError):
     """A SMILES string or molecule that cannot be used; the message names the input and the reason."""
 
 
+MAX_SMILES_LENGTH = 1000
+"""Longest SMILES read, in characters (drug-like molecules take under 200): longer input is refused before parsing."""
+MAX_ATOMS = 500
+"""Most atoms a parsed SMILES may have: refused before sanitisation, the step that grows with the molecule's size."""
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """``text`` quoted for a message, cut to ``limit`` characters."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text):,} characters)"
+
+
 @dataclass(frozen=True)
 class StandardizeOptions:
     """Optional clean-up applied after parsing. Both are off by default: molgen never alters input silently."""
@@ -59,16 +70,22 @@ def parse_smiles(smiles: str, standardize_with: StandardizeOptions | None = None
     Explicit hydrogen atoms are folded into their heavy atoms.
     """
     if not isinstance(smiles, str):
-        raise InvalidMoleculeError(f"invalid SMILES {smiles!r}: expected a string, got {type(smiles).__name__}")
+        raise InvalidMoleculeError(f"invalid SMILES {_shown(repr(smiles))}: expected a string, got {type(smiles).__name__}")
+    if len(smiles) > MAX_SMILES_LENGTH:
+        raise InvalidMoleculeError(f"SMILES {_shown(smiles)}: longer than the {MAX_SMILES_LENGTH:,} characters molgen reads")
     text = smiles.strip()
     if not text:
         raise InvalidMoleculeError("invalid SMILES '': empty string")
+    if len(text.split()) > 1:  # RDKit would read the rest as a name and drop it
+        raise InvalidMoleculeError(f"SMILES {_shown(smiles)}: text after the SMILES ({_shown(text.split(None, 1)[1])}): give one molecule, without spaces")
     with rdBase.CaptureErrorLog() as log:
         mol = Chem.MolFromSmiles(text, sanitize=False)
     if mol is None:
-        raise InvalidMoleculeError(f"invalid SMILES {smiles!r}: {_reason_from_log(log.messages)}")
+        raise InvalidMoleculeError(f"invalid SMILES {_shown(smiles)}: {_reason_from_log(log.messages)}")
     if mol.GetNumAtoms() == 0:
         raise InvalidMoleculeError(f"invalid SMILES {smiles!r}: no atoms")
+    if mol.GetNumAtoms() > MAX_ATOMS:
+        raise InvalidMoleculeError(f"SMILES {_shown(smiles)}: {mol.GetNumAtoms():,} atoms, more than the {MAX_ATOMS} molgen reads")
     with rdBase.CaptureErrorLog():
         problems = Chem.DetectChemistryProblems(mol)
     if problems:

@@ -865,7 +865,8 @@ def _designer(args: argparse.Namespace):
 
     _check_out(args)
     precision = args.precision or DEFAULT_PRECISION
-    return Designer.from_pretrained(_model_dir(args), device=args.device, precision=precision, decoding=args.decoding)
+    strict = {"largest_fragment": getattr(args, "largest_fragment", False), "from_nearest": getattr(args, "from_nearest", False)}
+    return Designer.from_pretrained(_model_dir(args), device=args.device, precision=precision, decoding=args.decoding, **strict)
 
 
 def cmd_design_generate(args: argparse.Namespace) -> None:
@@ -954,6 +955,13 @@ def _add_design_parser(sub) -> None:
     design = sub.add_parser("design", help="guided design: targets, analogs, scaffolds, interpolation, optimisation")
     commands = design.add_subparsers(dest="design_command", required=True)
 
+    def strict(p: argparse.ArgumentParser, what: str) -> None:
+        p.add_argument("--largest-fragment", action="store_true", help=f"take the largest fragment of a {what} given with several (default: refuse it)")
+        p.add_argument(
+            "--from-nearest", action="store_true",
+            help=f"design from the model's reconstruction of a {what} it does not reconstruct exactly (default: refuse it); reported on stderr",
+        )  # fmt: skip
+
     def common(p: argparse.ArgumentParser, inputs: str | None = None) -> None:
         if inputs:
             p.add_argument("smiles", nargs="*", help=f"{inputs} SMILES (or give --input)")
@@ -961,6 +969,8 @@ def _add_design_parser(sub) -> None:
             p.add_argument("--smiles-column", default=None)
         p.add_argument("--out", required=True, help="output .csv, .sdf or .smi (rows streamed; invalid and rejected kept)")
         p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (default: refuse)")
+        if inputs:
+            strict(p, inputs)
         p.add_argument("--model", default=None, help=MODEL_HELP)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--steps", type=int, default=None, help=STEPS_HELP)
@@ -1006,6 +1016,7 @@ def _add_design_parser(sub) -> None:
     p.set_defaults(func=cmd_design_decorate)
 
     p = commands.add_parser("interpolate", help="molecules on the latent line between two molecules")
+    strict(p, "molecule")
     common(p)
     p.add_argument("smiles_a")
     p.add_argument("smiles_b")

@@ -11,7 +11,7 @@ from rdkit import Chem, DataStructs, rdBase
 from rdkit.Chem import Crippen, rdFingerprintGenerator
 from rdkit.Contrib.SA_Score import sascorer
 
-from molgen.chem import InvalidMoleculeError, canonical_smiles, parse_smiles
+from molgen.chem import MAX_SMILES_LENGTH, InvalidMoleculeError, canonical_smiles, parse_smiles
 
 __all__ = [
     "Core",
@@ -43,6 +43,8 @@ def parse_pattern(smarts: str, what: str = "SMARTS") -> Pattern:
     does not parse."""
     if not isinstance(smarts, str) or not smarts.strip():
         raise InvalidMoleculeError(f"{what} {smarts!r}: empty pattern")
+    if len(smarts) > MAX_SMILES_LENGTH:
+        raise InvalidMoleculeError(f"{what} {smarts[:60]!r}...: longer than the {MAX_SMILES_LENGTH:,} characters molgen reads")
     with rdBase.CaptureErrorLog() as log:
         query = Chem.MolFromSmarts(smarts.strip())
     if query is None:
@@ -102,6 +104,11 @@ def parse_core(core: str) -> Core:
     no hydrogen left to replace.
     """
     mol = parse_smiles(core)
+    for atom in mol.GetAtoms():
+        if atom.GetIsotope() and atom.GetAtomicNum() != 0:
+            raise InvalidMoleculeError(f"core {core!r}: atom {atom.GetIdx()} ({atom.GetSymbol()}) has isotope label {atom.GetIsotope()}, which is not supported")
+        if atom.GetAtomicNum() == 1:
+            raise InvalidMoleculeError(f"core {core!r}: atom {atom.GetIdx()} is an explicit hydrogen; write the core without it (hydrogens are implied)")
     dummies = [a for a in mol.GetAtoms() if a.GetAtomicNum() == 0]
     if len(dummies) == mol.GetNumAtoms():
         raise InvalidMoleculeError(f"core {core!r}: only attachment points, no core atoms")

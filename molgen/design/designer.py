@@ -90,13 +90,23 @@ _SEED_STRIDE = 100_003  # batch b of a call with seed s samples with seed s * st
 class Designer:
     """Guided design on top of a pipeline.
 
+    Every molecule a user gives (a seed, an interpolation end, a start of optimisation, a core) is read strictly: one
+    molecule (a SMILES with several fragments is an error unless ``largest_fragment``), inside the model's chemistry
+    and size, and, except for cores (whose atoms decoration fixes), reconstructed exactly by the model's tokenizer:
+    otherwise the design would start from another molecule. A mismatch is an error naming the molecule and what it
+    decodes to, unless ``from_nearest``, which designs from the reconstruction and records it in :attr:`substitutions`.
+
     Args:
         pipeline: a :class:`MolgenPipeline` with a prior.
         decoding: ``valence`` (default: every graph a valid molecule) or ``raw`` (argmax, checked).
         batch_size: molecules sampled and decoded at once.
+        largest_fragment: take the largest fragment of a molecule given with several (salts, solvents).
+        from_nearest: design from the model's reconstruction of a molecule it does not reconstruct exactly.
     """
 
-    def __init__(self, pipeline: MolgenPipeline, decoding: str = "valence", batch_size: int = 256) -> None:
+    def __init__(
+        self, pipeline: MolgenPipeline, decoding: str = "valence", batch_size: int = 256, largest_fragment: bool = False, from_nearest: bool = False
+    ) -> None:
         if decoding not in DECODINGS:
             raise DesignInputError(f"decoding={decoding!r}: choose one of {DECODINGS}")
         if pipeline.prior is None:
@@ -104,6 +114,10 @@ class Designer:
         self.pipe = pipeline
         self.decoding = decoding
         self.batch_size = batch_size
+        self.largest_fragment = largest_fragment
+        self.from_nearest = from_nearest
+        self.substitutions: dict[str, str | None] = {}
+        """Molecules given -> the reconstruction designed from instead (``from_nearest``; None: none was valid)."""
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device: str = "auto", precision: str = DEFAULT_PRECISION, **options) -> Designer:
@@ -141,11 +155,44 @@ class Designer:
             return str(exc)
         return None
 
-    def _encode(self, smiles: str, what: str) -> Latents:
+    def _molecule(self, smiles: str, what: str) -> str:
+        """The canonical SMILES of the one molecule a user gave (its largest fragment with ``largest_fragment``)."""
         try:
-            return self.pipe.encode([smiles])
-        except ValueError as exc:  # invalid SMILES, atoms outside the vocabulary, too many atoms
+            canonical = self.pipe.domain.canonical(smiles)
+        except ValueError as exc:
             raise DesignInputError(f"{what}: {exc}") from None
+        if "." in canonical:
+            parts = canonical.split(".")
+            if not self.largest_fragment:
+                raise DesignInputError(
+                    f"{what}: {len(parts)} fragments ({', '.join(parts[:4])}); give one molecule, or keep its largest fragment "
+                    "(largest_fragment=True, --largest-fragment)"
+                )
+            canonical = max(parts, key=lambda part: (parse_smiles(part).GetNumHeavyAtoms(), part))
+            log.warning("%s: designing from its largest fragment %s", what, canonical)
+        return canonical
+
+    def _encode(self, smiles: str, what: str, round_trip: bool = True) -> Latents:
+        """The tokens of one user-given molecule, read strictly (see :class:`Designer`); errors name it as ``what``."""
+        canonical = self._molecule(smiles, what)
+        try:
+            latents = self.pipe.encode([canonical])
+        except ValueError as exc:  # atoms outside the vocabulary, too many atoms
+            raise DesignInputError(f"{what}: {exc}") from None
+        if round_trip:
+            back = self.pipe.decode(latents, decoding="raw", connected=False)[0].smiles
+            if back != canonical:
+                if not self.from_nearest:
+                    decoded = "no valid molecule" if back is None else repr(back)
+                    raise DesignInputError(
+                        f"{what}: this model does not reconstruct it: its tokens decode to {decoded}, not {canonical!r}, so the design "
+                        "would start from another molecule; use a model trained on such molecules, or design from the reconstruction "
+                        "(from_nearest=True, --from-nearest)"
+                    )
+                if canonical not in self.substitutions:
+                    log.warning("%s: not reconstructed exactly; designing from the model's reconstruction %s", what, back)
+                self.substitutions[canonical] = back
+        return latents
 
     def _config(self, sampling: SamplingConfig | None, *, editing: bool, conditions: Mapping[str, float] | None = None, **options) -> SamplingConfig:
         """``sampling`` (None: the pipeline's defaults) with the ``options`` that are not None and the designer's
@@ -348,8 +395,9 @@ class Designer:
         if max_attempts is not None and (isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < n):
             raise DesignInputError(f"max_attempts={max_attempts!r}: must be a whole number >= n={n}")
         latents = self._encode(smiles, f"seed SMILES {smiles!r}")
+        smiles = self._molecule(smiles, f"seed SMILES {smiles!r}")  # what the design starts from
         screen = self._screen(must_contain, must_avoid, filters, reference=smiles)
-        screen.seen.add(self.pipe.domain.canonical(smiles))  # the seed itself comes back as a duplicate
+        screen.seen.add(smiles)  # the seed itself comes back as a duplicate
         if strength is None:
             strength = self.strength_for_similarity(smiles, similarity, seed=seed, steps=steps, probe=32 if new else 16, new=new, sampling=sampling)
         config = self._analog_config(sampling, steps)
@@ -418,9 +466,9 @@ class Designer:
         would make each new molecule cost many samples); else over all outputs. ``steps`` and ``sampling``: as
         :meth:`analogs_iter`'s."""
         latents = self._encode(smiles, f"seed SMILES {smiles!r}")
+        canonical = smiles = self._molecule(smiles, f"seed SMILES {smiles!r}")  # what the design starts from
         config = self._analog_config(sampling, steps)
         screen = self._screen((), (), None, reference=smiles)
-        canonical = self.pipe.domain.canonical(smiles)
         enough_new: list[float] = []  # strengths whose probe had at least MIN_NEW_SHARE new molecules
 
         def mean_similarity(strength: float) -> float:
@@ -481,7 +529,9 @@ class Designer:
             parsed = parse_core(core)
         except InvalidMoleculeError as exc:
             raise DesignInputError(str(exc)) from None
-        template = self._encode(parsed.template, f"core {core!r} (as {parsed.template!r})")[0]  # (T, d)
+        template = self._encode(parsed.template, f"core {core!r} (as {parsed.template!r})", round_trip=False)[0]  # (T, d)
+        if max(parsed.core_positions, default=-1) >= template.shape[0]:
+            raise DesignInputError(f"core {core!r}: the model reads {template.shape[0]} atoms of its template {parsed.template!r}, fewer than the core's")
         if layout not in ("auto", *LAYOUTS):
             raise DesignInputError(f"layout={layout!r}: choose 'auto' or one of {LAYOUTS}")
         config = self._config(sampling, editing=True, steps=steps)
