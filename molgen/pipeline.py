@@ -250,6 +250,8 @@ class MolgenPipeline:
     def encode(self, smiles: Sequence[str], batch_size: int = 512) -> Latents:
         """Latent tokens of each SMILES (all must be valid and inside the vocabulary; errors name the SMILES)."""
         graphs = [self._graph(s) for s in smiles]
+        if not graphs:
+            raise ValueError("nothing to encode: no SMILES given")
         return Latents.concat([self._encode_graphs(graphs[k : k + batch_size]) for k in range(0, len(graphs), batch_size)])
 
     def _graph(self, smiles: str):

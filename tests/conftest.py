@@ -1,7 +1,8 @@
 """Shared fixtures for the molgen test suite.
 
 The suite must stay light: it shares a 2-core machine with training jobs, so torch runs on one thread and
-every model trained here is tiny.
+every model trained here is tiny. Outcomes must not depend on how busy the machine is: training runs take
+:data:`STEP_COUNTED` (a fixed seed and a number of steps; nothing bounded or checkpointed by the clock).
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 MOSES = REPO / "data" / "moses"
+
+STEP_COUNTED = {"seed": 0, "max_time": None, "checkpoint_steps": 1_000_000}
+"""Training settings (``molgen.training.TrainSettings`` fields) for a test's training run: a fixed seed, no time budget, and
+checkpoints counted in steps rather than minutes (here only the one at the end), so a run is its ``max_steps`` steps
+on any machine under any load."""
 
 
 @pytest.fixture(scope="session", autouse=True)

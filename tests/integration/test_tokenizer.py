@@ -41,6 +41,8 @@ from molgen.tokenizer.training import (
     train_tokenizer,
 )
 
+from ..conftest import STEP_COUNTED
+
 SYMMETRIC = [
     "c1ccccc1",  # benzene: six indistinguishable atoms
     "c1ccc2ccccc2c1",  # naphthalene
@@ -427,7 +429,7 @@ def test_max_nodes_exceeded_is_a_clear_error(sym_domain):
 def _settings(**kwargs) -> TrainSettings:
     base = dict(
         batch_size=16, lr=3e-3, warmup_steps=2, max_steps=3, val_every=2, val_size=8,
-        accelerator="cpu", devices=1, progress=False, threads=1, seed=0,
+        accelerator="cpu", devices=1, progress=False, threads=1, **STEP_COUNTED,
     )
     base.update(kwargs)
     return TrainSettings(**base)

@@ -11,7 +11,7 @@ import torch
 
 from molgen.calibration import INVALID_LOG_WEIGHT, Calibration, CalibrationConfig, file_fingerprint, statistics_key
 from molgen.domains.molecule import MoleculeDomain
-from molgen.guidance import Resampling
+from molgen.sampling.guidance import Resampling
 
 
 def _rows(pairs: list[tuple[int, int]]) -> list[dict[str, float]]:

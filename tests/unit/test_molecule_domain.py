@@ -15,15 +15,7 @@ from rdkit import Chem
 
 from molgen.chem import InvalidMoleculeError, StandardizeOptions, canonicalize
 from molgen.domains import DOMAINS
-from molgen.domains.molecule import (
-    AROMATIC,
-    EDGE_FIELD,
-    NODE_FIELDS,
-    MoleculeDomain,
-    _kekule_by_matching,
-    raw_graph_to_mol,
-    smiles_to_raw_graph,
-)
+from molgen.domains.molecule import EDGE_FIELD, NODE_FIELDS, MoleculeDomain, raw_graph_to_mol, smiles_to_raw_graph
 from molgen.graph import DomainError, Graph, OutOfVocabularyError, Vocabulary
 
 HARD_CASES = [
@@ -386,42 +378,25 @@ def test_hydrogens_mode_saved_in_config_and_old_configs_read_as_explicit(hard_do
         MoleculeDomain(hard_domain.vocab, hydrogens="none")
 
 
-# --- aromatic bonds as their own label -------------------------------------------------------------------
+# --- Kekulé bonds only --------------------------------------------------------------------------------------
 
 
-def test_aromatic_round_trip_moses_and_hard_cases(moses_test_3000):
-    # Aromatic bonds keep their label; RDKit kekulizes on the way back, with the stored hydrogens of aromatic
-    # heteroatoms ([nH] against n). Every MOSES molecule and every hard case comes back exactly.
-    domain = MoleculeDomain.fit(moses_test_3000 + HARD_CASES, hydrogens="implicit", bonds="aromatic")
-    assert domain.vocab.edge_values == [1, 2, 3, AROMATIC]
-    failures = _round_trip_failures(domain, moses_test_3000 + HARD_CASES)
-    assert not failures, f"{len(failures)} differ, e.g. {failures[:5]}"
+def test_bonds_are_kekule_orders_and_aromatic_configs_are_refused(moses_test_3000):
+    # An aromatic ring is alternating single and double bonds; RDKit perceives aromaticity when rebuilding.
+    domain = MoleculeDomain.fit(moses_test_3000[:50], hydrogens="implicit")
+    assert domain.vocab.edge_values == [1, 2, 3]
     raw = domain.raw_graph(domain.to_graph("Cc1ccccc1"))
-    assert sorted(raw.edge_attr.tolist()) == [1] + [AROMATIC] * 6  # no alternation to place
-
-
-def test_aromatic_pyrrole_nitrogen_needs_its_stored_hydrogen():
-    domain = MoleculeDomain.fit(["c1cc[nH]c1", "c1ccncc1"], hydrogens="implicit", bonds="aromatic")
-    graph = domain.to_graph("c1cc[nH]c1")
-    n = int(np.flatnonzero(domain.raw_graph(graph).x[:, 0] == 7)[0])
-    x = graph.x.copy()
-    x[n, NODE_FIELDS.index("num_hs")] = domain.vocab.node_labels(np.array([[7, 0, 0]]))[0, 2]
-    with pytest.raises(InvalidMoleculeError, match="not a valid molecule"):  # pyrrole without its H: not kekulizable
-        domain.from_graph(Graph(x=x, edge_index=graph.edge_index, edge_attr=graph.edge_attr))
-
-
-def test_bonds_mode_saved_in_config_and_old_configs_read_as_kekule(moses_test_3000):
-    aromatic = MoleculeDomain.fit(moses_test_3000[:50], hydrogens="implicit", bonds="aromatic")
-    config = json.loads(json.dumps(aromatic.to_config()))
-    assert config["bonds"] == "aromatic" and MoleculeDomain.from_config(config).bonds == "aromatic"
-    kekule = MoleculeDomain.fit(moses_test_3000[:50], hydrogens="implicit").to_config()
-    del kekule["bonds"]
-    assert MoleculeDomain.from_config(kekule).bonds == "kekule"
-    assert AROMATIC not in MoleculeDomain.from_config(kekule).vocab.edge_values
-    with pytest.raises(ValueError, match="aromatic bonds.*bonds='aromatic'"):
-        MoleculeDomain(aromatic.vocab, bonds="kekule")
-    with pytest.raises(ValueError, match="bonds must be one of"):
-        MoleculeDomain(aromatic.vocab, bonds="delocalised")
+    assert sorted(raw.edge_attr.tolist()) == [1, 1, 1, 1, 2, 2, 2]
+    assert domain.from_graph(domain.to_graph("Cc1ccccc1")) == "Cc1ccccc1"
+    assert domain.valence_table().edge_orders == [0.0, 1.0, 2.0, 3.0]
+    config = json.loads(json.dumps(domain.to_config()))
+    assert "bonds" not in config and MoleculeDomain.from_config(config).vocab == domain.vocab
+    assert MoleculeDomain.from_config({**config, "bonds": "kekule"}).vocab == domain.vocab
+    with pytest.raises(ValueError, match="bonds='aromatic'; molecules are Kekulé graphs"):
+        MoleculeDomain.from_config({**config, "bonds": "aromatic"})
+    aromatic_vocab = Vocabulary(list(NODE_FIELDS), domain.vocab.node_values, EDGE_FIELD, [1, 2, 3, 4])
+    with pytest.raises(ValueError, match=r"bond orders \[1, 2, 3, 4\]: a molecule's are Kekulé orders \[1, 2, 3\]"):
+        MoleculeDomain(aromatic_vocab)
 
 
 def _one_hot(domain: MoleculeDomain, graph: Graph) -> tuple[list[np.ndarray], np.ndarray]:
@@ -429,106 +404,15 @@ def _one_hot(domain: MoleculeDomain, graph: Graph) -> tuple[list[np.ndarray], np
     return nodes, np.eye(domain.vocab.edge_size)[graph.dense_edges()]
 
 
-def test_aromatic_valence_aware_decoding_keeps_valid_molecules_and_repairs_broken_rings(moses_test_3000):
-    domain = MoleculeDomain.fit(moses_test_3000, hydrogens="implicit", bonds="aromatic")
+def test_valence_aware_decoding_keeps_valid_molecules_and_is_valid_for_any_scores(moses_test_3000):
+    domain = MoleculeDomain.fit(moses_test_3000, hydrogens="implicit")
     for smiles in moses_test_3000[:200]:
         assert domain.from_scores(*_one_hot(domain, domain.to_graph(smiles))) == domain.canonical(smiles)
-    # A five-membered ring of aromatic carbons cannot be kekulized: the decoding keeps as many double bonds as
-    # fit (a maximum matching), and the carbon left over takes a second hydrogen.
-    broken = domain.to_graph("c1ccccc1")
-    keep = ~np.isin(broken.edge_index, [5]).any(axis=1)
-    ring5 = Graph(x=broken.x[:5], edge_index=np.vstack([broken.edge_index[keep], [[0, 4]]]), edge_attr=np.concatenate([broken.edge_attr[keep], broken.edge_attr[:1]]))
-    with pytest.raises(InvalidMoleculeError):
-        domain.from_graph(ring5)
-    assert domain.from_scores(*_one_hot(domain, ring5)) == "C1=CCC=C1"
-    # A lone aromatic bond outside any ring, next to a real benzene ring: only that bond becomes single.
-    phenyl = domain.to_graph("Cc1ccccc1")
-    edges = phenyl.dense_edges()
-    methyl = int(np.flatnonzero((edges > 0).sum(1) == 1)[0])
-    edges[methyl][edges[methyl] > 0] = domain.vocab.edge_labels(np.array([AROMATIC]))[0]
-    edges[:, methyl] = edges[methyl]
-    nodes, _ = _one_hot(domain, phenyl)
-    assert domain.from_scores(nodes, np.eye(domain.vocab.edge_size)[edges]) == "Cc1ccccc1"
-
-
-def test_aromatic_valence_aware_decoding_kekulizes_broken_ring_systems_by_matching(moses_test_3000):
-    domain = MoleculeDomain.fit(moses_test_3000 + ["c1cc[nH]c1"], hydrogens="implicit", bonds="aromatic")
-    h = NODE_FIELDS.index("num_hs")
-
-    def without_nh(smiles: str) -> Graph:  # the graph of smiles with the [nH] hydrogen taken off
-        graph = domain.to_graph(smiles)
-        raw = domain.raw_graph(graph).x
-        x = graph.x.copy()
-        (n,) = np.flatnonzero((raw[:, 0] == 7) & (raw[:, h] == 1))
-        x[n, h] = domain.vocab.node_labels(np.array([[7, 0, 0]]))[0, h]
-        return Graph(x=x, edge_index=graph.edge_index, edge_attr=graph.edge_attr)
-
-    # A pyrrole-type nitrogen decoded without its hydrogen: the one atom a matching leaves out is that nitrogen,
-    # which takes the hydrogen back (not a carbon, and not single bonds).
-    for smiles in ["Cc1cc[nH]c1", "c1ccc2[nH]ccc2c1", "CC(=O)c1cc[nH]c1"]:
-        broken = without_nh(smiles)
-        with pytest.raises(InvalidMoleculeError, match="kekulize"):
-            domain.from_graph(broken)
-        assert domain.from_scores(*_one_hot(domain, broken)) == domain.canonical(smiles)
-    # A five-membered ring of aromatic carbons joined to a benzene ring: the benzene ring stays aromatic, the
-    # broken ring keeps two double bonds.
-    biphenyl = domain.to_graph("c1ccc(-c2ccccc2)cc1")
-    edges = biphenyl.edge_index
-    degree = np.bincount(edges.ravel(), minlength=len(biphenyl.x))
-    drop = int(np.flatnonzero(degree == 2)[0])  # one CH of one ring: its two neighbours are joined instead
-    touching = np.isin(edges, [drop]).any(axis=1)
-    a, b = sorted(int(v) for v in edges[touching].ravel() if v != drop)
-    def renumber(v):  # noqa: E306
-        return v - (v > drop)
-    aromatic = domain.vocab.edge_labels(np.array([AROMATIC]))[0]
-    five = Graph(
-        x=np.delete(biphenyl.x, drop, axis=0),
-        edge_index=np.vstack([renumber(edges[~touching]), [[renumber(a), renumber(b)]]]),
-        edge_attr=np.concatenate([biphenyl.edge_attr[~touching], [aromatic]]),
-    )
-    with pytest.raises(InvalidMoleculeError, match="kekulize"):
-        domain.from_graph(five)
-    repaired = Chem.MolFromSmiles(domain.from_scores(*_one_hot(domain, five)))
-    assert repaired.GetNumAtoms() == 11 and Chem.rdMolDescriptors.CalcNumAromaticRings(repaired) == 1
-    assert sum(b.GetBondType() == Chem.BondType.DOUBLE for b in repaired.GetBonds()) == 2
-
-
-def test_kekule_matching_leaves_the_nitrogen_the_decoder_gave_a_hydrogen():
-    # imidazole, atoms N1 C2 N3 C4 C5 in a ring, every bond aromatic: either nitrogen can carry the hydrogen;
-    # the matching puts it where the decoder's hydrogen count is (the tautomer), and it fits RDKit's valences.
-    ring = [(0, 1, AROMATIC), (1, 2, AROMATIC), (2, 3, AROMATIC), (3, 4, AROMATIC), (4, 0, AROMATIC)]
-    for with_h, without_h in [(0, 2), (2, 0)]:
-        raw = np.array([[7, 0, 0], [6, 0, 1], [7, 0, 0], [6, 0, 1], [6, 0, 1]])
-        raw[with_h, 2] = 1
-        bonds = _kekule_by_matching(raw, ring)
-        assert all(order_ in (1, 2) for *_, order_ in bonds)
-        doubled = {a for i, j, order_ in bonds if order_ == 2 for a in (i, j)}
-        assert with_h not in doubled and without_h in doubled and len(doubled) == 4
-        rw = Chem.RWMol()
-        for z in raw[:, 0]:
-            rw.AddAtom(Chem.Atom(int(z)))
-        for i, j, order_ in bonds:
-            rw.AddBond(i, j, Chem.BondType.DOUBLE if order_ == 2 else Chem.BondType.SINGLE)
-        mol = rw.GetMol()
-        Chem.SanitizeMol(mol)
-        assert Chem.MolToSmiles(mol) == "c1c[nH]cn1" and mol.GetAtomWithIdx(with_h).GetTotalNumHs() == 1
-    # Furan's oxygen has no room for a double bond; an aromatic bond outside any ring becomes single.
-    raw = np.array([[8, 0, 0], [6, 0, 1], [6, 0, 1], [6, 0, 1], [6, 0, 0], [6, 0, 3]])
-    bonds = _kekule_by_matching(raw, [*((i, (i + 1) % 5, AROMATIC) for i in range(5)), (4, 5, AROMATIC)])
-    assert sorted((i, j) for i, j, order_ in bonds if order_ == 2) == [(1, 2), (3, 4)] and bonds[-1] == (4, 5, 1)
-
-
-def test_aromatic_valence_aware_decoding_is_valid_for_any_scores(moses_test_3000):
-    domain = MoleculeDomain.fit(moses_test_3000[:500], hydrogens="implicit", bonds="aromatic")
     rng = np.random.default_rng(0)
     for _ in range(300):
         n = int(rng.integers(2, 20))
         nodes = [rng.dirichlet(np.full(size, 0.3), size=n) for size in domain.vocab.node_sizes]
-        edges = rng.dirichlet([6, 1, 0.3, 0.1, 3], size=(n, n))
+        edges = rng.dirichlet([6, 1, 0.3, 0.1], size=(n, n))
         smiles = domain.from_scores(nodes, (edges + edges.transpose(1, 0, 2)) / 2)
-        assert Chem.MolFromSmiles(smiles) is not None, smiles
-
-
-def test_aromatic_valence_table_counts_an_aromatic_bond_as_one_and_a_half(moses_test_3000):
-    domain = MoleculeDomain.fit(moses_test_3000[:50], hydrogens="implicit", bonds="aromatic")
-    assert domain.valence_table().edge_orders == [0.0, 1.0, 2.0, 3.0, 1.5]
+        mol = Chem.MolFromSmiles(smiles)
+        assert mol is not None and len(Chem.GetMolFrags(mol)) == 1, smiles
