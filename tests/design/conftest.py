@@ -12,7 +12,7 @@ from molgen.dataset import GraphDataset
 from molgen.latents import compute_property_table, encode_dataset
 from molgen.prior.training import PriorTrainSettings, prior_config_from_data, train_prior
 
-from ..conftest import REPO
+from ..conftest import REPO, STEP_COUNTED
 
 SHIPPED = REPO / "checkpoints" / "moses"
 # Drug-like MOSES molecules the shipped tokenizer reconstructs exactly, with a benzamide and a pyrrolidinone.
@@ -43,7 +43,7 @@ def tiny_model(tmp_path_factory):
     config = prior_config_from_data(latents, tokenizer.config.max_nodes, d_model=32, n_heads=4, layers=2, default_steps=10)
     tmp = tmp_path_factory.mktemp("design_model")
     settings = PriorTrainSettings(batch_size=32, lr=3e-3, warmup_steps=10, max_steps=300, val_every=1000, val_size=8,
-                                  ema_decay=0.9, progress=False, accelerator="cpu", devices=1, threads=1)  # fmt: skip
+                                  ema_decay=0.9, progress=False, accelerator="cpu", devices=1, threads=1, **STEP_COUNTED)  # fmt: skip
     train_prior(latents, tmp / "run", config, settings)
     model = tmp / "model"
     model.mkdir()
