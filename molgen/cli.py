@@ -306,7 +306,7 @@ def cmd_train_prior(args: argparse.Namespace) -> None:
         config = prior_config_from_data(
             latents, max_nodes, architecture=args.architecture, d_model=args.d_model, n_heads=args.heads, layers=args.layers or 4,
             relative_positions=max_nodes - 1 if args.relative_positions is None else args.relative_positions, default_steps=args.default_steps,
-            **({"activation": "gelu"} if args.architecture == "discrete" else {}),
+            **({"activation": "gelu"} if args.architecture in ("discrete", "masked") else {}),
         )  # fmt: skip
     # The exported model directory is complete: the tokenizer and domain it was trained with, and the prior.
     model_out = run_dir / "model"
@@ -1042,7 +1042,7 @@ PROPERTY_GUIDANCE_HELP = (
     "it tries its 32 likeliest codes before each atom (about 50x slower) (default 0: off; needs predictor/ in the model "
     "directory: molgen train predictor)"
 )
-STEPS_HELP = "set prior: scheduler steps (default: the model's)"
+STEPS_HELP = "set and masked priors: scheduler steps (default: the model's)"
 PRECISION_HELP = (
     "how the prior networks run: fp32, bf16 (bfloat16 matrix products: sampling about 1.4x faster where the hardware "
     "has them, e.g. CPUs with AVX512-BF16 or AMX, GPUs; slower elsewhere) or auto (default: bf16 where native, else fp32)"
@@ -1111,9 +1111,10 @@ def build_parser() -> argparse.ArgumentParser:
         out="run directory; RUN/model becomes a complete model directory",
     )
     p.add_argument(
-        "--architecture", choices=["discrete", "set"], default="discrete",
+        "--architecture", choices=["discrete", "set", "masked"], default="discrete",
         help="discrete (default, the shipped model's): token after token, each a choice among the codes of a quantised tokenizer "
-        "(--bottleneck fsq), cross entropy; set: all tokens at once by flow matching (any tokenizer)",
+        "(--bottleneck fsq), cross entropy; set: all tokens at once by flow matching (any tokenizer); masked: the same codes by "
+        "masked discrete diffusion, drawn in --default-steps parallel steps with diffusers' AmusedScheduler (--bottleneck fsq)",
     )
     p.add_argument(
         "--labelled-share", type=float, default=None,
@@ -1127,7 +1128,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--relative-positions", type=int, default=None,
         help="attention bias per token offset up to this (default: max_nodes - 1, every offset; 0: none; with --init-from: the model's, or add them)",
     )
-    p.add_argument("--default-steps", type=int, default=20, help="set prior: scheduler steps the model samples with unless told otherwise")
+    p.add_argument("--default-steps", type=int, default=20, help="set and masked priors: scheduler steps the model samples with unless told otherwise")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--ema-decay", type=float, default=0.999)
@@ -1202,11 +1203,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-nodes", type=int, default=None, help="heavy atoms per molecule (default: as in training)")
     p.add_argument(
         "--temperature", type=float, default=None,
-        help="a discrete prior's softmax temperature; a set prior's scale of the starting noise (default: the model's; <1: more valid, less diverse)",
+        help="a discrete or masked prior's softmax temperature; a set prior's scale of the starting noise (default: the model's; <1: more valid, less diverse)",
     )
     p.add_argument(
         "--top-p", type=float, default=None,
-        help="discrete prior: nucleus sampling, each token drawn among the likeliest codes holding this share of the probability (default: the model's; 1: off)",
+        help="discrete and masked priors: nucleus sampling, each token drawn among the likeliest codes holding this share of the probability (default: the model's; 1: off)",
     )
     p.add_argument(
         "--repairs", type=int, default=None,

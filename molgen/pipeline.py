@@ -28,12 +28,14 @@ from molgen.device import DEFAULT_PRECISION, PRECISIONS, Precision, fast_bfloat1
 from molgen.graph import DomainError
 from molgen.judge.model import GraphJudge
 from molgen.prior.discrete import DiscreteAutoregressivePrior
+from molgen.prior.masked import MaskedDiffusionPrior
 from molgen.prior.predictor import PropertyPredictor
 from molgen.records import DecodedMolecule, Latents, Reconstruction
 from molgen.sampling.base import Sampler, take
 from molgen.sampling.config import Conditions, Edit, SamplingConfig, Sizes, condition_table, size_rows
 from molgen.sampling.discrete import DiscreteSampler
 from molgen.sampling.flow import FlowSampler
+from molgen.sampling.masked import MaskedSampler
 from molgen.tokenizer.model import GraphTokenizer
 
 __all__ = [
@@ -114,6 +116,8 @@ class MolgenPipeline:
         prior = self._require_prior()
         if isinstance(prior, DiscreteAutoregressivePrior):
             return DiscreteSampler(prior, self.decoder, self._precision, self.predictor, self.judge, self.calibration)
+        if isinstance(prior, MaskedDiffusionPrior):
+            return MaskedSampler(prior, self.device, self._precision)
         return FlowSampler(prior, self.device, self._precision)
 
     @classmethod
@@ -208,7 +212,8 @@ class MolgenPipeline:
 
         Editing given latents (analogs, inpainting): ``start`` (``len(start)`` is ``n`` or 1, broadcast), e.g. from
         :meth:`encode`; the graphs keep their sizes. ``strength`` < 1 redraws that share (a discrete prior keeps each
-        token with probability 1 - strength; a set prior noises the start to that share of its schedule).
+        token with probability 1 - strength; a set prior noises the start to that share of its schedule; a masked prior
+        masks that share of the tokens, chosen at random, and draws them again).
         ``keep`` (n or 1, N) bool: tokens held exactly while the prior fills in the others around them.
         """
         if start is not None and len(start) not in (1, n):

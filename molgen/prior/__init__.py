@@ -7,10 +7,11 @@ from torch import nn
 from molgen.prior.config import ARCHITECTURES, PriorConfig
 from molgen.prior.discrete import DiscreteAutoregressivePrior
 from molgen.prior.flow import LatentPrior
+from molgen.prior.masked import MaskedDiffusionPrior
 
-__all__ = ["ARCHITECTURES", "PRIORS", "DiscreteAutoregressivePrior", "LatentPrior", "PriorConfig", "build_prior"]
+__all__ = ["ARCHITECTURES", "PRIORS", "DiscreteAutoregressivePrior", "LatentPrior", "MaskedDiffusionPrior", "PriorConfig", "build_prior"]
 
-PRIORS: dict[str, type[nn.Module]] = {"discrete": DiscreteAutoregressivePrior, "set": LatentPrior}
+PRIORS: dict[str, type[nn.Module]] = {"discrete": DiscreteAutoregressivePrior, "set": LatentPrior, "masked": MaskedDiffusionPrior}
 """``config.architecture`` -> the network class."""
 
 

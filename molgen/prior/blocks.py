@@ -1,5 +1,6 @@
-"""Layers every prior-side network shares: sinusoidal time features, the condition input, and a transformer block
-modulated by a conditioning vector (adaptive layer norm with zero-initialised gates, as in DiT).
+"""Layers every prior-side network shares: sinusoidal time features, the condition input, a transformer block
+modulated by a conditioning vector (adaptive layer norm with zero-initialised gates, as in DiT), and the code
+vocabulary of the priors over a quantised tokenizer's codes (:class:`CodeVocabulary`).
 
 ``relative_positions`` > 0 adds to every attention layer a learned bias per head for the offset j - i between tokens
 (clipped to +-relative_positions, as in T5): in a depth-first atom order a ring closure is a fixed offset back, which
@@ -16,7 +17,7 @@ from torch import Tensor, nn
 
 from molgen.prior.config import PriorConfig
 
-__all__ = ["DiTBlock", "attention_inputs", "condition_input", "timestep_embedding"]
+__all__ = ["CodeVocabulary", "DiTBlock", "attention_inputs", "condition_input", "timestep_embedding"]
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
@@ -78,3 +79,25 @@ class DiTBlock(nn.Module):
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0)
         h = h + gate1 * self.proj(a.transpose(1, 2).reshape(batch, n, d))
         return h + gate2 * self.mlp(self.norm2(h) * (1 + scale2) + shift2)
+
+
+class CodeVocabulary:
+    """Mixin of the priors whose tokens are vocabulary ids (discrete and masked): the ``config.vocabulary`` code
+    vectors as a (V, d_lat) buffer ``codes`` (not saved with the weights: the config holds them), and the conversions
+    between the tokenizer's latent values and ids. Call :meth:`register_vocabulary` in ``__init__``."""
+
+    codes: Tensor
+
+    def register_vocabulary(self, vocabulary: list[list[float]]) -> None:
+        self.register_buffer("codes", torch.tensor(vocabulary, dtype=torch.float32), persistent=False)  # (V, d_lat)
+
+    def ids(self, z: Tensor) -> Tensor:
+        """(..., d_lat) latent values (unnormalised) -> (...) id of the nearest vocabulary code (exact for
+        the tokenizer's own codes, also under bfloat16 autocast: the distances are always float32)."""
+        with torch.autocast(z.device.type, enabled=False):
+            flat = z.reshape(-1, z.shape[-1]).to(self.codes.dtype)
+            return torch.cdist(flat, self.codes).argmin(-1).view(z.shape[:-1])
+
+    def values(self, ids: Tensor) -> Tensor:
+        """(...) vocabulary ids -> (..., d_lat) latent values (unnormalised)."""
+        return self.codes[ids]

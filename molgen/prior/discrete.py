@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from molgen.prior.blocks import DiTBlock, condition_input
+from molgen.prior.blocks import CodeVocabulary, DiTBlock, condition_input
 from molgen.prior.config import PriorConfig
 
 __all__ = ["DiscreteAutoregressivePrior", "TokenCache"]
@@ -119,7 +119,7 @@ class _CausalTokens(nn.Module):
         return self.norm_out(h)[:, 0]
 
 
-class DiscreteAutoregressivePrior(_CausalTokens):
+class DiscreteAutoregressivePrior(CodeVocabulary, _CausalTokens):
     """Causal transformer over the codes of a quantised tokenizer (FSQ): each token is one of the
     ``config.vocabulary`` code vectors seen in training, and the head gives the logits of the next one, as a
     language model writes the next word (a cross-entropy objective, no flow per token).
@@ -132,21 +132,10 @@ class DiscreteAutoregressivePrior(_CausalTokens):
         super().__init__(config)
         self.token_in = nn.Embedding(len(config.vocabulary), config.d_model)
         self.head = nn.Linear(config.d_model, len(config.vocabulary))
-        self.register_buffer("codes", torch.tensor(config.vocabulary, dtype=torch.float32), persistent=False)  # (V, d_lat)
+        self.register_vocabulary(config.vocabulary)
 
     def embed(self, tokens: Tensor) -> Tensor:
         return self.token_in(tokens)
-
-    def ids(self, z: Tensor) -> Tensor:
-        """(..., d_lat) latent values (unnormalised) -> (...) id of the nearest vocabulary code (exact for
-        the tokenizer's own codes, also under bfloat16 autocast: the distances are always float32)."""
-        with torch.autocast(z.device.type, enabled=False):
-            flat = z.reshape(-1, z.shape[-1]).to(self.codes.dtype)
-            return torch.cdist(flat, self.codes).argmin(-1).view(z.shape[:-1])
-
-    def values(self, ids: Tensor) -> Tensor:
-        """(...) vocabulary ids -> (..., d_lat) latent values (unnormalised)."""
-        return self.codes[ids]
 
     def log_likelihood(self, z: Tensor, mask: Tensor, properties: Tensor | None = None, property_mask: Tensor | None = None) -> Tensor:
         """(B,) log-probability in nats of each graph's tokens given its number of nodes and the optional

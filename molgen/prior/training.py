@@ -1,6 +1,6 @@
 """Training the prior and its property predictor with Lightning on cached latent tokens: cross entropy of the next
-code (discrete prior) or the flow-matching loss (set prior), property conditions dropped at random (classifier-free
-guidance), EMA weights, resumable runs.
+code (discrete prior), of the masked codes (masked prior) or the flow-matching loss (set prior), property conditions
+dropped at random (classifier-free guidance), EMA weights, resumable runs.
 
 Nothing here is needed to sample from a trained prior: see ``molgen.checkpoint`` and ``molgen.pipeline``.
 """
@@ -19,16 +19,18 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from molgen.latents import LatentDataset
 from molgen.prior import build_prior
-from molgen.prior.config import PriorConfig
+from molgen.prior.config import CODE_ARCHITECTURES, PriorConfig
+from molgen.prior.masked import mask_tokens
 from molgen.prior.predictor import PredictorConfig, PropertyPredictor
 from molgen.prior.scheduling import training_pair
 from molgen.training import ExportingModule, IndexBatches, fit, load_into_grown, start_run
 from molgen.training import TrainSettings as BaseTrainSettings
 
 __all__ = [
-    "DiscreteAutoregressiveModule", "PredictorModule", "PredictorTrainSettings", "PriorModule", "PriorTrainSettings", "latent_batches", "load_growing",
-    "prefix_pair", "prior_config_from_data", "token_vocabulary", "train_predictor", "train_prior",
-]
+    "MODULES", "DiscreteAutoregressiveModule", "MaskedDiffusionModule", "PredictorModule", "PredictorTrainSettings", "PriorModule",
+    "PriorTrainSettings", "latent_batches", "load_growing", "prefix_pair", "prior_config_from_data", "token_vocabulary", "train_predictor",
+    "train_prior",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +39,9 @@ LatentBatch = tuple[Tensor, Tensor, Tensor, Tensor]  # z (B, N, d) normalised, m
 
 def prior_config_from_data(latents: LatentDataset, max_nodes: int, **shape) -> PriorConfig:
     """A :class:`PriorConfig` whose normalisation statistics and size histogram come from ``latents`` (and, for a
-    discrete prior, its vocabulary: every distinct token value in them, which must be a quantised tokenizer's)."""
+    discrete or masked prior, its vocabulary: every distinct token value in them, which must be a quantised tokenizer's)."""
     mean = latents.mean.astype(np.float64)
-    if shape.get("architecture") == "discrete":
+    if shape.get("architecture") in CODE_ARCHITECTURES:
         shape["vocabulary"] = token_vocabulary(latents)
     props = latents.properties.astype(np.float64)
     known = ~np.isnan(props)
@@ -68,7 +70,7 @@ MAX_VOCABULARY = 65_536
 
 
 def token_vocabulary(latents: LatentDataset) -> list[list[float]]:
-    """The distinct token values of quantised latents (sorted), the vocabulary of a discrete prior; refuses
+    """The distinct token values of quantised latents (sorted), the vocabulary of a discrete or masked prior; refuses
     continuous latents (a Gaussian tokenizer's), whose values hardly ever repeat."""
     codes = np.unique(latents.mean.astype(np.float32), axis=0)
     if len(codes) > min(MAX_VOCABULARY, max(len(latents.mean) // 4, 1)):
@@ -185,10 +187,8 @@ tokenizer) takes them from its new data."""
 GROWABLE = ("layers", "relative_positions")
 
 
-class DiscreteAutoregressiveModule(PriorModule):
-    """Training of a :class:`~molgen.prior.discrete.DiscreteAutoregressivePrior`: teacher forcing on the
-    vocabulary ids of the tokens, cross entropy of the next token (nats per token; validation reports the
-    same). Conditions are dropped as for the set prior; EMA weights."""
+class _CodeModule(PriorModule):
+    """Training of a prior over vocabulary ids: the batch's normalised latents read back as ids."""
 
     def __init__(self, config: dict, **options) -> None:
         super().__init__(config, **options)
@@ -196,13 +196,51 @@ class DiscreteAutoregressiveModule(PriorModule):
         self.register_buffer("latent_mean", torch.tensor(config_.latent_mean), persistent=False)
         self.register_buffer("latent_std", torch.tensor(config_.latent_std), persistent=False)
 
+    def token_ids(self, network: torch.nn.Module, z: Tensor, mask: Tensor) -> Tensor:
+        """(B, N, d) normalised latents -> (B, N) vocabulary ids; padding reads id 0 (never scored)."""
+        return network.ids(z * self.latent_std + self.latent_mean) * mask
+
+
+class DiscreteAutoregressiveModule(_CodeModule):
+    """Training of a :class:`~molgen.prior.discrete.DiscreteAutoregressivePrior`: teacher forcing on the
+    vocabulary ids of the tokens, cross entropy of the next token (nats per token; validation reports the
+    same). Conditions are dropped as for the set prior; EMA weights."""
+
     def loss(self, network: torch.nn.Module, batch: LatentBatch, drop: bool, generator: torch.Generator | None = None) -> Tensor:
         z, mask, props, known = batch
         if drop:
             known = self.dropped(known, generator)
-        ids = network.ids(z * self.latent_std + self.latent_mean) * mask  # (B, N); padding reads id 0, never scored
+        ids = self.token_ids(network, z, mask)  # (B, N)
         context = network.context(ids, mask.sum(1), props, known)  # (B, N, d_model)
         return F.cross_entropy(network.head(context[mask]).float(), ids[mask])  # loss in float32 (bf16-mixed gives bfloat16 logits)
+
+
+class MaskedDiffusionModule(_CodeModule):
+    """Training of a :class:`~molgen.prior.masked.MaskedDiffusionPrior`: each graph's tokens hidden behind
+    ``[MASK]`` at a share drawn from the cosine schedule (:func:`~molgen.prior.masked.mask_tokens`), cross entropy of
+    the hidden codes given the rest (nats per masked token; validation reports the same, on masks seeded per batch).
+    Conditions are dropped as for the other priors; EMA weights.
+
+    The loss is the plain mean over the masked tokens of the batch, as MaskGIT and aMUSEd train, not MDLM's
+    weighted ELBO (linear schedule, each graph's masked tokens weighted 1/t): that weighting makes the loss a bound
+    on the log-likelihood, which nothing here reads, at the price of weights that grow without bound as t -> 0 (a
+    graph with one hidden token counts most) and so of a noisier gradient; and the sampler is MaskGIT's
+    confidence-ordered unmasking (``AmusedScheduler``), whose cosine schedule this training draws mask shares from.
+    """
+
+    def loss(self, network: torch.nn.Module, batch: LatentBatch, drop: bool, generator: torch.Generator | None = None) -> Tensor:
+        z, mask, props, known = batch
+        if drop:
+            known = self.dropped(known, generator)
+        mask = mask.bool()
+        ids = self.token_ids(network, z, mask)  # (B, N)
+        hidden = mask_tokens(mask, generator)  # (B, N), real tokens only
+        logits = network(ids.masked_fill(hidden, network.mask_id), mask, props, known)  # (B, N, V)
+        return F.cross_entropy(logits[hidden].float(), ids[hidden])  # loss in float32 (bf16-mixed gives bfloat16 logits)
+
+
+MODULES: dict[str, type[PriorModule]] = {"discrete": DiscreteAutoregressiveModule, "set": PriorModule, "masked": MaskedDiffusionModule}
+"""``config.architecture`` -> the LightningModule that trains it."""
 
 
 def repeat_labelled(data: LatentDataset, share: float) -> LatentDataset:
@@ -279,10 +317,7 @@ def train_prior(
     train, val = start_run(settings, train, val)
     if settings.labelled_share is not None:
         train = repeat_labelled(train, settings.labelled_share)
-    if config.architecture == "discrete":
-        module = DiscreteAutoregressiveModule(config.to_dict(), **settings.module_options())
-    else:
-        module = PriorModule(config.to_dict(), **settings.module_options())
+    module = MODULES[config.architecture](config.to_dict(), **settings.module_options())
     if init_from is not None:
         load_growing(module.model, init_from)
         module.reset_ema()

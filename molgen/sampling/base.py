@@ -12,14 +12,15 @@ from molgen.prior.config import PriorConfig
 from molgen.records import Latents
 from molgen.sampling.config import Edit, SamplingConfig
 
-__all__ = ["Condition", "Sampler", "draw_sizes", "take"]
+__all__ = ["Condition", "Sampler", "draw_sizes", "guidance_rows", "nucleus", "take"]
 
 Condition = tuple[Tensor, Tensor] | None
 """(B, P) normalised property targets and (B, P) which of them are given; None: unconditional."""
 
 
 class Sampler(Protocol):
-    """One prior family's sampling loop (:mod:`molgen.sampling.discrete`, :mod:`molgen.sampling.flow`)."""
+    """One prior family's sampling loop (:mod:`molgen.sampling.discrete`, :mod:`molgen.sampling.flow`,
+    :mod:`molgen.sampling.masked`)."""
 
     def check(self, config: SamplingConfig, condition: Condition, editing: bool) -> None:
         """Raise ValueError naming the option when ``config`` asks for something this sampler cannot do."""
@@ -50,3 +51,11 @@ def guidance_rows(sizes: Tensor, condition: Condition, guidance_scale: float) ->
     if guided:
         sizes, values, given = torch.cat([sizes, sizes]), torch.cat([values, values]), torch.cat([given, torch.zeros_like(given)])
     return guided, sizes, values, given
+
+
+def nucleus(probs: Tensor, top_p: float) -> Tensor:
+    """(..., V) probabilities with every code outside the nucleus set to zero: the smallest set of most likely
+    codes whose probabilities add up to ``top_p`` (the most likely code always stays)."""
+    ordered, order = probs.sort(-1, descending=True)
+    outside = ordered.cumsum(-1) - ordered >= top_p  # the codes before this one already hold top_p
+    return probs.scatter(-1, order, ordered.masked_fill(outside, 0.0))

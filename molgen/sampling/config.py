@@ -32,22 +32,26 @@ Sizes = int | Sequence[int]
 class SamplingConfig:
     """Sampling options; None means the model's default.
 
-    Both prior families:
-      ``temperature``: a discrete prior divides its log-probabilities by it; a set prior scales its starting noise
-      (below 1: more conservative, more often valid, less diverse). ``guidance_scale``: classifier-free guidance
+    Every prior family:
+      ``temperature``: a discrete or masked prior divides its log-probabilities by it; a set prior scales its starting
+      noise (below 1: more conservative, more often valid, less diverse). ``guidance_scale``: classifier-free guidance
       weight for conditions (1: plain conditional sampling; > 1 pushes harder toward the targets). ``decoding``:
       ``valence`` (every output valid) or ``raw`` (the decoder's argmax, checked). ``properties``: compute each
       valid molecule's properties. ``batch_size``: graphs per network batch (the same seed and batch size give
       the same molecules).
+    Discrete and masked priors:
+      ``top_p``: nucleus sampling (1: off).
     Discrete prior only:
-      ``top_p``: nucleus sampling (1: off). ``repairs``: passes that redraw each sample whose argmax decoding breaks
-      a valence or falls apart, from its first atom at fault. ``property_guidance``: weight of the prefix property
-      predictor's error to the targets, token by token (0: off). ``candidates``: samples drawn per sample returned,
-      one kept (1: none; default: the judge's, predictor's or calibration's). ``selection``: how the one is kept,
-      ``best`` (highest score) or ``draw`` (in proportion to exp(score)). ``calibrated``: score candidates by the
-      calibration's p_data / p_model of their ring counts (default: on for unconditional sampling from scratch).
+      ``repairs``: passes that redraw each sample whose argmax decoding breaks a valence or falls apart, from its
+      first atom at fault. ``property_guidance``: weight of the prefix property predictor's error to the targets,
+      token by token (0: off). ``candidates``: samples drawn per sample returned, one kept (1: none; default: the
+      judge's, predictor's or calibration's). ``selection``: how the one is kept, ``best`` (highest score) or
+      ``draw`` (in proportion to exp(score)). ``calibrated``: score candidates by the calibration's p_data / p_model
+      of their ring counts (default: on for unconditional sampling from scratch).
+    Set and masked priors:
+      ``steps``: scheduler steps (a masked prior draws every token in that many parallel passes).
     Set prior only:
-      ``steps``: scheduler steps. ``sampler``: ``euler``, ``heun`` or ``dpm`` (diffusers' schedulers).
+      ``sampler``: ``euler``, ``heun`` or ``dpm`` (diffusers' schedulers).
     """
 
     temperature: float | None = None
@@ -114,8 +118,9 @@ class Edit:
     """Latents to start from (one graph, broadcast, or one per sample), how much to redraw, and which tokens to keep.
 
     ``strength`` < 1: a discrete prior keeps each token with probability 1 - strength; a set prior noises the start
-    to that share of the schedule and denoises from there. ``keep`` (B or 1, N) bool: tokens held exactly (the prior
-    fills in the others around them).
+    to that share of the schedule and denoises from there; a masked prior masks that share of the tokens not kept
+    (rounded, at least one), chosen at random, and draws them again knowing the others. ``keep`` (B or 1, N) bool:
+    tokens held exactly (the prior fills in the others around them).
     """
 
     start: object  # molgen.records.Latents

@@ -28,7 +28,7 @@ from molgen.judge.model import GraphJudge
 from molgen.prior.discrete import DiscreteAutoregressivePrior
 from molgen.prior.predictor import PropertyPredictor
 from molgen.records import DecodedMolecule, Latents
-from molgen.sampling.base import Condition, draw_sizes, guidance_rows, take
+from molgen.sampling.base import Condition, draw_sizes, guidance_rows, nucleus, take
 from molgen.sampling.config import Edit, SamplingConfig
 from molgen.sampling.guidance import PrefixPropertyGuidance, PropertyTargets, RepairSites, Resampling
 
@@ -271,7 +271,7 @@ class _Codes:
                     logp = self.steer(logp, drawn_so_far, j, real)
             probs = (logp / self.temperature).softmax(-1)  # (B, V)
             if self.top_p < 1:
-                probs = _nucleus(probs, self.top_p)
+                probs = nucleus(probs, self.top_p)
             cumulative = probs.cumsum(-1)
             drawn = torch.searchsorted(cumulative, (draws[0, :, j] * cumulative[:, -1]).unsqueeze(-1)).squeeze(-1)
             drawn = drawn.clamp(max=probs.shape[-1] - 1)
@@ -279,11 +279,3 @@ class _Codes:
             if self.steer is not None:
                 drawn_so_far[:, j] = codes[ids[:, j]] * real[:, j, None]
         return (self.prior.values(ids) - self.mean) / self.std * real.unsqueeze(-1)
-
-
-def _nucleus(probs: Tensor, top_p: float) -> Tensor:
-    """(B, V) probabilities with every code outside the nucleus set to zero: the smallest set of most likely
-    codes whose probabilities add up to ``top_p`` (the most likely code always stays)."""
-    ordered, order = probs.sort(-1, descending=True)
-    outside = ordered.cumsum(-1) - ordered >= top_p  # the codes before this one already hold top_p
-    return probs.scatter(-1, order, ordered.masked_fill(outside, 0.0))

@@ -36,7 +36,8 @@ from molgen.prior.training import (
 )  # fmt: skip
 from molgen.records import DecodedMolecule, Latents
 from molgen.sampling.config import SamplingConfig, condition_table
-from molgen.sampling.discrete import DiscreteSampler, _nucleus
+from molgen.sampling.base import nucleus
+from molgen.sampling.discrete import DiscreteSampler
 from molgen.sampling.guidance import PrefixPropertyGuidance, PropertyTargets, RepairSites, Resampling, components
 
 from ..conftest import STEP_COUNTED
@@ -237,8 +238,8 @@ def test_nucleus_sampling_narrows_each_choice_to_the_likeliest_codes(discrete_mo
     # at a high temperature the full softmax wanders off the training molecules; a nucleus of 0.5 keeps them
     known = {pipe.domain.canonical(s) for s in MOLECULES}
     wide = pipe.sample(30, seed=3, temperature=2.0, decoding="raw", properties=False)
-    nucleus = pipe.sample(30, seed=3, temperature=2.0, top_p=0.5, decoding="raw", properties=False)
-    assert sum(m.smiles in known for m in nucleus) >= 27
+    narrow = pipe.sample(30, seed=3, temperature=2.0, top_p=0.5, decoding="raw", properties=False)
+    assert sum(m.smiles in known for m in narrow) >= 27
     assert sum(m.smiles in known for m in wide) <= 10
     # the model's default_top_p applies when none is given
     pipe.prior.config.default_top_p = 1e-6
@@ -310,10 +311,10 @@ def test_export_last_weights_replaces_the_ema_average_with_the_trained_network(d
 
 def test_nucleus_keeps_the_most_likely_codes_that_hold_top_p():
     probs = torch.tensor([[0.1, 0.5, 0.05, 0.3, 0.05], [0.9, 0.04, 0.03, 0.02, 0.01]])
-    kept = _nucleus(probs, 0.75)
+    kept = nucleus(probs, 0.75)
     torch.testing.assert_close(kept, torch.tensor([[0.0, 0.5, 0.0, 0.3, 0.0], [0.9, 0.0, 0.0, 0.0, 0.0]]))
-    torch.testing.assert_close(_nucleus(probs, 0.85), torch.tensor([[0.1, 0.5, 0.0, 0.3, 0.0], [0.9, 0.0, 0.0, 0.0, 0.0]]))
-    torch.testing.assert_close(_nucleus(probs, 1.0), probs)
+    torch.testing.assert_close(nucleus(probs, 0.85), torch.tensor([[0.1, 0.5, 0.0, 0.3, 0.0], [0.9, 0.0, 0.0, 0.0, 0.0]]))
+    torch.testing.assert_close(nucleus(probs, 1.0), probs)
 
 
 def test_bf16_mixed_training_learns_the_codes_and_exports_float32_weights(discrete_model, tmp_path):

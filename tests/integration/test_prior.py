@@ -72,7 +72,7 @@ def _model_dir(tmp_path, domain, tokenizer, run_dir):
 
 
 def test_config_names_an_unknown_architecture():
-    with pytest.raises(ValueError, match=re.escape("architecture must be one of ('discrete', 'set'), got 'flow'")):
+    with pytest.raises(ValueError, match=re.escape("architecture must be one of ('discrete', 'set', 'masked'), got 'flow'")):
         PriorConfig(latent_dim=4, max_nodes=8, architecture="flow")
     assert PriorConfig(latent_dim=4, max_nodes=8).architecture == "set"
 

@@ -30,7 +30,7 @@ def test_inference_loads_no_training_code(code):
     assert not training, f"{code!r} loads training code: {training}"
 
 
-@pytest.mark.parametrize("package", ["molgen.tokenizer.model", "molgen.prior", "molgen.sampling.discrete", "molgen.sampling.flow"])
+@pytest.mark.parametrize("package", ["molgen.tokenizer.model", "molgen.prior", "molgen.sampling.discrete", "molgen.sampling.flow", "molgen.sampling.masked"])
 def test_tokenizer_prior_and_samplers_never_import_rdkit(package):
     loaded = _modules_after(f"import {package}")
     assert not any(m.split(".")[0] == "rdkit" for m in loaded), f"{package} imports RDKit; chemistry belongs to the domain"
