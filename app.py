@@ -3,10 +3,13 @@
     python app.py                                  # http://127.0.0.1:7860, the shipped model (checkpoints/moses)
     python app.py --port 8000 --model runs/prior/model --auth chemist:secret
     python app.py --public --auth chemist:secret   # listen on every interface (only when asked)
+    python app.py --concurrency 2 --deadline 60    # 2 requests at once; each stops after 60 s with what it has
 
 Login can also come from the environment: MOLGEN_UI_AUTH=user:password. Nothing is downloaded: the model is
 read from disk and Gradio's telemetry is off. The page only calls the public Python API (molgen.design
-through molgen.ui.service); drawing, tables and files live in molgen/ui/.
+through molgen.ui.service); drawing, tables and files live in molgen/ui/, and how a request runs (its worker
+thread, deadline and Cancel button) in molgen/ui/jobs.py. Several requests run at once (--concurrency), the
+others wait in a queue; a request still running at its deadline stops and shows what it made by then.
 """
 
 from __future__ import annotations
@@ -18,22 +21,37 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle torch threads sleep,
 
 import argparse
 import functools
+import html
 import logging
 import time
 
 import gradio as gr
 import pandas as pd
+import torch
 
 from molgen.device import DEFAULT_PRECISION, PRECISIONS
 from molgen.pipeline import DEFAULT_MODEL, MolgenPipeline
 from molgen.ui import depict, results
-from molgen.ui.forms import FormError, Limits, check_count, parse_atom_count, parse_auth, parse_lines, parse_optional_float, parse_targets
-from molgen.ui.service import DesignService, FeatureUnavailable
+from molgen.ui.forms import (
+    FormError,
+    Limits,
+    check_count,
+    parse_atom_count,
+    parse_auth,
+    parse_lines,
+    parse_optional_float,
+    parse_sa_ceiling,
+    parse_seed,
+    parse_targets,
+)
+from molgen.ui.jobs import CANCELLED, Deadline, Runner
+from molgen.ui.service import DesignService, FeatureUnavailable, Outcome
 
 log = logging.getLogger("molgen.app")
 
 GRID_MAX = 120  # depictions drawn per request; the table and the files hold every result
-MODEL_QUEUE = "model"  # every tab's job shares one concurrency limit: they all use the same CPU / GPU
+MODEL_QUEUE = "model"  # every tab's job shares one concurrency limit (--concurrency): they all use the same CPU / GPU
+CONCURRENCY = 4  # model requests running at once by default; the others wait in the queue
 OBJECTIVES = ["QED", "logP window", "similarity to reference", "weighted combination"]
 THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])  # no web fonts
 CSS = ".molgen-grid img {background: white}"
@@ -56,9 +74,26 @@ def _target_line(report: dict[str, dict[str, float]]) -> str:
     return "On target: " + " · ".join(parts) if parts else ""
 
 
-def _present(records: list, stem: str, started: float, what: str = "molecules", reference: depict.Reference | None = None, score_name: str = "score", extra: str = ""):
-    """(summary, grid, table, CSV button, SDF button) for a list of result records."""
-    if not records:
+def _stopped_line(stopped: str | None, count: int, what: str) -> str:
+    if stopped is None:
+        return ""
+    made = f"these are the {count} {what} made by then" if count else f"no {what} were made by then"
+    return f"Stopped early ({html.escape(stopped)}): {made}."
+
+
+def _present(outcome: Outcome, stem: str, started: float, what: str = "molecules", reference: depict.Reference | None = None, score_name: str = "score", extra: str = ""):
+    """(summary, grid, table, CSV button, SDF button) for a request's result records; a request that stopped early
+    says so. (A cancelled request's outputs are dropped by Gradio: nothing is drawn for it.)"""
+    records = outcome.records
+    if outcome.stopped is not None:
+        log.info("%s stopped early (%s) with %d results", stem, outcome.stopped, len(records))
+    if outcome.stopped == CANCELLED:
+        return (gr.skip(),) * 5
+    stopped = _stopped_line(outcome.stopped, len(records), what)
+    if stopped:
+        gr.Warning(stopped)
+        extra = f"{stopped}  \n{extra}" if extra else stopped
+    elif not records:
         gr.Warning("No molecules came back; try other settings.")
     drawable = [(k, r) for k, r in enumerate(records) if r.smiles and r.state != "duplicate"]  # repeats: table only
     shown = drawable[:GRID_MAX]
@@ -84,7 +119,8 @@ def _present(records: list, stem: str, started: float, what: str = "molecules", 
 
 
 def _on_page(fn):
-    """Show bad input and missing features as a message on the page; the app keeps serving."""
+    """Show bad input and missing features as a message on the page; the app keeps serving. Messages quote what the
+    user typed, and the page renders them as HTML: they are escaped."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -93,14 +129,30 @@ def _on_page(fn):
         except gr.Error:
             raise
         except FeatureUnavailable as exc:
-            raise gr.Error(str(exc), title="Not available in this version", duration=None, print_exception=False) from None
+            raise gr.Error(html.escape(str(exc)), title="Not available in this version", duration=None, print_exception=False) from None
         except ValueError as exc:  # FormError, DesignInputError, InvalidMoleculeError, pipeline argument errors
-            raise gr.Error(str(exc), title="Please check the input", duration=None, print_exception=False) from None
+            raise gr.Error(html.escape(str(exc)), title="Please check the input", duration=None, print_exception=False) from None
         except Exception as exc:
             log.exception("request failed")
-            raise gr.Error(f"The server could not finish this request ({type(exc).__name__}: {exc}). It is still running; try again or change the settings.", title="Server error", duration=None) from None
+            message = f"The server could not finish this request ({type(exc).__name__}: {exc}). It is still running; try again or change the settings."
+            raise gr.Error(html.escape(message), title="Server error", duration=None) from None
 
     return wrapper
+
+
+def _request(fn):
+    """A handler run as one request of the page: in a worker thread of :attr:`Handlers.runner` (the event loop, and
+    with it every other user and ``/config``, stays free), with a :class:`Deadline` of ``limits.deadline`` seconds
+    that the handler receives as ``deadline`` and that Gradio's cancelling of the event (the tab's Cancel button)
+    trips. Gradio reads the handler's own signature (its inputs and ``progress``) through ``functools.wraps``."""
+    shown = _on_page(fn)
+
+    @functools.wraps(fn)
+    async def run(self, *args, **kwargs):
+        deadline = Deadline(self.limits.deadline)
+        return await self.runner.run(shown, deadline, self, *args, deadline=deadline, **kwargs)
+
+    return run
 
 
 def _progress_callback(progress: gr.Progress, desc: str):
@@ -111,20 +163,22 @@ def _progress_callback(progress: gr.Progress, desc: str):
 
 
 class Handlers:
-    """What each button does: read the form, call the design service, present the records."""
+    """What each button does: read the form, call the design service until the request's ``deadline``, present the
+    records. Each handler is a coroutine for Gradio (see :func:`_request`); ``runner`` runs the work."""
 
-    def __init__(self, service: DesignService, limits: Limits) -> None:
+    def __init__(self, service: DesignService, limits: Limits, runner: Runner | None = None) -> None:
         self.service = service
         self.limits = limits
+        self.runner = runner or Runner(2 * CONCURRENCY)
 
     def _common(self, n, steps, alerts, sa_max, contain, avoid, windows=None):
         n = check_count("number of molecules", n, 1, self.limits.max_n)
         steps = check_count("steps", steps, 1, self.limits.max_steps)
-        filters = self.service.filters(bool(alerts), parse_optional_float("SA ceiling", sa_max), windows)
+        filters = self.service.filters(bool(alerts), parse_sa_ceiling(sa_max), windows)
         return n, steps, filters, parse_lines(contain), parse_lines(avoid)
 
-    @_on_page
-    def generate(self, n, seed, steps, repairs, guidance, steer, hard, contain, avoid, alerts, sa_max, *targets, progress=gr.Progress()):
+    @_request
+    def generate(self, n, seed, steps, repairs, guidance, steer, hard, contain, avoid, alerts, sa_max, *targets, progress=gr.Progress(), deadline=None):
         started = time.perf_counter()
         targets = parse_targets(dict(zip(self.service.property_names, targets, strict=True)))
         windows = {name: t for name, t in targets.items() if isinstance(t, tuple)} if hard else None
@@ -133,37 +187,37 @@ class Handlers:
         steer = parse_optional_float("predictor guidance", steer) or 0.0
         if steer < 0:
             raise FormError(f"predictor guidance = {steer:g}: must be 0 (off) or more")
-        records = self.service.generate(
-            n, seed=int(seed or 0), steps=steps, repairs=repairs, targets=targets or None, guidance_scale=float(guidance),
+        outcome = self.service.generate(
+            n, deadline, seed=parse_seed(seed), steps=steps, repairs=repairs, targets=targets or None, guidance_scale=float(guidance),
             property_guidance=steer if targets and self.service.has_predictor else 0.0,
             must_contain=tuple(contain), must_avoid=tuple(avoid), filters=filters, progress=_progress_callback(progress, "generating"),
         )  # fmt: skip
-        return _present(records, "molgen_generate", started, extra=_target_line(self.service.target_report(records, targets)))
+        return _present(outcome, "molgen_generate", started, extra=_target_line(self.service.target_report(outcome.records, targets)))
 
-    @_on_page
-    def analogs(self, smiles, similarity, n, seed, steps, contain, avoid, alerts, sa_max, progress=gr.Progress()):
+    @_request
+    def analogs(self, smiles, similarity, n, seed, steps, contain, avoid, alerts, sa_max, progress=gr.Progress(), *, deadline=None):
         started = time.perf_counter()
         smiles = _required("seed SMILES", smiles)
         n, steps, filters, contain, avoid = self._common(n, steps, alerts, sa_max, contain, avoid)
-        records = self.service.analogs(
-            smiles, n, similarity=float(similarity), seed=int(seed or 0), steps=steps, must_contain=tuple(contain),
+        outcome = self.service.analogs(
+            smiles, n, deadline, similarity=float(similarity), seed=parse_seed(seed), steps=steps, must_contain=tuple(contain),
             must_avoid=tuple(avoid), filters=filters, progress=_progress_callback(progress, "generating analogs"),
         )  # fmt: skip
-        return _present(records, "molgen_analogs", started, "analogs", depict.reference_from_smiles(smiles))
+        return _present(outcome, "molgen_analogs", started, "analogs", depict.reference_from_smiles(smiles))
 
-    @_on_page
-    def decorate(self, core, extra_atoms, n, seed, steps, contain, avoid, alerts, sa_max, progress=gr.Progress()):
+    @_request
+    def decorate(self, core, extra_atoms, n, seed, steps, contain, avoid, alerts, sa_max, progress=gr.Progress(), *, deadline=None):
         started = time.perf_counter()
         core = _required("core", core)
         n, steps, filters, contain, avoid = self._common(n, steps, alerts, sa_max, contain, avoid)
-        records = self.service.decorate(
-            core, n, seed=int(seed or 0), steps=steps, must_contain=tuple(contain), must_avoid=tuple(avoid),
+        outcome = self.service.decorate(
+            core, n, deadline, seed=parse_seed(seed), steps=steps, must_contain=tuple(contain), must_avoid=tuple(avoid),
             filters=filters, progress=_progress_callback(progress, "decorating"), extra_atoms=parse_atom_count("atoms to add", extra_atoms),
         )  # fmt: skip
-        return _present(records, "molgen_decorations", started, "decorations", depict.reference_from_core(core))
+        return _present(outcome, "molgen_decorations", started, "decorations", depict.reference_from_core(core))
 
-    @_on_page
-    def optimize(self, kind, logp_low, logp_high, reference, w_qed, w_logp, w_sim, start, n, iterations, seed, contain, avoid, alerts, sa_max, progress=gr.Progress()):
+    @_request
+    def optimize(self, kind, logp_low, logp_high, reference, w_qed, w_logp, w_sim, start, n, iterations, seed, contain, avoid, alerts, sa_max, progress=gr.Progress(), *, deadline=None):
         started = time.perf_counter()
         n = check_count("population size", n, 2, min(self.limits.max_n, self.limits.max_population))
         iterations = check_count("iterations", iterations, 1, self.limits.max_iterations)
@@ -174,26 +228,28 @@ class Handlers:
             raise FormError("logP window: give a low and a high end, low below high (e.g. 1 and 3)")
         reference = _required("reference SMILES", reference) if "similarity to reference" in uses else None
         objective = self.service.objective(kind, logp_low=low, logp_high=high, reference=reference, weights=weights)
-        filters = self.service.filters(bool(alerts), parse_optional_float("SA ceiling", sa_max))
+        filters = self.service.filters(bool(alerts), parse_sa_ceiling(sa_max))
         outcome = self.service.optimize(
-            objective, start=parse_lines(start) or None, n=n, iterations=iterations, seed=int(seed or 0), filters=filters,
+            objective, deadline, start=parse_lines(start) or None, n=n, iterations=iterations, seed=parse_seed(seed), filters=filters,
             must_contain=tuple(parse_lines(contain)), must_avoid=tuple(parse_lines(avoid)), reference=reference,
             progress=_progress_callback(progress, "optimising"),
         )  # fmt: skip
-        shown = _present(outcome.best, "molgen_optimized", started, "best molecules", score_name="score")
+        shown = _present(outcome, "molgen_optimized", started, "best molecules", score_name="score")
+        if outcome.stopped == CANCELLED:
+            return (*shown, gr.skip())
         trajectory = pd.DataFrame(outcome.trajectory)
         if not trajectory.empty:
             trajectory = trajectory.melt(id_vars="iteration", value_vars=[c for c in ("best_score", "mean_score") if c in trajectory], var_name="curve", value_name="score")
         return (*shown, trajectory)
 
-    @_on_page
-    def interpolate(self, smiles_a, smiles_b, points, refine, alerts, sa_max):
+    @_request
+    def interpolate(self, smiles_a, smiles_b, points, refine, alerts, sa_max, *, deadline=None):
         started = time.perf_counter()
         smiles_a, smiles_b = _required("first molecule", smiles_a), _required("second molecule", smiles_b)
         points = check_count("points", points, 2, self.limits.max_points)
-        filters = self.service.filters(bool(alerts), parse_optional_float("SA ceiling", sa_max))
-        records = self.service.interpolate(smiles_a, smiles_b, points, filters=filters, refine=float(refine or 0))
-        return _present(records, "molgen_interpolation", started, "points", depict.reference_from_smiles(smiles_a))
+        filters = self.service.filters(bool(alerts), parse_sa_ceiling(sa_max))
+        outcome = self.service.interpolate(smiles_a, smiles_b, points, deadline, filters=filters, refine=float(refine or 0))
+        return _present(outcome, "molgen_interpolation", started, "points", depict.reference_from_smiles(smiles_a))
 
 
 def _required(name: str, text: str | None) -> str:
@@ -216,11 +272,15 @@ def _counts(tab: str, noun: str, steps: int | None = None, show_steps: bool = Tr
 
 
 def _task(tab: str, label: str, handler, inputs: list, plot=None) -> None:
-    """The tab's run button, its outputs (and an optional plot under them), wired to ``handler`` in the shared
-    model queue; the API name is the tab's id (``/generate``, ``/analogs``, ...)."""
-    button = gr.Button(label, variant="primary", elem_id=f"{tab}-run")
+    """The tab's run and Cancel buttons, its outputs (and an optional plot under them), wired to ``handler`` in the
+    shared model queue; the API name is the tab's id (``/generate``, ``/analogs``, ...). Cancel takes a waiting
+    request out of the queue and stops a running one at its next batch (:mod:`molgen.ui.jobs`)."""
+    with gr.Row():
+        button = gr.Button(label, variant="primary", elem_id=f"{tab}-run", scale=4)
+        cancel = gr.Button("Cancel", variant="stop", elem_id=f"{tab}-cancel", scale=1)
     outputs = _outputs(tab) + ([plot()] if plot is not None else [])
-    button.click(handler, inputs, outputs, api_name=tab, concurrency_id=MODEL_QUEUE, api_visibility="public")
+    event = button.click(handler, inputs, outputs, api_name=tab, concurrency_id=MODEL_QUEUE, api_visibility="public")
+    cancel.click(None, None, None, cancels=[event])
 
 
 def _outputs(tab: str) -> list:
@@ -244,7 +304,8 @@ def _constraints(tab: str, smarts: bool = True) -> list:
                 fields.append(gr.Textbox(label="must avoid (SMARTS, one per line)", lines=2, placeholder="[N+](=O)[O-]", elem_id=f"{tab}-avoid"))
         with gr.Row():
             fields.append(gr.Checkbox(label="reject structural alerts (PAINS, Brenk, NIH)", elem_id=f"{tab}-alerts"))
-            fields.append(gr.Number(label="SA ceiling (1 easy - 10 hard; empty: none)", value=None, elem_id=f"{tab}-sa"))
+            # a Textbox: Gradio's Number field turns "empty" into 0 as soon as it is drawn (when the accordion opens)
+            fields.append(gr.Textbox(label="SA ceiling (1 easy - 10 hard; empty: none)", max_lines=1, placeholder="e.g. 4.5", elem_id=f"{tab}-sa"))
     return fields
 
 
@@ -253,14 +314,15 @@ def _unavailable(service: DesignService, method: str) -> None:
         gr.Markdown(f"> **Not available in this version of molgen** (the design API has no `Designer.{method}`).")
 
 
-def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
+def build(service: DesignService, limits: Limits = Limits(), runner: Runner | None = None) -> gr.Blocks:
     """The page: one tab per design task, each with its form, a grid of depictions, a table and downloads."""
-    handlers = Handlers(service, limits)
+    handlers = Handlers(service, limits, runner)
     steps = service.default_steps
     with gr.Blocks(title="molgen", analytics_enabled=False) as demo:
         caps = [f"{limits.max_n} molecules"]
         caps += [f"{limits.max_steps} steps"] if service.uses_steps else []
         caps += [f"{limits.max_repairs} repair passes"] if service.uses_repairs else []
+        caps += [f"{limits.deadline:g} s (then a request stops and shows what it made)"] if limits.deadline is not None else []
         gr.Markdown(f"# molgen\nGenerate molecules with a graph-tokenizer + latent-prior model. Limits per request on this server: {', '.join(caps)}.")
         with gr.Tabs():
             with gr.Tab("Generate", id="generate"):
@@ -334,6 +396,11 @@ def build(service: DesignService, limits: Limits = Limits()) -> gr.Blocks:
     return demo
 
 
+def _cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS says, else the machine's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped model, %(default)s)")
@@ -344,7 +411,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-steps", type=int, default=Limits.max_steps, help="sampling steps per request at most")
     parser.add_argument("--max-repairs", type=int, default=Limits.max_repairs, help="repair passes per request at most")
     parser.add_argument("--max-iterations", type=int, default=Limits.max_iterations, help="optimisation iterations per request at most")
-    parser.add_argument("--concurrency", type=int, default=1, help="model jobs running at once; the others wait in the queue")
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="model requests running at once (default %(default)s); the others wait in the queue")
+    parser.add_argument(
+        "--deadline", type=float, default=Limits.deadline,
+        help="seconds a request may run (default %(default)s); then it stops and shows what it made by then",
+    )  # fmt: skip
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the cores this process may use / --concurrency, at least 1)")
     parser.add_argument("--queue-size", type=int, default=64, help="requests waiting at most; beyond that the page says the server is busy")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
     parser.add_argument(
@@ -357,11 +429,20 @@ def main(argv: list[str] | None = None) -> None:
         auth = parse_auth(args.auth)
     except FormError as exc:
         parser.error(str(exc))
+    for flag, value in (("--concurrency", args.concurrency), ("--queue-size", args.queue_size), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            parser.error(f"{flag} {value}: must be at least 1")
+    if not args.deadline > 0:
+        parser.error(f"--deadline {args.deadline:g}: must be a positive number of seconds")
     if args.public and auth is None:
         log.warning("--public without --auth: anyone who can reach this server can use the page")
-    limits = Limits(max_n=args.max_n, max_steps=args.max_steps, max_repairs=args.max_repairs, max_iterations=args.max_iterations)
+    # Concurrent requests share the cores: torch threads per request so that they do not oversubscribe them.
+    torch.set_num_threads(args.threads or max(1, _cores() // args.concurrency))
+    limits = Limits(
+        max_n=args.max_n, max_steps=args.max_steps, max_repairs=args.max_repairs, max_iterations=args.max_iterations, deadline=args.deadline
+    )  # fmt: skip
     service = DesignService(MolgenPipeline.from_pretrained(args.model, device=args.device, precision=args.precision))
-    demo = build(service, limits)
+    demo = build(service, limits, Runner(2 * args.concurrency))  # room for as many again, finishing cancelled requests
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     demo.launch(
         server_name="0.0.0.0" if args.public else "127.0.0.1",

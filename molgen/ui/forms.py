@@ -7,7 +7,25 @@ import math
 import re
 from dataclasses import dataclass
 
-__all__ = ["FormError", "Limits", "check_count", "parse_atom_count", "parse_auth", "parse_lines", "parse_optional_float", "parse_target", "parse_targets"]
+__all__ = [
+    "FormError",
+    "Limits",
+    "check_count",
+    "parse_atom_count",
+    "parse_auth",
+    "parse_lines",
+    "parse_optional_float",
+    "parse_sa_ceiling",
+    "parse_seed",
+    "parse_target",
+    "parse_targets",
+]
+
+MAX_NUMBER_TEXT = 100
+"""Characters a number field (a target, a range) may hold: longer text is refused before any pattern is matched."""
+
+MAX_SEED = 2**32 - 1
+SA_RANGE = (1.0, 10.0)  # synthetic accessibility scores run from 1 (easy) to 10 (hard)
 
 
 class FormError(ValueError):
@@ -24,6 +42,7 @@ class Limits:
     max_iterations: int = 30
     max_population: int = 200  # optimisation decodes several times this many candidates per iteration
     max_points: int = 50
+    deadline: float | None = 120.0  # seconds a request may run; then it stops and shows what it has (None: no deadline)
 
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -36,6 +55,8 @@ def parse_target(name: str, text: str | None) -> float | tuple[float, float] | N
     text = (text or "").strip()
     if not text:
         return None
+    if len(text) > MAX_NUMBER_TEXT:
+        raise FormError(f"{name} target {text[:20]!r}... ({len(text):,} characters): write a value (0.9) or a range (300-400)")
     if match := _VALUE.match(text):
         value = float(match.group(1))
         if not math.isfinite(value):
@@ -77,6 +98,8 @@ def parse_optional_float(name: str, value) -> float | None:
     """A number field left empty (None or '') -> None; anything else must be a finite number."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    if isinstance(value, str) and len(value) > MAX_NUMBER_TEXT:
+        raise FormError(f"{name} {value[:20]!r}... ({len(value):,} characters): not a number")
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -86,11 +109,30 @@ def parse_optional_float(name: str, value) -> float | None:
     return number
 
 
+def parse_sa_ceiling(value) -> float | None:
+    """The SA-ceiling field: empty -> None (no ceiling); else a number from 1 to 10 (a 0 would reject every molecule)."""
+    ceiling = parse_optional_float("SA ceiling", value)
+    low, high = SA_RANGE
+    if ceiling is not None and not low <= ceiling <= high:
+        raise FormError(f"SA ceiling {ceiling:g}: SA scores run from {low:g} (easy) to {high:g} (hard); give a ceiling in that range, or leave the field empty for none")
+    return ceiling
+
+
+def parse_seed(value) -> int:
+    """The seed field: empty -> 0; else a whole number from 0 to :data:`MAX_SEED`."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return 0
+    seed = parse_optional_float("seed", value)
+    if not float(seed).is_integer() or not 0 <= seed <= MAX_SEED:
+        raise FormError(f"seed {value!r}: give a whole number from 0 to {MAX_SEED:,}")
+    return int(seed)
+
+
 def check_count(name: str, value, low: int, cap: int) -> int:
     """A whole number between ``low`` and ``cap`` (the per-request limit), else a message saying so."""
-    if value is None:
+    if value is None or (isinstance(value, str) and not value.strip()):
         raise FormError(f"{name}: enter a whole number between {low} and {cap}")
-    number = float(value)
+    number = parse_optional_float(name, value)
     if not number.is_integer():
         raise FormError(f"{name} = {value}: must be a whole number")
     if number < low:

@@ -2,19 +2,36 @@
 :class:`molgen.pipeline.MolgenPipeline`.
 
 A design feature this version of molgen lacks raises :class:`FeatureUnavailable` with a message for the
-page, instead of an AttributeError in the middle of a request; the tabs that need it say so.
+page, instead of an AttributeError in the middle of a request; the tabs that need it say so. Every call takes the
+request's :class:`~molgen.ui.jobs.Deadline` and stops at it, returning what it has.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from molgen.pipeline import MolgenPipeline
+from molgen.ui.jobs import Deadline, Interrupted, collect, stoppable
 
-__all__ = ["DesignService", "FeatureUnavailable"]
+__all__ = ["BATCH_DRAWS", "DesignService", "FeatureUnavailable", "Outcome"]
 
 log = logging.getLogger(__name__)
+
+BATCH_DRAWS = 512
+"""Graphs drawn per batch at most (molecules per batch times the candidates drawn for each). A request stops for its
+deadline or its Cancel button only between batches, so a request with targets (tens of candidates per molecule)
+samples a few molecules per batch, one without hundreds."""
+
+
+@dataclass
+class Outcome:
+    """What a request made (invalid and rejected records included) and, if it stopped early, why."""
+
+    records: list
+    stopped: str | None = None
+    trajectory: list[dict] = field(default_factory=list)  # optimisation: one dict per iteration
 
 
 class FeatureUnavailable(RuntimeError):
@@ -38,6 +55,7 @@ class DesignService:
         self.design = _load_design()
         designer = getattr(self.design, "Designer", None)
         self.designer = designer(pipeline) if designer is not None else None
+        self._designers = {} if self.designer is None else {self.designer.batch_size: self.designer}
 
     @property
     def property_names(self) -> list[str]:
@@ -103,23 +121,51 @@ class DesignService:
             return {}
         return report(records, self.designer.parse_targets(targets))
 
-    # --- the five tabs -------------------------------------------------------------------------------
+    def candidates(self, targets: bool) -> int:
+        """Graphs the prior draws per molecule by default (the largest ``default_candidates`` / ``candidates`` of the
+        model's parts that resample: the judge and predictor with targets, the calibration always; 1: none)."""
+        parts = [("calibration", "candidates")] + ([("judge", "default_candidates"), ("predictor", "default_candidates")] if targets else [])
+        counts = [getattr(getattr(getattr(self.pipeline, part, None), "config", None), name, None) for part, name in parts]
+        return max([1, *(c for c in counts if isinstance(c, int))])
 
-    def generate(self, n: int, **options) -> list:
-        return self._require("generate", "Generation")(n, **options)
+    def _designer_for(self, targets: bool):
+        """The designer whose batches draw at most :data:`BATCH_DRAWS` graphs for such a request."""
+        batch = max(1, min(self.designer.batch_size, BATCH_DRAWS // self.candidates(targets)))
+        if batch not in self._designers:
+            self._designers[batch] = self.design.Designer(self.pipeline, batch_size=batch)
+        return self._designers[batch]
 
-    def analogs(self, smiles: str, n: int, **options) -> list:
-        return self._require("analogs", "Analogs")(smiles, n, **options)
+    # --- the five tabs: each stops at the request's deadline with what it has -------------------------------
 
-    def decorate(self, core: str, n: int, **options) -> list:
-        return self._require("decorate", "Scaffold decoration")(core, n, **options)
+    def generate(self, n: int, deadline: Deadline | None = None, **options) -> Outcome:
+        self._require("generate_iter", "Generation")
+        return Outcome(*collect(self._designer_for(bool(options.get("targets"))).generate_iter(n, **options), deadline))
 
-    def interpolate(self, smiles_a: str, smiles_b: str, n_points: int, **options) -> list:
-        return self._require("interpolate", "Interpolation")(smiles_a, smiles_b, n_points, **options)
+    def analogs(self, smiles: str, n: int, deadline: Deadline | None = None, **options) -> Outcome:
+        return Outcome(*collect(self._require("analogs_iter", "Analogs")(smiles, n, **options), deadline))
 
-    def optimize(self, objective, **options):
-        """A ``molgen.design.OptimizationResult`` (``best``, ``trajectory``)."""
-        return self._require("optimize", "Optimisation")(objective, **options)
+    def decorate(self, core: str, n: int, deadline: Deadline | None = None, **options) -> Outcome:
+        return Outcome(*collect(self._require("decorate_iter", "Scaffold decoration")(core, n, **options), deadline))
+
+    def interpolate(self, smiles_a: str, smiles_b: str, n_points: int, deadline: Deadline | None = None, **options) -> Outcome:
+        """One call (a path of at most a few dozen points): the deadline is checked before it starts."""
+        interpolate = self._require("interpolate", "Interpolation")
+        if deadline is not None and (why := deadline.reason()):
+            return Outcome([], why)
+        return Outcome(interpolate(smiles_a, smiles_b, n_points, **options))
+
+    def optimize(self, objective, deadline: Deadline | None = None, **options) -> Outcome:
+        """The best molecules (``records``) and the ``trajectory``; the deadline is checked once per iteration, and
+        an optimisation stopped by it keeps the molecules scored so far."""
+        optimize = self._require("optimize", "Optimisation")
+        try:
+            result = optimize(objective if deadline is None else stoppable(objective, deadline), **options)
+        except Interrupted as exc:  # only if the design API let it through: nothing was kept
+            return Outcome([], str(exc))
+        stopped = result.stopped
+        if stopped is not None and deadline is not None:  # interrupted: by the deadline or Cancel, say which
+            stopped = deadline.reason() or stopped
+        return Outcome(result.best, stopped, result.trajectory)
 
     def objective(self, kind: str, *, logp_low: float | None, logp_high: float | None, reference: str, weights: dict[str, float]):
         """The objective chosen on the Optimize tab, from the design API's objective factories."""

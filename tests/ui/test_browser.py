@@ -176,6 +176,10 @@ class Page:
                 return
         raise AssertionError(f"no accordion {label!r} on the visible tab")
 
+    def busy(self, tab: str) -> bool:
+        """Whether the tab's request is queued or running (Gradio lays its status over the outputs meanwhile)."""
+        return bool(self.all(f"#{tab}-summary .progress-text, #{tab}-summary .pending"))
+
     def rendered(self, image) -> bool:
         return self.browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image)
 
@@ -289,3 +293,47 @@ def test_bad_smiles_is_a_message(page):
     page.fill("analogs-smiles", "C1CC(")
     assert "C1CC(" in page.expect_error("analogs", "invalid SMILES")
     page.fill("analogs-smiles", "CC(=O)Nc1ccc(O)cc1")
+
+
+def test_opening_the_filters_keeps_the_sa_ceiling_empty_and_the_tab_runs(page):
+    """Opening "Constraints and filters" draws its fields; the empty SA ceiling must stay "no ceiling" (a number field
+    would turn into 0 and reject every molecule)."""
+    page.tab("Analogs")
+    page.fill("analogs-n", 3)
+    page.open_accordion("Constraints and filters")
+    field = page.wait(lambda: (f := page.find("#analogs-sa input, #analogs-sa textarea")) is not None and f.is_displayed() and f, "the SA ceiling field")
+    assert field.get_attribute("value") == ""
+    assert "analogs" in page.run("analogs")
+    page.fill("analogs-sa", 0)
+    assert "SA scores run from 1 (easy) to 10 (hard)" in page.expect_error("analogs", "SA ceiling 0")
+    page.fill("analogs-sa", "")
+    assert "analogs" in page.run("analogs")
+
+
+def test_messages_show_what_was_typed_as_text_not_as_html(page):
+    page.tab("Analogs")
+    hostile = "<b>bold</b><img src=x onerror=window.molgenXss=1>"
+    page.fill("analogs-smiles", hostile)
+    page.click("#analogs-run")
+    shown = page.wait(lambda: next((e for e in page.all(".toast-body.error") if "<b>bold</b>" in e.text), None), "the message quoting the input")
+    assert "<img src=x onerror=window.molgenXss=1>" in shown.text
+    assert not shown.find_elements(page.by.CSS_SELECTOR, "b, img"), "the message rendered the input as HTML"
+    assert page.browser.execute_script("return window.molgenXss") is None
+    page.close_messages()
+    page.fill("analogs-smiles", "CC(=O)Nc1ccc(O)cc1")
+
+
+def test_cancel_stops_a_request_and_the_page_keeps_working(page):
+    page.tab("Generate")
+    page.fill("generate-n", CAP)
+    page.fill("generate-target-QED", "0.9")  # with a target, tens of candidates are drawn per molecule: a long request
+    before = page.summary("generate")
+    page.click("#generate-run")
+    page.wait(lambda: page.busy("generate"), "the request to start")
+    page.click("#generate-cancel")
+    page.wait(lambda: not page.busy("generate"), "the request to stop", seconds=30)
+    assert page.summary("generate") == before, "the cancelled request still showed results"
+    assert not page.errors(), page.errors()
+    page.fill("generate-target-QED", "")
+    page.fill("generate-n", 2)
+    assert page.run("generate").startswith("2 molecules")

@@ -1,16 +1,32 @@
-"""The web UI's helpers without a browser: form parsing, result tables and files, depictions."""
+"""The web UI's helpers without a browser: form parsing, result tables and files, depictions, and how a request
+runs (deadline, cancellation)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import re
+import threading
 
 import pytest
 
 from molgen.design import DesignResult
 from molgen.ui import depict, results
-from molgen.ui.forms import FormError, check_count, parse_atom_count, parse_auth, parse_lines, parse_optional_float, parse_target, parse_targets
+from molgen.ui.forms import (
+    MAX_SEED,
+    FormError,
+    check_count,
+    parse_atom_count,
+    parse_auth,
+    parse_lines,
+    parse_optional_float,
+    parse_sa_ceiling,
+    parse_seed,
+    parse_target,
+    parse_targets,
+)
+from molgen.ui.jobs import CANCELLED, Deadline, Interrupted, Runner, collect, stoppable
 
 
 @pytest.mark.parametrize(
@@ -67,6 +83,125 @@ def test_small_fields():
     assert parse_auth("me:pw:x") == ("me", "pw:x") and parse_auth(None) is None
     with pytest.raises(FormError, match="user:password"):
         parse_auth("nopassword")
+
+
+@pytest.mark.parametrize("untouched", [None, "", "  "])
+def test_an_empty_sa_ceiling_is_no_ceiling(untouched):
+    assert parse_sa_ceiling(untouched) is None
+    assert parse_sa_ceiling("4.5") == 4.5 and parse_sa_ceiling(6) == 6.0
+
+
+@pytest.mark.parametrize("value", [0, "0", "0.5", "11", "-3"])
+def test_an_sa_ceiling_outside_the_scale_is_a_message_not_a_filter_that_rejects_everything(value):
+    with pytest.raises(FormError, match=r"SA ceiling .*: SA scores run from 1 \(easy\) to 10 \(hard\)"):
+        parse_sa_ceiling(value)
+
+
+def test_seeds_are_whole_numbers_in_range():
+    assert parse_seed(None) == 0 and parse_seed("") == 0 and parse_seed(7.0) == 7 and parse_seed(MAX_SEED) == MAX_SEED
+    for bad in (-1, 2.5, 1e20, "x", float("inf")):
+        with pytest.raises(FormError, match="seed"):
+            parse_seed(bad)
+
+
+def test_long_text_in_a_number_field_is_refused_before_any_pattern_runs():
+    digits = "1" * 100_000  # a target field's pattern backtracks quadratically on this: it must never see it
+    with pytest.raises(FormError, match=r"MW target '1{20}'\.\.\. \(100,001 characters\)"):
+        parse_target("MW", digits + "x")
+    with pytest.raises(FormError, match="100,001 characters"):
+        parse_optional_float("SA ceiling", digits + "x")
+    with pytest.raises(FormError, match="not a finite number"):
+        check_count("n", "inf", 1, 10)
+
+
+# --- how a request runs: its deadline and its Cancel button ------------------------------------------------
+
+
+class Clock:
+    """A clock a test moves by hand: deadlines in these tests never depend on how fast the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_deadline_passes_at_its_time_or_when_cancelled():
+    clock = Clock()
+    deadline = Deadline(10, clock)
+    assert deadline.reason() is None
+    clock.now = 10
+    assert deadline.reason() == "the 10 s deadline of a request on this server passed"
+    never = Deadline(None, clock)
+    clock.now = 1e9
+    assert never.reason() is None
+    never.cancel()
+    assert never.cancelled and never.reason() == CANCELLED
+
+
+def test_collect_keeps_the_results_made_before_the_deadline_and_stops_the_stream():
+    clock = Clock()
+    closed = []
+
+    def stream():
+        try:
+            for k in range(100):
+                clock.now = k  # each result takes a second
+                yield k
+        finally:
+            closed.append(True)
+
+    kept, why = collect(stream(), Deadline(5, clock))
+    assert kept == [0, 1, 2, 3, 4, 5] and "5 s deadline" in why
+    assert closed == [True]  # the generator was closed there: it samples no further batch
+    assert collect(iter(range(3)), Deadline(None)) == ([0, 1, 2], None)
+
+
+def test_a_stoppable_objective_interrupts_an_optimisation_at_its_deadline():
+    clock = Clock()
+    deadline = Deadline(1, clock)
+
+    def qed(smiles: list[str]) -> list[float]:
+        return [0.5] * len(smiles)
+
+    checked = stoppable(qed, deadline)
+    assert checked(["CCO", "CCN"]) == [0.5, 0.5] and checked.__name__ == "qed"
+    clock.now = 1
+    with pytest.raises(Interrupted, match="deadline"):
+        checked(["CCO"])
+    assert issubclass(Interrupted, KeyboardInterrupt)  # what Designer.optimize keeps its molecules on
+
+
+def test_cancelling_a_running_request_stops_its_work_at_the_next_result():
+    """The Cancel button makes Gradio cancel the coroutine awaiting the work; the work, in its own thread, sees the
+    cancelled deadline at its next result and stops there (synchronised by events, not by sleeping)."""
+    started, finished = threading.Event(), threading.Event()
+    outcome: list = []
+
+    def work(deadline: Deadline) -> None:
+        def stream():
+            yield 0
+            started.set()
+            assert deadline._cancelled.wait(30), "never cancelled"
+            yield from range(1, 1000)
+
+        outcome.append(collect(stream(), deadline))
+        finished.set()
+
+    async def cancel_while_running() -> Deadline:
+        deadline = Deadline(None)
+        task = asyncio.ensure_future(Runner(1).run(work, deadline, deadline))
+        assert await asyncio.to_thread(started.wait, 30)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return deadline
+
+    deadline = asyncio.run(cancel_while_running())
+    assert deadline.cancelled
+    assert finished.wait(30)
+    assert outcome == [([0, 1], CANCELLED)]
 
 
 @pytest.fixture
@@ -126,6 +261,14 @@ def test_analog_reference_and_bad_smiles_never_raise():
     grid = depict.grid_html([depict.Tile("CCO", ["#0"]), depict.Tile("c1ccccc1Cl", ["#1", "QED 0.5"], muted=True)], seed, note="2 drawn")
     assert grid.count('class="molgen-cell"') == 2 and "2 drawn" in grid and "opacity" in grid
     assert all("</svg>" in svg for svg in _decoded(grid))
+
+
+def test_the_grid_escapes_every_text_it_shows():
+    hostile = "<img src=x onerror=alert(1)>"
+    grid = depict.grid_html([depict.Tile(hostile, [hostile, "#1"])], note=hostile)
+    assert "<img src=x" not in grid and grid.count("&lt;img src=x onerror=alert(1)&gt;") == 4  # title, alt, legend, note
+    svg = _decoded(grid)[0]
+    assert "cannot draw" in svg and "<img" not in svg
 
 
 @pytest.mark.parametrize(("architecture", "steps", "repairs"), [("set", True, False), ("discrete", False, True)])
