@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from molgen.prior.config import PriorConfig
 
-__all__ = ["CodeVocabulary", "DiTBlock", "attention_inputs", "condition_input", "timestep_embedding"]
+__all__ = ["CodeVocabulary", "DiTBlock", "add_code_trunk", "attention_inputs", "condition_input", "timestep_embedding"]
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
@@ -101,3 +101,17 @@ class CodeVocabulary:
     def values(self, ids: Tensor) -> Tensor:
         """(...) vocabulary ids -> (..., d_lat) latent values (unnormalised)."""
         return self.codes[ids]
+
+
+def add_code_trunk(module: nn.Module, config: PriorConfig) -> None:
+    """Give ``module`` the layers both code priors (discrete, masked) have: position and graph-size embeddings, the
+    condition network, ``config.layers`` :class:`DiTBlock` s and the output norm (their names are the weights' names)."""
+    d = config.d_model
+    module.position = nn.Embedding(config.max_nodes, d)
+    module.size = nn.Embedding(config.max_nodes + 1, d)
+    p = max(config.num_properties, 1)
+    module.condition = nn.Sequential(nn.Linear(2 * p, d), nn.SiLU(), nn.Linear(d, d))
+    module.blocks = nn.ModuleList(
+        DiTBlock(d, config.n_heads, config.ff_mult, config.dropout, config.relative_positions, config.activation) for _ in range(config.layers)
+    )
+    module.norm_out = nn.LayerNorm(d)

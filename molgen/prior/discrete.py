@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from molgen.prior.blocks import CodeVocabulary, DiTBlock, condition_input
+from molgen.prior.blocks import CodeVocabulary, DiTBlock, add_code_trunk, condition_input
 from molgen.prior.config import PriorConfig
 
 __all__ = ["DiscreteAutoregressivePrior", "TokenCache"]
@@ -57,14 +57,7 @@ class _CausalTokens(nn.Module):
         self.config = config
         d = config.d_model
         self.start = nn.Parameter(torch.zeros(d))
-        self.position = nn.Embedding(config.max_nodes, d)
-        self.size = nn.Embedding(config.max_nodes + 1, d)
-        p = max(config.num_properties, 1)
-        self.condition = nn.Sequential(nn.Linear(2 * p, d), nn.SiLU(), nn.Linear(d, d))
-        self.blocks = nn.ModuleList(
-            DiTBlock(d, config.n_heads, config.ff_mult, config.dropout, config.relative_positions, config.activation) for _ in range(config.layers)
-        )
-        self.norm_out = nn.LayerNorm(d)
+        add_code_trunk(self, config)
 
     def embed(self, tokens: Tensor) -> Tensor:
         """(..., token) -> (..., d_model): how the transformer reads a token."""

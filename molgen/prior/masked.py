@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from molgen.prior.blocks import CodeVocabulary, DiTBlock, attention_inputs, condition_input
+from molgen.prior.blocks import CodeVocabulary, add_code_trunk, attention_inputs, condition_input
 from molgen.prior.config import PriorConfig
 
 __all__ = ["MASKING_SCHEDULE", "MaskedDiffusionPrior", "mask_tokens"]
@@ -63,14 +63,7 @@ class MaskedDiffusionPrior(CodeVocabulary, nn.Module):
         d, vocabulary = config.d_model, len(config.vocabulary)
         self.mask_id = vocabulary
         self.token_in = nn.Embedding(vocabulary + 1, d)  # the codes, then [MASK]
-        self.position = nn.Embedding(config.max_nodes, d)
-        self.size = nn.Embedding(config.max_nodes + 1, d)
-        p = max(config.num_properties, 1)
-        self.condition = nn.Sequential(nn.Linear(2 * p, d), nn.SiLU(), nn.Linear(d, d))
-        self.blocks = nn.ModuleList(
-            DiTBlock(d, config.n_heads, config.ff_mult, config.dropout, config.relative_positions, config.activation) for _ in range(config.layers)
-        )
-        self.norm_out = nn.LayerNorm(d)
+        add_code_trunk(self, config)
         self.head = nn.Linear(d, vocabulary)
         self.register_vocabulary(config.vocabulary)
 
