@@ -25,7 +25,7 @@ INSTALL_HINT = "apt-get install -y chromium chromium-driver (and pip install sel
 
 
 class BrowserMissing(RuntimeError):
-    """No headless Chromium, chromedriver or selenium on this machine."""
+    """No headless Chromium, chromedriver or selenium installed."""
 
 
 def free_port() -> int:
