@@ -45,7 +45,7 @@ def main() -> None:
     model = [] if args.model is None else ["--model", args.model]
     sample_wall, sample_cpu = _run([*molgen, "sample", "-n", str(args.n), "--out", str(samples), "--overwrite", "--no-progress", *model])
     evaluate_wall, evaluate_cpu = _run([*molgen, "evaluate", str(samples), "--out", str(metrics)])
-    figures = json.loads(metrics.read_text())
+    figures = json.loads(metrics.read_text())["metrics"]
     lines = samples.read_text().splitlines()[1:]
     valid_unique = len({line.split(",")[1] for line in lines if ",valid," in line})
     rows = [
