@@ -76,6 +76,9 @@ def parse_smiles(smiles: str, standardize_with: StandardizeOptions | None = None
     text = smiles.strip()
     if not text:
         raise InvalidMoleculeError("invalid SMILES '': empty string")
+    if not text.isascii():  # SMILES is ASCII; RDKit's error log cannot even be decoded for some other text
+        where, char = next((k, c) for k, c in enumerate(text) if not c.isascii())
+        raise InvalidMoleculeError(f"invalid SMILES {_shown(smiles)}: character {char!r} at position {where} is not part of SMILES")
     if len(text.split()) > 1:  # RDKit would read the rest as a name and drop it
         raise InvalidMoleculeError(f"SMILES {_shown(smiles)}: text after the SMILES ({_shown(text.split(None, 1)[1])}): give one molecule, without spaces")
     with rdBase.CaptureErrorLog() as log:

@@ -346,7 +346,7 @@ def _with_2d_coordinates(mol):
     from rdkit import Chem
     from rdkit.Chem import rdDepictor
 
-    rdDepictor.Compute2DCoords(mol)
+    rdDepictor.Compute2DCoords(mol, forceRDKit=True)  # the same layout whatever depiction preference is set globally
     positions = mol.GetConformer().GetPositions()  # (n, 3)
     if not np.isfinite(positions).all() or np.abs(positions).max(initial=0.0) >= 1e4:
         mol.RemoveAllConformers()
