@@ -1,14 +1,17 @@
 """Chemistry layer: the only module (with ``domains.molecule``) that imports RDKit.
 
 SMILES in, RDKit ``Mol`` out, with errors that name the input and the reason; canonical SMILES;
-optional standardisation; per-molecule properties; structural alerts.
+optional standardisation (ChEMBL's structure pipeline or RDKit's MolStandardize, each step reported);
+per-molecule properties; structural alerts.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
+from typing import Any, Literal
 
 from rdkit import Chem, rdBase
 from rdkit.Chem import QED, Crippen, Descriptors, FilterCatalog, Lipinski, rdMolDescriptors
@@ -21,13 +24,18 @@ __all__ = [
     "Alert",
     "InvalidMoleculeError",
     "StandardizeOptions",
+    "StandardizeResult",
     "canonical_smiles",
     "canonicalize",
     "compute_properties",
     "parse_smiles",
     "standardize",
+    "standardize_report",
+    "standardize_smiles",
     "structural_alerts",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class InvalidMoleculeError(ValueError):
@@ -45,12 +53,62 @@ def _shown(text: str, limit: int = 60) -> str:
     return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text):,} characters)"
 
 
+STANDARDIZERS = ("chembl", "rdkit")
+"""Libraries that standardise: ChEMBL's structure pipeline (``chembl_structure_pipeline``, its salt and solvent
+lists and rules) or RDKit's MolStandardize."""
+
+
 @dataclass(frozen=True)
 class StandardizeOptions:
-    """Optional clean-up applied after parsing. Both are off by default: molgen never alters input silently."""
+    """Optional clean-up applied after parsing. Every step is off by default: molgen never alters input silently,
+    and :func:`standardize_report` says what each step changed.
 
-    largest_fragment: bool = False  # keep the largest organic fragment (drops salts and solvents)
-    neutralize: bool = False  # neutralise charges where a neutral form exists
+    ``largest_fragment``: drop salts and solvents, keep the parent (with ``"chembl"``, ChEMBL's salt and solvent
+    lists first, then the largest organic fragment of what is left; with ``"rdkit"``, the largest organic
+    fragment). ``neutralize``: neutralise charges where a neutral form exists (off: charges are kept as given).
+    ``normalize``: functional-group normalisation (e.g. a charge-separated nitro group written as ``N(=O)=O`` is
+    rewritten to ``[N+](=O)[O-]``). Stereo marks are kept by every step. ``standardizer``: which library does it;
+    configs saved before this option existed are read as ``"rdkit"`` (what they used).
+    """
+
+    largest_fragment: bool = False
+    neutralize: bool = False
+    normalize: bool = False
+    standardizer: Literal["chembl", "rdkit"] = "chembl"
+
+    def __post_init__(self) -> None:
+        if self.standardizer not in STANDARDIZERS:
+            raise ValueError(f"standardizer={self.standardizer!r}: choose one of {STANDARDIZERS}")
+
+    @property
+    def active(self) -> bool:
+        """Whether any step is on."""
+        return self.largest_fragment or self.neutralize or self.normalize
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StandardizeOptions:
+        """Options from :meth:`to_dict` (a dict without ``standardizer`` was written with RDKit's)."""
+        return cls(**{"standardizer": "rdkit", **data})
+
+
+@dataclass(frozen=True)
+class StandardizeResult:
+    """A standardised molecule and what was changed, one sentence per step that changed something (empty: none).
+
+    ``smiles``: canonical isomeric SMILES of the result; ``input_smiles``: that of the molecule before.
+    """
+
+    mol: Chem.Mol
+    smiles: str
+    input_smiles: str
+    changes: tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
 
 
 def _reason_from_log(log: str) -> str:
@@ -105,12 +163,90 @@ def parse_smiles(smiles: str, standardize_with: StandardizeOptions | None = None
 
 
 def standardize(mol: Chem.Mol, options: StandardizeOptions) -> Chem.Mol:
-    """Apply the chosen standardisation steps (RDKit MolStandardize)."""
-    if options.largest_fragment:
-        mol = rdMolStandardize.LargestFragmentChooser(preferOrganic=True).choose(mol)
-    if options.neutralize:
-        mol = rdMolStandardize.Uncharger().uncharge(mol)
+    """Apply the chosen standardisation steps; what they changed is logged (see :func:`standardize_report`)."""
+    result = standardize_report(mol, options)
+    for change in result.changes:
+        log.info("standardisation of %s: %s", result.input_smiles, change)
+    return result.mol
+
+
+def standardize_smiles(smiles: str, options: StandardizeOptions) -> StandardizeResult:
+    """Parse ``smiles`` and standardise it; :class:`InvalidMoleculeError` naming it if it does not parse."""
+    return standardize_report(parse_smiles(smiles), options)
+
+
+def standardize_report(mol: Chem.Mol, options: StandardizeOptions) -> StandardizeResult:
+    """The chosen steps, in the order fragments, normalisation, charges, and one sentence per step that changed
+    the molecule (its SMILES before and after). A step that would lose a stereo mark is reported as such."""
+    start = Chem.MolToSmiles(mol)
+    changes = []
+    steps: list[tuple[bool, str, Callable[[Chem.Mol], Chem.Mol]]] = [
+        (options.largest_fragment, "kept the parent fragment", _parent_fragment[options.standardizer]),
+        (options.normalize, "normalised functional groups", _normalizer[options.standardizer]),
+        (options.neutralize, "neutralised charges", _uncharger[options.standardizer]),
+    ]
+    for on, what, step in steps:
+        if not on:
+            continue
+        before = Chem.MolToSmiles(mol)
+        mol = _sanitized_copy(step(Chem.Mol(mol)))
+        after = Chem.MolToSmiles(mol)
+        if after != before:
+            change = f"{what} ({options.standardizer}): {before} -> {after}"
+            lost = _stereo_count(before) - _stereo_count(after)
+            if lost > 0:
+                change += f" ({lost} stereo mark(s) lost)"
+            changes.append(change)
+    return StandardizeResult(mol=mol, smiles=Chem.MolToSmiles(mol), input_smiles=start, changes=tuple(changes))
+
+
+def _stereo_count(smiles: str) -> int:
+    """Stereo marks in a canonical SMILES (each tetrahedral centre one, each double bond's pair of slashes one)."""
+    return smiles.count("@") - smiles.count("@@") + (smiles.count("/") + smiles.count("\\")) // 2
+
+
+def _sanitized_copy(mol: Chem.Mol) -> Chem.Mol:
+    mol = Chem.Mol(mol)
+    mol.UpdatePropertyCache(strict=False)
+    Chem.SanitizeMol(mol)
     return mol
+
+
+def _chembl_parent(mol: Chem.Mol) -> Chem.Mol:
+    """ChEMBL's salt and solvent stripping; if several fragments are left, the largest organic one."""
+    from chembl_structure_pipeline import standardizer
+
+    parent, _ = standardizer.get_fragment_parent_mol(mol, check_exclusion=False, neutralize=False)
+    parent = _sanitized_copy(parent)
+    if len(Chem.GetMolFrags(parent)) > 1:
+        parent = rdMolStandardize.LargestFragmentChooser(preferOrganic=True).choose(parent)
+    return parent
+
+
+def _chembl_normalize(mol: Chem.Mol) -> Chem.Mol:
+    from chembl_structure_pipeline import standardizer
+
+    return standardizer.normalize_mol(mol)
+
+
+def _chembl_uncharge(mol: Chem.Mol) -> Chem.Mol:
+    from chembl_structure_pipeline import standardizer
+
+    return standardizer.uncharge_mol(mol)
+
+
+_parent_fragment: dict[str, Callable[[Chem.Mol], Chem.Mol]] = {
+    "chembl": _chembl_parent,
+    "rdkit": lambda mol: rdMolStandardize.LargestFragmentChooser(preferOrganic=True).choose(mol),
+}
+_normalizer: dict[str, Callable[[Chem.Mol], Chem.Mol]] = {
+    "chembl": _chembl_normalize,
+    "rdkit": lambda mol: rdMolStandardize.Normalize(mol),
+}
+_uncharger: dict[str, Callable[[Chem.Mol], Chem.Mol]] = {
+    "chembl": _chembl_uncharge,
+    "rdkit": lambda mol: rdMolStandardize.Uncharger().uncharge(mol),
+}
 
 
 def canonical_smiles(mol: Chem.Mol, isomeric: bool = True) -> str:

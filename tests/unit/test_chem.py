@@ -17,6 +17,7 @@ from molgen.chem import (
     canonicalize,
     compute_properties,
     parse_smiles,
+    standardize_smiles,
     structural_alerts,
 )
 
@@ -211,3 +212,55 @@ def test_structural_alerts_unknown_catalogue_raises():
         structural_alerts(parse_smiles("CCO"), ("PAINS_Z",))
     assert "PAINS_Z" in str(info.value)
     assert "PAINS_Z" not in ALERT_CATALOGS
+
+
+# --- standardisation through ChEMBL's structure pipeline, reported --------------------------------------
+
+
+def test_chembl_standardisation_strips_salts_keeps_stereo_and_charges_when_asked():
+    opts = StandardizeOptions(largest_fragment=True)
+    assert opts.standardizer == "chembl"
+    result = standardize_smiles("C[C@H]([NH3+])C(=O)[O-].[Na+].[Cl-]", opts)
+    assert result.smiles == "C[C@H]([NH3+])C(=O)[O-]"  # counter-ions gone, zwitterion and stereo kept
+    assert result.changed and "kept the parent fragment (chembl)" in result.changes[0]
+    assert "[Na+]" in result.changes[0] and result.input_smiles in result.changes[0]
+
+
+def test_chembl_neutralisation_is_reported_and_keeps_stereo():
+    result = standardize_smiles("C[C@H]([NH3+])C(=O)[O-]", StandardizeOptions(neutralize=True))
+    assert result.smiles == "C[C@H](N)C(=O)O"
+    assert result.changes == ("neutralised charges (chembl): C[C@H]([NH3+])C(=O)[O-] -> C[C@H](N)C(=O)O",)
+    # A quaternary ammonium has no neutral form.
+    assert standardize_smiles("C[N+](C)(C)C", StandardizeOptions(neutralize=True)).changes == ()
+
+
+def test_chembl_keeps_the_largest_organic_fragment_of_two_organic_ones_and_drops_solvents():
+    result = standardize_smiles("CCO.c1ccccc1C(=O)O.O", StandardizeOptions(largest_fragment=True))
+    assert result.smiles == "O=C(O)c1ccccc1"
+
+
+def test_chembl_normalisation_of_functional_groups():
+    # ChEMBL writes sulfoxides charge-separated and azides as N=[N+]=[N-].
+    result = standardize_smiles("C[S@@](=O)c1ccccc1", StandardizeOptions(normalize=True))
+    assert result.smiles == "C[S@@+]([O-])c1ccccc1" and result.changed
+    assert standardize_smiles("C[N-][N+]#N", StandardizeOptions(normalize=True)).smiles == "CN=[N+]=[N-]"
+
+
+def test_no_step_no_change_and_nothing_reported():
+    result = standardize_smiles("C/C=C/C(=O)[O-].[Na+]", StandardizeOptions())
+    assert result.smiles == "C/C=C/C(=O)[O-].[Na+]" and result.changes == () and not StandardizeOptions().active
+
+
+def test_rdkit_standardizer_still_available_and_old_configs_read_as_rdkit():
+    opts = StandardizeOptions(largest_fragment=True, neutralize=True, standardizer="rdkit")
+    assert standardize_smiles("[Na+].[O-]C(=O)c1ccccc1", opts).smiles == "O=C(O)c1ccccc1"
+    assert StandardizeOptions.from_dict({"largest_fragment": True, "neutralize": False}).standardizer == "rdkit"
+    assert StandardizeOptions.from_dict(opts.to_dict()) == opts
+    with pytest.raises(ValueError, match="standardizer='openeye'"):
+        StandardizeOptions(standardizer="openeye")
+
+
+def test_standardize_logs_what_it_changed(caplog):
+    with caplog.at_level("INFO", logger="molgen.chem"):
+        parse_smiles("CC(=O)[O-].[Na+]", StandardizeOptions(largest_fragment=True))
+    assert "kept the parent fragment" in caplog.text and "CC(=O)[O-].[Na+]" in caplog.text
