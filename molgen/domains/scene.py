@@ -201,8 +201,9 @@ class SceneDomain:
         return graph_problems(graph, self.vocab, self.form, self.total)  # type: ignore[arg-type]
 
     def from_graph(self, graph: Graph) -> Scene:
-        """Labelled graph -> scene (objects in the graph's order, relations closed, a layout); raises
-        :class:`DomainError` (a ``ValueError``) naming the first problem when the graph is not a valid scene."""
+        """Labelled graph -> canonical scene (objects in canonical order, relations closed, a layout), so that
+        isomorphic graphs decode to equal scenes (as SMILES are canonical); raises :class:`DomainError` (a
+        ``ValueError``) naming the first problem when the graph is not a valid scene."""
         problems = self.problems(graph)
         if problems:
             raise DomainError(f"decoded graph is not a valid scene: {problems[0]}")
@@ -210,17 +211,19 @@ class SceneDomain:
         return self._scene(self.vocab.node_raw(graph.x), closure(rx), closure(ry))
 
     def _scene(self, raw_x: np.ndarray, rx: np.ndarray, ry: np.ndarray) -> Scene:
-        objects = [SceneObject.from_codes(codes) for codes in raw_x.tolist()]
-        positions = (
-            np.stack([layout(rx, self.margin), layout(ry, self.margin)], axis=1) if len(objects) else np.zeros((0, 2))
-        )
-        return Scene.from_matrices(objects, rx, ry, positions)
+        """The canonical scene of (n, F) raw attribute codes and closed, realisable axis relations, with a layout."""
+        scene = Scene.from_matrices([SceneObject.from_codes(codes) for codes in raw_x.tolist()], rx, ry)
+        scene = scene.permuted(canonical_order(scene))
+        rx, ry = scene.matrix("x"), scene.matrix("y")
+        positions = np.stack([layout(rx, self.margin), layout(ry, self.margin)], axis=1).reshape(-1, 2)
+        return Scene.from_matrices(scene.objects, rx, ry, positions)
 
     def from_scores(self, node_probs: list[np.ndarray], edge_probs: np.ndarray) -> Scene:
         """Layout-aware decoding: a valid scene from decoder probabilities, by construction.
 
         ``node_probs`` holds one (n, K_f) array per node field, ``edge_probs`` is (n, n, K_e) (label 0 = no edge;
-        the pair ``i < j`` is read from ``[i, j]``). If the argmax graph is a valid scene it is returned unchanged.
+        the pair ``i < j`` is read from ``[i, j]``). If the argmax graph is a valid scene, that scene is returned
+        (canonical, as from :meth:`from_graph`).
         Otherwise each object takes its argmax attributes (one value each, always valid) and each axis is decided
         on its own from the probability that ``j`` is after ``i``, before ``i`` or unrelated (the label
         probabilities summed over the other axis):
@@ -230,7 +233,8 @@ class SceneDomain:
         2. it is turned into an order some layout realises: with ``total``, a linear extension that puts first the
            objects most likely to come before the others; otherwise the partial order itself when it is a
            semiorder, else the layered order in which an object's layer is the length of the longest chain below it;
-        3. the layout (:func:`~molgen.scenes.scene.layout`) gives the positions, and the relations are read off them.
+        3. the layout (:func:`~molgen.scenes.scene.layout`) gives positions that reproduce the relations, and the
+           scene is returned in canonical order.
 
         In the sparse form the same steps apply: the pairs the decoder proposes are chain links whose closure is the
         order.
