@@ -17,7 +17,13 @@ import numpy as np
 
 from molgen.chem import StandardizeOptions
 from molgen.dataset import GraphDataset
-from molgen.domains.molecule import EDGE_FIELD, NODE_FIELDS, MoleculeDomain, check_implicit_hydrogens, smiles_to_raw_graph
+from molgen.domains.molecule import (
+    MoleculeDomain,
+    check_implicit_hydrogens,
+    edge_field,
+    node_fields,
+    smiles_to_raw_graph,
+)
 from molgen.graph import DomainError, Graph, OutOfVocabularyError, Vocabulary
 from molgen.io import BadRow, Row
 
@@ -50,12 +56,12 @@ class _Chunk:
     bad: list[BadRow]
 
 
-def _featurize_chunk(args: tuple[list[Row], StandardizeOptions | None, str]) -> _Chunk:
-    rows, standardize_with, hydrogens = args
+def _featurize_chunk(args: tuple[list[Row], StandardizeOptions | None, str, bool]) -> _Chunk:
+    rows, standardize_with, hydrogens, stereo = args
     items, locations, graphs, bad = [], [], [], []
     for row in rows:
         try:
-            graph, canonical = smiles_to_raw_graph(row.smiles, standardize_with)
+            graph, canonical = smiles_to_raw_graph(row.smiles, standardize_with, stereo)
             if hydrogens == "implicit":
                 check_implicit_hydrogens(graph)
         except (DomainError, ValueError) as exc:  # InvalidMoleculeError is a ValueError
@@ -67,7 +73,7 @@ def _featurize_chunk(args: tuple[list[Row], StandardizeOptions | None, str]) -> 
     return _Chunk(
         items=items,
         locations=locations,
-        x=np.concatenate([g.x for g in graphs]).astype(np.int16) if graphs else np.zeros((0, len(NODE_FIELDS)), np.int16),
+        x=np.concatenate([g.x for g in graphs]).astype(np.int16) if graphs else np.zeros((0, len(node_fields(stereo))), np.int16),
         node_counts=np.array([g.num_nodes for g in graphs], dtype=np.int64),
         edge_index=np.concatenate([g.edge_index for g in graphs]).astype(np.int64) if graphs else np.zeros((0, 2), np.int64),
         edge_attr=np.concatenate([g.edge_attr for g in graphs]).astype(np.int16) if graphs else np.zeros(0, np.int16),
@@ -99,6 +105,7 @@ def featurize_molecules(
     chunk_size: int = 2000,
     progress=None,
     hydrogens: str = "explicit",
+    stereo: bool | None = None,
 ) -> FeaturizeResult:
     """Featurize rows from :func:`molgen.io.read_molecules` into a dataset.
 
@@ -110,11 +117,16 @@ def featurize_molecules(
         progress: optional callable receiving the number of rows done after each chunk.
         hydrogens: ``"implicit"`` also reports as bad rows the molecules whose hydrogens RDKit would not infer
             (see :mod:`molgen.domains.molecule`).
+        stereo: graphs carry tetrahedral and double-bond stereo labels, items are isomeric canonical SMILES
+            (see :mod:`molgen.domains.molecule`); stereo the labels cannot express makes a bad row. None: as
+            ``vocab``'s fields say (without a vocabulary: no stereo).
     """
+    if stereo is None:
+        stereo = vocab is not None and vocab.node_fields == node_fields(True)
     workers = workers or os.cpu_count() or 1
     bad: list[BadRow] = []
     counter = [0]
-    chunk_iter = ((c, standardize_with, hydrogens) for c in _chunks(rows, chunk_size, bad, counter))
+    chunk_iter = ((c, standardize_with, hydrogens, stereo) for c in _chunks(rows, chunk_size, bad, counter))
     results: list[_Chunk] = []
     if workers == 1:
         mapped: Iterable[_Chunk] = map(_featurize_chunk, chunk_iter)
@@ -133,10 +145,10 @@ def featurize_molecules(
             pool.close()
             pool.join()
 
-    x = np.concatenate([c.x for c in results]) if results else np.zeros((0, len(NODE_FIELDS)), np.int16)
+    x = np.concatenate([c.x for c in results]) if results else np.zeros((0, len(node_fields(stereo))), np.int16)
     edge_attr = np.concatenate([c.edge_attr for c in results]) if results else np.zeros(0, np.int16)
     if vocab is None:
-        vocab = Vocabulary.fit(NODE_FIELDS, x, EDGE_FIELD, edge_attr)
+        vocab = Vocabulary.fit(node_fields(stereo), x, edge_field(stereo), edge_attr)
     items = [s for c in results for s in c.items]
     locations = [s for c in results for s in c.locations]
     node_counts = np.concatenate([c.node_counts for c in results]) if results else np.zeros(0, np.int64)
