@@ -8,7 +8,8 @@ Edges. :class:`~molgen.graph.Graph` stores each unordered pair once (``i < j``) 
 says how the later object ``j`` stands relative to ``i`` on both axes: raw value ``3 * x + y`` with ``x`` 1 when
 ``j`` is right of ``i``, 2 when it is left, 0 when neither, and ``y`` likewise for behind (1) / in front (2)
 (:func:`~molgen.scenes.validity.edge_code`). Raw 0 (unrelated on both axes) is no edge. Because the canonical
-order is left to right, ``x`` is 1 for every related pair in practice, but the code does not rely on it.
+order sorts objects by how many objects are left of them, ``x`` of a canonical graph is never 2; graphs from a
+decoder may say anything, and :mod:`molgen.scenes.validity` reads every code.
 
 Two forms (``SceneDomain(form=...)``, saved in ``domain.json``):
 
