@@ -95,13 +95,15 @@ class Designer:
     and size, and, except for cores (whose atoms decoration fixes), reconstructed exactly by the model's tokenizer:
     otherwise the design would start from another molecule. A mismatch is an error naming the molecule and what it
     decodes to, unless ``from_nearest``, which designs from the reconstruction and records it in :attr:`substitutions`.
+    Stereo marks given to a model without stereo are refused the same way, naming the centres and bonds.
 
     Args:
         pipeline: a :class:`MolgenPipeline` with a prior.
         decoding: ``valence`` (default: every graph a valid molecule) or ``raw`` (argmax, checked).
         batch_size: molecules sampled and decoded at once.
         largest_fragment: take the largest fragment of a molecule given with several (salts, solvents).
-        from_nearest: design from the model's reconstruction of a molecule it does not reconstruct exactly.
+        from_nearest: design from the model's reconstruction of a molecule it does not reconstruct exactly, and
+            from the flat form of a molecule with stereo marks when the model has no stereo.
     """
 
     def __init__(
@@ -159,8 +161,19 @@ class Designer:
         """The canonical SMILES of the one molecule a user gave (its largest fragment with ``largest_fragment``)."""
         try:
             canonical = self.pipe.domain.canonical(smiles)
+            dropped = self.pipe.domain.dropped_stereo(smiles) if hasattr(self.pipe.domain, "dropped_stereo") else []
         except ValueError as exc:
             raise DesignInputError(f"{what}: {exc}") from None
+        if dropped:  # a model without stereo would design from the flat molecule
+            if not self.from_nearest:
+                raise DesignInputError(
+                    f"{what}: stereo is outside this model's chemistry (it has none), and the molecule has "
+                    f"{'; '.join(dropped[:4])}{'; ...' if len(dropped) > 4 else ''}; give it without stereo marks, use a model "
+                    "trained with stereo, or design from the molecule without its stereo (from_nearest=True, --from-nearest)"
+                )
+            if smiles not in self.substitutions:
+                log.warning("%s: this model has no stereo; designing from %s without its stereo marks", what, canonical)
+            self.substitutions[smiles] = canonical
         if "." in canonical:
             parts = canonical.split(".")
             if not self.largest_fragment:

@@ -390,6 +390,21 @@ def _max_valence(atomic_num: int, charge: int) -> int:
     return max(valences) if valences else 4
 
 
+_FIELD_NAMES = {"atomic_num": "element", "formal_charge": "formal charge", "num_hs": "hydrogen count", "chirality": "chirality label"}
+
+
+def _outside_chemistry(field_name: str, value: int, known: list[int]) -> str:
+    """'element I is outside this model's chemistry (its elements: C, N, O)' and the like, for a user."""
+    if field_name == "atomic_num":
+        table = Chem.GetPeriodicTable()
+        symbols = ", ".join(table.GetElementSymbol(int(z)) for z in known)
+        return f"element {table.GetElementSymbol(int(value))} is outside this model's chemistry (its elements: {symbols})"
+    if field_name == "formal_charge":
+        charges = ", ".join(f"{c:+d}" if c else "0" for c in known)
+        return f"formal charge {value:+d} is outside this model's chemistry (its charges: {charges})"
+    return f"{_FIELD_NAMES.get(field_name, field_name)} {value} is outside this model's chemistry (its values: {known})"
+
+
 def _input_atom_name(smiles: str, raw_atom: np.ndarray) -> str:
     """'atom 3 (Se)' with the atom's number in the SMILES as written (graphs use canonical order)."""
     symbol = Chem.GetPeriodicTable().GetElementSymbol(int(raw_atom[0]))
@@ -458,10 +473,11 @@ class MoleculeDomain:
             x = self.vocab.node_labels(raw.x)
         except OutOfVocabularyError as exc:
             _, row, field_name, value = exc.args
+            known = self.vocab.node_values[self.vocab.node_fields.index(field_name)]
             raise OutOfVocabularyError(
                 f"SMILES {smiles!r}: {_input_atom_name(smiles, raw.x[row])} has {field_name}={value}, which the "
-                f"tokenizer's vocabulary does not contain "
-                f"(known {field_name}: {self.vocab.node_values[self.vocab.node_fields.index(field_name)]})"
+                f"tokenizer's vocabulary does not contain (known {field_name}: {known}); "
+                f"{_outside_chemistry(field_name, value, known)}"
             ) from None
         try:
             edge_attr = self.vocab.edge_labels(raw.edge_attr)
@@ -473,6 +489,22 @@ class MoleculeDomain:
                 f"does not contain (known: {self.vocab.edge_values})"
             ) from None
         return Graph(x=x, edge_index=raw.edge_index, edge_attr=edge_attr)
+
+    def dropped_stereo(self, smiles: str) -> list[str]:
+        """The stereo elements of ``smiles`` that this domain's graphs do not carry (all of them without stereo;
+        none with), each named by its atom or bond as numbered in the SMILES: ``"atom 1 (C): tetrahedral centre"``,
+        ``"bond 1 (atoms 1-2, C=C): double-bond geometry"``. Raises InvalidMoleculeError if it does not parse."""
+        if self.stereo:
+            return []
+        mol = Chem.Mol(parse_smiles(smiles))
+        Chem.AssignStereochemistry(mol, cleanIt=True, force=True)
+        found = [f"{_atom_name(a)}: tetrahedral centre" for a in mol.GetAtoms() if a.GetChiralTag() in _CHIRAL_TAG]
+        for bond in mol.GetBonds():
+            if bond.GetStereo() not in (Chem.BondStereo.STEREONONE, Chem.BondStereo.STEREOANY):
+                begin, end = bond.GetBeginAtom(), bond.GetEndAtom()
+                name = f"atoms {begin.GetIdx()}-{end.GetIdx()}, {begin.GetSymbol()}={end.GetSymbol()}"
+                found.append(f"bond {bond.GetIdx()} ({name}): double-bond geometry")
+        return found
 
     def raw_graph(self, graph: Graph) -> Graph:
         """Map vocabulary labels back to raw values (drops edges labelled 0)."""
