@@ -164,3 +164,36 @@ def test_shipped_model_domain_has_no_stereo_and_ignores_stereo_marks():
     assert domain.stereo is False
     assert domain.from_graph(domain.to_graph("C[C@H](N)C(=O)O")) == "CC(N)C(=O)O"
     assert domain.to_config()["stereo"] is False
+
+
+def test_large_charged_chiral_molecules_round_trip_nothing_limits_the_size():
+    # 68 heavy atoms, five centres, three E/Z bonds, two charges (the size limit is a model's max_nodes).
+    smiles = (
+        r"C[C@@H]1CC[C@@H](C(=O)NCCOCCNC(=O)[C@H]2CC[C@H](C)N(C(=O)c3ccc(/C=C/C[NH3+])cc3)C2)CN1C(=O)"
+        r"c1ccc(/C=C/CNC(=O)[C@@H]2CCCN2C(=O)c2ccc(/C=C\C[NH3+])cc2)cc1"
+    )
+    mol = Chem.MolFromSmiles(smiles)
+    assert mol.GetNumHeavyAtoms() >= 60
+    domain = MoleculeDomain.fit([smiles], stereo=True, hydrogens="implicit")
+    graph = domain.to_graph(smiles)
+    assert graph.num_nodes == mol.GetNumHeavyAtoms()
+    assert domain.from_graph(graph) == _rdkit_canonical(smiles)
+
+
+def test_the_tokenizer_takes_stereo_graphs_like_any_other(zinc_200):
+    # Four node fields and six edge classes: the tokenizer is built from the vocabulary's sizes, nothing else.
+    from molgen.batch import batch_from_graphs
+    from molgen.tokenizer.config import TokenizerConfig
+    from molgen.tokenizer.model import GraphTokenizer
+
+    domain = MoleculeDomain.fit(zinc_200, stereo=True, hydrogens="implicit")
+    graphs = [domain.to_graph(s) for s in zinc_200[:8]]
+    config = TokenizerConfig(
+        node_vocab_sizes=domain.vocab.node_sizes, edge_vocab_size=domain.vocab.edge_size, max_nodes=64,
+        d_model=32, n_heads=2, encoder_layers=1, decoder_layers=1, edge_hidden=16,
+    )  # fmt: skip
+    batch = batch_from_graphs(graphs)
+    tokenizer = GraphTokenizer(config)
+    x, adjacency = tokenizer.decode(tokenizer.encode(batch), batch.mask)
+    assert x.shape[-1] == 4 and domain.vocab.edge_size == 6
+    assert adjacency.shape[1] == adjacency.shape[2] == x.shape[1]
