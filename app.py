@@ -53,6 +53,8 @@ GRID_MAX = 120  # depictions drawn per request; the table and the files hold eve
 MODEL_QUEUE = "model"  # every tab's job shares one concurrency limit (--concurrency): they all use the same CPU / GPU
 CONCURRENCY = 4  # model requests running at once by default; the others wait in the queue
 OBJECTIVES = ["QED", "logP window", "similarity to reference", "weighted combination"]
+STRATEGY_CHOICES = ["mixed", "remask", "surrogate", "graph-ga"]
+""":data:`molgen.design.optimization.STRATEGIES`, the default first (the page does not import the design package at start)."""
 THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])  # no web fonts
 CSS = ".molgen-grid img {background: white}"
 
@@ -217,10 +219,12 @@ class Handlers:
         return _present(outcome, "molgen_decorations", started, "decorations", depict.reference_from_core(core))
 
     @_request
-    def optimize(self, kind, logp_low, logp_high, reference, w_qed, w_logp, w_sim, start, n, iterations, seed, contain, avoid, alerts, sa_max, progress=gr.Progress(), *, deadline=None):
+    def optimize(self, kind, logp_low, logp_high, reference, w_qed, w_logp, w_sim, start, strategy, n, calls, seed, contain, avoid, alerts, sa_max, progress=gr.Progress(), *, deadline=None):
         started = time.perf_counter()
-        n = check_count("population size", n, 2, min(self.limits.max_n, self.limits.max_population))
-        iterations = check_count("iterations", iterations, 1, self.limits.max_iterations)
+        n = check_count("molecules per round", n, 2, min(self.limits.max_n, self.limits.max_population))
+        calls = check_count("objective calls", calls, 1, self.limits.max_calls)
+        if strategy not in STRATEGY_CHOICES:
+            raise FormError(f"strategy: choose one of {', '.join(STRATEGY_CHOICES)}")
         low, high = parse_optional_float("logP low", logp_low), parse_optional_float("logP high", logp_high)
         weights = {"QED": float(w_qed or 0), "logP window": float(w_logp or 0), "similarity to reference": float(w_sim or 0)}
         uses = {kind} if kind != "weighted combination" else {k for k, w in weights.items() if w}
@@ -230,16 +234,16 @@ class Handlers:
         objective = self.service.objective(kind, logp_low=low, logp_high=high, reference=reference, weights=weights)
         filters = self.service.filters(bool(alerts), parse_sa_ceiling(sa_max))
         outcome = self.service.optimize(
-            objective, deadline, start=parse_lines(start) or None, n=n, iterations=iterations, seed=parse_seed(seed), filters=filters,
+            objective, deadline, start=parse_lines(start) or None, strategy=strategy, n=n, calls=calls, seed=parse_seed(seed), filters=filters,
             must_contain=tuple(parse_lines(contain)), must_avoid=tuple(parse_lines(avoid)), reference=reference,
-            progress=_progress_callback(progress, "optimising"),
+            progress=lambda used, total, best: progress((used, total), desc="optimising" if best is None else f"optimising (best {best:.3f})"),
         )  # fmt: skip
         shown = _present(outcome, "molgen_optimized", started, "best molecules", score_name="score")
         if outcome.stopped == CANCELLED:
             return (*shown, gr.skip())
         trajectory = pd.DataFrame(outcome.trajectory)
         if not trajectory.empty:
-            trajectory = trajectory.melt(id_vars="iteration", value_vars=[c for c in ("best_score", "mean_score") if c in trajectory], var_name="curve", value_name="score")
+            trajectory = trajectory.melt(id_vars="calls", value_vars=[c for c in ("best_score", "top10_mean") if c in trajectory], var_name="curve", value_name="score")
         return (*shown, trajectory)
 
     @_request
@@ -376,12 +380,13 @@ def build(service: DesignService, limits: Limits = Limits(), runner: Runner | No
                     w_sim = gr.Slider(0, 1, value=0.0, step=0.05, label="weight: similarity")
                 start = gr.Textbox(label="start from (SMILES, one per line; empty: random molecules)", lines=2)
                 with gr.Row():
-                    o_n = gr.Number(label="population size", value=32, precision=0, elem_id="optimize-n")
-                    iterations = gr.Number(label="iterations", value=5, precision=0, elem_id="optimize-iterations")
+                    strategy = gr.Dropdown(STRATEGY_CHOICES, value=STRATEGY_CHOICES[0], label="strategy", elem_id="optimize-strategy")
+                    o_n = gr.Number(label="molecules per round", value=32, precision=0, elem_id="optimize-n")
+                    calls = gr.Number(label="objective calls (budget)", value=300, precision=0, elem_id="optimize-calls")
                     o_seed = gr.Number(label="seed", value=0, precision=0, elem_id="optimize-seed")
                 filters = _constraints("optimize")
-                inputs = [kind, logp_low, logp_high, reference, w_qed, w_logp, w_sim, start, o_n, iterations, o_seed, *filters]
-                curve = functools.partial(gr.LinePlot, x="iteration", y="score", color="curve", label="score per iteration", elem_id="optimize-curve")
+                inputs = [kind, logp_low, logp_high, reference, w_qed, w_logp, w_sim, start, strategy, o_n, calls, o_seed, *filters]
+                curve = functools.partial(gr.LinePlot, x="calls", y="score", color="curve", label="best and top-10 mean against objective calls", elem_id="optimize-curve")
                 _task("optimize", "Optimize", handlers.optimize, inputs, plot=curve)
 
             with gr.Tab("Interpolate", id="interpolate"):
@@ -410,7 +415,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-n", type=int, default=Limits.max_n, help="molecules per request at most")
     parser.add_argument("--max-steps", type=int, default=Limits.max_steps, help="sampling steps per request at most")
     parser.add_argument("--max-repairs", type=int, default=Limits.max_repairs, help="repair passes per request at most")
-    parser.add_argument("--max-iterations", type=int, default=Limits.max_iterations, help="optimisation iterations per request at most")
+    parser.add_argument("--max-calls", type=int, default=Limits.max_calls, help="objective calls per optimisation request at most")
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="model requests running at once (default %(default)s); the others wait in the queue")
     parser.add_argument(
         "--deadline", type=float, default=Limits.deadline,
@@ -439,7 +444,7 @@ def main(argv: list[str] | None = None) -> None:
     # Concurrent requests share the cores: torch threads per request so that they do not oversubscribe them.
     torch.set_num_threads(args.threads or max(1, _cores() // args.concurrency))
     limits = Limits(
-        max_n=args.max_n, max_steps=args.max_steps, max_repairs=args.max_repairs, max_iterations=args.max_iterations, deadline=args.deadline
+        max_n=args.max_n, max_steps=args.max_steps, max_repairs=args.max_repairs, max_calls=args.max_calls, deadline=args.deadline
     )  # fmt: skip
     service = DesignService(MolgenPipeline.from_pretrained(args.model, device=args.device, precision=args.precision))
     demo = build(service, limits, Runner(2 * args.concurrency))  # room for as many again, finishing cancelled requests

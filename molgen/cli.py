@@ -916,12 +916,11 @@ def cmd_design_interpolate(args: argparse.Namespace) -> None:
 def cmd_design_optimize(args: argparse.Namespace) -> None:
     from molgen.design import objectives
 
-    name, _, parameter = args.objective.partition(":")
-    factories = {"qed": objectives.qed, "plogp": objectives.penalized_logp, "similarity": objectives.similarity,
-                 "logp-window": lambda p: objectives.logp_window(*(float(v) for v in p.split(":")))}  # fmt: skip
-    if name not in factories or (name in ("similarity", "logp-window")) != bool(parameter):
-        raise CLIError(f"--objective {args.objective!r}: choose qed, plogp, similarity:SMILES or logp-window:LOW:HIGH")
-    objective = factories[name](parameter) if parameter else factories[name]()
+    objective = _objective(args.objective, objectives)
+    if args.history is not None and args.history.exists() and args.history.stat().st_size and not args.resume:
+        raise CLIError(f"--history {str(args.history)!r} exists: give --resume to continue that run (its molecules are not scored again)")
+    if args.resume and args.history is None:
+        raise CLIError("--resume continues the run recorded in --history FILE: give one")
     designer = _designer(args)
     start = None
     if args.smiles or args.input:
@@ -936,18 +935,43 @@ def cmd_design_optimize(args: argparse.Namespace) -> None:
             raise CLIError("none of the start molecules can be used (see above)")
     from tqdm import tqdm
 
-    bar = tqdm(total=args.iterations + 1, desc="optimize", unit="iteration", disable=not args.progress, file=sys.stderr)
+    bar = tqdm(total=args.calls, desc="optimize", unit="call", disable=not args.progress, file=sys.stderr)
+
+    def progress(used: int, total: int | None, best: float | None) -> None:
+        bar.update(used - bar.n)
+        if best is not None:
+            bar.set_postfix(best=f"{best:.4f}")
+
     result = designer.optimize(
-        objective, start=start, n=args.n, iterations=args.iterations, seed=args.seed, steps=args.steps, filters=_design_filters(args),
-        must_contain=args.must_contain or (), must_avoid=args.must_avoid or (), reference=args.reference, strength=args.strength,
-        progress=lambda done, total: bar.update(1),
+        objective, calls=args.calls, seconds=args.seconds, strategy=args.strategy, start=start, n=args.n, seed=args.seed,
+        history=args.history, filters=_design_filters(args), must_contain=args.must_contain or (), must_avoid=args.must_avoid or (),
+        reference=args.reference, progress=progress,
     )  # fmt: skip
     bar.close()
-    for step in result.trajectory:
-        print(f"iteration {step['iteration']}: best {step['best_score']:.4f}, mean {step['mean_score']:.4f}, {step['valid']}/{step['evaluated']} valid", file=sys.stderr)
+    last = result.trajectory[-1] if result.trajectory else None
+    if last is not None:
+        print(f"{last['calls']} objective calls in {last['seconds']:.0f} s: best {last['best_score']:.4f}, top-10 mean {last['top10_mean']:.4f}", file=sys.stderr)
     if result.stopped:
-        print(f"stopped early: {result.stopped}", file=sys.stderr)
+        print(f"stopped: {result.stopped}", file=sys.stderr)
     _write_design(args, designer, [(None, result.best if args.best_only else result.evaluated)])
+
+
+OBJECTIVE_HELP = (
+    "qed, plogp, similarity:SMILES, logp-window:LOW:HIGH, a .toml file of weighted scoring components "
+    "(molgen.design.objectives.COMPONENTS) or a .py file defining objective(smiles) (one SMILES or a list)"
+)
+
+
+def _objective(text: str, objectives):
+    """The objective named on the command line: a built-in name or a file."""
+    if text.endswith((".toml", ".py")):
+        return objectives.load(text)
+    name, _, parameter = text.partition(":")
+    factories = {"qed": objectives.qed, "plogp": objectives.penalized_logp, "similarity": objectives.similarity,
+                 "logp-window": lambda p: objectives.logp_window(*(float(v) for v in p.split(":")))}  # fmt: skip
+    if name not in factories or (name in ("similarity", "logp-window")) != bool(parameter):
+        raise CLIError(f"--objective {text!r}: choose {OBJECTIVE_HELP}")
+    return factories[name](parameter) if parameter else factories[name]()
 
 
 def _add_design_parser(sub) -> None:
@@ -1024,15 +1048,19 @@ def _add_design_parser(sub) -> None:
     p.add_argument("--refine", type=float, default=0.0, help="re-denoise inner points at this strength, [0, 1)")
     p.set_defaults(func=cmd_design_interpolate)
 
-    p = commands.add_parser("optimize", help="maximise an objective through latent space")
+    p = commands.add_parser("optimize", help="maximise an objective within a budget of objective calls")
     common(p, "start")
-    p.add_argument("--objective", required=True, help="qed, plogp, similarity:SMILES or logp-window:LOW:HIGH")
-    p.add_argument("-n", type=int, default=64, help="molecules scored per iteration")
-    p.add_argument("--iterations", type=int, default=10)
+    p.add_argument("--objective", required=True, help=OBJECTIVE_HELP)
+    p.add_argument("--calls", type=int, default=1000, help="objective-call budget: distinct molecules scored (default 1000)")
+    p.add_argument("--seconds", type=float, default=None, help="wall-clock budget in seconds (default: none)")
+    p.add_argument("--strategy", default="mixed", choices=["mixed", "remask", "surrogate", "graph-ga"],
+                   help="how proposals are made (default mixed: half model remasking, half graph GA; see the README)")  # fmt: skip
+    p.add_argument("-n", type=int, default=64, help="molecules proposed per round")
+    p.add_argument("--history", type=Path, default=None, help="CSV file every objective call is appended to as it is made")
+    p.add_argument("--resume", action="store_true", help="continue the run recorded in --history (no molecule is scored twice)")
     p.add_argument("--reference", default=None, help="report similarity to this SMILES (with --min-similarity: a constraint)")
     p.add_argument("--min-similarity", type=float, default=None)
-    p.add_argument("--strength", type=float, default=None, help="share of a parent redrawn per mutation, (0, 1] (default: 0.3 for a discrete prior, else 0.6)")
-    p.add_argument("--best-only", action="store_true", help="write the best distinct molecules only (default: all scored)")
+    p.add_argument("--best-only", action="store_true", help="write the molecules by score, best first (default: all scored, in call order)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_design_optimize)
 

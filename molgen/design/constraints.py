@@ -131,6 +131,15 @@ class Screen:
         self.seen: set[str] = set()
         self._measured: dict[str, tuple[dict[str, float], list[str], float | None]] = {}
 
+    @property
+    def constrains(self) -> bool:
+        """Whether any constraint or filter can reject a valid molecule (else every valid molecule passes)."""
+        f = self.filters
+        return bool(
+            self.core is not None or self.must_contain or self.must_avoid or f.alerts or f.sa_max is not None or f.windows
+            or f.min_similarity is not None or self.novelty is not None
+        )  # fmt: skip
+
     def __call__(self, smiles: str | None, error: str | None = None) -> DesignResult:
         """The result for one decoded molecule (``smiles`` None: invalid, with ``error``)."""
         if smiles is None:

@@ -11,7 +11,7 @@ is a :class:`~molgen.sampling.SamplingConfig` (each call's ``sampling``); the ca
 >>> designer.generate(10, targets={"QED": 0.9, "MW": (300, 400)})              # doctest: +SKIP
 >>> designer.analogs("CC(=O)Nc1ccc(O)cc1", 10, similarity=0.6)                 # doctest: +SKIP
 >>> designer.decorate("O=C(N[*:1])c1ccccc1", 10)                               # doctest: +SKIP
->>> designer.optimize(objectives.qed(), n=32, iterations=5).best[:3]           # doctest: +SKIP
+>>> designer.optimize(objectives.qed(), calls=500).best[:3]                    # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import torch
 
 from molgen.chem import InvalidMoleculeError, parse_smiles
 from molgen.decoding import DECODINGS
-from molgen.design import objectives as objectives_module
 from molgen.design.chemistry import Core, parse_core
 from molgen.design.constraints import Filters, Screen
 from molgen.design.editing import (
@@ -35,10 +34,10 @@ from molgen.design.editing import (
     decoration_grid,
     interpolation_path,
     span_keep,
-    stack_tokens,
     template_offsets,
 )
-from molgen.design.optimization import LatentOptimizer
+from molgen.design.optimization import DEFAULT_STRATEGY, STRATEGIES, ModelOperators, Proposal, Search
+from molgen.design.oracle import Budget, History, Oracle
 from molgen.design.results import DesignInputError, DesignResult, OptimizationResult
 from molgen.design.targets import Target, parse_targets, sizes_for_weight
 from molgen.device import DEFAULT_PRECISION
@@ -75,14 +74,15 @@ it stays close (BENCHMARKS.md, guided design)."""
 MIN_NEW_SHARE = 0.25
 """New analogs: the similarity knob's strength keeps at least this share of the samples distinct new molecules."""
 
-MUTATION_STRENGTH = {"discrete": 0.3}
-""":meth:`Designer.optimize`'s default mutation strength by prior architecture (others: :data:`DEFAULT_MUTATION_STRENGTH`).
-A discrete prior's changed code often changes several atoms, so a child redrawn at 0.6 keeps little of its parent;
-0.3 (one span of 30% of the tokens, :data:`SPAN_EDITS`) keeps children near enough to climb under a similarity
-constraint (BENCHMARKS.md, penalized logP)."""
+OPTIMIZATION_REPAIRS = 0
+""":meth:`Designer.optimize`'s remask edits skip the repair pass unless ``sampling`` sets one: valence-aware decoding
+already makes every child a valid molecule, and the pass doubled the time of a PMO run for no gain in its score
+(BENCHMARKS.md, goal-directed optimisation).
 
-DEFAULT_MUTATION_STRENGTH = 0.6
-"""Noise strength of a set prior's mutation (a fraction of the noise schedule)."""
+"""
+
+BEST_DESCRIBED = 100
+""":meth:`Designer.optimize` describes this many of its best molecules (properties, alerts, similarity)."""
 
 _SEED_STRIDE = 100_003  # batch b of a call with seed s samples with seed s * stride + b
 
@@ -638,73 +638,83 @@ class Designer:
 
     def optimize(
         self,
-        objective: objectives_module.Objective,
+        objective: Callable,
         *,
+        calls: int | None = 1000,
+        seconds: float | None = None,
+        strategy: str = DEFAULT_STRATEGY,
         start: list[str] | None = None,
         n: int = 64,
-        iterations: int = 10,
         seed: int = 0,
+        history: str | Path | None = None,
         filters: Filters | None = None,
-        progress: Progress | None = None,
         must_contain: Iterable[str] = (),
         must_avoid: Iterable[str] = (),
         reference: str | None = None,
-        strength: float | None = None,
-        surrogate: bool = True,
-        oversample: int = 4,
-        steps: int | None = None,
+        progress: Callable[[int, int | None, float | None], None] | None = None,
         sampling: SamplingConfig | None = None,
     ) -> OptimizationResult:
-        """Maximise a black-box ``objective`` (``list[str] -> list[float]``) through latent space.
+        """Maximise a black-box ``objective`` within a budget of ``calls`` objective calls and/or ``seconds``.
 
-        ``start``: SMILES to start from (default: ``n`` samples from the prior); each iteration mutates the
-        best molecules so far by redrawing the share ``strength`` of their latents with the prior (as
-        :meth:`analogs_iter` does; default: :data:`MUTATION_STRENGTH` for the model's prior, else
-        :data:`DEFAULT_MUTATION_STRENGTH`) and evaluates ``n`` candidates picked
-        by a latent surrogate out of ``oversample * n`` (see :mod:`molgen.design.optimization`). Only molecules
-        passing every constraint and filter can become parents or ``best``. ``reference``: report similarity
-        to it (with ``filters.min_similarity`` a hard constraint). A molecule whose score raises or is not a
-        finite number is ``invalid`` with that error; Ctrl-C returns what was found so far. ``steps`` (a set prior's
-        scheduler steps) and ``sampling`` (:class:`~molgen.sampling.SamplingConfig`): how the prior samples.
+        ``objective`` scores one SMILES (``str -> float``) or a batch (``list[str] -> list[float]``); which one is found
+        at the first call, and a function that is neither is a :class:`DesignInputError` then. No molecule is ever sent
+        to it twice, and every molecule sent is valid and passes the constraints (``must_contain``, ``must_avoid``,
+        ``filters``; ``reference``: report similarity to it, with ``filters.min_similarity`` a hard constraint).
+
+        ``strategy``: how proposals are made (:data:`~molgen.design.optimization.STRATEGIES`: ``mixed``, the default,
+        ``remask``, ``surrogate``, ``graph-ga``); ``n`` proposals per round. ``start``: SMILES to start from (default:
+        ``n`` * 4 samples from the prior). ``history``: a CSV file every call is appended to as it is made; if it exists,
+        the run resumes from it (its molecules are not scored again and count against ``calls``). ``progress(calls
+        used, call budget, best score)`` after each round. Ctrl-C returns what was found so far.
         """
-        if not callable(objective):
-            raise DesignInputError(f"objective {objective!r} is not callable: pass a function list[str] -> list[float]")
+        oracle = self._oracle(objective, calls, seconds, history)
         self._count(n)
-        if not isinstance(iterations, int) or iterations < 0:
-            raise DesignInputError(f"iterations={iterations!r}: must be a non-negative whole number")
-        if strength is None:
-            strength = MUTATION_STRENGTH.get(self.pipe.prior.config.architecture, DEFAULT_MUTATION_STRENGTH)
-        if isinstance(strength, bool) or not isinstance(strength, int | float) or not 0 < strength <= 1:
-            raise DesignInputError(f"strength={strength!r}: must be in (0, 1] (the share of a parent that is redrawn)")
-        latents = None
+        if strategy not in STRATEGIES:
+            raise DesignInputError(f"strategy={strategy!r}: choose one of {', '.join(STRATEGIES)}")
+        proposals = None
         if start is not None:
             if isinstance(start, str) or not list(start):
                 raise DesignInputError(f"start={start!r}: give a list of SMILES to start from, or None for samples from the prior")
-            latents = stack_tokens([self._encode(s, f"start SMILES {s!r}")[0] for s in start])
-        fresh = self._config(sampling, editing=False, steps=steps)
-        edit = self._config(sampling, editing=True, steps=steps)
+            proposals = [Proposal(self._molecule(s, f"start SMILES {s!r}"), None, "start") for s in start]
+        fresh = self._config(sampling, editing=False)
+        edit = self._config(sampling if sampling is not None else SamplingConfig(repairs=OPTIMIZATION_REPAIRS), editing=True)
         screen = self._screen(must_contain, must_avoid, filters, reference=reference)
-        scores: dict[str, tuple[float | None, str | None]] = {}
-
-        def evaluate(batch: Latents) -> list[DesignResult]:
-            results = [screen(m.smiles, m.error) for m in self.pipe.decode(batch, decoding=self.decoding)]
-            todo = sorted({r.smiles for r in results if r.smiles is not None and r.smiles not in scores})
-            scores.update(zip(todo, objectives_module.evaluate(objective, todo), strict=True))
-            for r in results:
-                if r.smiles is None:
-                    continue
-                r.score, error = scores[r.smiles]
-                if error is not None:
-                    r.state, r.error = "invalid", error
-            return results
-
-        def sample(count: int, s: int) -> Latents:
-            return self.pipe.sample_latents(count, config=fresh, seed=s)
-
-        def mutate(parents: Latents, strength_: float, s: int) -> Latents:
-            return self._edit(parents, len(parents), strength_, edit, s)
-
-        optimizer = LatentOptimizer(
-            sample, mutate, evaluate, self.pipe.prior.config.max_nodes, strength=strength, oversample=oversample, surrogate=surrogate
+        model = ModelOperators(
+            sample=lambda count, s: self._proposals(self.pipe.sample_latents(count, config=fresh, seed=s), None, "sample"),
+            remask=lambda parents, strength, s: self._proposals(self._edit(parents, len(parents), strength, edit, s), None, "remask"),
+            encode=self._tokens_or_none,
+            max_nodes=self.pipe.prior.config.max_nodes,
         )
-        return optimizer.run(n, iterations, seed=seed, start=latents, progress=progress)
+        search = Search(oracle, self.pipe.domain.canonical, screen, model, strategy, n=n, seed=seed)
+        result = search.run(proposals, initial=4 * n, progress=progress)
+        for k, record in enumerate(result.best[:BEST_DESCRIBED]):  # the best with their properties, alerts, similarity
+            described = screen(record.smiles)
+            described.state, described.score = "valid", record.score
+            result.best[k] = described
+        return result
+
+    def _oracle(self, objective: Callable, calls: int | None, seconds: float | None, history: str | Path | None) -> Oracle:
+        if not callable(objective):
+            raise DesignInputError(f"objective {objective!r} is not callable: give a function str -> float or list[str] -> list[float]")
+        return Oracle(objective, Budget(calls, seconds), History(history))
+
+    def _proposals(self, latents: Latents, parent: str | None, operator: str) -> list[Proposal]:
+        """Decode ``latents`` into proposals carrying their tokens."""
+        out = []
+        for b, molecule in enumerate(self.pipe.decode(latents, batch_size=self.batch_size, decoding=self.decoding)):
+            out.append(Proposal(molecule.smiles, parent, operator, latents[b].cpu(), molecule.error))
+        return out
+
+    def _tokens_or_none(self, smiles: list[str]) -> list[torch.Tensor | None]:
+        """Tokens of each molecule, None for one the tokenizer cannot encode (an element, a size)."""
+        try:
+            latents = self.pipe.encode(smiles)
+            return [latents[b].cpu() for b in range(len(smiles))]
+        except ValueError:
+            out = []
+            for s in smiles:
+                try:
+                    out.append(self.pipe.encode([s])[0].cpu())
+                except ValueError:
+                    out.append(None)
+            return out

@@ -48,11 +48,17 @@ class DesignResult:
 
 @dataclass
 class OptimizationResult:
-    """``best``: distinct molecules, best score first; ``trajectory``: one dict per iteration with
-    ``iteration``, ``best_score``, ``mean_score`` (of that iteration's scored molecules), ``valid`` (how many
-    were valid and scored) and ``evaluated``; ``evaluated``: every molecule scored, in order."""
+    """What an optimisation found.
+
+    ``best``: every molecule scored, best score first (the first ones with their properties and alerts);
+    ``trajectory``: one dict per round with ``round``, ``calls`` (objective calls so far), ``best_score``,
+    ``top10_mean`` (of the best 10 so far), ``mean_score`` (of that round's molecules), ``scored`` and ``seconds``;
+    ``evaluated``: every molecule scored, in call order; ``stopped``: why the run ended (the budget used, no new
+    molecule, interrupted); ``history``: every objective call with its score, parent and operator
+    (:class:`~molgen.design.oracle.History`, ``history.save(path)`` writes it as CSV)."""
 
     best: list[DesignResult]
     trajectory: list[dict]
     evaluated: list[DesignResult] = field(default_factory=list)
-    stopped: str | None = None  # why the run ended early (e.g. interrupted), None if it ran to the end
+    stopped: str | None = None
+    history: object = None

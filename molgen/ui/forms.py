@@ -39,8 +39,8 @@ class Limits:
     max_n: int = 500
     max_steps: int = 100
     max_repairs: int = 10
-    max_iterations: int = 30
-    max_population: int = 200  # optimisation decodes several times this many candidates per iteration
+    max_calls: int = 2000
+    max_population: int = 200  # molecules an optimisation proposes per round
     max_points: int = 50
     deadline: float | None = 120.0  # seconds a request may run; then it stops and shows what it has (None: no deadline)
 

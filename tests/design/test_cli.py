@@ -60,14 +60,15 @@ def test_decorate_interpolate_optimize(tiny_model, tmp_path):
     assert _run(tiny_model, "interpolate", TRAINING[2], TRAINING[4], "--points", "5", "--out", str(out)) == 0
     assert len(out.read_text().splitlines()) == 5
     out = tmp_path / "opt.csv"
-    assert _run(tiny_model, "optimize", "--objective", "qed", "-n", "6", "--iterations", "2", "--no-progress", "--out", str(out)) == 0
+    assert _run(tiny_model, "optimize", "--objective", "qed", "-n", "6", "--calls", "18", "--no-progress", "--out", str(out)) == 0
     rows = _rows(out)
     assert len(rows) == 18 and all(r["score"] for r in rows if r["state"] == "valid")
+    assert len({r["smiles"] for r in rows}) == 18
 
 
 def test_optimize_skips_unusable_start_molecules(tiny_model, tmp_path, capsys):
     out = tmp_path / "opt.csv"
-    code = _run(tiny_model, "optimize", TRAINING[0], "C1CC", "--objective", "plogp", "-n", "4", "--iterations", "1",
+    code = _run(tiny_model, "optimize", TRAINING[0], "C1CC", "--objective", "plogp", "-n", "4", "--calls", "8",
                 "--reference", TRAINING[0], "--min-similarity", "0.3", "--no-progress", "--best-only", "--out", str(out))  # fmt: skip
     assert code == 0 and "skipped argument: invalid SMILES 'C1CC'" in capsys.readouterr().err
     assert all(float(r["similarity"]) >= 0.3 for r in _rows(out))
@@ -81,7 +82,8 @@ def test_optimize_skips_unusable_start_molecules(tiny_model, tmp_path, capsys):
         (["generate", "-n", "4", "--must-contain", "[C"], "must_contain SMARTS '[C'"),
         (["decorate", "[*:1]", "-n", "4"], "skipped '[*:1]': core '[*:1]': only attachment points"),
         (["optimize", "--objective", "potency", "-n", "4"], "choose qed, plogp"),
-        (["optimize", "--objective", "qed", "-n", "4", "--strength", "1.5"], "strength=1.5: must be in (0, 1]"),
+        (["optimize", "--objective", "qed", "-n", "4", "--calls", "0"], "calls=0"),
+        (["optimize", "--objective", "missing.toml", "-n", "4"], "objective file 'missing.toml' does not exist"),
         (["generate", "-n", "4", "--candidates", "0"], "candidates=0: must be a whole number >= 1"),
     ],
 )

@@ -167,7 +167,7 @@ def test_edits_sample_with_the_config_too(designer, monkeypatch):
     calls.clear()
     designer.decorate("O=C1CCCN1", 4, layout="first", steps=6)
     designer.interpolate(TRAINING[2], TRAINING[4], 4, refine=0.3, steps=6)
-    designer.optimize(objectives.qed(), n=4, iterations=1, oversample=1, steps=6)
+    designer.optimize(objectives.qed(), n=4, calls=12, strategy="remask", sampling=SamplingConfig(steps=6))
     assert calls and {c["config"].steps for c in calls} == {6}
     with pytest.raises(DesignInputError, match="candidates=2"):
         designer.analogs(TRAINING[0], 4, strength=0.5, sampling=SamplingConfig(candidates=2))
@@ -274,43 +274,51 @@ def test_interpolation_runs_between_the_two_molecules(designer):
     assert refined[0].smiles == ends[0] and len(refined) == 4
 
 
-def test_optimize_climbs_a_black_box_objective(designer):
+def test_optimize_climbs_a_black_box_objective_within_its_budget(designer):
     def aromatic_atoms(smiles):  # a plain Python function of SMILES; no gradients anywhere
         return [sum(a.GetIsAromatic() for a in Chem.MolFromSmiles(s).GetAtoms()) for s in smiles]
 
-    calls = []
-    result = designer.optimize(aromatic_atoms, n=12, iterations=3, seed=0, progress=lambda d, t: calls.append(d))
-    assert isinstance(result, OptimizationResult) and calls == [1, 2, 3, 4]
-    assert [t["iteration"] for t in result.trajectory] == [0, 1, 2, 3]
+    progress = []
+    result = designer.optimize(aromatic_atoms, n=12, calls=60, seed=0, progress=lambda used, total, best: progress.append((used, total, best)))
+    assert isinstance(result, OptimizationResult) and result.stopped == "budget of 60 objective calls used"
+    assert len(result.evaluated) == 60 and len({r.smiles for r in result.evaluated}) == 60  # never a molecule twice
+    assert [p[0] for p in progress] == sorted(p[0] for p in progress) and progress[-1][:2] == (60, 60)
     best = [t["best_score"] for t in result.trajectory]
-    assert best == sorted(best)  # elitist: never worse
-    assert result.best[0].score == best[-1] and result.best[0].state == "valid"
-    assert len(result.evaluated) == 4 * 12
+    assert best == sorted(best) and progress[-1][2] == best[-1]  # elitist: never worse
+    assert result.best[0].score == best[-1] and result.best[0].state == "valid" and result.best[0].properties
+    assert all(Chem.MolFromSmiles(r.smiles) is not None for r in result.evaluated)
+    assert {c.operator for c in result.history} >= {"sample", "remask", "graph-ga"}
+    assert all(c.parent for c in result.history if c.operator in ("remask", "graph-ga"))
+
+
+def test_optimize_accepts_an_objective_of_one_smiles(designer):
+    result = designer.optimize(lambda smiles: float(len(smiles)), n=8, calls=20, seed=0)
+    assert len(result.evaluated) == 20 and all(r.score == len(r.smiles) for r in result.evaluated)
 
 
 def test_optimize_from_given_molecules_with_a_similarity_constraint(designer):
     seed = TRAINING[3]
     result = designer.optimize(
-        objectives.penalized_logp(), start=[seed], n=8, iterations=2, reference=seed, filters=Filters(min_similarity=0.4)
+        objectives.penalized_logp(), start=[seed], n=8, calls=24, reference=seed, filters=Filters(min_similarity=0.4), strategy="remask"
     )
-    assert result.evaluated[0].smiles == designer.pipe.decode(designer.pipe.encode([seed]), decoding="valence")[0].smiles
+    assert result.evaluated[0].smiles == designer.pipe.domain.canonical(seed)
     assert all(r.similarity >= 0.4 for r in result.best)
 
 
-def test_optimize_mutates_a_set_prior_at_the_default_noise_strength(designer, monkeypatch):
-    from molgen.design.designer import DEFAULT_MUTATION_STRENGTH
+def test_optimize_resumes_from_its_history_without_scoring_a_molecule_twice(designer, tmp_path):
+    history = tmp_path / "history.csv"
+    seen = []
 
-    strengths = []
-    sample_latents = designer.pipe.sample_latents
+    def qed(smiles):
+        seen.extend(smiles)
+        return objectives.qed()(smiles)
 
-    def recording(n, **options):
-        if options.get("start") is not None:
-            strengths.append(options["strength"])
-        return sample_latents(n, **options)
-
-    monkeypatch.setattr(designer.pipe, "sample_latents", recording)
-    designer.optimize(objectives.qed(), start=[TRAINING[0]], n=4, iterations=1, oversample=1)
-    assert strengths == [DEFAULT_MUTATION_STRENGTH]
+    first = designer.optimize(qed, n=8, calls=20, seed=0, history=history)
+    assert len(first.evaluated) == 20 and len(history.read_text().splitlines()) == 21
+    second = designer.optimize(qed, n=8, calls=40, seed=1, history=history)
+    assert len(second.evaluated) == 40 and second.evaluated[:20] == first.evaluated
+    assert len(seen) == len(set(seen)) == 40  # the objective saw each molecule once, across both runs
+    assert second.best[0].score == max(r.score for r in second.evaluated)
 
 
 def test_objective_failures_are_per_molecule(designer):
@@ -319,7 +327,7 @@ def test_objective_failures_are_per_molecule(designer):
             raise RuntimeError("batch too large")
         return [math.nan if "O" in smiles[0] else 1.0]
 
-    result = designer.optimize(flaky, n=8, iterations=1)
+    result = designer.optimize(flaky, n=8, calls=16)
     assert len(result.evaluated) == 16
     failed = [r for r in result.evaluated if r.smiles and "O" in r.smiles]
     assert failed and all(r.state == "invalid" and r.error == "objective returned nan" for r in failed)
@@ -336,6 +344,10 @@ def test_bad_input_names_the_input(designer):
         (lambda: designer.interpolate("CCO", "XX", 4), "second SMILES 'XX'"),
         (lambda: designer.interpolate("CCO", "CCN", 1), "n_points=1"),
         (lambda: designer.optimize("qed"), "objective 'qed' is not callable"),
+        (lambda: designer.optimize(lambda s: "high", n=4, calls=8), "scores neither a list of SMILES nor one SMILES"),
+        (lambda: designer.optimize(objectives.qed(), calls=0), "calls=0"),
+        (lambda: designer.optimize(objectives.qed(), calls=None, seconds=None), "give a number of objective calls"),
+        (lambda: designer.optimize(objectives.qed(), strategy="annealing"), "strategy='annealing': choose one of mixed"),
         (lambda: designer.optimize(objectives.qed(), start=["CCO", "C1CC"]), "start SMILES 'C1CC'"),
         (lambda: designer.optimize(objectives.qed(), start=[]), "start=\\[\\]"),
     ]

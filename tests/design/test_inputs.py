@@ -36,8 +36,11 @@ def test_a_seed_outside_what_the_model_reads_is_refused_naming_it(designer, smil
 def test_every_user_molecule_is_checked_before_use(designer):
     with pytest.raises(DesignInputError, match="first SMILES"):
         designer.interpolate(METFORMIN, SEED, n_points=3)
-    with pytest.raises(DesignInputError, match="start SMILES"):
-        designer.optimize(objectives.qed(), n=4, iterations=1, start=[SEED, METFORMIN])
+    with pytest.raises(DesignInputError, match="start SMILES 'CCO CCO'"):
+        designer.optimize(objectives.qed(), n=4, calls=6, start=[SEED, "CCO CCO"])
+    # optimisation scores its start molecules as given: one the model does not reconstruct is still used exactly
+    result = designer.optimize(objectives.qed(), n=4, calls=6, start=[SEED, METFORMIN])
+    assert [r.smiles for r in result.evaluated[:2]] == [designer.pipe.domain.canonical(s) for s in (SEED, METFORMIN)]
     with pytest.raises(DesignInputError, match="isotope"):
         designer.decorate("[2H]c1ccccc1", 2)
 

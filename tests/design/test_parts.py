@@ -22,9 +22,8 @@ from molgen.design.editing import (
     stack_tokens,
     template_offsets,
 )
-from molgen.design.optimization import LatentOptimizer, Surrogate
+from molgen.design.optimization import Surrogate
 from molgen.design.targets import parse_targets, sizes_for_weight
-from molgen.records import Latents
 
 from ..conftest import REPO
 
@@ -260,66 +259,7 @@ def test_calibrate_strength_finds_the_similarity():
     assert calibrate_strength(lambda s: 0.5, 0.1) == 1.0
 
 
-# --- the optimisation loop with stand-in operations -----------------------------------------------------------------
-
-
-def _toy_operations():
-    """Latents whose first coordinate, averaged over tokens, is the 'molecule'; the score rewards it near 2."""
-    generator = torch.Generator().manual_seed(0)
-
-    def sample(n, seed):
-        return stack_tokens([torch.randn(4, 3, generator=generator) for _ in range(n)])
-
-    def mutate(parents, strength, seed):
-        return Latents(parents.z + strength * torch.randn(parents.z.shape, generator=generator) * parents.mask[..., None], parents.mask)
-
-    def evaluate(latents):
-        out = []
-        for b in range(len(latents)):
-            x = float(latents[b][:, 0].mean())
-            out.append(DesignResult(f"x{x:.6f}", "valid", score=-abs(x - 2.0)))
-        return out
-
-    return sample, mutate, evaluate
-
-
-def test_optimizer_improves_a_black_box_score():
-    sample, mutate, evaluate = _toy_operations()
-    result = LatentOptimizer(sample, mutate, evaluate, max_nodes=8, strength=0.5).run(n=16, iterations=6, seed=0)
-    assert len(result.trajectory) == 7 and len(result.evaluated) == 7 * 16
-    assert result.trajectory[-1]["best_score"] > result.trajectory[0]["best_score"]
-    scores = [r.score for r in result.best]
-    assert scores == sorted(scores, reverse=True) and len({r.smiles for r in result.best}) == len(result.best)
-    assert result.stopped is None
-
-
-def test_optimizer_keeps_results_when_a_later_iteration_fails():
-    sample, mutate, evaluate = _toy_operations()
-    calls = []
-
-    def failing(latents):
-        calls.append(1)
-        if len(calls) == 3:
-            raise RuntimeError("scoring service down")
-        return evaluate(latents)
-
-    result = LatentOptimizer(sample, mutate, failing, max_nodes=8).run(n=8, iterations=5)
-    assert result.stopped == "stopped at iteration 2: scoring service down"
-    assert len(result.trajectory) == 2 and len(result.evaluated) == 16 and result.best
-
-
-def test_optimizer_returns_what_it_found_when_interrupted():
-    sample, mutate, evaluate = _toy_operations()
-    calls = []
-
-    def interrupted(latents):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return evaluate(latents)
-
-    result = LatentOptimizer(sample, mutate, interrupted, max_nodes=8).run(n=8, iterations=10)
-    assert result.stopped == "interrupted during iteration 3" and len(result.trajectory) == 3 and result.best
+# --- the latent surrogate ------------------------------------------------------------------------------------
 
 
 def test_surrogate_learns_a_latent_score():

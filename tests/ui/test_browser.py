@@ -279,7 +279,7 @@ def test_each_design_tab_once(page, label, prefix, method, noun):
         message = page.expect_error(prefix, "not available in this version")
         assert method in message
         return
-    for field, value in {"analogs-n": 4, "decorate-n": 4, "optimize-n": 8, "optimize-iterations": 2, "interpolate-points": 4}.items():
+    for field, value in {"analogs-n": 4, "decorate-n": 4, "optimize-n": 8, "optimize-calls": 16, "interpolate-points": 4}.items():
         if field.startswith(prefix):
             page.fill(field, value)
     summary = page.run(prefix)

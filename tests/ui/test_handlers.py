@@ -15,7 +15,7 @@ from molgen.pipeline import DEFAULT_MODEL
 from molgen.ui.forms import Limits
 
 HOSTILE = "<img src=x onerror=alert(1)>"
-LIMITS = Limits(max_n=4, max_steps=20, max_repairs=2, max_iterations=2, max_population=8, max_points=4, deadline=60)
+LIMITS = Limits(max_n=4, max_steps=20, max_repairs=2, max_calls=16, max_population=8, max_points=4, deadline=60)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_a_request_at_its_deadline_returns_what_it_has_with_a_message(service):
     assert summary.startswith("**1 molecules"), summary
     assert "Stopped early (the 0 s deadline of a request on this server passed): these are the 1 molecules made by then." in summary
     assert len(table) == 1 and grid.count('class="molgen-cell"') <= 1
-    summary, *_ = run(handlers(service, deadline=0).optimize("QED", 1, 3, "", 1, 0, 0, "", 4, 2, 0, "", "", False, ""))
+    summary, *_ = run(handlers(service, deadline=0).optimize("QED", 1, 3, "", 1, 0, 0, "", "mixed", 4, 8, 0, "", "", False, ""))
     assert "Stopped early" in summary and "deadline" in summary, summary
 
 
