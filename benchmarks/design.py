@@ -21,9 +21,8 @@ import pandas as pd
 import torch
 
 from benchmarks.report import write_section
-from molgen.design import Designer, Filters, objectives, target_report
+from molgen.design import Designer, target_report
 from molgen.design.chemistry import parse_core
-from molgen.design.designer import DEFAULT_MUTATION_STRENGTH, MUTATION_STRENGTH, SPAN_EDITS
 from molgen.design.targets import sizes_for_weight
 from molgen.device import DEFAULT_PRECISION
 from molgen.pipeline import DEFAULT_MODEL
@@ -191,87 +190,6 @@ def targeting(designer: Designer, raw: Designer, args: argparse.Namespace) -> No
     print(write_section("Guided design: property targeting" + args.title_suffix, rows, notes, sample=f"{len(refs)} joint targets, {args.n_sweep} samples per sweep target, seeds fixed"))
 
 
-# --- 2. optimisation -------------------------------------------------------------------------------------------
-
-
-def optimization(designer: Designer, args: argparse.Namespace) -> None:
-    rows: list[tuple[str, str]] = []
-    start = time.time()
-    result = designer.optimize(objectives.qed(), n=args.qed_n, iterations=args.qed_iterations, seed=0)
-    seconds = time.time() - start
-    top = result.best[:3]
-    rows.append(("QED optimisation: top-3 QED", ", ".join(f"{r.score:.3f}" for r in top)))
-    rows.append(("QED optimisation: top-3 molecules", ", ".join(f"`{r.smiles}`" for r in top)))
-    rows.append(("QED optimisation: wall time", f"{seconds:.0f} s ({torch.get_num_threads()} threads), {len(result.evaluated):,} molecules scored"))
-    rows.append(("QED optimisation: best QED after each iteration", ", ".join(f"{t['best_score']:.3f}" for t in result.trajectory)))
-
-    starts = _lowest_plogp(args.plogp_n, args.plogp_pool)
-    plogp = objectives.penalized_logp()
-    improvements, sims, winners = [], [], []
-    start = time.time()
-    for k, (smiles, before) in enumerate(starts):
-        run = designer.optimize(
-            plogp, start=[smiles], n=args.plogp_batch, iterations=args.plogp_iterations, seed=k, reference=smiles,
-            filters=Filters(min_similarity=0.4), oversample=args.plogp_oversample,
-        )  # fmt: skip
-        better = [r for r in run.best if r.score > before + 1e-9 and r.smiles != run.evaluated[0].smiles]
-        if better:
-            improvements.append(better[0].score - before)
-            sims.append(better[0].similarity)
-            winners.append(better[0])
-    seconds = time.time() - start
-    n = len(starts)
-    if improvements:
-        rows.append(("penalized logP (sim >= 0.4): success", f"{len(improvements) / n:.2%} of {n}"))
-        rows.append(("penalized logP: mean improvement of successes", f"{statistics.fmean(improvements):.2f} ± {statistics.pstdev(improvements):.2f}"))
-        rows.append(("penalized logP: mean improvement over all (0 for failures)", f"{sum(improvements) / n:.2f}"))
-        rows.append(("penalized logP: similarity of winners", f"{statistics.fmean(sims):.2f} ± {statistics.pstdev(sims):.2f}"))
-        rows.append(("penalized logP: winners' QED / SA (mean)", f"{statistics.fmean(w.properties['QED'] for w in winners):.2f} / {statistics.fmean(w.properties['SA'] for w in winners):.2f}"))
-        longest = statistics.fmean(_longest_chain(w.smiles) for w in winners)
-        rows.append(("penalized logP: winners' longest acyclic carbon chain (mean atoms)", f"{longest:.1f}"))
-    else:
-        rows.append(("penalized logP (sim >= 0.4): success", f"0 of {n}"))
-    rows.append(("penalized logP: wall time", f"{seconds:.0f} s ({seconds / n:.1f} s per molecule)"))
-    notes = (
-        f"QED: `Designer.optimize(objectives.qed(), n={args.qed_n}, iterations={args.qed_iterations})` from prior "
-        "samples (known ceiling about 0.948). Penalized logP: the JT-VAE / GCPN / MoFlow task with their normalised "
-        f"penalized logP (ZINC250k statistics); the {n} molecules of lowest penalized logP among {args.plogp_pool:,} "
-        f"random MOSES test molecules; per molecule `optimize(start=[it], n={args.plogp_batch}, "
-        f"iterations={args.plogp_iterations}, oversample={args.plogp_oversample}, filters=Filters(min_similarity=0.4))` at the Designer's default "
-        f"mutation strength for this prior ({MUTATION_STRENGTH.get(designer.pipe.prior.config.architecture, DEFAULT_MUTATION_STRENGTH)}"
-        + ("; one contiguous span of that share of the tokens redrawn, `SPAN_EDITS`" if designer.pipe.prior.config.architecture in SPAN_EDITS else "")
-        + "); success = a different molecule "
-        "with Morgan (r=2, 2048 bits) Tanimoto >= 0.4 and higher penalized logP. MoFlow reports 4.71 ± 4.55 at "
-        "85.75% success (on ZINC250k, not MOSES). QED / SA and chain length show whether winners game the score "
-        "with long carbon chains."
-    ) + _sampling(designer)
-    print(write_section("Guided design: optimisation" + args.title_suffix, rows, notes, sample=f"QED: {len(result.evaluated):,} scored; penalized logP: {n} start molecules"))
-
-
-def _lowest_plogp(n: int, pool: int) -> list[tuple[str, float]]:
-    smiles = _test_sample(pool, seed=3)
-    scores = objectives.penalized_logp()(smiles)
-    order = np.argsort(scores)[:n]
-    return [(smiles[i], float(scores[i])) for i in order]
-
-
-def _longest_chain(smiles: str) -> int:
-    """Atoms in the longest path of acyclic sp3 carbons (a crude 'long carbon chain' detector)."""
-    from rdkit import Chem
-
-    mol = Chem.MolFromSmiles(smiles)
-    carbons = {a.GetIdx() for a in mol.GetAtoms() if a.GetSymbol() == "C" and not a.IsInRing()}
-    best = 0
-
-    def walk(atom: int, seen: frozenset) -> int:
-        nxt = [n.GetIdx() for n in mol.GetAtomWithIdx(atom).GetNeighbors() if n.GetIdx() in carbons and n.GetIdx() not in seen]
-        return 1 + max((walk(b, seen | {b}) for b in nxt), default=0)
-
-    for atom in carbons:
-        best = max(best, walk(atom, frozenset({atom})))
-    return best
-
-
 # --- 3. scaffolds and analogs --------------------------------------------------------------------------------------
 
 
@@ -348,7 +266,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=str(DEFAULT_MODEL))
     parser.add_argument("--quick", action="store_true", help="toy sizes: checks the script, figures not to quote")
-    parser.add_argument("--only", default="targets,optimization,scaffolds")
+    parser.add_argument("--only", default="targets,scaffolds")
     parser.add_argument("--guidance", type=float, default=2.0)
     parser.add_argument("--property-guidance", type=float, default=0.0, help="also sample each joint target with the model's property predictor steering (needs predictor/)")
     parser.add_argument("--threads", type=int, default=None)
@@ -359,20 +277,16 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=1, help="also sample each joint target as K candidates, one kept by the judge or else the predictor (discrete prior with judge/ or predictor/)")
     parser.add_argument("--selection", default=None, help="how that one is kept: best or draw (default: the predictor's default_selection)")
     parser.add_argument("--resample-guidance", type=float, default=0.0, help="token-by-token property guidance while drawing the candidates (0: none)")
-    parser.add_argument("--plogp-n", type=int, default=None, help="penalized-logP start molecules (default 800)")
-    parser.add_argument("--plogp-oversample", type=int, default=2, help="candidates per scored molecule in penalized-logP runs")
     args = parser.parse_args()
-    sizes = dict(n_targets=1000, n_range=10_000, n_sweep=500, qed_n=64, qed_iterations=20, plogp_n=800, plogp_pool=20_000,
-                 plogp_batch=16, plogp_iterations=4, n_decorate=200, n_analogs=100)  # fmt: skip
+    sizes = dict(n_targets=1000, n_range=10_000, n_sweep=500, n_decorate=200, n_analogs=100)
     if args.quick:
-        sizes = dict(n_targets=6, n_range=200, n_sweep=8, qed_n=8, qed_iterations=2, plogp_n=3, plogp_pool=100,
-                     plogp_batch=4, plogp_iterations=1, n_decorate=8, n_analogs=8)  # fmt: skip
+        sizes = dict(n_targets=6, n_range=200, n_sweep=8, n_decorate=8, n_analogs=8)
     vars(args).update({k: v for k, v in sizes.items() if getattr(args, k, None) is None})
     if args.threads:
         torch.set_num_threads(args.threads)
     designer = Designer.from_pretrained(args.model, device="cpu", precision=args.precision)
     parts = {"targets": lambda: targeting(designer, Designer(designer.pipe, decoding="raw"), args),
-             "optimization": lambda: optimization(designer, args), "scaffolds": lambda: scaffolds(designer, args)}  # fmt: skip
+             "scaffolds": lambda: scaffolds(designer, args)}  # fmt: skip
     for name in args.only.split(","):
         parts[name.strip()]()
 

@@ -43,6 +43,6 @@ def run_notebook(path, env: dict[str, str]) -> list[str]:
 
 
 def test_latent_optimization_notebook_runs(tiny_model):
-    outputs = run_notebook(NOTEBOOK, {"MOLGEN_MODEL": str(tiny_model), "MOLGEN_N": "8", "MOLGEN_ITERATIONS": "2"})
+    outputs = run_notebook(NOTEBOOK, {"MOLGEN_MODEL": str(tiny_model), "MOLGEN_N": "8", "MOLGEN_CALLS": "24"})
     text = "".join(outputs)
-    assert "molecules scored; states:" in text and "penalized logP" in text and "strength 0.8" in text
+    assert "objective calls, " in text and "by operator:" in text and "penalized logP" in text and "strength 0.8" in text
