@@ -52,7 +52,18 @@ log = logging.getLogger("molgen.app")
 GRID_MAX = 120  # depictions drawn per request; the table and the files hold every result
 MODEL_QUEUE = "model"  # every tab's job shares one concurrency limit (--concurrency): they all use the same CPU / GPU
 CONCURRENCY = 4  # model requests running at once by default; the others wait in the queue
-OBJECTIVES = ["QED", "logP window", "similarity to reference", "weighted combination"]
+OBJECTIVES = ["QED", "logP window", "similarity to reference", "weighted combination", "scoring components (TOML)"]
+COMPONENTS_EXAMPLE = """aggregation = "geometric"
+[[component]]
+type = "qed"
+weight = 2
+[[component]]
+type = "property"
+property = "MW"
+low = 250
+high = 400
+"""
+MAX_COMPONENTS_TEXT = 5000
 STRATEGY_CHOICES = ["mixed", "remask", "surrogate", "graph-ga"]
 """:data:`molgen.design.optimization.STRATEGIES`, the default first (the page does not import the design package at start)."""
 THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])  # no web fonts
@@ -219,7 +230,7 @@ class Handlers:
         return _present(outcome, "molgen_decorations", started, "decorations", depict.reference_from_core(core))
 
     @_request
-    def optimize(self, kind, logp_low, logp_high, reference, w_qed, w_logp, w_sim, start, strategy, n, calls, seed, contain, avoid, alerts, sa_max, progress=gr.Progress(), *, deadline=None):
+    def optimize(self, kind, logp_low, logp_high, reference, w_qed, w_logp, w_sim, components, start, strategy, n, calls, seed, contain, avoid, alerts, sa_max, progress=gr.Progress(), *, deadline=None):
         started = time.perf_counter()
         n = check_count("molecules per round", n, 2, min(self.limits.max_n, self.limits.max_population))
         calls = check_count("objective calls", calls, 1, self.limits.max_calls)
@@ -228,10 +239,12 @@ class Handlers:
         low, high = parse_optional_float("logP low", logp_low), parse_optional_float("logP high", logp_high)
         weights = {"QED": float(w_qed or 0), "logP window": float(w_logp or 0), "similarity to reference": float(w_sim or 0)}
         uses = {kind} if kind != "weighted combination" else {k for k, w in weights.items() if w}
+        if kind == "scoring components (TOML)" and len(components or "") > MAX_COMPONENTS_TEXT:
+            raise FormError(f"scoring components: at most {MAX_COMPONENTS_TEXT:,} characters")
         if "logP window" in uses and (low is None or high is None or low > high):
             raise FormError("logP window: give a low and a high end, low below high (e.g. 1 and 3)")
         reference = _required("reference SMILES", reference) if "similarity to reference" in uses else None
-        objective = self.service.objective(kind, logp_low=low, logp_high=high, reference=reference, weights=weights)
+        objective = self.service.objective(kind, logp_low=low, logp_high=high, reference=reference, weights=weights, components=components or "")
         filters = self.service.filters(bool(alerts), parse_sa_ceiling(sa_max))
         outcome = self.service.optimize(
             objective, deadline, start=parse_lines(start) or None, strategy=strategy, n=n, calls=calls, seed=parse_seed(seed), filters=filters,
@@ -378,6 +391,7 @@ def build(service: DesignService, limits: Limits = Limits(), runner: Runner | No
                     w_qed = gr.Slider(0, 1, value=1.0, step=0.05, label="weight: QED (weighted combination)")
                     w_logp = gr.Slider(0, 1, value=0.5, step=0.05, label="weight: logP window")
                     w_sim = gr.Slider(0, 1, value=0.0, step=0.05, label="weight: similarity")
+                components = gr.Textbox(COMPONENTS_EXAMPLE, lines=6, max_lines=30, label="scoring components (TOML; objective 'scoring components'): qed, sa, similarity, smarts, property", elem_id="optimize-components")
                 start = gr.Textbox(label="start from (SMILES, one per line; empty: random molecules)", lines=2)
                 with gr.Row():
                     strategy = gr.Dropdown(STRATEGY_CHOICES, value=STRATEGY_CHOICES[0], label="strategy", elem_id="optimize-strategy")
@@ -385,7 +399,7 @@ def build(service: DesignService, limits: Limits = Limits(), runner: Runner | No
                     calls = gr.Number(label="objective calls (budget)", value=300, precision=0, elem_id="optimize-calls")
                     o_seed = gr.Number(label="seed", value=0, precision=0, elem_id="optimize-seed")
                 filters = _constraints("optimize")
-                inputs = [kind, logp_low, logp_high, reference, w_qed, w_logp, w_sim, start, strategy, o_n, calls, o_seed, *filters]
+                inputs = [kind, logp_low, logp_high, reference, w_qed, w_logp, w_sim, components, start, strategy, o_n, calls, o_seed, *filters]
                 curve = functools.partial(gr.LinePlot, x="calls", y="score", color="curve", label="best and top-10 mean against objective calls", elem_id="optimize-curve")
                 _task("optimize", "Optimize", handlers.optimize, inputs, plot=curve)
 

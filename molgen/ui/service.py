@@ -167,9 +167,18 @@ class DesignService:
             stopped = deadline.reason() or stopped
         return Outcome(result.best, stopped, result.trajectory)
 
-    def objective(self, kind: str, *, logp_low: float | None, logp_high: float | None, reference: str, weights: dict[str, float]):
-        """The objective chosen on the Optimize tab, from the design API's objective factories."""
+    def objective(self, kind: str, *, logp_low: float | None, logp_high: float | None, reference: str, weights: dict[str, float], components: str = ""):
+        """The objective chosen on the Optimize tab, from the design API's objective factories (``components``: the
+        TOML text of REINVENT-style scoring components)."""
         objectives = self._design_attr("objectives", "Optimisation")
+        if kind == "scoring components (TOML)":
+            import tomllib
+
+            try:
+                config = tomllib.loads(components)
+            except tomllib.TOMLDecodeError as exc:
+                raise ValueError(f"scoring components: not valid TOML: {exc}") from None
+            return objectives.from_config(config)
         parts = {
             "QED": lambda: objectives.qed(),
             "logP window": lambda: objectives.logp_window(logp_low, logp_high),

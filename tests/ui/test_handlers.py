@@ -75,7 +75,7 @@ def test_a_request_at_its_deadline_returns_what_it_has_with_a_message(service):
     assert summary.startswith("**1 molecules"), summary
     assert "Stopped early (the 0 s deadline of a request on this server passed): these are the 1 molecules made by then." in summary
     assert len(table) == 1 and grid.count('class="molgen-cell"') <= 1
-    summary, *_ = run(handlers(service, deadline=0).optimize("QED", 1, 3, "", 1, 0, 0, "", "mixed", 4, 8, 0, "", "", False, ""))
+    summary, *_ = run(handlers(service, deadline=0).optimize("QED", 1, 3, "", 1, 0, 0, "", "", "mixed", 4, 8, 0, "", "", False, ""))
     assert "Stopped early" in summary and "deadline" in summary, summary
 
 
@@ -110,3 +110,13 @@ def test_hostile_molecules_get_results_or_a_message(service, text):
         except gr.Error as error:
             assert "<" not in error.message and ">" not in error.message
             assert error.title != "Server error", error.message
+
+
+def test_optimize_takes_scoring_components_as_toml(service):
+    toml = 'aggregation = "arithmetic"\n[[component]]\ntype = "qed"\n[[component]]\ntype = "property"\nproperty = "MW"\nhigh = 300\n'
+    summary, *_ = run(handlers(service).optimize("scoring components (TOML)", 1, 3, "", 1, 0, 0, toml, "", "mixed", 4, 8, 0, "", "", False, ""))
+    assert "best molecules" in summary, summary
+    with pytest.raises(gr.Error, match="not valid TOML"):
+        run(handlers(service).optimize("scoring components (TOML)", 1, 3, "", 1, 0, 0, "[[component]", "", "mixed", 4, 8, 0, "", "", False, ""))
+    with pytest.raises(gr.Error, match="type=&#x27;potency&#x27;"):
+        run(handlers(service).optimize("scoring components (TOML)", 1, 3, "", 1, 0, 0, "[[component]]\ntype = 'potency'\n", "", "mixed", 4, 8, 0, "", "", False, ""))
