@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from molgen.domains import DOMAINS
+from molgen.domains import DOMAINS, domain_class
 from molgen.judge.model import GraphJudge, JudgeConfig
 from molgen.prior import build_prior
 from molgen.prior.config import PriorConfig
@@ -154,4 +154,4 @@ def load_domain(path: str | Path):
     name = config.get("name")
     if name not in DOMAINS:
         raise ValueError(f"{path}: unknown domain {name!r}; known: {sorted(DOMAINS)}")
-    return DOMAINS[name].from_config(config)
+    return domain_class(name).from_config(config)

@@ -36,6 +36,61 @@ def _model_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_featurize(args: argparse.Namespace) -> None:
+    """Featurize a file into a dataset directory, by the domain's featurizer (:data:`FEATURIZERS`)."""
+    FEATURIZERS[getattr(args, "domain", None) or "molecule"](args)
+
+
+def _featurize_scenes(args: argparse.Namespace) -> None:
+    """A JSON-lines file of scenes -> a dataset directory with its ``domain.json`` (the scene domain in ``--form``,
+    its vocabulary fitted on the file's readable scenes unless ``--vocab MODEL`` gives a scene model's)."""
+    from tqdm import tqdm
+
+    from molgen.checkpoint import load_domain, save_domain
+    from molgen.domains.scene import SceneDomain, as_scene, scene_to_raw_graph
+    from molgen.featurize import featurize_items
+    from molgen.io import BadRow, write_bad_rows
+    from molgen.scenes.io import read_scene_rows
+
+    if Path(args.input).suffix.lower() != ".jsonl":
+        raise CLIError(f"{args.input}: scenes are read from JSON lines (.jsonl, one scene per line; `molgen scenes generate` writes them)")
+    rows = list(read_scene_rows(args.input))
+    if args.limit:
+        rows = _take_shuffled(rows, args.limit, args.seed)
+    if args.vocab:
+        domain = load_domain(Path(args.vocab) / "domain.json" if Path(args.vocab).is_dir() else Path(args.vocab))
+        if domain.name != "scene" or domain.form != args.form:
+            raise CLIError(f"--vocab {args.vocab}: a {domain.name} domain{'' if domain.name != 'scene' else ' in ' + domain.form + ' form'}, not scenes in {args.form} form")
+    else:
+        readable = []
+        for row in rows:
+            if isinstance(row, BadRow):
+                continue
+            try:
+                readable.append(scene_to_raw_graph(as_scene(row.smiles), args.form)[1])
+            except ValueError:
+                pass  # reported as a bad row below, by the domain
+        if not readable:
+            raise CLIError(f"{args.input}: no readable scene to fit a vocabulary on")
+        domain = SceneDomain.fit(readable, form=args.form)
+    with tqdm(desc=f"featurizing {Path(args.input).name}", unit="scene", disable=args.quiet) as bar:
+        result = featurize_items(rows, domain, progress=bar.update)
+    out = Path(args.out)
+    report = {**result.report(), "source": str(args.input), "limit": args.limit, "seed": args.seed, "domain": "scene", "form": args.form}
+    result.dataset.save(out, report=report)
+    save_domain(domain, out / "domain.json")
+    write_bad_rows(result.bad_rows, out / "bad_rows.tsv")
+    _report_bad_rows(result.bad_rows, out)
+    print(f"featurized {len(result.dataset)} of {result.n_read} scenes into {out} ({len(result.bad_rows)} bad rows skipped)")
+
+
+def _report_bad_rows(bad_rows: list, out: Path) -> None:
+    for bad in bad_rows[:10]:
+        print(f"skipped {bad}", file=sys.stderr)
+    if len(bad_rows) > 10:
+        print(f"... and {len(bad_rows) - 10} more (see {out / 'bad_rows.tsv'})", file=sys.stderr)
+
+
+def _featurize_molecules(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from molgen.chem import StandardizeOptions
@@ -60,11 +115,12 @@ def cmd_featurize(args: argparse.Namespace) -> None:
     report = {**result.report(), "source": str(args.input), "limit": args.limit, "seed": args.seed, "hydrogens": args.hydrogens}
     result.dataset.save(out, report=report)
     write_bad_rows(result.bad_rows, out / "bad_rows.tsv")
-    for bad in result.bad_rows[:10]:
-        print(f"skipped {bad}", file=sys.stderr)
-    if len(result.bad_rows) > 10:
-        print(f"... and {len(result.bad_rows) - 10} more (see {out / 'bad_rows.tsv'})", file=sys.stderr)
+    _report_bad_rows(result.bad_rows, out)
     print(f"featurized {len(result.dataset)} of {result.n_read} molecules into {out} ({len(result.bad_rows)} bad rows skipped)")
+
+
+FEATURIZERS = {"molecule": _featurize_molecules, "scene": _featurize_scenes}
+"""``--domain`` -> the function featurizing ``args.input`` into ``args.out``."""
 
 
 def _read_vocab(path: Path) -> dict:
@@ -99,12 +155,39 @@ def _take_shuffled(rows, limit: int, seed: int):
     return bad + reservoir
 
 
+# --- scenes generate -------------------------------------------------------------------------------
+
+
+def cmd_scenes_generate(args: argparse.Namespace) -> None:
+    """Write ``-n`` procedural CLEVR-style scenes of ``--seed`` as JSON lines (scene ``k`` of a seed is always the same)."""
+    import json as json_module
+
+    from molgen.scenes.generator import generate_scene
+
+    _check_out(args)
+    if args.n < 1:
+        raise CLIError(f"-n {args.n}: ask for at least one scene")
+    if Path(args.out).suffix.lower() != ".jsonl":
+        raise CLIError(f"--out {args.out}: scenes are written as JSON lines; give a .jsonl file")
+    bar = _progress(args.n, "generate", args.progress)
+    with open(args.out, "w", encoding="utf-8") as out:
+        for k in range(args.n):
+            out.write(json_module.dumps(generate_scene(args.seed, args.start + k).to_json(), separators=(",", ":")) + "\n")
+            bar.update(1)
+    bar.close()
+    print(f"wrote {args.n} scenes (seed {args.seed}, scenes {args.start}..{args.start + args.n - 1}) to {args.out}", file=sys.stderr)
+
+
 # --- train tokenizer -------------------------------------------------------------------------------
 
 
-def _dataset_for_training(path: Path, cache: Path, args: argparse.Namespace, vocab_dir: Path | None = None, hydrogens: str = "explicit"):
-    """A featurized dataset directory is used as it is; a molecule file is featurized into ``cache`` first
-    (with the vocabulary found in ``vocab_dir``, if given: validation data must share the training vocabulary)."""
+def _dataset_for_training(
+    path: Path, cache: Path, args: argparse.Namespace, vocab_dir: Path | None = None, hydrogens: str = "explicit",
+    domain: str = "molecule", form: str = "sparse",
+):  # fmt: skip
+    """A featurized dataset directory is used as it is; a molecule file (or, with ``domain="scene"``, a JSON-lines
+    scene file in ``form``) is featurized into ``cache`` first (with the vocabulary found in ``vocab_dir``, if
+    given: validation data must share the training vocabulary)."""
     from molgen.dataset import GraphDataset
 
     if path.is_dir():
@@ -114,14 +197,31 @@ def _dataset_for_training(path: Path, cache: Path, args: argparse.Namespace, voc
             input=str(path), out=str(cache), smiles_column=args.smiles_column,
             vocab=str(vocab_dir) if vocab_dir else None, limit=None, seed=0, workers=None,
             largest_fragment=False, neutralize=False, quiet=not args.progress, hydrogens=hydrogens,
+            domain=domain, form=form,
         )  # fmt: skip
         cmd_featurize(featurize_args)
     return GraphDataset.load(cache)
 
 
+def _training_domain(data_dir: Path, vocab, args: argparse.Namespace):
+    """The domain a tokenizer is trained for: the one the featurized data says (its ``domain.json``, written for every
+    domain but molecules), else molecules with ``--hydrogens``."""
+    from molgen.checkpoint import load_domain
+
+    if (data_dir / "domain.json").exists():
+        domain = load_domain(data_dir / "domain.json")
+        if domain.vocab.to_dict() != vocab.to_dict():
+            raise CLIError(f"{data_dir}: its domain.json and vocab.json disagree (featurize it again)")
+        return domain
+    if args.domain != "molecule":
+        raise CLIError(f"{data_dir}: a featurized {args.domain} dataset has a domain.json; this one has none (featurize it again)")
+    from molgen.domains.molecule import MoleculeDomain
+
+    return MoleculeDomain(vocab, hydrogens=args.hydrogens)
+
+
 def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     from molgen.checkpoint import load_domain, load_tokenizer
-    from molgen.domains.molecule import MoleculeDomain
     from molgen.tokenizer.config import TokenizerConfig
     from molgen.tokenizer.training import TrainSettings, train_tokenizer
 
@@ -129,10 +229,11 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     train_path = Path(args.data)
     train_cache = train_path if train_path.is_dir() else run_dir / "data" / "train"
-    train = _dataset_for_training(train_path, train_cache, args, hydrogens=args.hydrogens)
+    kind = {"domain": args.domain, "form": args.form}
+    train = _dataset_for_training(train_path, train_cache, args, hydrogens=args.hydrogens, **kind)
     val = None
     if args.val:
-        val = _dataset_for_training(Path(args.val), run_dir / "data" / "val", args, vocab_dir=train_cache, hydrogens=args.hydrogens)
+        val = _dataset_for_training(Path(args.val), run_dir / "data" / "val", args, vocab_dir=train_cache, hydrogens=args.hydrogens, **kind)
         if val.vocab.to_dict() != train.vocab.to_dict():
             raise CLIError(f"--val {args.val}: its vocabulary differs from the training data's; featurize it with --vocab")
     if args.limit:
@@ -176,7 +277,7 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     if args.freeze_encoder and not (args.init_from or (config_path.exists() and args.resume)):
         raise CLIError("--freeze-encoder needs a trained encoder: give --init-from MODEL (or resume a run)")
     settings = TrainSettings(kl_weight=args.kl_weight, latent_noise=args.latent_noise, freeze_encoder=args.freeze_encoder, **_trainer_settings(args))
-    domain_config = MoleculeDomain(train.vocab, hydrogens=args.hydrogens).to_config()
+    domain_config = _training_domain(train_cache, train.vocab, args).to_config()
     module = train_tokenizer(
         train, run_dir, config, settings, val=val, domain_config=domain_config, resume=args.resume, init_from=init_from,
         init_from_info=init_from_info,
@@ -233,7 +334,10 @@ def _graphs_for_model(args: argparse.Namespace, run_dir: Path, model_dir: Path, 
     is featurized into RUN/data/train first)."""
     data_path = Path(args.data)
     cache = data_path if data_path.is_dir() else run_dir / "data" / "train"
-    return _dataset_for_training(data_path, cache, args, vocab_dir=model_dir, hydrogens=getattr(domain, "hydrogens", "explicit"))
+    return _dataset_for_training(
+        data_path, cache, args, vocab_dir=model_dir, hydrogens=getattr(domain, "hydrogens", "explicit"), domain=domain.name,
+        form=getattr(domain, "form", "sparse"),
+    )  # fmt: skip
 
 
 def _label_more(latents, cache: Path, domain, args: argparse.Namespace, run_dir: Path) -> None:
@@ -657,7 +761,7 @@ def _check_out(args: argparse.Namespace) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    from molgen.io import MoleculeWriter, resume_point
+    from molgen.io import item_writer
     from molgen.pipeline import DEFAULT_PRECISION, MolgenPipeline
     from molgen.sampling import SamplingConfig
 
@@ -682,6 +786,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     )  # fmt: skip
     pipe = MolgenPipeline.from_pretrained(_model_dir(args), device=args.device, precision=args.precision or DEFAULT_PRECISION)
     names = list(getattr(pipe.domain, "property_names", ())) if args.properties else []
+    writer_class, resume_point = item_writer(pipe.domain.name)  # molecules: .csv/.sdf/.smi; scenes: .jsonl
     n, num_nodes, extra_columns, extras, bad_rows = args.n, args.num_nodes, [], None, 0
     if args.conditions_file:
         columns, rows, bad_rows = _targets_table(args, pipe)
@@ -700,7 +805,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     counts: dict[str, int] = {}
     bar = _progress(n - first, "sample", args.progress)
     try:
-        with MoleculeWriter(args.out, names, extra_columns, append_from=first if args.resume and Path(args.out).exists() else None) as writer:
+        with writer_class(args.out, names, extra_columns, append_from=first if args.resume and Path(args.out).exists() else None) as writer:
             for k, molecule in enumerate(molecules, start=first):
                 writer.write(molecule.smiles, molecule.state, molecule.error, molecule.properties, None if extras is None else extras[k])
                 counts[molecule.state] = counts.get(molecule.state, 0) + 1
@@ -1082,8 +1187,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("featurize", help="molecule file -> cached graph dataset (bad rows reported and skipped)")
-    p.add_argument("input", help=".smi, .csv or .sdf file (optionally .gz)")
+    p = sub.add_parser("featurize", help="molecule (or scene) file -> cached graph dataset (bad rows reported and skipped)")
+    p.add_argument("input", help=".smi, .csv or .sdf file (optionally .gz); with --domain scene a .jsonl file of scenes")
+    _add_domain_arguments(p)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--smiles-column", default=None, help="CSV column with SMILES (default: 'smiles', any case)")
     p.add_argument("--vocab", default=None, help="use this vocabulary (vocab.json, dataset dir or checkpoint dir)")
@@ -1131,6 +1237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup-steps", type=int, default=500)
     _add_trainer_arguments(p)
     p.add_argument("--init-from", default=None, help="start from this model directory's tokenizer weights (fine-tune)")
+    _add_domain_arguments(p)
     p.set_defaults(func=cmd_train_tokenizer)
 
     p = train.add_parser("prior", help="train the latent prior on a tokenizer's latents (resumes like the tokenizer)")
@@ -1206,11 +1313,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train_judge)
 
     p = sub.add_parser(
-        "sample", help="sample molecules from a model and stream them to a file",
-        description="Sample molecules; the default model is the shipped one, checkpoints/moses.",
+        "sample", help="sample molecules (or a scene model's scenes) from a model and stream them to a file",
+        description="Sample molecules, or scenes from a scene model (--model checkpoints/clevr); the default model is the shipped one, checkpoints/moses.",
     )  # fmt: skip
     p.add_argument("-n", type=int, default=None, help="number of samples (invalid ones included); not with --conditions-file")
-    p.add_argument("--out", required=True, help="output .csv, .sdf (properties as SD tags) or .smi")
+    p.add_argument("--out", required=True, help="output .csv, .sdf (properties as SD tags) or .smi; a scene model's: .jsonl (one scene record per line)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (default: refuse)")
     p.add_argument(
         "--resume", action="store_true",
@@ -1228,7 +1335,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--per-row", type=int, default=1, help="samples per row of --conditions-file")
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale for --condition / --conditions-file")
-    p.add_argument("--num-nodes", type=int, default=None, help="heavy atoms per molecule (default: as in training)")
+    p.add_argument("--num-nodes", type=int, default=None, help="heavy atoms per molecule, objects per scene (default: as in training)")
     p.add_argument(
         "--temperature", type=float, default=None,
         help="a discrete or masked prior's softmax temperature; a set prior's scale of the starting noise (default: the model's; <1: more valid, less diverse)",
@@ -1252,7 +1359,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--steps", type=int, default=None, help=STEPS_HELP)
     p.add_argument("--sampler", default=None, help="set prior: scheduler, euler, heun or dpm (DPM-Solver++ 2M) (default: the model's)")
-    p.add_argument("--decoding", choices=["raw", "valence"], default="valence", help="valence-aware (always valid; default) or raw argmax")
+    p.add_argument(
+        "--decoding", choices=["raw", "valence"], default="valence",
+        help="valence: the domain's decoding from probabilities, always valid (default; valence-aware for molecules, layout-aware for scenes); raw: argmax, checked",
+    )  # fmt: skip
     p.add_argument("--no-properties", dest="properties", action="store_false", help="do not compute properties (faster)")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default=None, help=PRECISION_HELP)
@@ -1296,8 +1406,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_reconstruct)
+    scenes = sub.add_parser("scenes", help="scene-graph data").add_subparsers(dest="scenes_command", required=True)
+    p = scenes.add_parser("generate", help="procedural CLEVR-style scenes (3-10 objects, CLEVR's placement rules) as JSON lines")
+    p.add_argument("-n", type=int, required=True, help="number of scenes")
+    p.add_argument("--seed", type=int, default=0, help="scene k of a seed is the same whatever -n")
+    p.add_argument("--start", type=int, default=0, help="first scene index (another range of the same seed)")
+    p.add_argument("--out", required=True, help="output .jsonl (one scene JSON object per line)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (default: refuse)")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=cmd_scenes_generate)
     _add_design_parser(sub)
     return parser
+
+
+def _add_domain_arguments(p: argparse.ArgumentParser) -> None:
+    """--domain and --form: what a data file holds (a featurized directory says it itself)."""
+    p.add_argument("--domain", choices=sorted(FEATURIZERS), default="molecule", help="what the file holds: molecules (default) or scenes (.jsonl)")
+    p.add_argument(
+        "--form", choices=["sparse", "dense"], default="sparse",
+        help="scenes: sparse (default; per axis only the relations not implied through another object) or dense (every related pair an edge)",
+    )  # fmt: skip
 
 
 def _add_latent_data_arguments(p: argparse.ArgumentParser, model: str, out: str) -> None:

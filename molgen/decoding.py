@@ -1,7 +1,8 @@
 """Latent tokens -> graph -> domain object, checked: the tokenizer's decoder followed by the domain's validity rules.
 
-``raw`` decoding takes the decoder's argmax and checks it; ``valence`` decoding places bonds within each atom's
-valence (valid by construction; see the domain's ``from_scores``). Figures of the two are never mixed.
+``raw`` decoding takes the decoder's argmax and checks it; ``valence`` decoding is the domain's own decoding from
+the decoder's probabilities, valid by construction (its ``from_scores``: for molecules bonds placed within each
+atom's valence, for scenes relations placed so that a layout realises them). Figures of the two are never mixed.
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ class Decoder:
 
     @torch.no_grad()
     def __call__(
-        self, latents: Latents, batch_size: int = 512, decoding: str = "raw", connected: bool = True, adjust: ScoreAdjuster | None = None
+        self, latents: Latents, batch_size: int = 512, decoding: str = "raw", connected: bool | None = None, adjust: ScoreAdjuster | None = None
     ) -> list[DecodedMolecule]:
         """Decode latent tokens; invalid graphs are kept, with the reason.
 
-        ``raw``: argmax decoding; a graph that is not a valid molecule (or, with ``connected``, falls apart into
-        fragments) is ``invalid``. ``valence``: valence-aware decoding, which always gives one connected molecule.
+        ``raw``: argmax decoding; a graph that is not a valid domain object (or, with ``connected``, falls apart into
+        fragments) is ``invalid``; ``connected`` None: as the domain says (its ``connected``: true for molecules, false
+        for scenes, whose unrelated groups of objects are valid). ``valence``: the domain's decoding from probabilities
+        (valence-aware for molecules, always one connected molecule; layout-aware for scenes), always valid.
         ``adjust`` (valence decoding only) may change graph ``index``'s decoder probabilities first, e.g. to fix atoms
         and bonds known in advance (scaffold decoration).
         """
@@ -50,6 +53,8 @@ class Decoder:
             z = latents.z[k : k + batch_size].to(self.device)
             mask = latents.mask[k : k + batch_size].to(self.device)
             if decoding == "raw":
+                if connected is None:
+                    connected = getattr(self.domain, "connected", True)
                 x, adj = self.tokenizer.decode(z, mask)
                 out.extend(self._from_graph(graph, connected) for graph in graphs_from_dense(x, adj, mask))
                 continue

@@ -1,8 +1,12 @@
-"""Molecule files -> :class:`~molgen.dataset.GraphDataset`, in parallel, with every bad row reported.
+"""Domain items -> :class:`~molgen.dataset.GraphDataset`, with every bad row reported.
 
-Workers parse chunks of SMILES into raw graphs and return plain numpy arrays (cheap to send between
-processes). The vocabulary is then fitted on the raw values, unless one is given (for example the vocabulary
-of a trained tokenizer), in which case molecules outside it become bad rows that name the atom.
+Molecules (:func:`featurize_molecules`): workers parse chunks of SMILES into raw graphs and return plain numpy
+arrays (cheap to send between processes). The vocabulary is then fitted on the raw values, unless one is given
+(for example the vocabulary of a trained tokenizer), in which case molecules outside it become bad rows that name
+the atom.
+
+Any other domain (:func:`featurize_items`, e.g. scenes as one line of JSON each): a domain object that already
+has its vocabulary turns each row into a graph, in this process.
 """
 
 from __future__ import annotations
@@ -12,22 +16,18 @@ import multiprocessing as mp
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from molgen.chem import StandardizeOptions
 from molgen.dataset import GraphDataset
-from molgen.domains.molecule import (
-    MoleculeDomain,
-    check_implicit_hydrogens,
-    edge_field,
-    node_fields,
-    smiles_to_raw_graph,
-)
 from molgen.graph import DomainError, Graph, OutOfVocabularyError, Vocabulary
 from molgen.io import BadRow, Row
 
-__all__ = ["FeaturizeResult", "featurize_molecules"]
+if TYPE_CHECKING:
+    from molgen.chem import StandardizeOptions
+
+__all__ = ["FeaturizeResult", "featurize_items", "featurize_molecules"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,8 @@ class _Chunk:
 
 
 def _featurize_chunk(args: tuple[list[Row], StandardizeOptions | None, str, bool]) -> _Chunk:
+    from molgen.domains.molecule import check_implicit_hydrogens, node_fields, smiles_to_raw_graph  # RDKit
+
     rows, standardize_with, hydrogens, stereo = args
     items, locations, graphs, bad = [], [], [], []
     for row in rows:
@@ -121,6 +123,8 @@ def featurize_molecules(
             (see :mod:`molgen.domains.molecule`); stereo the labels cannot express makes a bad row. None: as
             ``vocab``'s fields say (without a vocabulary: no stereo).
     """
+    from molgen.domains.molecule import edge_field, node_fields  # RDKit: only molecules need it
+
     if stereo is None:
         stereo = vocab is not None and vocab.node_fields == node_fields(True)
     workers = workers or os.cpu_count() or 1
@@ -172,6 +176,42 @@ def featurize_molecules(
     return FeaturizeResult(dataset=dataset, bad_rows=bad, n_read=counter[0])
 
 
+def featurize_items(rows: Iterable[Row | BadRow], domain, progress=None) -> FeaturizeResult:
+    """Featurize rows of any domain with ``domain`` (fitted: its vocabulary is the dataset's), in this process.
+
+    Each row's text goes through ``domain.to_graph``; a row it refuses (unreadable, invalid, outside the vocabulary)
+    becomes a bad row with the domain's reason. The dataset's items are the canonical items as one line of text
+    (``domain.item_text(domain.canonical(text))``), so a round trip compares with them.
+    ``progress``: optional callable receiving the number of rows done, every 1,000 rows and at the end.
+    """
+    graphs: list[Graph] = []
+    items: list[str] = []
+    bad: list[BadRow] = []
+    n_read = done = 0
+    for row in rows:
+        n_read += 1
+        if isinstance(row, BadRow):
+            bad.append(row)
+        else:
+            try:
+                graph = domain.to_graph(row.smiles)
+                item = domain.item_text(domain.canonical(row.smiles))
+            except ValueError as exc:  # DomainError and OutOfVocabularyError are ValueErrors
+                bad.append(BadRow(row.location, row.smiles[:200], str(exc)))
+            else:
+                graphs.append(graph)
+                items.append(item)
+        done += 1
+        if progress is not None and done == 1000:
+            progress(done)
+            done = 0
+    if progress is not None and done:
+        progress(done)
+    dataset = GraphDataset.from_graphs(graphs, items, domain.vocab)
+    log.info("featurized %d of %d rows (%d bad)", len(dataset), n_read, len(bad))
+    return FeaturizeResult(dataset=dataset, bad_rows=bad, n_read=n_read)
+
+
 def _map_to_vocab(
     vocab: Vocabulary,
     x: np.ndarray,
@@ -189,6 +229,8 @@ def _map_to_vocab(
         return keep, vocab.node_labels(x), vocab.edge_labels(edge_attr)
     except OutOfVocabularyError:
         pass
+    from molgen.domains.molecule import MoleculeDomain
+
     # Slow path: find the molecules that do not fit, one by one, and say why.
     domain = MoleculeDomain(vocab)
     node_ptr = np.concatenate([[0], np.cumsum(node_counts)])

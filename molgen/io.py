@@ -11,11 +11,13 @@ import csv
 import gzip
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BadRow", "Row", "TargetRow", "file_format", "read_molecules", "read_targets", "write_bad_rows"]
+__all__ = [
+    "WRITERS", "BadRow", "Row", "TargetRow", "file_format", "item_writer", "read_molecules", "read_targets", "resume_point", "write_bad_rows",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -288,6 +290,28 @@ class MoleculeWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+WRITERS = {
+    "molecule": ("molgen.io:MoleculeWriter", "molgen.io:resume_point"),
+    "scene": ("molgen.scenes.io:SceneWriter", "molgen.scenes.io:scene_resume_point"),
+}
+"""Domain name -> (``"module:Class"`` of its sample writer, ``"module:function"`` reading an interrupted output's resume
+point). Every writer has ``write(item, state, error, properties, extra)``; every resume point returns ``(count, items
+seen)``."""
+
+
+def item_writer(domain_name: str) -> tuple[type, Callable]:
+    """The writer class and the resume-point function for items of ``domain_name`` (:data:`WRITERS`)."""
+    import importlib
+
+    if domain_name not in WRITERS:
+        raise ValueError(f"no writer for items of domain {domain_name!r}; known: {sorted(WRITERS)}")
+    found = []
+    for target in WRITERS[domain_name]:
+        module, _, name = target.partition(":")
+        found.append(getattr(importlib.import_module(module), name))
+    return found[0], found[1]
 
 
 def resume_point(path: str | Path, property_names: list[str], extra_columns: list[str] | None = None) -> tuple[int, list[str]]:

@@ -1,4 +1,6 @@
-"""The user-facing object: load a model directory, sample molecules, turn SMILES into latent tokens and back.
+"""The user-facing object: load a model directory, sample molecules (or a scene model's scenes), turn items into
+latent tokens and back. Items are the model's domain's: SMILES strings, or :class:`~molgen.scenes.scene.Scene`
+objects (their JSON dicts and text are accepted as input too).
 
 ``MolgenPipeline`` composes the stages: load (:mod:`molgen.checkpoint`), encode (domain -> graph -> batch ->
 tokenizer), sample (one :class:`~molgen.sampling.base.Sampler` per prior family, options in one
@@ -259,10 +261,11 @@ class MolgenPipeline:
             raise ValueError("nothing to encode: no SMILES given")
         return Latents.concat([self._encode_graphs(graphs[k : k + batch_size]) for k in range(0, len(graphs), batch_size)])
 
-    def _graph(self, smiles: str):
-        graph = self.domain.to_graph(smiles)
+    def _graph(self, item):
+        graph = self.domain.to_graph(item)
         if graph.num_nodes > self.tokenizer.config.max_nodes:
-            raise DomainError(f"SMILES {smiles!r}: {graph.num_nodes} heavy atoms, more than this tokenizer's max_nodes={self.tokenizer.config.max_nodes}")
+            noun, nodes = getattr(self.domain, "item_noun", "item"), getattr(self.domain, "node_noun", "nodes")
+            raise DomainError(f"{noun} {item!r}: {graph.num_nodes} {nodes}, more than this tokenizer's max_nodes={self.tokenizer.config.max_nodes}")
         return graph
 
     @torch.no_grad()
@@ -273,9 +276,10 @@ class MolgenPipeline:
     # --- latents -> SMILES ---------------------------------------------------------------------------
 
     def decode(
-        self, latents: Latents, batch_size: int = 512, decoding: str = "raw", connected: bool = True, adjust: ScoreAdjuster | None = None
+        self, latents: Latents, batch_size: int = 512, decoding: str = "raw", connected: bool | None = None, adjust: ScoreAdjuster | None = None
     ) -> list[DecodedMolecule]:
-        """Decode latent tokens to molecules; invalid graphs are kept, with the reason (see :class:`Decoder`)."""
+        """Decode latent tokens to domain items (molecules: SMILES; scenes: :class:`~molgen.scenes.scene.Scene`); invalid
+        graphs are kept, with the reason (see :class:`Decoder`; ``connected`` None: as the domain says)."""
         return self.decoder(latents, batch_size, decoding, connected, adjust)
 
     # --- round trip ----------------------------------------------------------------------------------

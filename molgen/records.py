@@ -1,9 +1,14 @@
-"""The records that travel between the stages: latent tokens of a batch of graphs, a decoded molecule, a round trip."""
+"""The records that travel between the stages: latent tokens of a batch of graphs, a decoded item, a round trip.
+
+Items are the domain's: canonical SMILES for molecules, :class:`~molgen.scenes.scene.Scene` objects for scenes. The
+field keeps the name ``smiles`` (what the molecule path has always read); ``item`` is the same value by its general
+name.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -14,16 +19,22 @@ __all__ = ["DecodedMolecule", "Latents", "Reconstruction"]
 
 @dataclass
 class DecodedMolecule:
-    """One decoded graph: canonical SMILES if valid, else None with the reason in ``error``.
+    """One decoded graph: the domain's canonical item if valid (canonical SMILES; a scene for scenes), else None with
+    the reason in ``error``.
 
-    ``state`` is ``valid``, ``invalid`` or (in a sample) ``duplicate``: a valid molecule already produced
-    earlier in the same call. ``properties`` are filled for valid and duplicate molecules when asked for.
+    ``state`` is ``valid``, ``invalid`` or (in a sample) ``duplicate``: a valid item already produced
+    earlier in the same call. ``properties`` are filled for valid and duplicate items when asked for.
     """
 
-    smiles: str | None
+    smiles: str | Any | None
     state: Literal["valid", "invalid", "duplicate"]
     error: str | None = None
     properties: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def item(self) -> str | Any | None:
+        """The decoded item whatever the domain (the same value as ``smiles``)."""
+        return self.smiles
 
 
 @dataclass
@@ -65,10 +76,10 @@ class Latents:
 
 @dataclass
 class Reconstruction:
-    """Input SMILES, its canonical form, what came back, and whether the two are identical."""
+    """Input item (SMILES, or a scene), its canonical form, what came back, and whether the two are identical."""
 
-    input: str
-    canonical: str | None
-    reconstructed: str | None
+    input: str | Any
+    canonical: str | Any | None
+    reconstructed: str | Any | None
     exact: bool
     error: str | None = None

@@ -424,6 +424,9 @@ class MoleculeDomain:
     """
 
     name = "molecule"
+    item_noun = "SMILES"  # what messages call one item
+    node_noun = "heavy atoms"  # and its nodes
+    connected = True  # a graph that falls apart into fragments is not one molecule
 
     def __init__(
         self, vocab: Vocabulary, standardize_with: StandardizeOptions | None = None, hydrogens: str = "explicit", stereo: bool | None = None

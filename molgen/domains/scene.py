@@ -128,6 +128,14 @@ class SceneDomain:
     """
 
     name = "scene"
+    item_noun = "scene"  # what messages call one item
+    node_noun = "objects"  # and its nodes
+    connected = False  # a sparse scene can have unrelated groups of objects and still be valid
+
+    @staticmethod
+    def item_text(item: Scene | dict | str) -> str:
+        """One line of compact JSON (:meth:`Scene.to_json`): how a dataset's ``items.txt`` and a scene file hold it."""
+        return json.dumps(as_scene(item).to_json(), separators=(",", ":"))
 
     def __init__(
         self, vocab: Vocabulary, form: str = "dense", total: bool = False, margin: float = RELATION_MARGIN

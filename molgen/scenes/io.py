@@ -14,7 +14,10 @@
   that speaks CLEVR's vocabulary into a :class:`~molgen.scenes.scene.Scene`.
 - **Scene JSON** (:meth:`Scene.to_json`, :func:`scene_from_json`): CLEVR's scene form with camera-frame
   ``position`` per object instead of ``3d_coords``.
-- **JSON lines**: one :meth:`Scene.to_json` object per line (:func:`write_jsonl`, :func:`read_jsonl`).
+- **JSON lines**: one :meth:`Scene.to_json` object per line (:func:`write_jsonl`, :func:`read_jsonl`;
+  :func:`read_scene_rows` yields the lines as rows for featurizing, a bad line reported, not raised).
+- **Sampled scenes** (:class:`SceneWriter`): one JSON record per line with the sample's index, state, scene (null
+  when invalid), error and properties, as :class:`molgen.io.MoleculeWriter` writes molecules.
 
 Errors name the file, the scene (index or image id) and the object or relation at fault.
 """
@@ -22,7 +25,7 @@ Errors name the file, the scene (index or image id) and the object or relation a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,18 +33,22 @@ from typing import Any
 import numpy as np
 
 from molgen.graph import DomainError
+from molgen.io import BadRow, Row
 from molgen.scenes.scene import ATTRIBUTES, Scene, SceneObject, closure, is_acyclic
 from molgen.scenes.validity import relationship_problems
 
 __all__ = [
     "PREDICATES",
     "SceneGraphRecord",
+    "SceneWriter",
     "clevr_scene",
     "read_clevr_scenes",
     "read_jsonl",
     "read_scene_graphs",
+    "read_scene_rows",
     "record_to_scene",
     "scene_from_json",
+    "scene_resume_point",
     "write_jsonl",
 ]
 
@@ -278,3 +285,95 @@ def read_jsonl(path: str | Path) -> list[Scene]:
                 raise DomainError(f"{path}: line {lineno} is not JSON ({exc.msg})") from None
             scenes.append(scene_from_json(data, f"{path}: line {lineno}"))
     return scenes
+
+
+def read_scene_rows(path: str | Path) -> Iterator[Row | BadRow]:
+    """Each non-blank line of a JSON-lines scene file as a :class:`~molgen.io.Row` (``location`` ``line N``, the line's
+    text in ``smiles``, the field every domain's featurizer reads); a line that is not a JSON object is a
+    :class:`~molgen.io.BadRow` saying so. Whether it is a valid scene is checked later, by the domain."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such scene file")
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            text = line.strip()
+            if not text:
+                continue
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield BadRow(f"line {lineno}", text[:200], f"not JSON ({exc.msg} at character {exc.pos})")
+                continue
+            if not isinstance(data, dict):
+                yield BadRow(f"line {lineno}", text[:200], f"a scene is a JSON object, got {type(data).__name__}")
+                continue
+            yield Row(f"line {lineno}", text)
+
+
+class SceneWriter:
+    """Stream sampled scenes to a JSON-lines file (``.jsonl``), one record per sample, flushed as written:
+    ``{"index": k, "state": "valid" | "duplicate" | "invalid", "scene": {...} | null, <extra columns>,
+    "properties": {...}, "error": "..." | null}``; ``scene`` is :meth:`Scene.to_json` (objects with a layout and the
+    four relationship lists), readable by :func:`scene_from_json`.
+
+    Same interface as :class:`molgen.io.MoleculeWriter` (``write(item, state, error, properties, extra)``).
+    """
+
+    def __init__(
+        self, path: str | Path, property_names: list[str], extra_columns: list[str] | None = None, append_from: int | None = None
+    ) -> None:
+        """``append_from``: continue a file that already holds this many complete records (see
+        :func:`scene_resume_point`); None writes a new file."""
+        self.path = Path(path)
+        if self.path.suffix.lower() != ".jsonl":
+            raise ValueError(f"{self.path}: scenes are written as JSON lines; give a .jsonl file")
+        self.property_names = list(property_names)
+        self.extra = list(extra_columns or [])
+        self.count = append_from or 0
+        self._file = open(self.path, "w" if append_from is None else "a", encoding="utf-8")
+
+    def write(
+        self, scene: Scene | None, state: str, error: str | None = None, properties: dict[str, float] | None = None,
+        extra: dict | None = None,
+    ) -> None:  # fmt: skip
+        properties, extra = properties or {}, extra or {}
+        record: dict[str, Any] = {"index": self.count, "state": state, "scene": None if scene is None else scene.to_json()}
+        record.update({c: extra.get(c) for c in self.extra})
+        if self.property_names:
+            record["properties"] = {n: properties.get(n) for n in self.property_names}
+        record["error"] = error
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.count += 1
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> SceneWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def scene_resume_point(path: str | Path, property_names: list[str], extra_columns: list[str] | None = None) -> tuple[int, list[Scene]]:
+    """How many complete records an interrupted :class:`SceneWriter` output holds, and the scenes of its valid and
+    duplicate ones, in order (so that later repeats are still marked duplicate). A line cut off mid-write is removed
+    from the file. Raises ValueError naming the file when it is not such an output."""
+    path = Path(path)
+    text = path.read_bytes().decode("utf-8")
+    complete = text[: text.rfind("\n") + 1]
+    count, seen = 0, []
+    for lineno, line in enumerate(complete.splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            raise ValueError(f"{path}: cannot resume: line {lineno} is not JSON (not a molgen scene output?)") from None
+        if not isinstance(record, dict) or record.get("index") != count:
+            raise ValueError(f"{path}: cannot resume: line {lineno} is not record {count} of a molgen scene output")
+        if record.get("scene") is not None and record.get("state") in ("valid", "duplicate"):
+            seen.append(scene_from_json(record["scene"], f"{path}: line {lineno}"))
+        count += 1
+    if len(complete) < len(text):
+        path.write_bytes(complete.encode("utf-8"))
+    return count, seen

@@ -177,12 +177,16 @@ def gaussian_tv_mmd(a: Sequence[np.ndarray], b: Sequence[np.ndarray], sigma: flo
     width = max(len(h) for h in [*a, *b])
     x = np.stack([_normalised(np.pad(h, (0, width - len(h)))) for h in a])  # (A, W)
     y = np.stack([_normalised(np.pad(h, (0, width - len(h)))) for h in b])  # (B, W)
+    # Scenes share few distinct histograms: the kernel means run over distinct rows weighted by their counts, so
+    # 10,000 x 10,000 scenes cost no more than their distinct histograms (the same value as over every pair).
+    (x, wx), (y, wy) = (np.unique(h, axis=0, return_counts=True) for h in (x, y))
+    wx, wy = wx / wx.sum(), wy / wy.sum()
 
-    def mean_kernel(p: np.ndarray, q: np.ndarray) -> float:
+    def mean_kernel(p: np.ndarray, wp: np.ndarray, q: np.ndarray, wq: np.ndarray) -> float:
         tv = 0.5 * np.abs(p[:, None, :] - q[None, :, :]).sum(-1)  # (P, Q)
-        return float(np.exp(-(tv**2) / (2 * sigma**2)).mean())
+        return float(wp @ np.exp(-(tv**2) / (2 * sigma**2)) @ wq)
 
-    return mean_kernel(x, x) + mean_kernel(y, y) - 2 * mean_kernel(x, y)
+    return mean_kernel(x, wx, x, wx) + mean_kernel(y, wy, y, wy) - 2 * mean_kernel(x, wx, y, wy)
 
 
 def histogram_mmds(

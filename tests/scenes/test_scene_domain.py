@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from molgen.domains import DOMAINS
+from molgen.domains import domain_class
 from molgen.domains.scene import SceneDomain
 from molgen.graph import DomainError, OutOfVocabularyError
 from molgen.scenes.scene import Scene, SceneObject
@@ -90,7 +90,7 @@ def test_from_scores_keeps_a_valid_argmax(generated_scenes):
 def test_config_round_trip_and_registry(real_scenes):
     domain = SceneDomain.fit(real_scenes, form="sparse")
     config = json.loads(json.dumps(domain.to_config()))
-    again = DOMAINS[config["name"]].from_config(config)
+    again = domain_class(config["name"]).from_config(config)
     assert isinstance(again, SceneDomain)
     assert (again.form, again.total, again.vocab.to_dict()) == ("sparse", True, domain.vocab.to_dict())
     assert again.to_graph(real_scenes[0]) == domain.to_graph(real_scenes[0])

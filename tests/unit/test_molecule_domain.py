@@ -14,7 +14,7 @@ import pytest
 from rdkit import Chem
 
 from molgen.chem import InvalidMoleculeError, StandardizeOptions, canonicalize
-from molgen.domains import DOMAINS
+from molgen.domains import domain_class
 from molgen.domains.molecule import EDGE_FIELD, NODE_FIELDS, MoleculeDomain, raw_graph_to_mol, smiles_to_raw_graph
 from molgen.graph import DomainError, Graph, OutOfVocabularyError, Vocabulary
 
@@ -311,7 +311,7 @@ def test_to_config_from_config_round_trip(hard_domain, opts):
     domain = MoleculeDomain(hard_domain.vocab, standardize_with=opts)
     config = json.loads(json.dumps(domain.to_config()))  # must be plain JSON
     assert config["name"] == "molecule"
-    rebuilt = DOMAINS[config["name"]].from_config(config)
+    rebuilt = domain_class(config["name"]).from_config(config)
     assert isinstance(rebuilt, MoleculeDomain)
     assert rebuilt.vocab == domain.vocab
     assert rebuilt.standardize_with == opts

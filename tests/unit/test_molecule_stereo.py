@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from rdkit import Chem
 
-from molgen.domains import DOMAINS
+from molgen.domains import domain_class
 from molgen.domains.molecule import (
     STEREO_EDGE_FIELD,
     STEREO_NODE_FIELDS,
@@ -151,7 +151,7 @@ def test_stereo_is_saved_in_the_config_and_old_configs_read_without_it(zinc_200)
     domain = MoleculeDomain.fit(zinc_200[:20], stereo=True, hydrogens="implicit")
     config = json.loads(json.dumps(domain.to_config()))
     assert config["stereo"] is True
-    loaded = DOMAINS["molecule"].from_config(config)
+    loaded = domain_class("molecule").from_config(config)
     assert loaded.stereo and loaded.vocab == domain.vocab
     assert loaded.vocab.node_fields == STEREO_NODE_FIELDS and loaded.vocab.edge_field == STEREO_EDGE_FIELD
     with pytest.raises(ValueError, match="not a molecule's with stereo=False"):
