@@ -51,8 +51,9 @@ STRATEGIES: dict[str, dict[str, float]] = {
 }
 """Strategy -> share of each round's proposals per operator.
 
-- ``mixed`` (default): half model remasking, half graph GA: the GA's crossovers combine the best molecules found,
-  the model's edits keep proposing drug-like variations of them (BENCHMARKS.md, goal-directed optimisation).
+- ``mixed`` (default): model remasking and graph GA, half each to start; each round the shares follow how often each
+  operator's recent proposals reached the top of the population (at least :data:`MIN_SHARE` each), so the search
+  leans on whichever works for this objective (BENCHMARKS.md, goal-directed optimisation).
 - ``remask``: model edits only: every molecule stays inside the model's chemistry (MOSES-like drug-like
   molecules), for an objective that rewards molecules a chemist would accept rather than any molecule.
 - ``surrogate``: model edits screened by a latent surrogate: for an objective expensive enough that a call costs
@@ -66,6 +67,12 @@ OVERSAMPLE = 4
 """``surrogate`` draws this many times as many candidates as it sends."""
 EXPLORE = 0.25
 """``surrogate`` sends this share of its candidates at random, not by prediction."""
+MIN_SHARE = 0.1
+"""A strategy of several operators gives each at least this share of a round's proposals."""
+TOP = 100
+"""An operator is credited with each child that enters the best ``TOP`` molecules so far."""
+DECAY = 0.9
+"""Each round, an operator's past credit and trials count this much less (it follows the search as it moves)."""
 DEFAULT_STRENGTH = 0.3
 """Share of a parent's tokens ``remask`` redraws (one span)."""
 
@@ -188,6 +195,7 @@ class Search:
             seed,
         )
         self.rng = random.Random(seed)
+        self.credit = {op: [0.0, 0.0] for op in self.mix}
         self.state = _State()
         for call in oracle.history:  # a resumed run: every scored molecule passed the checks when it was made
             if call.score is not None:
@@ -239,10 +247,22 @@ class Search:
             log.warning("optimisation %s; keeping the molecules scored so far", stopped)
         return self._result(stopped)
 
+    def _shares(self) -> dict[str, float]:
+        """Each operator's share of the next round: its prior share, reweighted by how often
+        its recent proposals entered the top of the population (decayed counts, a floor of :data:`MIN_SHARE`)."""
+        if len(self.mix) == 1:
+            return self.mix
+        rate = {op: (self.credit[op][0] + 1) / (self.credit[op][1] + 2) for op in self.mix}
+        weights = {op: self.mix[op] * rate[op] for op in self.mix}
+        total = sum(weights.values())
+        shares = {op: max(w / total, MIN_SHARE) for op, w in weights.items()}
+        total = sum(shares.values())
+        return {op: v / total for op, v in shares.items()}
+
     def _propose(self, r: int) -> list[Proposal]:
         parents = self._parents(2 * self.n)
         proposals: list[Proposal] = []
-        for k, (operator, share) in enumerate(self.mix.items()):
+        for k, (operator, share) in enumerate(self._shares().items()):
             count = max(1, round(share * self.n))
             seed = (self.seed * 1_000_003 + r) * 7 + k
             if operator == "graph-ga":
@@ -255,6 +275,10 @@ class Search:
 
     def _score(self, proposals: list[Proposal], r: int) -> int:
         """Check the proposals, score the new ones that pass; the number scored."""
+        self._decay()
+        for p in proposals:  # every proposal is a trial of its operator: repeats and invalid ones are failures
+            if (key := self._key(p.operator)) is not None:
+                self.credit[key][1] += 1
         fresh: list[Proposal] = []
         seen = set()
         for p in proposals:
@@ -276,7 +300,26 @@ class Search:
             if score is not None:
                 self.state.population[p.smiles] = score
         self._select()
+        self._credit(fresh, scores)
         return sum(p.smiles in self.oracle.known for p in fresh)
+
+    def _key(self, operator: str) -> str | None:
+        if operator in self.credit:
+            return operator
+        return "surrogate" if operator == "remask" and "surrogate" in self.credit else None
+
+    def _decay(self) -> None:
+        for counts in self.credit.values():
+            counts[0] *= DECAY
+            counts[1] *= DECAY
+
+    def _credit(self, fresh: list[Proposal], scores: list[float | None]) -> None:
+        """Credit each operator with its children of this round that reached the top :data:`TOP` of the population."""
+        ranked = sorted(self.state.population.values(), reverse=True)
+        bar = ranked[min(TOP, len(ranked)) - 1] if ranked else math.inf
+        for p, score in zip(fresh, scores, strict=True):
+            if (key := self._key(p.operator)) is not None:
+                self.credit[key][0] += float(score is not None and score >= bar)
 
     def _select(self) -> None:
         if len(self.state.population) > self.population_size:

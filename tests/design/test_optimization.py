@@ -197,3 +197,22 @@ def test_python_file_objective(tmp_path):
     (tmp_path / "broken.py").write_text("raise SystemError('boom')\n")
     with pytest.raises(DesignInputError, match="raised SystemError: boom"):
         objectives.load(tmp_path / "broken.py")
+
+
+def test_mixed_search_shifts_its_proposals_to_the_operator_that_finds_better_molecules():
+    import torch
+
+    from molgen.design.optimization import MIN_SHARE, ModelOperators
+
+    def sample(count, seed):
+        return [Proposal(_canonical(s), None, "sample", torch.zeros(2, 3)) for s in (START * count)[:count]]
+
+    def remask(tokens, strength, seed):  # a model that only ever proposes tiny molecules: never near the top
+        return [Proposal(_canonical("C" * (1 + (seed + k) % 3)), None, "remask", torch.zeros(2, 3)) for k in range(len(tokens))]
+
+    model = ModelOperators(sample=sample, remask=remask, encode=lambda smiles: [torch.zeros(2, 3) for _ in smiles], max_nodes=8)
+    search = Search(Oracle(_near_15_atoms, Budget(300)), _canonical, model=model, strategy="mixed", n=20, population=50, seed=0)
+    result = search.run(None, initial=8)
+    assert result.stopped == "budget of 300 objective calls used"
+    shares = search._shares()
+    assert MIN_SHARE <= shares["remask"] < 0.2 and shares["graph-ga"] > 0.8
