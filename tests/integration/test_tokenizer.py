@@ -345,9 +345,9 @@ def test_save_load_domain(tmp_path, sym_domain):
     assert isinstance(loaded, MoleculeDomain) and loaded.vocab == sym_domain.vocab
     with pytest.raises(FileNotFoundError, match="missing.json"):
         load_domain(tmp_path / "missing.json")
-    (tmp_path / "scene.json").write_text(json.dumps({"name": "scene", "vocab": {}}))
-    with pytest.raises(ValueError, match="scene"):
-        load_domain(tmp_path / "scene.json")
+    (tmp_path / "protein.json").write_text(json.dumps({"name": "protein", "vocab": {}}))
+    with pytest.raises(ValueError, match="protein"):
+        load_domain(tmp_path / "protein.json")
 
 
 def test_pipeline_from_pretrained(tmp_path, sym_domain, overfit_gaussian):
