@@ -273,6 +273,7 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
             encoder_layers=args.encoder_layers,
             decoder_layers=args.decoder_layers or 3,
             edge_hidden=args.edge_hidden,
+            directed_edges=getattr(_training_domain(train_cache, train.vocab, args), "directed_edges", False),
         )
     if args.freeze_encoder and not (args.init_from or (config_path.exists() and args.resume)):
         raise CLIError("--freeze-encoder needs a trained encoder: give --init-from MODEL (or resume a run)")

@@ -131,6 +131,7 @@ class SceneDomain:
     item_noun = "scene"  # what messages call one item
     node_noun = "objects"  # and its nodes
     connected = False  # a sparse scene can have unrelated groups of objects and still be valid
+    directed_edges = True  # an edge label says how the later object stands to the earlier one
 
     @staticmethod
     def item_text(item: Scene | dict | str) -> str:

@@ -30,6 +30,9 @@ class TokenizerConfig(JsonConfig):
     ff_mult: int = 2
     edge_hidden: int = 64
     dropout: float = 0.0
+    # The decoder scores a pair (i, j), i < j, symmetrically unless this is set: a domain whose edge labels say which
+    # end is which (a scene's "j is behind i") sets it, and an asymmetric term is added (its own weights).
+    directed_edges: bool = False
 
     def __post_init__(self) -> None:
         if self.bottleneck not in ("gaussian", "fsq"):

@@ -154,7 +154,8 @@ class GraphEncoder(nn.Module):
 
 
 class GraphDecoder(nn.Module):
-    """(B, N, latent_dim) latent tokens -> node-label logits and symmetric edge-label logits."""
+    """(B, N, latent_dim) latent tokens -> node-label logits and edge-label logits, symmetric in the pair's ends
+    unless ``config.directed_edges`` (then a term ``a_i * c_j`` tells the earlier node from the later one)."""
 
     def __init__(self, config: TokenizerConfig) -> None:
         super().__init__()
@@ -168,6 +169,8 @@ class GraphDecoder(nn.Module):
         self.edge_prod = nn.Linear(d, e)
         self.distance = nn.Embedding(config.max_nodes, e)
         self.edge_mlp = nn.Sequential(nn.LayerNorm(e), nn.GELU(), nn.Linear(e, e), nn.GELU(), nn.Linear(e, config.edge_vocab_size))
+        self.edge_from = nn.Linear(d, e) if config.directed_edges else None
+        self.edge_to = nn.Linear(d, e) if config.directed_edges else None
 
     def forward(self, z: Tensor, mask: Tensor) -> DecoderOutput:
         n = mask.shape[1]
@@ -180,6 +183,8 @@ class GraphDecoder(nn.Module):
         pairs = node_pairs(mask)  # (P, 3)
         b, i, j = pairs.unbind(-1)
         pair = s[b, i] + s[b, j] + p[b, i] * p[b, j] + self.distance(j - i)  # (P, e), symmetric in i, j
+        if self.edge_from is not None:
+            pair = pair + self.edge_from(h)[b, i] * self.edge_to(h)[b, j]  # (P, e): which end comes first
         return DecoderOutput(node_logits=node_logits, pairs=pairs, edge_logits=self.edge_mlp(pair))
 
 
