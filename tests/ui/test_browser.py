@@ -42,7 +42,7 @@ def app_url():
     import app
 
     assert app.DEFAULT_MODEL == MODEL, f"app.py serves {app.DEFAULT_MODEL} by default, these tests expect {MODEL}"
-    options = ("--max-n", str(CAP), "--max-steps", "20", "--max-repairs", str(REPAIR_CAP), "--max-iterations", "3", "--device", "cpu")
+    options = ("--max-n", str(CAP), "--max-steps", "20", "--max-repairs", str(REPAIR_CAP), "--max-calls", "32", "--device", "cpu")
     with running_app(*options) as url:
         yield url
 
