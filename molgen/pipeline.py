@@ -33,6 +33,7 @@ from molgen.prior.discrete import DiscreteAutoregressivePrior
 from molgen.prior.masked import MaskedDiffusionPrior
 from molgen.prior.predictor import PropertyPredictor
 from molgen.records import DecodedMolecule, Latents, Reconstruction
+from molgen.retrieval import Neighbour, nearest
 from molgen.sampling.base import Sampler, take
 from molgen.sampling.config import Conditions, Edit, SamplingConfig, Sizes, condition_table, size_rows
 from molgen.sampling.discrete import DiscreteSampler
@@ -281,6 +282,21 @@ class MolgenPipeline:
         """Decode latent tokens to domain items (molecules: SMILES; scenes: :class:`~molgen.scenes.scene.Scene`); invalid
         graphs are kept, with the reason (see :class:`Decoder`; ``connected`` None: as the domain says)."""
         return self.decoder(latents, batch_size, decoding, connected, adjust)
+
+    # --- retrieval: nearest items by latent similarity -----------------------------------------------
+
+    def nearest(self, queries: Sequence | Latents, candidates: Sequence | Latents, k: int = 5, metric: str = "set") -> list[list[Neighbour]]:
+        """The ``k`` candidates nearest each query by the distance between their latent tokens (:mod:`molgen.retrieval`:
+        ``set``, an optimal matching of the tokens, or ``mean``, mean-pooled tokens), nearest first. Queries and
+        candidates are items (SMILES, scenes) or their :class:`Latents`; each :class:`~molgen.retrieval.Neighbour`
+        carries the candidate item when items were given."""
+        items = None if isinstance(candidates, Latents) else list(candidates)
+        query_latents = queries if isinstance(queries, Latents) else self.encode(list(queries))
+        candidate_latents = candidates if isinstance(candidates, Latents) else self.encode(items)
+        hits = nearest(query_latents, candidate_latents, k, metric)
+        if items is None:
+            return hits
+        return [[Neighbour(h.index, h.distance, items[h.index]) for h in row] for row in hits]
 
     # --- round trip ----------------------------------------------------------------------------------
 
