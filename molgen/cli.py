@@ -102,21 +102,35 @@ def _featurize_molecules(args: argparse.Namespace) -> None:
     if args.vocab:
         vocab = Vocabulary.from_dict(_read_vocab(Path(args.vocab)))
     standardize = None
-    if args.largest_fragment or args.neutralize:
-        standardize = StandardizeOptions(largest_fragment=args.largest_fragment, neutralize=args.neutralize)
+    if args.largest_fragment or args.neutralize or getattr(args, "normalize", False):
+        standardize = StandardizeOptions(
+            largest_fragment=args.largest_fragment, neutralize=args.neutralize, normalize=getattr(args, "normalize", False),
+            standardizer=getattr(args, "standardizer", "chembl"),
+        )  # fmt: skip
+    stereo = getattr(args, "stereo", False) or None  # None: as --vocab's fields say
+    if stereo and vocab is not None and vocab.node_fields != _stereo_fields():
+        raise CLIError(f"--stereo with --vocab {args.vocab}: that vocabulary has no stereo labels (a model without stereo)")
     rows = read_molecules(args.input, smiles_column=args.smiles_column)
     if args.limit:
         rows = _take_shuffled(rows, args.limit, args.seed)
     with tqdm(desc=f"featurizing {Path(args.input).name}", unit="mol", disable=args.quiet) as bar:
         result = featurize_molecules(
-            rows, vocab=vocab, standardize_with=standardize, workers=args.workers, progress=bar.update, hydrogens=args.hydrogens,
+            rows, vocab=vocab, standardize_with=standardize, workers=args.workers, progress=bar.update, hydrogens=args.hydrogens, stereo=stereo,
         )
     out = Path(args.out)
-    report = {**result.report(), "source": str(args.input), "limit": args.limit, "seed": args.seed, "hydrogens": args.hydrogens}
+    report = {**result.report(), "source": str(args.input), "limit": args.limit, "seed": args.seed, "hydrogens": args.hydrogens,
+              "stereo": bool(result.dataset.vocab.node_fields == _stereo_fields()),
+              "standardize": standardize.to_dict() if standardize is not None else None}  # fmt: skip
     result.dataset.save(out, report=report)
     write_bad_rows(result.bad_rows, out / "bad_rows.tsv")
     _report_bad_rows(result.bad_rows, out)
     print(f"featurized {len(result.dataset)} of {result.n_read} molecules into {out} ({len(result.bad_rows)} bad rows skipped)")
+
+
+def _stereo_fields() -> list[str]:
+    from molgen.domains.molecule import node_fields
+
+    return node_fields(True)
 
 
 FEATURIZERS = {"molecule": _featurize_molecules, "scene": _featurize_scenes}
@@ -197,7 +211,7 @@ def _dataset_for_training(
             input=str(path), out=str(cache), smiles_column=args.smiles_column,
             vocab=str(vocab_dir) if vocab_dir else None, limit=None, seed=0, workers=None,
             largest_fragment=False, neutralize=False, quiet=not args.progress, hydrogens=hydrogens,
-            domain=domain, form=form,
+            domain=domain, form=form, stereo=getattr(args, "stereo", False) and vocab_dir is None,
         )  # fmt: skip
         cmd_featurize(featurize_args)
     return GraphDataset.load(cache)
@@ -972,6 +986,10 @@ def _designer(args: argparse.Namespace):
     _check_out(args)
     precision = args.precision or DEFAULT_PRECISION
     strict = {"largest_fragment": getattr(args, "largest_fragment", False), "from_nearest": getattr(args, "from_nearest", False)}
+    if getattr(args, "normalize", False) or getattr(args, "neutralize", False):
+        from molgen.chem import StandardizeOptions
+
+        strict["standardize"] = StandardizeOptions(normalize=args.normalize, neutralize=args.neutralize, standardizer=args.standardizer)
     return Designer.from_pretrained(_model_dir(args), device=args.device, precision=precision, decoding=args.decoding, **strict)
 
 
@@ -1091,6 +1109,12 @@ def _add_design_parser(sub) -> None:
             "--from-nearest", action="store_true",
             help=f"design from the model's reconstruction of a {what} it does not reconstruct exactly (default: refuse it); reported on stderr",
         )  # fmt: skip
+        p.add_argument("--normalize", action="store_true", help=f"normalise functional groups of each {what} first (e.g. N(=O)=O -> [N+](=O)[O-]); reported on stderr")
+        p.add_argument("--neutralize", action="store_true", help=f"neutralise the charges of each {what} first where a neutral form exists; reported on stderr")
+        p.add_argument(
+            "--standardizer", choices=["chembl", "rdkit"], default="chembl",
+            help="which library does --normalize and --neutralize: ChEMBL's structure pipeline (default) or RDKit's MolStandardize",
+        )  # fmt: skip
 
     def common(p: argparse.ArgumentParser, inputs: str | None = None) -> None:
         if inputs:
@@ -1197,8 +1221,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="take a random subset of this many rows")
     p.add_argument("--seed", type=int, default=0, help="seed for --limit")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument("--largest-fragment", action="store_true", help="keep only the largest fragment")
-    p.add_argument("--neutralize", action="store_true", help="neutralise charges")
+    p.add_argument("--largest-fragment", action="store_true", help="keep only the parent fragment (salts and solvents stripped)")
+    p.add_argument("--normalize", action="store_true", help="normalise functional groups (e.g. N(=O)=O -> [N+](=O)[O-])")
+    p.add_argument("--neutralize", action="store_true", help="neutralise charges where a neutral form exists (default: kept as given)")
+    p.add_argument(
+        "--standardizer", choices=["chembl", "rdkit"], default="chembl",
+        help="which library standardises: ChEMBL's structure pipeline (default) or RDKit's MolStandardize",
+    )  # fmt: skip
+    p.add_argument(
+        "--stereo", action="store_true",
+        help="graphs carry tetrahedral centres and double-bond E/Z (for a model of chiral molecules; default: stereo marks are ignored)",
+    )  # fmt: skip
     p.add_argument(
         "--hydrogens", choices=["explicit", "implicit"], default="explicit",
         help="implicit: also skip molecules whose hydrogens RDKit would not infer (for models built with implicit hydrogens)",
@@ -1222,6 +1255,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="implicit (default): molecules are rebuilt with RDKit's default valences, so a decoded graph is valid "
         "when its bonds fit; explicit: every atom's hydrogen count is part of the molecule",
     )
+    p.add_argument(
+        "--stereo", action="store_true",
+        help="molecules given as a file: graphs carry tetrahedral centres and double-bond E/Z (a featurized directory says it itself)",
+    )  # fmt: skip
     p.add_argument("--latent-dim", type=int, default=16, help="latent numbers per node (gaussian)")
     p.add_argument("--fsq-levels", default="8,8,8,5,5", help="FSQ levels per latent dim (fsq)")
     p.add_argument("--d-model", type=int, default=128)

@@ -18,22 +18,22 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import torch
 
-from molgen.chem import InvalidMoleculeError, parse_smiles
+from molgen.chem import InvalidMoleculeError, StandardizeOptions, StandardizeResult, parse_smiles, standardize_smiles
 from molgen.decoding import DECODINGS
-from molgen.design.chemistry import Core, parse_core
+from molgen.design.chemistry import Core, Fragments, parse_core, parse_fragments, side_chains
 from molgen.design.constraints import Filters, Screen
 from molgen.design.editing import (
     LAYOUTS,
     CoreConstraint,
     calibrate_strength,
-    decoration_grid,
     interpolation_path,
     span_keep,
+    template_grid,
     template_offsets,
 )
 from molgen.design.optimization import DEFAULT_STRATEGY, STRATEGIES, ModelOperators, Proposal, Search
@@ -81,6 +81,10 @@ already makes every child a valid molecule, and the pass doubled the time of a P
 
 """
 
+MORPH_SIZE_SPREAD = 2
+""":meth:`Designer.morph_iter`'s new core has the input's scaffold's atom count, give or take this many, unless
+``core_atoms`` says otherwise."""
+
 BEST_DESCRIBED = 100
 """:meth:`Designer.optimize` describes this many of its best molecules (properties, alerts, similarity)."""
 
@@ -104,11 +108,16 @@ class Designer:
         largest_fragment: take the largest fragment of a molecule given with several (salts, solvents).
         from_nearest: design from the model's reconstruction of a molecule it does not reconstruct exactly, and
             from the flat form of a molecule with stereo marks when the model has no stereo.
+        standardize: standardise every molecule a user gives first (:class:`~molgen.chem.StandardizeOptions`:
+            salts and solvents stripped, functional groups normalised, charges neutralised, by ChEMBL's structure
+            pipeline or RDKit; stereo kept). Off by default. Each change is logged and recorded in
+            :attr:`standardized`, so a given molecule is never changed silently.
     """
 
     def __init__(
-        self, pipeline: MolgenPipeline, decoding: str = "valence", batch_size: int = 256, largest_fragment: bool = False, from_nearest: bool = False
-    ) -> None:
+        self, pipeline: MolgenPipeline, decoding: str = "valence", batch_size: int = 256, largest_fragment: bool = False, from_nearest: bool = False,
+        standardize: StandardizeOptions | None = None,
+    ) -> None:  # fmt: skip
         if decoding not in DECODINGS:
             raise DesignInputError(f"decoding={decoding!r}: choose one of {DECODINGS}")
         if pipeline.prior is None:
@@ -118,8 +127,13 @@ class Designer:
         self.batch_size = batch_size
         self.largest_fragment = largest_fragment
         self.from_nearest = from_nearest
+        if standardize is not None and not isinstance(standardize, StandardizeOptions):
+            raise DesignInputError(f"standardize={standardize!r}: give a molgen.chem.StandardizeOptions or None")
+        self.standardize = standardize
         self.substitutions: dict[str, str | None] = {}
         """Molecules given -> the reconstruction designed from instead (``from_nearest``; None: none was valid)."""
+        self.standardized: dict[str, StandardizeResult] = {}
+        """Molecules given -> what ``standardize`` made of them, for those it changed (each change in ``.changes``)."""
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device: str = "auto", precision: str = DEFAULT_PRECISION, **options) -> Designer:
@@ -158,7 +172,18 @@ class Designer:
         return None
 
     def _molecule(self, smiles: str, what: str) -> str:
-        """The canonical SMILES of the one molecule a user gave (its largest fragment with ``largest_fragment``)."""
+        """The canonical SMILES of the one molecule a user gave (standardised with ``standardize``, its largest fragment
+        with ``largest_fragment``)."""
+        if self.standardize is not None and self.standardize.active:
+            try:
+                result = standardize_smiles(smiles, self.standardize)
+            except ValueError as exc:
+                raise DesignInputError(f"{what}: {exc}") from None
+            if result.changed:
+                if smiles not in self.standardized:
+                    log.warning("%s: standardised to %s (%s)", what, result.smiles, "; ".join(result.changes))
+                self.standardized[smiles] = result
+            smiles = result.smiles
         try:
             canonical = self.pipe.domain.canonical(smiles)
             dropped = self.pipe.domain.dropped_stereo(smiles) if hasattr(self.pipe.domain, "dropped_stereo") else []
@@ -501,7 +526,13 @@ class Designer:
         log.info("analogs of %s: strength %.3f for a mean similarity of %.2f", smiles, strength, similarity)
         return strength
 
-    # --- 3. scaffold decoration ---------------------------------------------------------------------------
+    # --- 3. inpainting: scaffold decoration, motif extension, linker design, scaffold morphing -------------------
+    #
+    # One mechanism for all four: a template molecule holding the atoms to keep is encoded, its kept atoms' tokens are
+    # held while the prior draws the others (molgen.design.editing), CoreConstraint fixes the kept atoms and bonds at
+    # decoding, and RDKit checks every output (Core.missing / Fragments.missing). They differ only in the template:
+    # a core with capped attachment points (decorate, extend), or fragments each with one attachment point that new
+    # atoms join (link: two fragments; morph: a molecule's side chains around a new core).
 
     def decorate(self, core: str, n: int, **options) -> list[DesignResult]:
         """``n`` decorations of a core; see :meth:`decorate_iter`."""
@@ -537,41 +568,201 @@ class Designer:
         handles better for this core; which one depends on the core). ``steps`` (a set prior's scheduler steps) and
         ``sampling`` (:class:`~molgen.sampling.SamplingConfig`): how the prior samples.
         """
+        return self._decorated(core, "core", n, seed=seed, steps=steps, must_contain=must_contain, must_avoid=must_avoid, filters=filters,
+                               progress=progress, extra_atoms=extra_atoms, fix_core=fix_core, layout=layout, sampling=sampling)  # fmt: skip
+
+    def extend(self, motif: str, n: int, **options) -> list[DesignResult]:
+        """``n`` molecules grown from a motif; see :meth:`extend_iter`."""
+        return list(self.extend_iter(motif, n, **options))
+
+    def extend_iter(self, motif: str, n: int, **options) -> Iterator[DesignResult]:
+        """Motif extension (GenMol's term): molecules that continue a fragment, ``motif``, at its attachment points
+        (``[*:1]``, ``[*:2]`` ...; a motif without any grows wherever it has a hydrogen).
+
+        The same design as :meth:`decorate_iter`, with the same options (``extra_atoms``: atoms added): decorating a
+        scaffold and extending a motif differ in what the kept part is to the chemist (the centre of the molecule or a
+        piece of it), not in how the model fills in the rest. Messages name the input as a motif."""
+        return self._decorated(motif, "motif", n, **options)
+
+    def _decorated(
+        self, core: str, what: str, n: int, *, extra_atoms=None, layout: str = "auto", steps: int | None = None, sampling: SamplingConfig | None = None,
+        must_contain: Iterable[str] = (), must_avoid: Iterable[str] = (), filters: Filters | None = None, **options,
+    ) -> Iterator[DesignResult]:  # fmt: skip
         self._count(n)
         try:
-            parsed = parse_core(core)
+            parsed = parse_core(core, what)
         except InvalidMoleculeError as exc:
             raise DesignInputError(str(exc)) from None
-        template = self._encode(parsed.template, f"core {core!r} (as {parsed.template!r})", round_trip=False)[0]  # (T, d)
-        if max(parsed.core_positions, default=-1) >= template.shape[0]:
-            raise DesignInputError(f"core {core!r}: the model reads {template.shape[0]} atoms of its template {parsed.template!r}, fewer than the core's")
+        template = self._template_tokens(parsed, f"{what} {core!r} (as {parsed.template!r})")
+        config = self._inpainting_config(layout, sampling, steps)
+        length = template.shape[0]
+
+        def draw(count: int, seed: int) -> tuple[list[int], list[int]]:
+            return [0] * count, self._new_atom_sizes(length, count, extra_atoms, seed, f"{what} {core!r}", "extra_atoms")
+
+        screen = self._screen(must_contain, must_avoid, filters, core=parsed, reference=parsed.template)
+        yield from self._inpaint_iter(parsed, [(parsed, template)], draw, n, screen=screen, config=config, layout=layout, **options)
+
+    def link(self, fragments: str | Sequence[str], n: int, **options) -> list[DesignResult]:
+        """``n`` molecules joining two fragments; see :meth:`link_iter`."""
+        return list(self.link_iter(fragments, n, **options))
+
+    def link_iter(
+        self,
+        fragments: str | Sequence[str],
+        n: int,
+        *,
+        seed: int = 0,
+        steps: int | None = None,
+        must_contain: Iterable[str] = (),
+        must_avoid: Iterable[str] = (),
+        filters: Filters | None = None,
+        progress: Progress | None = None,
+        linker_atoms: int | tuple[int, int] | None = None,
+        fix_core: bool = True,
+        layout: str = "auto",
+        sampling: SamplingConfig | None = None,
+    ) -> Iterator[DesignResult]:
+        """Linker design: molecules in which new atoms join two fragments, each with one attachment point, given as two
+        SMILES (``["[*:1]c1ccccc1", "[*:2]C1CCNCC1"]``) or one dotted SMILES (``"[*:1]c1ccccc1.[*:2]C1CCNCC1"``).
+
+        Every ``valid`` output is one molecule holding both fragments exactly (RDKit substructure match; their atoms
+        keep their bonds and only the attachment point bonds to new atoms), on atoms of their own, with at least one new
+        atom between them; others are ``rejected`` with the reason. ``linker_atoms`` (a count >= 1 or a (low, high)
+        range): the linker's atoms (every new atom, branches included), by default drawn so that whole molecules follow
+        the training size distribution. A linker of one atom is sampled around a template of the two fragments
+        bonded to one carbon, a longer one around the two fragments each capped by a carbon (the linker's ends). Other
+        options as :meth:`decorate_iter`'s (``layout``: where the template's tokens sit; ``fix_core``: fix the
+        fragments' atoms and bonds at decoding)."""
+        self._count(n)
+        try:
+            parsed = parse_fragments(fragments)
+        except InvalidMoleculeError as exc:
+            raise DesignInputError(str(exc)) from None
+        if len(parsed.parts) != 2:
+            raise DesignInputError(f"fragments {parsed.text!r}: {len(parsed.parts)} fragments; a linker joins two")
+        templates = [(core, self._template_tokens(core, f"fragments {parsed.text!r} (as {core.template!r})")) for core in (parsed.bridged, parsed.split)]
+        config = self._inpainting_config(layout, sampling, steps)
+
+        def draw(count: int, seed: int) -> tuple[list[int], list[int]]:
+            sizes = self._new_atom_sizes(parsed.atoms, count, linker_atoms, seed, f"fragments {parsed.text!r}", "linker_atoms", least=1)
+            return [0 if size == parsed.atoms + 1 else 1 for size in sizes], sizes  # one new atom: the bridged template
+
+        screen = self._screen(must_contain, must_avoid, filters, core=parsed)
+        yield from self._inpaint_iter(parsed, templates, draw, n, seed=seed, progress=progress, fix_core=fix_core, screen=screen, config=config, layout=layout)
+
+    def morph(self, smiles: str, n: int, **options) -> list[DesignResult]:
+        """``n`` scaffold morphs of a molecule; see :meth:`morph_iter`."""
+        return list(self.morph_iter(smiles, n, **options))
+
+    def morph_iter(
+        self,
+        smiles: str,
+        n: int,
+        *,
+        seed: int = 0,
+        steps: int | None = None,
+        must_contain: Iterable[str] = (),
+        must_avoid: Iterable[str] = (),
+        filters: Filters | None = None,
+        progress: Progress | None = None,
+        core_atoms: int | tuple[int, int] | None = None,
+        fix_core: bool = True,
+        layout: str = "auto",
+        sampling: SamplingConfig | None = None,
+    ) -> Iterator[DesignResult]:
+        """Scaffold morphing (scaffold hopping with the side chains fixed): molecules keeping every side chain of
+        ``smiles`` exactly around a new core.
+
+        The side chains are what lies outside the molecule's Bemis-Murcko scaffold (RDKit's ``MurckoScaffold`` and
+        ``ReplaceCore``; :func:`~molgen.design.chemistry.side_chains`), each with its attachment point; new atoms,
+        ``core_atoms`` of them (a count or a (low, high) range; default: the scaffold's atom count +- 2, at least one
+        per side chain), join them as the new core. Every ``valid`` output is one molecule holding all the side chains
+        exactly, with a Murcko scaffold other than the input's; others are ``rejected`` with the reason (``same
+        scaffold as the input``, ``side chains ... not all retained``). Outputs report their similarity to ``smiles``.
+        A molecule without rings, or without anything outside its scaffold, is a :class:`DesignInputError`. Other
+        options as :meth:`decorate_iter`'s."""
+        self._count(n)
+        what = f"molecule {smiles!r}"
+        canonical = self._molecule(smiles, what)
+        try:
+            scaffold, chains = side_chains(canonical)
+            parsed = parse_fragments(chains, name="side chains", scaffold=scaffold)
+        except InvalidMoleculeError as exc:
+            raise DesignInputError(str(exc)) from None
+        template = self._template_tokens(parsed.split, f"{what}: its side chains {parsed.text!r} (as {parsed.split.template!r})")
+        config = self._inpainting_config(layout, sampling, steps)
+        if core_atoms is None:
+            size = parse_smiles(scaffold).GetNumAtoms()
+            room = self.pipe.prior.config.max_nodes - parsed.atoms
+            core_atoms = (min(max(len(chains), size - MORPH_SIZE_SPREAD), room), min(size + MORPH_SIZE_SPREAD, room))
+
+        def draw(count: int, seed: int) -> tuple[list[int], list[int]]:
+            return [0] * count, self._new_atom_sizes(parsed.atoms, count, core_atoms, seed, what, "core_atoms", least=len(chains))
+
+        screen = self._screen(must_contain, must_avoid, filters, core=parsed, reference=canonical)
+        yield from self._inpaint_iter(parsed, [(parsed.split, template)], draw, n, seed=seed, progress=progress, fix_core=fix_core, screen=screen,
+                                      config=config, layout=layout)  # fmt: skip
+
+    def _template_tokens(self, core: Core, what: str) -> torch.Tensor:
+        """The tokens (T, d) of a template (a core's or fragments'), in its canonical order; errors name it as ``what``."""
+        try:
+            tokens = self.pipe.encode([core.template])[0]  # a fragments' template is several molecules: read as it is
+        except ValueError as exc:  # atoms outside the vocabulary, too many atoms
+            raise DesignInputError(f"{what}: {exc}") from None
+        if max(core.core_positions, default=-1) >= tokens.shape[0]:
+            raise DesignInputError(f"{what}: the model reads {tokens.shape[0]} atoms of its template, fewer than the atoms to keep")
+        return tokens
+
+    def _inpainting_config(self, layout: str, sampling: SamplingConfig | None, steps: int | None) -> SamplingConfig:
         if layout not in ("auto", *LAYOUTS):
             raise DesignInputError(f"layout={layout!r}: choose 'auto' or one of {LAYOUTS}")
-        config = self._config(sampling, editing=True, steps=steps)
-        sizes = self._decoration_sizes(template.shape[0], n, extra_atoms, seed, core)
+        return self._config(sampling, editing=True, steps=steps)
+
+    def _inpaint_iter(
+        self,
+        kept: Core | Fragments,
+        templates: list[tuple[Core, torch.Tensor]],
+        draw: Callable[[int, int], tuple[list[int], list[int]]],
+        n: int,
+        *,
+        seed: int = 0,
+        progress: Progress | None = None,
+        fix_core: bool = True,
+        screen: Screen,
+        config: SamplingConfig,
+        layout: str,
+    ) -> Iterator[DesignResult]:
+        """Sample ``n`` molecules around templates (each a :class:`Core` and its tokens (T, d)) keeping ``kept``:
+        ``draw(count, seed)`` says which template each molecule grows from and its atom count."""
+        which, sizes = draw(n, seed)
         if layout == "auto":
-            layout = self._best_layout(parsed, template, extra_atoms, seed, config)
-        offsets = template_offsets(sizes, template.shape[0], layout)
-        screen = self._screen(must_contain, must_avoid, filters, core=parsed, reference=parsed.template)
-        adjust = self._core_constraint(parsed, offsets) if fix_core else None
+            layout = self._best_layout(kept, templates, draw, seed, config)
+        offsets = template_offsets(sizes, [templates[w][1].shape[0] for w in which], layout)
+        adjust = None
+        if fix_core:
+            constraints = [self._core_constraint(core, offsets) for core, _ in templates]
+            adjust = lambda index, nodes, edges: constraints[which[index]](index, nodes, edges)  # noqa: E731
 
         def sample(start: int, count: int, b: int) -> Latents:
-            grid, keep = decoration_grid(template, parsed.core_positions, sizes[start : start + count], offsets[start : start + count])
+            rows = which[start : start + count]
+            grid, keep = template_grid([templates[w][1] for w in rows], [templates[w][0].core_positions for w in rows], sizes[start : start + count], offsets[start : start + count])
             return self.pipe.sample_latents(count, config=config.replace(batch_size=count), seed=seed * _SEED_STRIDE + b, start=grid, keep=keep)
 
         yield from self._stream(n, sample, screen, progress, adjust)
 
-    def _best_layout(self, core: Core, template: torch.Tensor, extra_atoms, seed: int, config: SamplingConfig, probe: int = 16) -> str:
-        """The layout whose kept tokens alone (no constraint at decoding) retain the core most often."""
-        sizes = self._decoration_sizes(template.shape[0], probe, extra_atoms, seed + 1, core.text)
+    def _best_layout(self, kept: Core | Fragments, templates: list[tuple[Core, torch.Tensor]], draw, seed: int, config: SamplingConfig, probe: int = 16) -> str:
+        """The layout whose kept tokens alone (no constraint at decoding) retain ``kept`` most often."""
+        which, sizes = draw(probe, seed + 1)
         retained = {}
         for layout in LAYOUTS:
-            grid, keep = decoration_grid(template, core.core_positions, sizes, template_offsets(sizes, template.shape[0], layout))
+            offsets = template_offsets(sizes, [templates[w][1].shape[0] for w in which], layout)
+            grid, keep = template_grid([templates[w][1] for w in which], [templates[w][0].core_positions for w in which], sizes, offsets)
             latents = self.pipe.sample_latents(probe, config=config.replace(batch_size=probe), seed=seed + 1, start=grid, keep=keep)
             decoded = [m.smiles for m in self.pipe.decode(latents, decoding="valence") if m.smiles is not None]
-            retained[layout] = sum(core.retained(parse_smiles(s)) for s in decoded)
+            retained[layout] = sum(kept.retained(parse_smiles(s)) for s in decoded)
         best = max(LAYOUTS, key=lambda k: retained[k])  # ties: the first, "first"
-        log.info("core %s: kept tokens alone retain it %s of %d times; layout %r", core.text, retained, probe, best)
+        log.info("%s %s: kept tokens alone retain it %s of %d times; layout %r", kept.what if isinstance(kept, Core) else kept.name, kept.text, retained, probe, best)
         return best
 
     def _core_constraint(self, core: Core, offsets: list[int]) -> CoreConstraint:
@@ -581,25 +772,29 @@ class Designer:
         open_atoms = [] if core.attachment_points else [p for p in core.core_positions if hydrogens[p] > 0]
         return CoreConstraint(graph.x, graph.dense_edges(), core.core_positions, open_atoms, offsets)
 
-    def _decoration_sizes(self, length: int, n: int, extra_atoms, seed: int, core: str) -> list[int]:
+    def _new_atom_sizes(self, length: int, n: int, new_atoms, seed: int, what: str, option: str, least: int = 0) -> list[int]:
+        """Atom counts of ``n`` molecules growing from ``length`` atoms: ``new_atoms`` (a count or a (low, high) range,
+        the keyword ``option``, at least ``least``) more, or without it from the training size distribution (at least
+        max(``least``, 1) more). Errors name the input as ``what``."""
         config = self.pipe.prior.config
         room = config.max_nodes - length
-        if room < 1:
-            raise DesignInputError(f"core {core!r}: {length} atoms with its caps leaves no room under this model's max_nodes={config.max_nodes}")
+        if room < max(least, 1):
+            raise DesignInputError(f"{what}: {length} atoms leave no room under this model's max_nodes={config.max_nodes}")
         generator = torch.Generator().manual_seed(seed)
-        if extra_atoms is None:  # the training size distribution above the template's size
-            counts = torch.tensor(config.num_nodes_counts, dtype=torch.float64)[length + 1 :]
+        if new_atoms is None:  # the training size distribution above the template's size
+            first = length + max(least, 1)
+            counts = torch.tensor(config.num_nodes_counts, dtype=torch.float64)[first:]
             if counts.sum() == 0:
-                counts = torch.ones(room)
-            return (torch.multinomial(counts, n, replacement=True, generator=generator) + length + 1).tolist()
-        if isinstance(extra_atoms, int):
-            low = high = extra_atoms
-        elif isinstance(extra_atoms, (tuple, list)) and len(extra_atoms) == 2 and all(isinstance(v, int) for v in extra_atoms):
-            low, high = extra_atoms
+                counts = torch.ones(config.max_nodes + 1 - first)
+            return (torch.multinomial(counts, n, replacement=True, generator=generator) + first).tolist()
+        if isinstance(new_atoms, int) and not isinstance(new_atoms, bool):
+            low = high = new_atoms
+        elif isinstance(new_atoms, (tuple, list)) and len(new_atoms) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in new_atoms):
+            low, high = new_atoms
         else:
-            raise DesignInputError(f"extra_atoms={extra_atoms!r}: a whole number or a (low, high) pair of them")
-        if not 0 <= low <= high or high > room:
-            raise DesignInputError(f"extra_atoms={extra_atoms!r}: must be between 0 and {room} for core {core!r}")
+            raise DesignInputError(f"{option}={new_atoms!r}: a whole number or a (low, high) pair of them")
+        if not least <= low <= high or high > room:
+            raise DesignInputError(f"{option}={new_atoms!r}: must be between {least} and {room} for {what}")
         return (torch.randint(low, high + 1, (n,), generator=generator) + length).tolist()
 
     # --- 4. interpolation ---------------------------------------------------------------------------------

@@ -83,6 +83,24 @@ def test_featurize_csv_with_smiles_column(tmp_path):
     assert "line 3" in (out / "bad_rows.tsv").read_text()
 
 
+def test_featurize_with_stereo_and_standardisation_keeps_stereo_and_reports_the_options(tmp_path, capsys):
+    path = tmp_path / "drugs.smi"
+    path.write_text("C[C@H](N)C(=O)O\nC/C=C/C(=O)[O-].[Na+]\nCN(=O)=O\n")
+    out = tmp_path / "ds"
+    args = ["featurize", str(path), "--out", str(out), "--stereo", "--largest-fragment", "--normalize", "--quiet", "--workers", "1"]
+    assert main(args) == 0
+    dataset = GraphDataset.load(out)
+    assert dataset.items == ["C[C@H](N)C(=O)O", "C/C=C/C(=O)[O-]", "C[N+](=O)[O-]"]  # stereo and the given charge kept
+    assert "chirality" in dataset.vocab.node_fields
+    report = json.loads((out / "report.json").read_text())
+    assert report["stereo"] is True and report["standardize"]["standardizer"] == "chembl" and report["standardize"]["normalize"]
+    flat = tmp_path / "flat"
+    assert main(["featurize", str(path), "--out", str(flat), "--largest-fragment", "--quiet", "--workers", "1"]) == 0
+    assert GraphDataset.load(flat).items[0] == "CC(N)C(=O)O"  # without --stereo the marks are ignored
+    assert main(["featurize", str(path), "--out", str(tmp_path / "x"), "--stereo", "--vocab", str(flat), "--quiet"]) == 2
+    assert "no stereo labels" in capsys.readouterr().err
+
+
 def test_featurize_with_vocab_of_another_dataset(mixed_smi, tmp_path):
     first = tmp_path / "first"
     assert main(["featurize", str(mixed_smi), "--out", str(first), "--quiet"]) == 0

@@ -56,6 +56,20 @@ def test_opting_in_designs_from_the_largest_fragment_or_the_reconstruction_and_r
     assert designer.substitutions == {}  # the strict designer substituted nothing
 
 
+def test_standardisation_per_designer_is_off_by_default_and_reports_each_change(designer):
+    from molgen.chem import StandardizeOptions
+
+    charged = "O=C([O-])c1ccc(NC(=O)c2ccccc2)cc1"
+    with pytest.raises(DesignInputError, match="charge"):
+        designer.analogs(charged, 2)  # the shipped chemistry has no charges: refused, never changed silently
+    neutral = Designer(designer.pipe, batch_size=16, standardize=StandardizeOptions(neutralize=True), from_nearest=True)
+    assert neutral._molecule(charged, "seed") == "O=C(O)c1ccc(NC(=O)c2ccccc2)cc1"
+    (result,) = neutral.standardized.values()
+    assert result.changes and "neutralised charges (chembl)" in result.changes[0]
+    with pytest.raises(DesignInputError, match="StandardizeOptions"):
+        Designer(designer.pipe, standardize={"neutralize": True})
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(text=st.text(alphabet=st.sampled_from(list("CNOSPFIBrcl()[]=#@+-.%0123456789*: \\/Hn")), max_size=80))
 def test_hostile_seed_text_gets_a_result_or_a_clear_error(designer, text):
