@@ -12,27 +12,33 @@ radius 2, unfolded: ``AllChem.GetMorganFingerprint(mol, 2)``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import lru_cache
 
 import networkx as nx
 from rdkit import Chem, DataStructs, rdBase
 from rdkit.Chem import Crippen, rdFingerprintGenerator, rdmolops
+from rdkit.Chem.Scaffolds import MurckoScaffold
 from rdkit.Contrib.SA_Score import sascorer
 
 from molgen.chem import MAX_SMILES_LENGTH, InvalidMoleculeError, canonical_smiles, parse_smiles
 
 __all__ = [
     "Core",
+    "Fragments",
     "Pattern",
     "count_fingerprint",
     "fingerprint",
     "largest_cycle",
     "logp_minus_sa",
     "morgan_count_similarity",
+    "murcko_scaffold",
     "parse_core",
+    "parse_fragments",
     "parse_pattern",
     "penalized_logp",
     "penalized_logp_unnormalized",
+    "side_chains",
     "tanimoto",
 ]
 
@@ -121,13 +127,19 @@ class Core:
     free_positions: tuple[int, ...]
     query: Chem.Mol
     attachment_points: int
+    what: str = "core"
 
     def retained(self, mol: Chem.Mol) -> bool:
         return mol.HasSubstructMatch(self.query)
 
+    def missing(self, mol: Chem.Mol) -> str | None:
+        """Why ``mol`` does not keep the core (a design's rejection reason), or None."""
+        return None if self.retained(mol) else f"{self.what} {self.text!r} not retained"
 
-def parse_core(core: str) -> Core:
-    """A core SMILES with attachment points ``[*:1]``, ``[*:2]`` ... (REINVENT's convention) or a plain core.
+
+def parse_core(core: str, what: str = "core") -> Core:
+    """A core SMILES with attachment points ``[*:1]``, ``[*:2]`` ... (REINVENT's convention) or a plain core;
+    messages call it ``what`` (a core, a motif).
 
     Raises :class:`InvalidMoleculeError` naming the core when it does not parse, has only attachment points,
     has an attachment point that is not bonded to exactly one core atom by a single bond, or (plain core) has
@@ -136,20 +148,20 @@ def parse_core(core: str) -> Core:
     mol = parse_smiles(core)
     for atom in mol.GetAtoms():
         if atom.GetIsotope() and atom.GetAtomicNum() != 0:
-            raise InvalidMoleculeError(f"core {core!r}: atom {atom.GetIdx()} ({atom.GetSymbol()}) has isotope label {atom.GetIsotope()}, which is not supported")
+            raise InvalidMoleculeError(f"{what} {core!r}: atom {atom.GetIdx()} ({atom.GetSymbol()}) has isotope label {atom.GetIsotope()}, which is not supported")
         if atom.GetAtomicNum() == 1:
-            raise InvalidMoleculeError(f"core {core!r}: atom {atom.GetIdx()} is an explicit hydrogen; write the core without it (hydrogens are implied)")
+            raise InvalidMoleculeError(f"{what} {core!r}: atom {atom.GetIdx()} is an explicit hydrogen; write the core without it (hydrogens are implied)")
     dummies = [a for a in mol.GetAtoms() if a.GetAtomicNum() == 0]
     if len(dummies) == mol.GetNumAtoms():
-        raise InvalidMoleculeError(f"core {core!r}: only attachment points, no core atoms")
+        raise InvalidMoleculeError(f"{what} {core!r}: only attachment points, no core atoms")
     for atom in dummies:
         bonds = atom.GetBonds()
         if len(bonds) != 1 or bonds[0].GetBondType() != Chem.BondType.SINGLE or bonds[0].GetOtherAtom(atom).GetAtomicNum() == 0:
             raise InvalidMoleculeError(
-                f"core {core!r}: attachment point {atom.GetIdx()} must be bonded to one core atom by a single bond"
+                f"{what} {core!r}: attachment point {atom.GetIdx()} must be bonded to one core atom by a single bond"
             )
     if not dummies and all(a.GetTotalNumHs() == 0 for a in mol.GetAtoms()):
-        raise InvalidMoleculeError(f"core {core!r}: no free valence (no hydrogen to replace), so nothing can be attached")
+        raise InvalidMoleculeError(f"{what} {core!r}: no free valence (no hydrogen to replace), so nothing can be attached")
     for atom in mol.GetAtoms():  # mark core atoms so they can be found in the template's canonical order
         atom.SetIntProp("core_atom", 0 if atom.GetAtomicNum() == 0 else 1)
     capped = Chem.RWMol(mol)
@@ -159,22 +171,28 @@ def parse_core(core: str) -> Core:
         a.SetAtomMapNum(0)
         a.SetNoImplicit(False)
         a.SetIsotope(0)
-    capped = capped.GetMol()
+    return _template_core(core, capped.GetMol(), _core_query(mol), len(dummies), "capping the attachment points", what)
+
+
+def _template_core(text: str, marked: Chem.Mol, query: Chem.Mol, attachment_points: int, how: str, what: str = "core") -> Core:
+    """The :class:`Core` whose template is ``marked`` (a molecule whose atoms carry ``core_atom`` 1 or 0), sanitized and
+    in canonical order; ``how`` the template was made, for the error when it is no valid molecule."""
     with rdBase.CaptureErrorLog():
         try:
-            Chem.SanitizeMol(capped)
+            Chem.SanitizeMol(marked)
         except Exception as exc:  # noqa: BLE001 - RDKit raises several types
-            raise InvalidMoleculeError(f"core {core!r}: capping the attachment points gives no valid molecule ({exc})") from None
-    template = canonical_smiles(capped, isomeric=False)
-    order = list(capped.GetPropsAsDict(includePrivate=True, includeComputed=True)["_smilesAtomOutputOrder"])
-    is_core = [capped.GetAtomWithIdx(i).GetIntProp("core_atom") == 1 for i in order]  # in canonical order
+            raise InvalidMoleculeError(f"{what} {text!r}: {how} gives no valid molecule ({exc})") from None
+    template = canonical_smiles(marked, isomeric=False)
+    order = list(marked.GetPropsAsDict(includePrivate=True, includeComputed=True)["_smilesAtomOutputOrder"])
+    is_core = [marked.GetAtomWithIdx(i).GetIntProp("core_atom") == 1 for i in order]  # in canonical order
     return Core(
-        text=core,
+        text=text,
         template=template,
         core_positions=tuple(k for k, c in enumerate(is_core) if c),
         free_positions=tuple(k for k, c in enumerate(is_core) if not c),
-        query=_core_query(mol),
-        attachment_points=len(dummies),
+        query=query,
+        attachment_points=attachment_points,
+        what=what,
     )
 
 
@@ -190,6 +208,132 @@ def _core_query(mol: Chem.Mol) -> Chem.Mol:
         params.adjustDegree = True
         params.adjustDegreeFlags = Chem.AdjustQueryWhichFlags.ADJUST_IGNOREDUMMIES
     return Chem.AdjustQueryProperties(Chem.Mol(mol), params)
+
+
+# --- fragments to join (linker design, scaffold morphing) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fragments:
+    """Fragments, each with one attachment point, that new atoms join into one molecule (the new atoms are a
+    linker between two fragments, or the core of a molecule whose side chains the fragments are).
+
+    ``split``: the template with each fragment capped by its own carbon (a dotted molecule; the caps, free positions,
+    are the new part's atoms bonded to the fragments); ``bridged``: the fragments bonded to one shared carbon, the
+    template of a one-atom linker. ``queries``: each fragment as a substructure query, its attachment point matching
+    any heavy atom and its other atoms keeping their degree. ``name`` says what the fragments are in messages;
+    ``scaffold``: a Murcko scaffold the outputs must not have (scaffold morphing's input's own).
+    """
+
+    text: str
+    parts: tuple[str, ...]
+    split: Core
+    bridged: Core
+    queries: tuple[Chem.Mol, ...]
+    name: str = "fragments"
+    scaffold: str | None = None
+
+    @property
+    def atoms(self) -> int:
+        """Heavy atoms of the fragments together (attachment points not counted)."""
+        return len(self.split.core_positions)
+
+    def retained(self, mol: Chem.Mol) -> bool:
+        """One molecule holding every fragment exactly, on atoms of its own, with at least one new atom between any
+        two of them (a fragment's attachment point is a new atom, never another fragment's)."""
+        return len(Chem.GetMolFrags(mol)) == 1 and _disjoint_match(mol, self.queries)
+
+    def missing(self, mol: Chem.Mol) -> str | None:
+        """Why ``mol`` is not a design from these fragments (a rejection reason), or None."""
+        if len(Chem.GetMolFrags(mol)) > 1:
+            return "not one connected molecule"
+        if not _disjoint_match(mol, self.queries):
+            return f"{self.name} {self.text!r} not all retained"
+        if self.scaffold is not None and murcko_scaffold(mol) == self.scaffold:
+            return "same scaffold as the input"
+        return None
+
+
+def _disjoint_match(mol: Chem.Mol, queries: Sequence[Chem.Mol]) -> bool:
+    """Whether every query (a fragment with one attachment point) matches ``mol`` so that no fragment atom is another
+    fragment's atom or attachment point (several fragments' attachment points may be one atom)."""
+    options = []
+    for query in queries:
+        dummy = next(a.GetIdx() for a in query.GetAtoms() if a.GetAtomicNum() == 0)
+        matches = mol.GetSubstructMatches(query, uniquify=False, maxMatches=1000)
+        options.append([(frozenset(m) - {m[dummy]}, m[dummy]) for m in matches])
+
+    def place(k: int, taken: frozenset, points: frozenset) -> bool:
+        if k == len(options):
+            return True
+        return any(
+            not atoms & taken and not atoms & points and point not in taken and place(k + 1, taken | atoms, points | {point})
+            for atoms, point in dict.fromkeys(options[k])
+        )
+
+    return place(0, frozenset(), frozenset())
+
+
+def parse_fragments(parts: Sequence[str], name: str = "fragments", scaffold: str | None = None) -> Fragments:
+    """Fragments to join, each a SMILES with exactly one attachment point (``[*:1]c1ccccc1``), given one by one or as
+    one dotted SMILES (``[*:1]c1ccccc1.[*:2]C1CCNCC1``); :class:`InvalidMoleculeError` naming the fragment and what is
+    wrong. ``name`` and ``scaffold``: as :class:`Fragments`'."""
+    if isinstance(parts, str):
+        parts = [parts]
+    parts = [piece for part in parts for piece in (part.split(".") if isinstance(part, str) else [part])]
+    if not parts:
+        raise InvalidMoleculeError(f"{name}: none given")
+    singular = name[:-1] if name.endswith("s") else name
+    for part in parts:
+        mol = parse_smiles(part)
+        points = sum(a.GetAtomicNum() == 0 for a in mol.GetAtoms())
+        if points != 1:
+            raise InvalidMoleculeError(
+                f"{singular} {part!r}: {points} attachment points; each {singular} needs exactly one ([*:1]), where the new atoms join it"
+            )
+        parse_core(part, singular)  # its attachment point on a single bond, no isotopes or explicit hydrogens
+    text = ".".join(parts)
+    split = parse_core(text, name)
+    mol = parse_smiles(text)
+    for atom in mol.GetAtoms():
+        atom.SetIntProp("core_atom", 0 if atom.GetAtomicNum() == 0 else 1)
+    bridged = Chem.RWMol(mol)
+    bridge = bridged.AddAtom(Chem.Atom(6))
+    bridged.GetAtomWithIdx(bridge).SetIntProp("core_atom", 0)
+    dummies = sorted((a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() == 0), reverse=True)
+    for index in dummies:
+        bridged.AddBond(mol.GetAtomWithIdx(index).GetNeighbors()[0].GetIdx(), bridge, Chem.BondType.SINGLE)
+    for index in dummies:
+        bridged.RemoveAtom(index)
+    bridged = _template_core(text, bridged.GetMol(), split.query, len(parts), f"joining the {name} by one carbon", name)
+    return Fragments(text, tuple(parts), split, bridged, tuple(_core_query(parse_smiles(part)) for part in parts), name, scaffold)
+
+
+def murcko_scaffold(mol: Chem.Mol) -> str:
+    """The Bemis-Murcko scaffold of ``mol`` as canonical SMILES (RDKit's MurckoScaffold: ring systems, the linkers
+    between them and atoms double-bonded to either; '' without rings)."""
+    return canonical_smiles(MurckoScaffold.GetScaffoldForMol(mol), isomeric=False) if mol.GetRingInfo().NumRings() else ""
+
+
+def side_chains(smiles: str) -> tuple[str, list[str]]:
+    """A molecule's Murcko scaffold and its side chains (everything outside the scaffold, by RDKit's ``ReplaceCore``),
+    each a SMILES with its attachment point ``[*:k]``, k counting from 1; :class:`InvalidMoleculeError` naming the
+    molecule when it has no ring scaffold or nothing outside it."""
+    mol = parse_smiles(smiles)
+    scaffold = murcko_scaffold(mol)
+    if not scaffold:
+        raise InvalidMoleculeError(f"molecule {smiles!r}: no ring, so no scaffold to morph")
+    chains = Chem.ReplaceCore(mol, MurckoScaffold.GetScaffoldForMol(mol))
+    if chains is None or chains.GetNumAtoms() == 0:
+        raise InvalidMoleculeError(f"molecule {smiles!r}: it is its scaffold {scaffold!r} (no side chains to keep); to change it, use analogs")
+    parts = []
+    for k, chain in enumerate(Chem.GetMolFrags(chains, asMols=True, sanitizeFrags=False), start=1):
+        for atom in chain.GetAtoms():
+            if atom.GetAtomicNum() == 0:  # ReplaceCore labels the point by isotope; molgen's cores by map number
+                atom.SetIsotope(0)
+                atom.SetAtomMapNum(k)
+        parts.append(Chem.MolToSmiles(chain))
+    return scaffold, parts
 
 
 # --- penalized logP ------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from molgen.chem import InvalidMoleculeError, parse_smiles, structural_alerts
-from molgen.design.chemistry import Core, Pattern, fingerprint, parse_pattern, tanimoto
+from molgen.design.chemistry import Core, Fragments, Pattern, fingerprint, parse_pattern, tanimoto
 from molgen.design.results import DesignInputError, DesignResult
 from molgen.design.targets import LIMITS
 
@@ -100,7 +100,8 @@ class Screen:
         domain: the pipeline's domain (for properties).
         must_contain / must_avoid: SMARTS patterns.
         filters: optional :class:`Filters`.
-        core: optional core that every output must keep (``rejected`` otherwise).
+        core: optional core (or fragments to join) that every output must keep (``rejected`` otherwise, with the
+            core's ``missing`` reason).
         reference: optional SMILES whose Morgan similarity is reported on every output.
     """
 
@@ -110,7 +111,7 @@ class Screen:
         must_contain: Iterable[str] | str = (),
         must_avoid: Iterable[str] | str = (),
         filters: Filters | None = None,
-        core: Core | None = None,
+        core: Core | Fragments | None = None,
         reference: str | None = None,
     ) -> None:
         self.domain = domain
@@ -165,8 +166,8 @@ class Screen:
 
     def _reasons(self, mol, result: DesignResult) -> list[str]:
         reasons = []
-        if self.core is not None and not self.core.retained(mol):
-            reasons.append(f"core {self.core.text!r} not retained")
+        if self.core is not None and (missing := self.core.missing(mol)):
+            reasons.append(missing)
         reasons += [f"missing required substructure {p.text!r}" for p in self.must_contain if not p.matches(mol)]
         reasons += [f"contains forbidden substructure {p.text!r}" for p in self.must_avoid if p.matches(mol)]
         f = self.filters

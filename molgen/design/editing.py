@@ -23,7 +23,7 @@ from torch import Tensor
 
 from molgen.records import Latents
 
-__all__ = ["LAYOUTS", "CoreConstraint", "calibrate_strength", "decoration_grid", "interpolation_path", "span_keep", "stack_tokens", "template_offsets"]
+__all__ = ["LAYOUTS", "CoreConstraint", "calibrate_strength", "decoration_grid", "interpolation_path", "span_keep", "stack_tokens", "template_grid", "template_offsets"]
 
 
 def stack_tokens(tokens: Sequence[Tensor]) -> Latents:
@@ -56,11 +56,13 @@ LAYOUTS = ("first", "last")
 the end (new atoms before it)."""
 
 
-def template_offsets(sizes: Sequence[int], length: int, layout: str) -> list[int]:
-    """Position of the template's first token in each molecule, for a ``layout`` of :data:`LAYOUTS`."""
+def template_offsets(sizes: Sequence[int], length: int | Sequence[int], layout: str) -> list[int]:
+    """Position of the template's first token in each molecule, for a ``layout`` of :data:`LAYOUTS`; ``length``: the
+    template's tokens, or each molecule's template's."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout={layout!r}: choose one of {LAYOUTS}")
-    return [0 if layout == "first" else size - length for size in sizes]
+    lengths = [length] * len(sizes) if isinstance(length, int) else list(length)
+    return [0 if layout == "first" else size - t for size, t in zip(sizes, lengths, strict=True)]
 
 
 def decoration_grid(template: Tensor, core_positions: Sequence[int], sizes: Sequence[int], offsets: Sequence[int] | None = None) -> tuple[Latents, Tensor]:
@@ -70,19 +72,26 @@ def decoration_grid(template: Tensor, core_positions: Sequence[int], sizes: Sequ
     ``offsets``: where the template starts in each output (default 0). Core tokens are kept; everything
     else is generated.
     """
-    length = template.shape[0]
-    if min(sizes) < length:
-        raise ValueError(f"every size must be at least the template's {length} atoms, got {min(sizes)}")
-    offsets = [0] * len(sizes) if offsets is None else list(offsets)
+    count = len(sizes)
+    return template_grid([template] * count, [core_positions] * count, sizes, [0] * count if offsets is None else offsets)
+
+
+def template_grid(
+    templates: Sequence[Tensor], core_positions: Sequence[Sequence[int]], sizes: Sequence[int], offsets: Sequence[int]
+) -> tuple[Latents, Tensor]:
+    """:func:`decoration_grid` with a template of its own for each output: ``templates[b]`` (T_b, d) starts at
+    ``offsets[b]`` in output b of ``sizes[b]`` atoms, its tokens at ``core_positions[b]`` kept."""
     tokens = []
-    for size, offset in zip(sizes, offsets, strict=True):
+    for template, size, offset in zip(templates, sizes, offsets, strict=True):
+        if size < template.shape[0]:
+            raise ValueError(f"every size must be at least the template's {template.shape[0]} atoms, got {size}")
         z = torch.zeros(size, template.shape[1])
-        z[offset : offset + length] = template.cpu()
+        z[offset : offset + template.shape[0]] = template.cpu()
         tokens.append(z)
     start = stack_tokens(tokens)
     keep = torch.zeros_like(start.mask)
-    for b, offset in enumerate(offsets):
-        keep[b, [offset + p for p in core_positions]] = True
+    for b, (positions, offset) in enumerate(zip(core_positions, offsets, strict=True)):
+        keep[b, [offset + p for p in positions]] = True
     return start, keep
 
 
