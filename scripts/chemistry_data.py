@@ -1,0 +1,111 @@
+"""Training molecules for a model of drug chemistry as ZINC draws it: charges at pH 7, stereo, larger molecules.
+
+MOSES molecules are ZINC molecules with their stereo and protonation states removed. This script puts them back, in
+a seeded, reproducible way, and adds the ZINC-250k validation split as it is:
+
+- a share (``--stereo-share``) of MOSES molecules with unassigned stereocentres or double bonds gets one of their
+  stereoisomers at random (RDKit's ``EnumerateStereoisomers``, at most ``--max-isomers`` considered);
+- a share (``--charge-share``) gets one of its protonation states between pH 6.4 and 8.4 at random, by Dimorphite-DL
+  (``protonate_smiles``);
+- the rest stay as they are, so that the model keeps reading MOSES molecules themselves (neutral, flat);
+- every molecule of ``data/zinc/valid.txt`` is appended as it is (``data/zinc/test.txt`` stays held out).
+
+Writes one SMILES per line and a JSON report beside it (counts, shares, the data's rates of charge and stereo).
+
+    python scripts/chemistry_data.py --moses 400000 --out runs/chem/train.smi
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import random
+import time
+from pathlib import Path
+
+from rdkit import Chem, RDLogger
+from rdkit.Chem.EnumerateStereoisomers import EnumerateStereoisomers, StereoEnumerationOptions
+
+REPO = Path(__file__).resolve().parent.parent
+MOSES_TRAIN = REPO / "data" / "moses" / "train.csv.gz"
+ZINC_VALID = REPO / "data" / "zinc" / "valid.txt"
+PH_RANGE = (6.4, 8.4)
+
+
+def moses_smiles(path: Path = MOSES_TRAIN) -> list[str]:
+    with gzip.open(path, "rt") as handle:
+        header = handle.readline().strip().lower().split(",")
+        column = header.index("smiles") if "smiles" in header else 0
+        return [line.strip().split(",")[column] for line in handle if line.strip()]
+
+
+def with_stereo(smiles: str, rng: random.Random, max_isomers: int) -> str:
+    """One stereoisomer of ``smiles`` at random (itself if it has no unassigned stereo element)."""
+    mol = Chem.MolFromSmiles(smiles)
+    options = StereoEnumerationOptions(onlyUnassigned=True, unique=True, maxIsomers=max_isomers, rand=rng.randrange(2**31))
+    isomers = [Chem.MolToSmiles(m) for m in EnumerateStereoisomers(mol, options=options)]
+    return rng.choice(isomers) if isomers else smiles
+
+
+def protonated(smiles: str, rng: random.Random) -> str:
+    """One of the Dimorphite-DL protonation states of ``smiles`` between pH 6.4 and 8.4 (its default window around
+    physiological pH), at random (itself if Dimorphite gives none)."""
+    from dimorphite_dl import protonate_smiles
+
+    variants = protonate_smiles(smiles, ph_min=PH_RANGE[0], ph_max=PH_RANGE[1])
+    if not variants:
+        return smiles
+    mol = Chem.MolFromSmiles(rng.choice(sorted(variants)))
+    return Chem.MolToSmiles(mol) if mol is not None else smiles
+
+
+def rates(smiles: list[str]) -> dict[str, float]:
+    """Shares of molecules with a formal charge and with a stereo mark."""
+    mols = [Chem.MolFromSmiles(s) for s in smiles]
+    charged = sum(any(a.GetFormalCharge() for a in m.GetAtoms()) for m in mols if m is not None)
+    stereo = sum(("@" in s or "/" in s or "\\" in s) for s in smiles)
+    return {"charged": charged / max(len(smiles), 1), "stereo": stereo / max(len(smiles), 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--moses", type=int, default=400_000, help="MOSES train molecules to take (a seeded random subset)")
+    parser.add_argument("--stereo-share", type=float, default=0.6)
+    parser.add_argument("--charge-share", type=float, default=0.5)
+    parser.add_argument("--max-isomers", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-zinc", action="store_true", help="leave out data/zinc/valid.txt")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    RDLogger.DisableLog("rdApp.*")
+    rng = random.Random(args.seed)
+    moses = moses_smiles()
+    chosen = rng.sample(moses, min(args.moses, len(moses)))
+    began, out, counts = time.perf_counter(), [], {"stereo": 0, "charge": 0}
+    for k, smiles in enumerate(chosen):
+        changed = smiles
+        if rng.random() < args.stereo_share:
+            changed = with_stereo(changed, rng, args.max_isomers)
+            counts["stereo"] += changed != smiles
+        if rng.random() < args.charge_share:
+            before = changed
+            changed = protonated(changed, rng)
+            counts["charge"] += changed != before
+        out.append(changed)
+        if (k + 1) % 20_000 == 0:
+            print(f"{k + 1} of {len(chosen)} MOSES molecules, {time.perf_counter() - began:.0f} s", flush=True)
+    zinc = [] if args.no_zinc else [line.split()[0] for line in ZINC_VALID.read_text().splitlines() if line.strip()]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(out + zinc) + "\n")
+    report = {
+        "moses": len(out), "zinc_valid": len(zinc), "seed": args.seed, "stereo_share": args.stereo_share, "charge_share": args.charge_share,
+        "given_stereo": counts["stereo"], "protonated": counts["charge"], "seconds": round(time.perf_counter() - began, 1),
+        "rates_moses_part": rates(out), "rates_zinc_valid": rates(zinc), "rates_all": rates(out + zinc),
+    }  # fmt: skip
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
