@@ -1017,18 +1017,51 @@ def cmd_design_analogs(args: argparse.Namespace) -> None:
     _write_design(args, designer, ((s, designer.analogs_iter(s, args.n, **options)) for _, s in rows))
 
 
+def _atom_count(text: str | None, option: str) -> int | tuple[int, int] | None:
+    """``N`` or ``LOW:HIGH`` -> a count or a (low, high) range; None when not given."""
+    if not text:
+        return None
+    try:
+        values = tuple(int(v) for v in text.split(":"))
+    except ValueError:
+        values = ()
+    if len(values) not in (1, 2):
+        raise CLIError(f"{option} {text!r}: expected N or LOW:HIGH, e.g. 3:8")
+    return values[0] if len(values) == 1 else values
+
+
+def _inpainting_options(args: argparse.Namespace) -> dict:
+    """Options shared by decorate, extend, link and morph."""
+    return {"seed": args.seed, "steps": args.steps, "must_contain": args.must_contain or (), "must_avoid": args.must_avoid or (),
+            "filters": _design_filters(args), "layout": args.layout}  # fmt: skip
+
+
 def cmd_design_decorate(args: argparse.Namespace) -> None:
+    options = {**_inpainting_options(args), "extra_atoms": _atom_count(args.extra_atoms, "--extra-atoms")}
     designer = _designer(args)
-    extra = None
-    if args.extra_atoms:
-        try:
-            extra = tuple(int(v) for v in args.extra_atoms.split(":"))
-        except ValueError:
-            raise CLIError(f"--extra-atoms {args.extra_atoms!r}: expected N or LOW:HIGH, e.g. 3:8") from None
-    options = {"seed": args.seed, "steps": args.steps, "must_contain": args.must_contain or (), "must_avoid": args.must_avoid or (),
-               "filters": _design_filters(args), "layout": args.layout, "extra_atoms": extra[0] if extra and len(extra) == 1 else extra}  # fmt: skip
     rows = _design_inputs(args, "core")
     _write_design(args, designer, ((s, designer.decorate_iter(s, args.n, **options)) for _, s in rows))
+
+
+def cmd_design_extend(args: argparse.Namespace) -> None:
+    options = {**_inpainting_options(args), "extra_atoms": _atom_count(args.extra_atoms, "--extra-atoms")}
+    designer = _designer(args)
+    rows = _design_inputs(args, "motif")
+    _write_design(args, designer, ((s, designer.extend_iter(s, args.n, **options)) for _, s in rows))
+
+
+def cmd_design_link(args: argparse.Namespace) -> None:
+    options = {**_inpainting_options(args), "linker_atoms": _atom_count(args.linker_atoms, "--linker-atoms")}
+    designer = _designer(args)
+    rows = _design_inputs(args, "fragment pair")
+    _write_design(args, designer, ((s, designer.link_iter(s, args.n, **options)) for _, s in rows))
+
+
+def cmd_design_morph(args: argparse.Namespace) -> None:
+    options = {**_inpainting_options(args), "core_atoms": _atom_count(args.core_atoms, "--core-atoms")}
+    designer = _designer(args)
+    rows = _design_inputs(args, "molecule")
+    _write_design(args, designer, ((s, designer.morph_iter(s, args.n, **options)) for _, s in rows))
 
 
 def cmd_design_interpolate(args: argparse.Namespace) -> None:
@@ -1099,8 +1132,8 @@ def _objective(text: str, objectives):
 
 
 def _add_design_parser(sub) -> None:
-    """``molgen design generate|analogs|decorate|interpolate|optimize``."""
-    design = sub.add_parser("design", help="guided design: targets, analogs, scaffolds, interpolation, optimisation")
+    """``molgen design generate|analogs|decorate|extend|link|morph|interpolate|optimize``."""
+    design = sub.add_parser("design", help="guided design: targets, analogs, scaffolds, motifs, linkers, interpolation, optimisation")
     commands = design.add_subparsers(dest="design_command", required=True)
 
     def strict(p: argparse.ArgumentParser, what: str) -> None:
@@ -1162,12 +1195,27 @@ def _add_design_parser(sub) -> None:
     p.add_argument("--min-similarity", type=float, default=None, help="reject analogs less similar than this")
     p.set_defaults(func=cmd_design_analogs)
 
-    p = commands.add_parser("decorate", help="decorate cores ([*:1] attachment points, or a plain core)")
-    common(p, "core")
-    p.add_argument("-n", type=int, required=True, help="attempts per core")
-    p.add_argument("--extra-atoms", default=None, metavar="N|LOW:HIGH", help="atoms to add (default: from the training size distribution)")
-    p.add_argument("--layout", choices=["auto", "first", "last"], default="auto", help="template tokens before or after the new atoms")
-    p.set_defaults(func=cmd_design_decorate)
+    def inpainting(p: argparse.ArgumentParser, inputs: str, option: str, what: str, func) -> None:
+        common(p, inputs)
+        p.add_argument("-n", type=int, required=True, help=f"attempts per {inputs}")
+        p.add_argument(option, default=None, metavar="N|LOW:HIGH", help=what)
+        p.add_argument("--layout", choices=["auto", "first", "last"], default="auto", help="kept tokens before or after the new atoms (auto: probe both)")
+        p.set_defaults(func=func)
+
+    inpainting(commands.add_parser("decorate", help="decorate cores ([*:1] attachment points, or a plain core)"), "core", "--extra-atoms",
+               "atoms to add (default: from the training size distribution)", cmd_design_decorate)  # fmt: skip
+    inpainting(
+        commands.add_parser("extend", help="grow molecules from motifs: fragments with [*:1] attachment points where the molecule continues"),
+        "motif", "--extra-atoms", "atoms to add (default: from the training size distribution)", cmd_design_extend,
+    )  # fmt: skip
+    inpainting(
+        commands.add_parser("link", help="join two fragments by new atoms: each pair one SMILES, e.g. '[*:1]c1ccccc1.[*:2]C1CCNCC1'"),
+        "fragment pair", "--linker-atoms", "atoms of the linker, >= 1 (default: whole molecules sized as in training)", cmd_design_link,
+    )  # fmt: skip
+    inpainting(
+        commands.add_parser("morph", help="keep a molecule's side chains, design a new scaffold (Bemis-Murcko core) between them"),
+        "molecule", "--core-atoms", "atoms of the new core (default: the scaffold's count +- 2)", cmd_design_morph,
+    )  # fmt: skip
 
     p = commands.add_parser("interpolate", help="molecules on the latent line between two molecules")
     strict(p, "molecule")

@@ -1,5 +1,6 @@
-"""Guided design: property targets, black-box objectives, substructure constraints, scaffold decoration,
-analogs, interpolation and latent-space optimisation, every output checked by RDKit and reported.
+"""Guided design: property targets, black-box objectives, substructure constraints, scaffold decoration, motif
+extension, linker design, scaffold morphing, analogs, interpolation and latent-space optimisation, every output checked
+by RDKit and reported.
 
 ::
 
@@ -10,7 +11,8 @@ analogs, interpolation and latent-space optimisation, every output checked by RD
 
 Modules, one concern each: ``targets`` (property targets and their report), ``constraints`` (SMARTS, filters,
 per-molecule checks), ``objectives`` (scoring functions and safe evaluation), ``chemistry`` (the RDKit side:
-SMARTS, similarity, cores), ``editing`` (latent grids for analogs, decoration, interpolation),
+SMARTS, similarity, cores, fragments and side chains), ``editing`` (latent grids for analogs, decoration and the
+other inpainting designs, interpolation),
 ``optimization`` (the black-box loop with a latent surrogate), ``designer`` (the API), ``results`` (records).
 """
 

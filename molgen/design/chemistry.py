@@ -222,7 +222,7 @@ class Fragments:
     are the new part's atoms bonded to the fragments); ``bridged``: the fragments bonded to one shared carbon, the
     template of a one-atom linker. ``queries``: each fragment as a substructure query, its attachment point matching
     any heavy atom and its other atoms keeping their degree. ``name`` says what the fragments are in messages;
-    ``scaffold``: a Murcko scaffold the outputs must not have (scaffold morphing's input's own).
+    ``scaffold``: scaffold morphing's input's Murcko scaffold: outputs must have one (a ring), and another.
     """
 
     text: str
@@ -249,8 +249,12 @@ class Fragments:
             return "not one connected molecule"
         if not _disjoint_match(mol, self.queries):
             return f"{self.name} {self.text!r} not all retained"
-        if self.scaffold is not None and murcko_scaffold(mol) == self.scaffold:
-            return "same scaffold as the input"
+        if self.scaffold is not None:
+            scaffold = murcko_scaffold(mol)
+            if not scaffold:
+                return "no ring scaffold"
+            if scaffold == self.scaffold:
+                return "same scaffold as the input"
         return None
 
 

@@ -1,5 +1,6 @@
 """The guided-design entry point: :class:`Designer` wraps a :class:`~molgen.pipeline.MolgenPipeline` and turns
-design requests (targets, analogs, decoration, interpolation, optimisation) into checked molecules.
+design requests (targets, analogs, scaffold decoration, motif extension, linker design, scaffold morphing,
+interpolation, optimisation) into checked molecules.
 
 Every call returns one :class:`~molgen.design.results.DesignResult` per attempt, in order, invalid and
 rejected ones included; ``*_iter`` variants yield them batch by batch (for streaming to a file: an
@@ -11,6 +12,8 @@ is a :class:`~molgen.sampling.SamplingConfig` (each call's ``sampling``); the ca
 >>> designer.generate(10, targets={"QED": 0.9, "MW": (300, 400)})              # doctest: +SKIP
 >>> designer.analogs("CC(=O)Nc1ccc(O)cc1", 10, similarity=0.6)                 # doctest: +SKIP
 >>> designer.decorate("O=C(N[*:1])c1ccccc1", 10)                               # doctest: +SKIP
+>>> designer.link("[*:1]c1ccccc1.[*:2]C1CCNCC1", 10, linker_atoms=(2, 5))      # doctest: +SKIP
+>>> designer.morph("CC(=O)Nc1ccc(OCC(=O)N2CCCC2)cc1", 10)                      # doctest: +SKIP
 >>> designer.optimize(objectives.qed(), calls=500).best[:3]                    # doctest: +SKIP
 """
 
@@ -593,6 +596,8 @@ class Designer:
             parsed = parse_core(core, what)
         except InvalidMoleculeError as exc:
             raise DesignInputError(str(exc)) from None
+        if "." in parsed.template:
+            raise DesignInputError(f"{what} {core!r}: {parsed.template.count('.') + 1} fragments; give one {what} (to join fragments by new atoms: link)")
         template = self._template_tokens(parsed, f"{what} {core!r} (as {parsed.template!r})")
         config = self._inpainting_config(layout, sampling, steps)
         length = template.shape[0]

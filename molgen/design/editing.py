@@ -11,6 +11,10 @@ BENCHMARKS.md), and the kept tokens alone often do not carry the core through de
 the core's atoms and bonds in the decoder's probabilities (and, for attachment-point cores, the bond to each
 attachment point), so valence-aware decoding builds the rest around an exact core. Every output is checked
 with RDKit afterwards (retention is measured, never assumed).
+
+Motif extension, linker design and scaffold morphing are the same inpainting around other templates (fragments each
+capped by a carbon, as one dotted molecule, or two fragments bonded to one carbon for a one-atom linker); one call may
+mix templates, one per output (:func:`template_grid`).
 """
 
 from __future__ import annotations

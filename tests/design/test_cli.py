@@ -92,3 +92,41 @@ def test_bad_input_is_reported(tiny_model, tmp_path, capsys, argv, message):
     err = capsys.readouterr().err
     assert message in err
     assert code == (0 if argv[0] == "decorate" else 2)
+
+
+def test_extend_link_morph_write_their_rows(tiny_model, tmp_path):
+    from molgen.design.chemistry import parse_fragments
+
+    out = tmp_path / "ext.csv"
+    assert _run(tiny_model, "extend", "[*:1]c1ccccc1", "-n", "6", "--extra-atoms", "3:6", "--out", str(out)) == 0
+    assert len(_rows(out)) == 6
+    pairs = tmp_path / "pairs.smi"
+    pairs.write_text("[*:1]c1ccco1.[*:2]c1ccc(Cl)cc1Cl furan-aryl\n[*:1]c1ccccc1 one\n")
+    out = tmp_path / "link.csv"
+    assert _run(tiny_model, "link", "--input", str(pairs), "-n", "6", "--linker-atoms", "2:4", "--out", str(out)) == 0
+    rows = _rows(out)
+    pair = parse_fragments("[*:1]c1ccco1.[*:2]c1ccc(Cl)cc1Cl")
+    assert len(rows) == 6 and {r["input"] for r in rows} == {pair.text}
+    from rdkit import Chem
+
+    assert all(pair.retained(Chem.MolFromSmiles(r["smiles"])) for r in rows if r["state"] == "valid")
+    out = tmp_path / "morph.csv"
+    assert _run(tiny_model, "morph", "CCOC(=O)c1ccc(NC(=O)C2CC2)cc1", "-n", "6", "--core-atoms", "6:9", "--out", str(out)) == 0
+    rows = _rows(out)
+    assert len(rows) == 6 and all(r["similarity"] for r in rows if r["state"] == "valid")
+
+
+@pytest.mark.parametrize(
+    "argv, message, code",
+    [
+        (["link", "[*:1]c1ccccc1", "-n", "4"], "skipped '[*:1]c1ccccc1': fragments '[*:1]c1ccccc1': 1 fragments; a linker joins two", 0),
+        (["link", "[*:1]c1ccccc1.C", "-n", "4"], "fragment 'C': 0 attachment points", 0),
+        (["link", "[*:1]c1ccccc1.[*:2]C", "-n", "4", "--linker-atoms", "two"], "--linker-atoms 'two': expected N or LOW:HIGH", 2),
+        (["morph", "CCO", "-n", "4"], "skipped 'CCO': molecule 'CCO': no ring, so no scaffold to morph", 0),
+        (["extend", "[*:1]", "-n", "4"], "motif '[*:1]': only attachment points", 0),
+        (["link", "-n", "4"], "give a fragment pair SMILES or --input FILE", 2),
+    ],
+)
+def test_bad_inpainting_input_is_reported(tiny_model, tmp_path, capsys, argv, message, code):
+    assert _run(tiny_model, *argv, "--out", str(tmp_path / "x.csv")) == code
+    assert message in capsys.readouterr().err
