@@ -192,6 +192,141 @@ def cmd_scenes_generate(args: argparse.Namespace) -> None:
     print(f"wrote {args.n} scenes (seed {args.seed}, scenes {args.start}..{args.start + args.n - 1}) to {args.out}", file=sys.stderr)
 
 
+def _scene_model_dir(args: argparse.Namespace) -> Path:
+    """``--model``, or the shipped scene model, checkpoints/clevr."""
+    from molgen.pipeline import DEFAULT_MODEL
+
+    return Path(args.model) if args.model else DEFAULT_MODEL.parent / "clevr"
+
+
+def _scene_pipeline(args: argparse.Namespace):
+    import torch
+
+    from molgen.pipeline import MolgenPipeline
+
+    torch.set_num_threads(args.threads)
+    pipe = MolgenPipeline.from_pretrained(_scene_model_dir(args), device=args.device)
+    if pipe.domain.name != "scene":
+        raise CLIError(f"--model {_scene_model_dir(args)}: a {pipe.domain.name} model; the scenes commands need a scene model (e.g. checkpoints/clevr)")
+    return pipe
+
+
+def _read_scenes(path: str, option: str) -> list:
+    """Scenes of a .json file (one scene) or a .jsonl file (one per line); errors name the file and line."""
+    import json as json_module
+
+    from molgen.graph import DomainError
+    from molgen.scenes.io import read_jsonl, scene_from_json
+
+    file = Path(path)
+    if not file.is_file():
+        raise CLIError(f"{option} {path}: no such file")
+    try:
+        if file.suffix.lower() == ".jsonl":
+            scenes = read_jsonl(file)
+        else:
+            scenes = [scene_from_json(json_module.loads(file.read_text(encoding="utf-8")), str(file))]
+    except json_module.JSONDecodeError as exc:
+        raise CLIError(f"{option} {path}: not JSON ({exc.msg} at line {exc.lineno}); give a scene .json or a .jsonl of scenes") from None
+    except DomainError as exc:
+        raise CLIError(f"{option} {exc}") from None
+    if not scenes:
+        raise CLIError(f"{option} {path}: holds no scene")
+    return scenes
+
+
+def _write_designed(args: argparse.Namespace, jobs) -> None:
+    """Write each (request text, designed scenes) of ``jobs`` as JSON lines; report how many satisfy their request."""
+    import json as json_module
+
+    total = satisfied = 0
+    with open(args.out, "w", encoding="utf-8") as out:
+        for job, (request, designed) in enumerate(jobs):
+            for d in designed:
+                record = {
+                    "index": total, "input": job, "request": request, "satisfied": d.satisfied, "unmet": d.unmet,
+                    "drawn": d.drawn, "given": None if d.given is None else {str(k): v for k, v in d.given.items()},
+                    "scene": d.scene.to_json(),
+                }  # fmt: skip
+                out.write(json_module.dumps(record, separators=(",", ":")) + "\n")
+                total += 1
+                satisfied += d.satisfied
+    print(f"wrote {total} scenes to {args.out}: {satisfied} satisfy their request, {total - satisfied} do not", file=sys.stderr)
+
+
+def _scene_designer(args: argparse.Namespace):
+    from molgen.scenes.designer import SceneDesigner
+
+    if args.n < 1:
+        raise CLIError(f"-n {args.n}: ask for at least one scene")
+    if Path(args.out).suffix.lower() != ".jsonl":
+        raise CLIError(f"--out {args.out}: scenes are written as JSON lines; give a .jsonl file")
+    try:
+        return SceneDesigner(_scene_pipeline(args), candidates=args.candidates, rounds=args.rounds, guidance=args.guidance)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def cmd_scenes_design(args: argparse.Namespace) -> None:
+    """Scenes that satisfy a request ("2 red cubes; something left of a metal sphere")."""
+    from molgen.scenes.constraints import parse_request
+
+    _check_out(args)
+    try:
+        constraints = parse_request(args.request)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    designer = _scene_designer(args)
+    try:
+        designed = designer.generate(constraints, n=args.n, seed=args.seed)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    _write_designed(args, [(args.request, designed)])
+
+
+def cmd_scenes_complete(args: argparse.Namespace) -> None:
+    """Complete each partial scene of a file, keeping its objects and their relations exactly."""
+    from molgen.scenes.constraints import parse_request
+
+    _check_out(args)
+    partials = _read_scenes(args.input, "input")
+    try:
+        constraints = parse_request(args.request) if args.request else []
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    designer = _scene_designer(args)
+
+    def jobs():
+        for k, partial in enumerate(partials):
+            try:
+                yield args.request or "", designer.complete(partial, constraints, n=args.n, seed=args.seed + k)
+            except ValueError as exc:
+                raise CLIError(f"{args.input}: scene {k + 1}: {exc}") from None
+
+    _write_designed(args, jobs())
+
+
+def cmd_scenes_nearest(args: argparse.Namespace) -> None:
+    """The k candidate scenes nearest each query scene by latent similarity."""
+    import json as json_module
+
+    _check_out(args)
+    queries = _read_scenes(args.queries, "queries")
+    candidates = _read_scenes(args.candidates, "--candidates")
+    if args.k < 1:
+        raise CLIError(f"-k {args.k}: ask for at least one neighbour")
+    pipe = _scene_pipeline(args)
+    try:
+        hits = pipe.nearest(queries, candidates, k=min(args.k, len(candidates)), metric=args.metric)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    with open(args.out, "w", encoding="utf-8") as out:
+        for q, row in enumerate(hits):
+            neighbours = [{"candidate": h.index, "distance": round(h.distance, 6)} for h in row]
+            out.write(json_module.dumps({"query": q, "neighbours": neighbours}, separators=(",", ":")) + "\n")
+    print(f"wrote the {min(args.k, len(candidates))} nearest of {len(candidates)} candidates for {len(queries)} queries to {args.out} ({args.metric} distance)", file=sys.stderr)
+
+
 # --- train tokenizer -------------------------------------------------------------------------------
 
 
@@ -1492,7 +1627,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_reconstruct)
-    scenes = sub.add_parser("scenes", help="scene-graph data").add_subparsers(dest="scenes_command", required=True)
+    scenes = sub.add_parser("scenes", help="scene graphs: generate data, design scenes to a request, complete partial scenes, retrieve nearest scenes").add_subparsers(dest="scenes_command", required=True)
     p = scenes.add_parser("generate", help="procedural CLEVR-style scenes (3-10 objects, CLEVR's placement rules) as JSON lines")
     p.add_argument("-n", type=int, required=True, help="number of scenes")
     p.add_argument("--seed", type=int, default=0, help="scene k of a seed is the same whatever -n")
@@ -1501,6 +1636,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (default: refuse)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_scenes_generate)
+
+    def scene_model(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", default=None, help="scene model directory (default: the shipped scene model, checkpoints/clevr)")
+        p.add_argument("--out", required=True, help="output .jsonl (one record per line)")
+        p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (default: refuse)")
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--threads", type=int, default=1, help="torch threads")
+
+    def designing(p: argparse.ArgumentParser) -> None:
+        scene_model(p)
+        p.add_argument("-n", type=int, default=1, help="scenes per request (default 1)")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--candidates", type=int, default=32, help="candidates drawn per round; the ones satisfying the request are kept")
+        p.add_argument("--rounds", type=int, default=4, help="rounds of candidates at most; then the nearest misses fill in, marked satisfied=false")
+        p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale of the exact single-attribute counts")
+
+    p = scenes.add_parser(
+        "design", help="scenes satisfying a request: counts and relations, e.g. '2 red cubes; something left of a metal sphere'",
+        description="Scenes satisfying a request. Clauses (separated by ';', ',' or 'and'): counts ('2 red cubes' exactly, 'at least 3 "
+        "metal objects', 'at most 1 sphere', 'no cylinders', 'a large cube', '6 objects') and relations ('something left of a metal "
+        "sphere', 'a red cube behind a cylinder'; left of, right of, behind, in front of). Each record: request, satisfied, unmet, scene.",
+    )  # fmt: skip
+    p.add_argument("request", help="the request, quoted")
+    designing(p)
+    p.set_defaults(func=cmd_scenes_design)
+
+    p = scenes.add_parser(
+        "complete", help="complete partial scenes: their objects, attributes and relations kept exactly, objects added around them",
+        description="Complete each partial scene of a .json (one scene) or .jsonl file (objects with positions, or with the four "
+        "relationship lists). Each record's 'given' maps the partial scene's objects to the completed scene's.",
+    )  # fmt: skip
+    p.add_argument("input", help="partial scene(s): .json or .jsonl")
+    p.add_argument("--request", default=None, help="also satisfy this request, e.g. '8 objects; no metal objects'")
+    designing(p)
+    p.set_defaults(func=cmd_scenes_complete)
+
+    p = scenes.add_parser("nearest", help="the k scenes of a candidate file nearest each query scene by latent similarity")
+    p.add_argument("queries", help="query scene(s): .json or .jsonl")
+    p.add_argument("--candidates", required=True, help="candidate scenes: .jsonl (or .json)")
+    p.add_argument("-k", type=int, default=5, help="neighbours per query (default 5)")
+    p.add_argument("--metric", choices=["set", "mean"], default="set", help="set: optimal matching of the per-object tokens (default); mean: mean-pooled tokens")
+    scene_model(p)
+    p.set_defaults(func=cmd_scenes_nearest)
     _add_design_parser(sub)
     return parser
 

@@ -116,3 +116,69 @@ def test_scene_path_does_not_import_rdkit(scene_model, tmp_path):
         "assert 'rdkit' not in sys.modules, 'rdkit imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- design, complete, nearest on the shipped scene model ------------------------------------------------------
+
+CLEVR_MODEL = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "checkpoints" / "clevr")
+
+
+def test_scenes_design_writes_scenes_that_satisfy_the_request(tmp_path, capsys):
+    from molgen.scenes.constraints import parse_request
+
+    out = tmp_path / "designed.jsonl"
+    request = "2 red cubes; something left of a metal sphere"
+    assert main(["scenes", "design", request, "-n", "3", "--candidates", "16", "--model", CLEVR_MODEL, "--out", str(out)]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["index"] for r in records] == [0, 1, 2]
+    for r in records:
+        assert r["satisfied"] and r["unmet"] == [] and r["request"] == request
+        assert all(c.check(scene_from_json(r["scene"])) for c in parse_request(request))
+    assert "3 satisfy their request" in capsys.readouterr().err
+
+
+def test_scenes_complete_keeps_the_given_objects(tmp_path):
+    partial = tmp_path / "partial.json"
+    objects = [
+        {"shape": "cube", "color": "red", "material": "metal", "size": "large", "position": [-1.0, 0.0]},
+        {"shape": "sphere", "color": "green", "material": "rubber", "size": "small", "position": [1.0, 1.0]},
+    ]
+    partial.write_text(json.dumps({"objects": objects}))
+    out = tmp_path / "completed.jsonl"
+    assert main(["scenes", "complete", str(partial), "--request", "6 objects", "-n", "2", "--model", CLEVR_MODEL, "--out", str(out)]) == 0
+    for r in (json.loads(line) for line in out.read_text().splitlines()):
+        scene = scene_from_json(r["scene"])
+        assert r["satisfied"] and scene.num_objects == 6
+        cube, sphere = r["given"]["0"], r["given"]["1"]
+        assert scene.objects[cube].describe() == "large red metal cube" and scene.objects[sphere].describe() == "small green rubber sphere"
+        assert (cube, sphere) in scene.right and (cube, sphere) in scene.behind  # the sphere stays right of and behind the cube
+
+
+def test_scenes_nearest_finds_a_scene_among_candidates(tmp_path):
+    candidates = tmp_path / "candidates.jsonl"
+    assert main(["scenes", "generate", "-n", "12", "--seed", "4", "--out", str(candidates), "--no-progress"]) == 0
+    query = tmp_path / "query.json"
+    query.write_text(candidates.read_text().splitlines()[7])
+    out = tmp_path / "nearest.jsonl"
+    assert main(["scenes", "nearest", str(query), "--candidates", str(candidates), "-k", "3", "--model", CLEVR_MODEL, "--out", str(out)]) == 0
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["query"] == 0 and len(record["neighbours"]) == 3
+    assert record["neighbours"][0] == {"candidate": 7, "distance": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["scenes", "design", "2 red cubez"], "unknown word 'cubez'"),
+        (["scenes", "design", "at least 30 objects"], "at most 18"),
+        (["scenes", "design", "a cube", "--model", "checkpoints/moses"], "scene model"),
+        (["scenes", "complete", "missing.json"], "no such file"),
+    ],
+)
+def test_scenes_commands_name_bad_input(tmp_path, capsys, argv, message, monkeypatch):
+    monkeypatch.chdir(__import__("pathlib").Path(CLEVR_MODEL).parents[1])
+    argv = [*argv, "--out", str(tmp_path / "out.jsonl")]
+    if "--model" not in argv:
+        argv += ["--model", CLEVR_MODEL]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
