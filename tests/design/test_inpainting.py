@@ -118,7 +118,7 @@ def test_linked_outputs_hold_both_fragments_in_one_molecule(designer):
     assert len(results) == 16
     assert _valid(results), Counter(r.state for r in results)
     for r in results:
-        if r.state in ("valid", "duplicate"):
+        if r.state in ("valid", "duplicate") and not r.reasons:  # a repeat of a rejected molecule is a duplicate too
             assert _holds(r.smiles, PAIR.split(".")), r
         if r.state == "rejected" and "not all retained" in r.error:
             assert not _holds(r.smiles, PAIR.split(".")), r
