@@ -529,8 +529,8 @@ def cmd_train_prior(args: argparse.Namespace) -> None:
     import numpy as np
 
     from molgen.checkpoint import load_prior, save_domain
-    from molgen.prior.config import PriorConfig
-    from molgen.prior.training import DATA_STATISTICS, PriorTrainSettings, prior_config_from_data, train_prior
+    from molgen.prior.config import CODE_ARCHITECTURES, PriorConfig
+    from molgen.prior.training import DATA_STATISTICS, SAMPLING_DEFAULTS, PriorTrainSettings, prior_config_from_data, train_prior
 
     if args.labelled_share is not None and not 0 < args.labelled_share < 1:
         raise CLIError(f"--labelled-share {args.labelled_share}: must be strictly between 0 and 1 (the share of training rows with properties)")
@@ -550,17 +550,26 @@ def cmd_train_prior(args: argparse.Namespace) -> None:
         # normalisation and size statistics come from the data trained on now (the same, unless the latents
         # are another tokenizer's: a prior carried over to a fine-tuned tokenizer)
         measured = prior_config_from_data(latents, max_nodes).to_dict()
+        base = init_from.config.to_dict()
+        if args.architecture is not None and args.architecture != base["architecture"]:
+            if {args.architecture, base["architecture"]} != set(CODE_ARCHITECTURES):
+                raise CLIError(f"--architecture {args.architecture} --init-from {args.init_from}: a {base['architecture']} prior can start only "
+                               f"another code prior ({' or '.join(CODE_ARCHITECTURES)}) of the same shape")  # fmt: skip
+            # the other family, from the same trunk (load_across_families); its own sampling defaults
+            defaults = {k: PriorConfig.__dataclass_fields__[k].default for k in SAMPLING_DEFAULTS}
+            base.update(defaults, architecture=args.architecture, default_steps=args.default_steps)
         config = PriorConfig(**{
-            **init_from.config.to_dict(), **{k: v for k, v in grown.items() if v is not None},
+            **base, **{k: v for k, v in grown.items() if v is not None},
             **{k: measured[k] for k in DATA_STATISTICS},
         })  # fmt: skip
     elif config_path.exists() and args.resume:
         config = load_prior(config_path.parent).config  # resuming: same network and statistics
     else:
+        architecture = args.architecture or "discrete"
         config = prior_config_from_data(
-            latents, max_nodes, architecture=args.architecture, d_model=args.d_model, n_heads=args.heads, layers=args.layers or 4,
+            latents, max_nodes, architecture=architecture, d_model=args.d_model, n_heads=args.heads, layers=args.layers or 4,
             relative_positions=max_nodes - 1 if args.relative_positions is None else args.relative_positions, default_steps=args.default_steps,
-            **({"activation": "gelu"} if args.architecture in ("discrete", "masked") else {}),
+            **({"activation": "gelu"} if architecture in CODE_ARCHITECTURES else {}),
         )  # fmt: skip
     # The exported model directory is complete: the tokenizer and domain it was trained with, and the prior.
     model_out = run_dir / "model"
@@ -1467,10 +1476,11 @@ def build_parser() -> argparse.ArgumentParser:
         out="run directory; RUN/model becomes a complete model directory",
     )
     p.add_argument(
-        "--architecture", choices=["discrete", "set", "masked"], default="discrete",
+        "--architecture", choices=["discrete", "set", "masked"], default=None,
         help="discrete (default, the shipped model's): token after token, each a choice among the codes of a quantised tokenizer "
         "(--bottleneck fsq), cross entropy; set: all tokens at once by flow matching (any tokenizer); masked: the same codes by "
-        "masked discrete diffusion, drawn in --default-steps parallel steps with diffusers' AmusedScheduler (--bottleneck fsq)",
+        "masked discrete diffusion, drawn in --default-steps parallel steps with diffusers' AmusedScheduler (--bottleneck fsq). "
+        "With --init-from: the model's own, or the other code family (discrete <-> masked), which starts from its trunk",
     )
     p.add_argument(
         "--labelled-share", type=float, default=None,

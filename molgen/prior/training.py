@@ -270,6 +270,15 @@ def load_growing(model: torch.nn.Module, source: torch.nn.Module) -> None:
     for config in (mine, theirs):
         for key in SAMPLING_DEFAULTS + DATA_STATISTICS:
             del config[key]
+    if mine["architecture"] != theirs["architecture"]:
+        if not {mine["architecture"], theirs["architecture"]} <= set(CODE_ARCHITECTURES):
+            raise ValueError(f"init_from: a {theirs['architecture']} prior cannot start a {mine['architecture']} one (only discrete <-> masked)")
+        mine.pop("architecture"), theirs.pop("architecture")
+        if mine != theirs:
+            different = sorted(k for k in mine if mine[k] != theirs.get(k))
+            raise ValueError(f"init_from: another prior family starts from the same shape; the configs differ in {', '.join(different)}")
+        load_across_families(model, source)
+        return
     layers, k = (mine.pop(key) for key in GROWABLE)
     source_layers, source_k = (theirs.pop(key) for key in GROWABLE)
     if mine != theirs or layers < source_layers or (source_k and k != source_k):
@@ -279,6 +288,29 @@ def load_growing(model: torch.nn.Module, source: torch.nn.Module) -> None:
         )
     new_blocks = tuple(f"blocks.{i}." for i in range(source_layers, layers))
     load_into_grown(model, source, lambda name: name.startswith(new_blocks) or (source_k == 0 and ".offset_bias." in name))
+
+
+def load_across_families(model: torch.nn.Module, source: torch.nn.Module) -> None:
+    """Start a prior of one code family (discrete autoregressive or masked diffusion) from a trained prior of the other
+    with the same shape and vocabulary: the shared trunk (size and condition inputs, positions, blocks, output norm),
+    the code head and the code embeddings carry over; what only one family has starts fresh (the masked prior's
+    ``[MASK]`` embedding, the autoregressive prior's start vector). The attention learned causally is used
+    bidirectionally (or the other way round) from then on, so the new prior needs training; it starts from what the
+    codes and conditions mean rather than from noise."""
+    own = model.state_dict()
+    state = {}
+    for name, weight in source.state_dict().items():
+        if name not in own:
+            continue
+        if name == "token_in.weight":  # codes first in both; the masked prior has one more row, [MASK]
+            rows = min(weight.shape[0], own[name].shape[0])
+            weight = torch.cat([weight[:rows], own[name][rows:]])
+        if weight.shape == own[name].shape:
+            state[name] = weight
+    missing = sorted(set(own) - set(state))
+    if any(name != "start" for name in missing):
+        raise ValueError(f"init_from: weights the source prior lacks: {missing[:3]}")
+    model.load_state_dict(state, strict=False)
 
 
 @dataclass

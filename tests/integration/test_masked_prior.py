@@ -313,3 +313,31 @@ def test_train_prior_masked_from_the_command_line(tmp_path, capsys):
     assert "wrote 6 samples" in capsys.readouterr().err
     assert main([*sample, "--overwrite", "--repairs", "1"]) == 2
     assert "repairs=1: an option of a discrete autoregressive prior" in capsys.readouterr().err
+    # the other code family starts from this prior's trunk (--init-from with --architecture); a set prior cannot
+    def from_masked(architecture: str, out: str) -> list[str]:
+        return ["train", "prior", str(data), "--model", str(SHIPPED), "--out", str(tmp_path / out), "--init-from", str(run / "model"),
+                "--architecture", architecture, "--max-steps", "2", "--batch-size", "8", "--warmup-steps", "1", "--no-progress",
+                "--accelerator", "cpu", "--devices", "1", "--threads", "1"]  # fmt: skip
+
+    assert main(from_masked("discrete", "ar")) == 0
+    config = json.loads((tmp_path / "ar" / "model" / "prior" / "config.json").read_text())
+    assert (config["architecture"], config["layers"], config["default_repairs"]) == ("discrete", 1, 0)
+    assert main(from_masked("set", "set")) == 2
+    assert "can start only another code prior" in capsys.readouterr().err
+
+
+def test_a_masked_prior_starts_from_an_autoregressive_ones_trunk_and_back():
+    from molgen.prior.training import load_growing
+
+    torch.manual_seed(0)
+    autoregressive, masked = build_prior(_config(architecture="discrete", default_steps=20)), build_prior(_config())
+    load_growing(masked, autoregressive)
+    theirs, mine = autoregressive.state_dict(), masked.state_dict()
+    shared = [name for name in theirs if name in mine and name != "token_in.weight"]
+    assert shared and all(torch.equal(theirs[name], mine[name]) for name in shared)
+    assert torch.equal(mine["token_in.weight"][: len(VOCABULARY)], theirs["token_in.weight"])  # codes carried over, [MASK] fresh
+    back = build_prior(_config(architecture="discrete"))
+    load_growing(back, masked)
+    assert torch.equal(back.head.weight, masked.head.weight) and torch.equal(back.token_in.weight, masked.token_in.weight[: len(VOCABULARY)])
+    with pytest.raises(ValueError, match="differ in d_model"):
+        load_growing(build_prior(_config(d_model=64)), autoregressive)
