@@ -148,8 +148,10 @@ def main() -> None:
                 "statements about a generator scene (exact / at least / at most counts of descriptions by one or two attributes, the "
                 "object count, a relation between two described objects), e.g. " + "; ".join(f"'{r}'" for r in requests[:3]) + ". "
                 f"SceneDesigner: the objects a request needs are seeded, encoded and held while the prior draws the rest "
-                f"(inpainting with keep), exact single-attribute counts condition the prior (guidance {args.guidance}); "
-                f"{args.candidates} candidates per round, at most {args.rounds} rounds, the satisfying ones kept."
+                f"(inpainting with keep), exact single-attribute counts condition the prior (guidance {args.guidance}), drawn objects that "
+                f"make a count too high are drawn again (up to {designer.repairs} passes); {args.candidates} candidates per round, at most "
+                f"{args.rounds} rounds, the satisfying ones kept. 'Candidates that satisfied' is before that choice: what seeding, "
+                "inpainting and repairs give by themselves."
             ),
             sample=f"{len(requests)} requests about generator scenes (seed {args.scene_seed}), {len(completions)} completions of real CLEVR scenes, {args.per_request} scenes each",
         )

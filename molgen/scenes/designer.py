@@ -1,7 +1,7 @@
 """Constrained scene design on a scene model: scenes that satisfy a request (:mod:`molgen.scenes.constraints`) and
 completions of a partial scene that keep its objects exactly.
 
-Each candidate is drawn in three steps, and candidates are drawn in rounds until enough satisfy the request:
+Each candidate is drawn in four steps, and candidates are drawn in rounds until enough satisfy the request:
 
 1. Seed: the objects the request needs are laid out as a small scene: the partial scene being completed (its
    positions as given), then, for each count asking for at least N objects of a description, as many objects of
@@ -13,7 +13,9 @@ Each candidate is drawn in three steps, and candidates are drawn in rounds until
    (``keep``) while the prior draws the other tokens (:meth:`MolgenPipeline.sample_latents`). The prior is also
    conditioned (classifier-free guidance) on every exact count of a single attribute ("no metal objects":
    ``metal = 0``), and the object count is N.
-3. Check: each candidate is decoded layout-aware (always a valid scene) and checked against every constraint on
+3. Repair: a drawn object that makes an "at most" / "exactly" count too high is drawn again, the rest held (up to
+   ``repairs`` passes; each token's object is read from the decoder at its own position).
+4. Check: each candidate is decoded layout-aware (always a valid scene) and checked against every constraint on
    the decoded scene; a request's scenes are its first ``n`` satisfying candidates. When a request runs out of
    rounds, the candidates breaking the fewest constraints fill in, marked ``satisfied=False`` with what they miss.
 
@@ -67,14 +69,15 @@ class _Seed:
 class SceneDesigner:
     """Constrained requests and completions on a scene pipeline (:class:`~molgen.pipeline.MolgenPipeline` of a
     scene model). ``candidates``: drawn per round; ``rounds``: at most this many per request; ``guidance``:
-    classifier-free guidance scale of the count conditions."""
+    classifier-free guidance scale of the count conditions (above 1 it overshoots: the prior's counts go past the
+    targets); ``repairs``: passes redrawing objects that make a count too high."""
 
-    def __init__(self, pipe, candidates: int = 32, rounds: int = 4, guidance: float = 1.0) -> None:
+    def __init__(self, pipe, candidates: int = 32, rounds: int = 4, guidance: float = 1.0, repairs: int = 8) -> None:
         if getattr(pipe.domain, "name", None) != "scene":
             raise ValueError(f"SceneDesigner needs a scene model; this pipeline's domain is {getattr(pipe.domain, 'name', '?')!r}")
         if candidates < 1 or rounds < 1:
             raise ValueError(f"candidates={candidates}, rounds={rounds}: both must be at least 1")
-        self.pipe, self.candidates, self.rounds, self.guidance = pipe, candidates, rounds, guidance
+        self.pipe, self.candidates, self.rounds, self.guidance, self.repairs = pipe, candidates, rounds, guidance, repairs
         prior = pipe._require_prior()
         self.max_nodes = int(prior.config.max_nodes)
         self.size_counts = np.asarray(prior.config.num_nodes_counts, dtype=float)  # (max_nodes + 1,)
@@ -154,12 +157,15 @@ class SceneDesigner:
         cond = conditions or None
         if all(len(s.objects) == 0 for s in seeds):
             latents = self.pipe.sample_latents(k, seed=seed, conditions=cond, num_nodes=sizes, guidance_scale=self.guidance)
+            keep = torch.zeros(latents.mask.shape, dtype=torch.bool)
         else:
-            latents = self._inpaint(seeds, sizes, cond, rng, seed)
+            latents, keep = self._inpaint(seeds, sizes, cond, rng, seed)
+        latents = self._repair(latents, keep, constraints, cond, rng)
         return [m.item for m in self.pipe.decode(latents, decoding="valence")]
 
-    def _inpaint(self, seeds: list[_Seed], sizes: list[int], conditions, rng: np.random.Generator, seed: int) -> Latents:
-        """Latents of scenes of ``sizes`` objects holding each seed's tokens at random slots, the rest drawn."""
+    def _inpaint(self, seeds: list[_Seed], sizes: list[int], conditions, rng: np.random.Generator, seed: int) -> tuple[Latents, torch.Tensor]:
+        """Latents of scenes of ``sizes`` objects holding each seed's tokens at random slots, the rest drawn; and the
+        (B, N) mask of the held tokens."""
         scenes = [Scene.from_positions(s.objects, s.positions) if s.objects else None for s in seeds]
         present = [i for i, s in enumerate(scenes) if s is not None]
         encoded = self.pipe.encode([scenes[i] for i in present])  # tokens in canonical (left-to-right) order
@@ -174,9 +180,42 @@ class SceneDesigner:
             keep[i, slots] = True
         for i, size in enumerate(sizes):
             mask[i, :size] = True
-        return self.pipe.sample_latents(
+        latents = self.pipe.sample_latents(
             len(seeds), seed=seed, conditions=conditions, start=Latents(z, mask), keep=keep, guidance_scale=self.guidance
-        )
+        )  # fmt: skip
+        return latents, keep
+
+    def _repair(self, latents: Latents, keep: torch.Tensor, constraints: list[Constraint], conditions, rng: np.random.Generator) -> Latents:
+        """Up to ``self.repairs`` passes that redraw the drawn (not held) tokens making a count too high: each token's
+        object is read from the decoder's argmax at its own position, and for every "at most" / "exactly" count a
+        candidate exceeds, that many of its drawn tokens matching the description are drawn again (the others held)."""
+        bounded = [c for c in constraints if isinstance(c, Count) and c.high is not None and c.pattern.given()]
+        if not bounded:
+            return latents
+        z, mask = latents.z.cpu(), latents.mask.cpu().bool()
+        for _ in range(self.repairs):
+            labels, _ = self.pipe.tokenizer.decode(z.to(self.pipe.device), mask.to(self.pipe.device))  # (B, N, F)
+            labels = labels.cpu().numpy()
+            redraw = torch.zeros_like(mask)
+            for b in range(len(z)):
+                n = int(mask[b].sum())
+                objects = [SceneObject.from_codes(c) for c in self.pipe.domain.vocab.node_raw(labels[b, :n]).tolist()]
+                for c in bounded:
+                    matching = [i for i, o in enumerate(objects) if c.pattern.matches(o)]
+                    excess = len(matching) - c.high
+                    free = [i for i in matching if not keep[b, i] and not redraw[b, i]]
+                    if excess > 0 and free:
+                        redraw[b, rng.choice(free, min(excess, len(free)), replace=False)] = True
+            rows = redraw.any(1).nonzero().squeeze(1)
+            if len(rows) == 0:
+                break
+            hold = (mask[rows] & ~redraw[rows])
+            again = self.pipe.sample_latents(
+                len(rows), seed=int(rng.integers(2**62)), conditions=conditions, start=Latents(z[rows], mask[rows]), keep=hold, guidance_scale=self.guidance
+            )  # fmt: skip
+            z = z.clone()
+            z[rows, : again.z.shape[1]] = again.z.cpu()
+        return Latents(z, mask)
 
     # --- what a request fixes ----------------------------------------------------------------------------------
 

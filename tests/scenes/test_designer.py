@@ -28,6 +28,7 @@ def designer():
         "no metal objects; 5 objects",
         "at least 3 cylinders, no spheres",
         "a large cyan cube behind a small yellow sphere; exactly 1 yellow object",
+        "10 objects; exactly 6 small objects",  # drawn objects past the count are redrawn (repairs)
     ],
 )
 def test_requests_are_satisfied_on_the_decoded_scene(designer, request_text):
@@ -70,6 +71,14 @@ def test_impossible_requests_come_back_marked(designer):
     assert out[0].unmet  # names what it misses
     with pytest.raises(ValueError, match="at most 18"):
         designer.generate("at least 20 objects")
+
+
+def test_repairs_redraw_objects_past_a_count(designer):
+    strict = SceneDesigner(designer.pipe, candidates=16, rounds=1, repairs=8)
+    loose = SceneDesigner(designer.pipe, candidates=16, rounds=1, repairs=0)
+    request = "exactly 4 metal objects; 10 objects"
+    share = [sum(d.satisfied for d in d_.generate(request, n=16, seed=2)) / 16 for d_ in (strict, loose)]
+    assert share[0] > share[1] and share[0] >= 0.75, share
 
 
 def test_a_molecule_model_is_refused():
