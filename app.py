@@ -1,13 +1,16 @@
-"""molgen web UI: generate, explore and optimise molecules with the shipped model, in a browser.
+"""molgen web UI: generate, explore and optimise molecules with the shipped model, and design scenes with the shipped
+scene model, in a browser.
 
-    python app.py                                  # http://127.0.0.1:7860, the shipped model (checkpoints/moses)
+    python app.py                                  # http://127.0.0.1:7860, the shipped model (checkpoints/moses) and,
+                                                   # behind the Scenes switch, checkpoints/clevr
+    python app.py --model checkpoints/clevr        # scenes only
     python app.py --port 8000 --model runs/prior/model --auth chemist:secret
     python app.py --public --auth chemist:secret   # listen on every interface (only when asked)
     python app.py --concurrency 2 --deadline 60    # 2 requests at once; each stops after 60 s with what it has
 
 Login can also come from the environment: MOLGEN_UI_AUTH=user:password. Nothing is downloaded: the model is
 read from disk and Gradio's telemetry is off. The page only calls the public Python API (molgen.design
-through molgen.ui.service); drawing, tables and files live in molgen/ui/, and how a request runs (its worker
+through molgen.ui.service; scenes: molgen.scenes.designer and MolgenPipeline.nearest through molgen.ui.scenes); drawing, tables and files live in molgen/ui/, and how a request runs (its worker
 thread, deadline and Cancel button) in molgen/ui/jobs.py. Several requests run at once (--concurrency), the
 others wait in a queue; a request still running at its deadline stops and shows what it made by then.
 """
@@ -31,7 +34,7 @@ import torch
 
 from molgen.device import DEFAULT_PRECISION, PRECISIONS
 from molgen.pipeline import DEFAULT_MODEL, MolgenPipeline
-from molgen.ui import depict, results
+from molgen.ui import depict, results, scene_depict
 from molgen.ui.forms import (
     FormError,
     Limits,
@@ -45,6 +48,10 @@ from molgen.ui.forms import (
     parse_targets,
 )
 from molgen.ui.jobs import CANCELLED, Deadline, Runner
+from molgen.ui.scenes import EXAMPLE_PARTIAL, SceneService
+from molgen.ui.scenes import legend as scene_legend
+from molgen.ui.scenes import table as scene_table
+from molgen.ui.scenes import write_jsonl as scene_jsonl
 from molgen.ui.service import DesignService, FeatureUnavailable, Outcome
 
 log = logging.getLogger("molgen.app")
@@ -68,6 +75,8 @@ STRATEGY_CHOICES = ["mixed", "remask", "surrogate", "graph-ga"]
 """:data:`molgen.design.optimization.STRATEGIES`, the default first (the page does not import the design package at start)."""
 THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])  # no web fonts
 CSS = ".molgen-grid img {background: white}"
+SCENE_MODEL = DEFAULT_MODEL.parent / "clevr"
+"""The shipped scene model, served on the Scenes side of the page when present (--scene-model)."""
 
 
 # --- turning results into what the page shows -------------------------------------------------------
@@ -276,6 +285,63 @@ def _required(name: str, text: str | None) -> str:
     return text
 
 
+def _present_scenes(outcome, stem: str, started: float, what: str, query=None, extra: str = ""):
+    """(summary, grid, table, JSON-lines button) for a scene request's records; the query of a retrieval is drawn
+    first; a request that stopped early says so."""
+    records = outcome.records
+    if outcome.stopped == CANCELLED:
+        return (gr.skip(),) * 4
+    stopped = _stopped_line(outcome.stopped, len(records), what)
+    if stopped:
+        gr.Warning(stopped)
+        extra = f"{stopped}  \n{extra}" if extra else stopped
+    shown = records[:GRID_MAX]
+    tiles = [] if query is None else [scene_depict.SceneTile(query, ["query", f"{query.num_objects} objects"])]
+    tiles += [
+        scene_depict.SceneTile(r.scene, scene_legend(k, r), tuple((getattr(r, "given", None) or {}).values()), muted=not getattr(r, "satisfied", True))
+        for k, r in enumerate(shown)
+    ]  # fmt: skip
+    note = f"{len(shown)} drawn; all {len(records)} in the table and the file." if len(records) > len(shown) else ""
+    satisfied = sum(getattr(r, "satisfied", True) for r in records)
+    summary = f"**{len(records)} {what}**" + (f" ({satisfied} satisfy the request)" if what != "nearest scenes" else "") + f" in {time.perf_counter() - started:.1f} s"
+    return (
+        summary + (f"  \n{extra}" if extra else ""),
+        scene_depict.scene_grid_html(tiles, note),
+        scene_table(records),
+        gr.DownloadButton(value=str(scene_jsonl(records, stem)), interactive=True),
+    )
+
+
+class SceneHandlers:
+    """What each button of the scene tabs does (like :class:`Handlers`, over a :class:`SceneService`)."""
+
+    def __init__(self, scenes: SceneService, limits: Limits, runner: Runner | None = None) -> None:
+        self.scenes = scenes
+        self.limits = limits
+        self.runner = runner or Runner(2 * CONCURRENCY)
+
+    @_request
+    def design(self, request, n, seed, *, deadline=None):
+        started = time.perf_counter()
+        n = check_count("number of scenes", n, 1, self.limits.max_n)
+        outcome = self.scenes.design(request, n, deadline, seed=parse_seed(seed))
+        return _present_scenes(outcome, "molgen_scenes", started, "scenes")
+
+    @_request
+    def complete(self, partial, request, n, seed, *, deadline=None):
+        started = time.perf_counter()
+        n = check_count("number of completions", n, 1, self.limits.max_n)
+        outcome = self.scenes.complete(partial, request, n, deadline, seed=parse_seed(seed))
+        return _present_scenes(outcome, "molgen_completions", started, "completions", extra="Given objects are ringed in gold.")
+
+    @_request
+    def nearest(self, query, k, seed, *, deadline=None):
+        started = time.perf_counter()
+        k = check_count("number of neighbours", k, 1, self.limits.max_n)
+        scene, outcome = self.scenes.nearest(query, k, seed=parse_seed(seed))
+        return _present_scenes(outcome, "molgen_nearest", started, "nearest scenes", query=scene, extra=f"Searched {self.scenes.pool_name} by latent distance (optimal matching of the per-object tokens).")
+
+
 # --- the page -------------------------------------------------------------------------------------------
 
 
@@ -331,88 +397,160 @@ def _unavailable(service: DesignService, method: str) -> None:
         gr.Markdown(f"> **Not available in this version of molgen** (the design API has no `Designer.{method}`).")
 
 
-def build(service: DesignService, limits: Limits = Limits(), runner: Runner | None = None) -> gr.Blocks:
-    """The page: one tab per design task, each with its form, a grid of depictions, a table and downloads."""
+def build(service: DesignService | None, limits: Limits = Limits(), runner: Runner | None = None, scenes: SceneService | None = None) -> gr.Blocks:
+    """The page: one tab per design task, each with its form, a grid of depictions, a table and downloads. With both
+    a molecule model (``service``) and a scene model (``scenes``), a switch on top chooses the domain; with one of
+    them, the page is that domain's."""
+    if service is None and scenes is None:
+        raise ValueError("build: give a molecule service, a scene service or both")
+    runner = runner or Runner(2 * CONCURRENCY)
+    with gr.Blocks(title="molgen", analytics_enabled=False) as demo:
+        if service is not None and scenes is not None:
+            with gr.Tabs(elem_id="domain"):
+                with gr.Tab("Molecules", id="molecules", elem_id="domain-molecules"):
+                    _molecule_page(service, limits, runner)
+                with gr.Tab("Scenes", id="scenes", elem_id="domain-scenes"):
+                    _scene_page(scenes, limits, runner)
+        elif service is not None:
+            _molecule_page(service, limits, runner)
+        else:
+            _scene_page(scenes, limits, runner)
+    return demo
+
+
+def _scene_page(scenes: SceneService, limits: Limits, runner: Runner) -> None:
+    """The scene tabs: design to a request, complete a partial scene, nearest scenes."""
+    handlers = SceneHandlers(scenes, limits, runner)
+    gr.Markdown(
+        "# molgen: scenes\nCLEVR-style scenes from a scene-graph model (graph tokenizer + latent prior). Each scene is drawn from "
+        "above (the camera at the bottom; squares are cubes, shaded discs spheres, ringed discs cylinders; large objects drawn larger; "
+        f"metal ones outlined and shiny) and as a graph of its relations. Limits per request: {limits.max_n} scenes"
+        + (f", {limits.deadline:g} s" if limits.deadline is not None else "") + "."
+    )
+    with gr.Tabs():
+        with gr.Tab("Design scenes", id="scenes-design"):
+            request = gr.Textbox(
+                label="request: counts and relations, separated by ';' (2 red cubes = exactly two; at least / at most N ...; no ...; N objects; "
+                "something left of / right of / behind / in front of a ...)",
+                value="2 red cubes; something left of a metal sphere", max_lines=2, elem_id="scenes-design-request",
+            )  # fmt: skip
+            with gr.Row():
+                n = gr.Number(label="number of scenes", value=6, precision=0, elem_id="scenes-design-n")
+                seed = gr.Number(label="seed", value=0, precision=0, elem_id="scenes-design-seed")
+            _scene_task("scenes-design", "Design", handlers.design, [request, n, seed])
+
+        with gr.Tab("Complete a scene", id="scenes-complete"):
+            partial = gr.Textbox(
+                label="partial scene (JSON: objects with shape, color, material, size and a 2D position [right, behind]; or CLEVR's relationship lists)",
+                value=EXAMPLE_PARTIAL, lines=4, elem_id="scenes-complete-partial",
+            )  # fmt: skip
+            with gr.Row():
+                also = gr.Textbox(label="also (a request, optional), e.g. 7 objects; no metal objects", value="6 objects", max_lines=1, elem_id="scenes-complete-request")
+                n = gr.Number(label="number of completions", value=6, precision=0, elem_id="scenes-complete-n")
+                seed = gr.Number(label="seed", value=0, precision=0, elem_id="scenes-complete-seed")
+            _scene_task("scenes-complete", "Complete", handlers.complete, [partial, also, n, seed])
+
+        with gr.Tab("Nearest scenes", id="scenes-nearest"):
+            query = gr.Textbox(label="query scene (JSON; empty: a scene sampled from the model)", lines=3, elem_id="scenes-nearest-query")
+            with gr.Row():
+                k = gr.Number(label="number of neighbours", value=6, precision=0, elem_id="scenes-nearest-k")
+                seed = gr.Number(label="seed (of the sampled query)", value=0, precision=0, elem_id="scenes-nearest-seed")
+            _scene_task("scenes-nearest", "Find nearest", handlers.nearest, [query, k, seed])
+
+
+def _scene_task(tab: str, label: str, handler, inputs: list) -> None:
+    """Run and Cancel buttons and the outputs of a scene tab (summary, grid, table, JSON-lines download)."""
+    with gr.Row():
+        button = gr.Button(label, variant="primary", elem_id=f"{tab}-run", scale=4)
+        cancel = gr.Button("Cancel", variant="stop", elem_id=f"{tab}-cancel", scale=1)
+    summary = gr.Markdown(elem_id=f"{tab}-summary")
+    grid = gr.HTML(elem_id=f"{tab}-grid")
+    table = gr.Dataframe(label="scenes", interactive=False, elem_id=f"{tab}-table", wrap=True)
+    download = gr.DownloadButton("Download JSON lines", interactive=False, elem_id=f"{tab}-jsonl", size="sm")
+    event = button.click(handler, inputs, [summary, grid, table, download], api_name=tab.replace("-", "_"), concurrency_id=MODEL_QUEUE, api_visibility="public")
+    cancel.click(None, None, None, cancels=[event])
+
+
+def _molecule_page(service: DesignService, limits: Limits, runner: Runner) -> None:
+    """The molecule tabs."""
     handlers = Handlers(service, limits, runner)
     steps = service.default_steps
-    with gr.Blocks(title="molgen", analytics_enabled=False) as demo:
-        caps = [f"{limits.max_n} molecules"]
-        caps += [f"{limits.max_steps} steps"] if service.uses_steps else []
-        caps += [f"{limits.max_repairs} repair passes"] if service.uses_repairs else []
-        caps += [f"{limits.deadline:g} s (then a request stops and shows what it made)"] if limits.deadline is not None else []
-        gr.Markdown(f"# molgen\nGenerate molecules with a graph-tokenizer + latent-prior model. Limits per request on this server: {', '.join(caps)}.")
-        with gr.Tabs():
-            with gr.Tab("Generate", id="generate"):
+    caps = [f"{limits.max_n} molecules"]
+    caps += [f"{limits.max_steps} steps"] if service.uses_steps else []
+    caps += [f"{limits.max_repairs} repair passes"] if service.uses_repairs else []
+    caps += [f"{limits.deadline:g} s (then a request stops and shows what it made)"] if limits.deadline is not None else []
+    gr.Markdown(f"# molgen\nGenerate molecules with a graph-tokenizer + latent-prior model. Limits per request on this server: {', '.join(caps)}.")
+    with gr.Tabs():
+        with gr.Tab("Generate", id="generate"):
+            with gr.Row():
+                sampling = _counts("generate", "molecules", steps, service.uses_steps)
+                repairs = gr.Number(
+                    label="repair passes (redraw samples that break a valence; 0: none)", value=service.default_repairs, precision=0,
+                    elem_id="generate-repairs", visible=service.uses_repairs,
+                )
+                guidance = gr.Slider(1.0, 5.0, value=2.0, step=0.1, label="guidance strength (toward the targets)", elem_id="generate-guidance")
+                steer = gr.Slider(
+                    0.0, 10.0, value=service.default_property_guidance, step=0.5, visible=service.has_predictor, elem_id="generate-steer",
+                    label="predictor guidance (steers harder toward the targets, slower; 0: off)",
+                )
+            with gr.Accordion("Property targets: a value (0.9) or a range (300-400); empty: no target", open=True):
                 with gr.Row():
-                    sampling = _counts("generate", "molecules", steps, service.uses_steps)
-                    repairs = gr.Number(
-                        label="repair passes (redraw samples that break a valence; 0: none)", value=service.default_repairs, precision=0,
-                        elem_id="generate-repairs", visible=service.uses_repairs,
-                    )
-                    guidance = gr.Slider(1.0, 5.0, value=2.0, step=0.1, label="guidance strength (toward the targets)", elem_id="generate-guidance")
-                    steer = gr.Slider(
-                        0.0, 10.0, value=service.default_property_guidance, step=0.5, visible=service.has_predictor, elem_id="generate-steer",
-                        label="predictor guidance (steers harder toward the targets, slower; 0: off)",
-                    )
-                with gr.Accordion("Property targets: a value (0.9) or a range (300-400); empty: no target", open=True):
-                    with gr.Row():
-                        targets = [gr.Textbox(label=name, max_lines=1, placeholder="value or low-high", elem_id=f"generate-target-{name}", min_width=90) for name in service.property_names]
-                    hard = gr.Checkbox(label="ranges are hard limits (reject molecules outside them; targets only steer otherwise)", elem_id="generate-hard")
-                constraints = _constraints("generate")
-                _task("generate", "Generate", handlers.generate, [*sampling, repairs, guidance, steer, hard, *constraints, *targets])
+                    targets = [gr.Textbox(label=name, max_lines=1, placeholder="value or low-high", elem_id=f"generate-target-{name}", min_width=90) for name in service.property_names]
+                hard = gr.Checkbox(label="ranges are hard limits (reject molecules outside them; targets only steer otherwise)", elem_id="generate-hard")
+            constraints = _constraints("generate")
+            _task("generate", "Generate", handlers.generate, [*sampling, repairs, guidance, steer, hard, *constraints, *targets])
 
-            with gr.Tab("Analogs", id="analogs"):
-                _unavailable(service, "analogs")
-                with gr.Row():
-                    smiles = gr.Textbox(label="seed SMILES", value="CC(=O)Nc1ccc(O)cc1", max_lines=1, scale=3, elem_id="analogs-smiles")
-                    similarity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="similarity to the seed (0 loose - 1 close)", scale=2, elem_id="analogs-similarity")
-                with gr.Row():
-                    sampling = _counts("analogs", "analogs", steps, service.uses_steps)
-                constraints = _constraints("analogs")
-                _task("analogs", "Find analogs", handlers.analogs, [smiles, similarity, *sampling, *constraints])
+        with gr.Tab("Analogs", id="analogs"):
+            _unavailable(service, "analogs")
+            with gr.Row():
+                smiles = gr.Textbox(label="seed SMILES", value="CC(=O)Nc1ccc(O)cc1", max_lines=1, scale=3, elem_id="analogs-smiles")
+                similarity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="similarity to the seed (0 loose - 1 close)", scale=2, elem_id="analogs-similarity")
+            with gr.Row():
+                sampling = _counts("analogs", "analogs", steps, service.uses_steps)
+            constraints = _constraints("analogs")
+            _task("analogs", "Find analogs", handlers.analogs, [smiles, similarity, *sampling, *constraints])
 
-            with gr.Tab("Scaffold decoration", id="decorate"):
-                _unavailable(service, "decorate")
-                core = gr.Textbox(label="core (mark attachment points [*:1], [*:2], ...)", value="c1ccc2[nH]c([*:1])nc2c1", max_lines=1, elem_id="decorate-core")
-                with gr.Row():
-                    extra_atoms = gr.Textbox(label="atoms to add (5, or a range 3-8; empty: as in the training data)", max_lines=1, elem_id="decorate-extra")
-                    sampling = _counts("decorate", "decorations", steps, service.uses_steps)
-                constraints = _constraints("decorate")
-                _task("decorate", "Decorate", handlers.decorate, [core, extra_atoms, *sampling, *constraints])
+        with gr.Tab("Scaffold decoration", id="decorate"):
+            _unavailable(service, "decorate")
+            core = gr.Textbox(label="core (mark attachment points [*:1], [*:2], ...)", value="c1ccc2[nH]c([*:1])nc2c1", max_lines=1, elem_id="decorate-core")
+            with gr.Row():
+                extra_atoms = gr.Textbox(label="atoms to add (5, or a range 3-8; empty: as in the training data)", max_lines=1, elem_id="decorate-extra")
+                sampling = _counts("decorate", "decorations", steps, service.uses_steps)
+            constraints = _constraints("decorate")
+            _task("decorate", "Decorate", handlers.decorate, [core, extra_atoms, *sampling, *constraints])
 
-            with gr.Tab("Optimize", id="optimize"):
-                _unavailable(service, "optimize")
-                with gr.Row():
-                    kind = gr.Dropdown(OBJECTIVES, value="QED", label="objective", elem_id="optimize-objective")
-                    logp_low = gr.Number(label="logP window: low", value=1.0)
-                    logp_high = gr.Number(label="logP window: high", value=3.0)
-                    reference = gr.Textbox(label="reference SMILES (similarity)", value="CC(=O)Nc1ccc(O)cc1", max_lines=1)
-                with gr.Row():
-                    w_qed = gr.Slider(0, 1, value=1.0, step=0.05, label="weight: QED (weighted combination)")
-                    w_logp = gr.Slider(0, 1, value=0.5, step=0.05, label="weight: logP window")
-                    w_sim = gr.Slider(0, 1, value=0.0, step=0.05, label="weight: similarity")
-                components = gr.Textbox(COMPONENTS_EXAMPLE, lines=6, max_lines=30, label="scoring components (TOML; objective 'scoring components'): qed, sa, similarity, smarts, property", elem_id="optimize-components")
-                start = gr.Textbox(label="start from (SMILES, one per line; empty: random molecules)", lines=2)
-                with gr.Row():
-                    strategy = gr.Dropdown(STRATEGY_CHOICES, value=STRATEGY_CHOICES[0], label="strategy", elem_id="optimize-strategy")
-                    o_n = gr.Number(label="molecules per round", value=32, precision=0, elem_id="optimize-n")
-                    calls = gr.Number(label="objective calls (budget)", value=300, precision=0, elem_id="optimize-calls")
-                    o_seed = gr.Number(label="seed", value=0, precision=0, elem_id="optimize-seed")
-                filters = _constraints("optimize")
-                inputs = [kind, logp_low, logp_high, reference, w_qed, w_logp, w_sim, components, start, strategy, o_n, calls, o_seed, *filters]
-                curve = functools.partial(gr.LinePlot, x="calls", y="score", color="curve", label="best and top-10 mean against objective calls", elem_id="optimize-curve")
-                _task("optimize", "Optimize", handlers.optimize, inputs, plot=curve)
+        with gr.Tab("Optimize", id="optimize"):
+            _unavailable(service, "optimize")
+            with gr.Row():
+                kind = gr.Dropdown(OBJECTIVES, value="QED", label="objective", elem_id="optimize-objective")
+                logp_low = gr.Number(label="logP window: low", value=1.0)
+                logp_high = gr.Number(label="logP window: high", value=3.0)
+                reference = gr.Textbox(label="reference SMILES (similarity)", value="CC(=O)Nc1ccc(O)cc1", max_lines=1)
+            with gr.Row():
+                w_qed = gr.Slider(0, 1, value=1.0, step=0.05, label="weight: QED (weighted combination)")
+                w_logp = gr.Slider(0, 1, value=0.5, step=0.05, label="weight: logP window")
+                w_sim = gr.Slider(0, 1, value=0.0, step=0.05, label="weight: similarity")
+            components = gr.Textbox(COMPONENTS_EXAMPLE, lines=6, max_lines=30, label="scoring components (TOML; objective 'scoring components'): qed, sa, similarity, smarts, property", elem_id="optimize-components")
+            start = gr.Textbox(label="start from (SMILES, one per line; empty: random molecules)", lines=2)
+            with gr.Row():
+                strategy = gr.Dropdown(STRATEGY_CHOICES, value=STRATEGY_CHOICES[0], label="strategy", elem_id="optimize-strategy")
+                o_n = gr.Number(label="molecules per round", value=32, precision=0, elem_id="optimize-n")
+                calls = gr.Number(label="objective calls (budget)", value=300, precision=0, elem_id="optimize-calls")
+                o_seed = gr.Number(label="seed", value=0, precision=0, elem_id="optimize-seed")
+            filters = _constraints("optimize")
+            inputs = [kind, logp_low, logp_high, reference, w_qed, w_logp, w_sim, components, start, strategy, o_n, calls, o_seed, *filters]
+            curve = functools.partial(gr.LinePlot, x="calls", y="score", color="curve", label="best and top-10 mean against objective calls", elem_id="optimize-curve")
+            _task("optimize", "Optimize", handlers.optimize, inputs, plot=curve)
 
-            with gr.Tab("Interpolate", id="interpolate"):
-                _unavailable(service, "interpolate")
-                with gr.Row():
-                    first = gr.Textbox(label="from (SMILES)", value="CC(=O)Nc1ccc(O)cc1", max_lines=1, elem_id="interpolate-a")
-                    second = gr.Textbox(label="to (SMILES)", value="CC(C)Cc1ccc(C(C)C(=O)O)cc1", max_lines=1, elem_id="interpolate-b")
-                    points = gr.Number(label="points on the path", value=8, precision=0, elem_id="interpolate-points")
-                    refine = gr.Slider(0.0, 0.9, value=0.0, step=0.05, label="refine (0: straight latent line; higher: pulled toward molecules the model knows)")
-                filters = _constraints("interpolate", smarts=False)
-                _task("interpolate", "Interpolate", handlers.interpolate, [first, second, points, refine, *filters])
-    return demo
+        with gr.Tab("Interpolate", id="interpolate"):
+            _unavailable(service, "interpolate")
+            with gr.Row():
+                first = gr.Textbox(label="from (SMILES)", value="CC(=O)Nc1ccc(O)cc1", max_lines=1, elem_id="interpolate-a")
+                second = gr.Textbox(label="to (SMILES)", value="CC(C)Cc1ccc(C(C)C(=O)O)cc1", max_lines=1, elem_id="interpolate-b")
+                points = gr.Number(label="points on the path", value=8, precision=0, elem_id="interpolate-points")
+                refine = gr.Slider(0.0, 0.9, value=0.0, step=0.05, label="refine (0: straight latent line; higher: pulled toward molecules the model knows)")
+            filters = _constraints("interpolate", smarts=False)
+            _task("interpolate", "Interpolate", handlers.interpolate, [first, second, points, refine, *filters])
 
 
 def _cores() -> int:
@@ -422,7 +560,11 @@ def _cores() -> int:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped model, %(default)s)")
+    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped model, %(default)s); a scene model serves the scene tabs only")
+    parser.add_argument(
+        "--scene-model", default=str(SCENE_MODEL) if (SCENE_MODEL / "prior" / "config.json").exists() else "",
+        help="scene model for the Scenes side of the page (default: %(default)s when present); '' for molecules only",
+    )  # fmt: skip
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--public", action="store_true", help="listen on 0.0.0.0 instead of 127.0.0.1 (reachable from other machines)")
     parser.add_argument("--auth", default=os.environ.get("MOLGEN_UI_AUTH"), help="require a login, user:password (or env MOLGEN_UI_AUTH)")
@@ -460,8 +602,18 @@ def main(argv: list[str] | None = None) -> None:
     limits = Limits(
         max_n=args.max_n, max_steps=args.max_steps, max_repairs=args.max_repairs, max_calls=args.max_calls, deadline=args.deadline
     )  # fmt: skip
-    service = DesignService(MolgenPipeline.from_pretrained(args.model, device=args.device, precision=args.precision))
-    demo = build(service, limits, Runner(2 * args.concurrency))  # room for as many again, finishing cancelled requests
+    pipeline = MolgenPipeline.from_pretrained(args.model, device=args.device, precision=args.precision)
+    service = scenes = None
+    if pipeline.domain.name == "scene":  # the page adapts: scene tabs only
+        scenes = SceneService(pipeline)
+    else:
+        service = DesignService(pipeline)
+        if args.scene_model:
+            scene_pipeline = MolgenPipeline.from_pretrained(args.scene_model, device=args.device, precision=args.precision)
+            if scene_pipeline.domain.name != "scene":
+                parser.error(f"--scene-model {args.scene_model}: a {scene_pipeline.domain.name} model, not a scene model")
+            scenes = SceneService(scene_pipeline)
+    demo = build(service, limits, Runner(2 * args.concurrency), scenes)  # room for as many again, finishing cancelled requests
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     demo.launch(
         server_name="0.0.0.0" if args.public else "127.0.0.1",
