@@ -219,8 +219,8 @@ class Fragments:
     linker between two fragments, or the core of a molecule whose side chains the fragments are).
 
     ``split``: the template with each fragment capped by its own carbon (a dotted molecule; the caps, free positions,
-    are the new part's atoms bonded to the fragments); ``bridged``: the fragments bonded to one shared carbon, the
-    template of a one-atom linker. ``queries``: each fragment as a substructure query, its attachment point matching
+    are the new part's atoms bonded to the fragments); ``bridged``: two fragments bonded to one shared carbon, the
+    template of a one-atom linker (None for other counts of fragments). ``queries``: each fragment as a substructure query, its attachment point matching
     any heavy atom and its other atoms keeping their degree. ``name`` says what the fragments are in messages;
     ``scaffold``: scaffold morphing's input's Murcko scaffold: outputs must have one (a ring), and another.
     """
@@ -228,7 +228,7 @@ class Fragments:
     text: str
     parts: tuple[str, ...]
     split: Core
-    bridged: Core
+    bridged: Core | None
     queries: tuple[Chem.Mol, ...]
     name: str = "fragments"
     scaffold: str | None = None
@@ -298,6 +298,8 @@ def parse_fragments(parts: Sequence[str], name: str = "fragments", scaffold: str
         parse_core(part, singular)  # its attachment point on a single bond, no isotopes or explicit hydrogens
     text = ".".join(parts)
     split = parse_core(text, name)
+    if len(parts) != 2:  # one atom joins two fragments; more are joined by at least as many atoms as fragments
+        return Fragments(text, tuple(parts), split, None, tuple(_core_query(parse_smiles(part)) for part in parts), name, scaffold)
     mol = parse_smiles(text)
     for atom in mol.GetAtoms():
         atom.SetIntProp("core_atom", 0 if atom.GetAtomicNum() == 0 else 1)

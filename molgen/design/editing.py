@@ -106,8 +106,12 @@ class CoreConstraint:
     ``core`` the template positions of core atoms; ``open_atoms`` the core positions that may gain new bonds
     (a plain core's atoms with hydrogens); ``offsets`` where the template starts in graph ``index`` (default 0).
     Core atoms get their template labels; pairs of core atoms and pairs (core atom, attachment point) get the
-    template's bond; any other bond to a core atom is forbidden unless the core atom is open.
+    template's bond; any other bond to a core atom is forbidden unless the core atom is open. Every bond not fixed
+    keeps a probability of at least :attr:`FLOOR`, so that the forbidden ones (probability 0) come last when valence
+    decoding must join fragments.
     """
+
+    FLOOR = 1e-6  # in float32, 1 - FLOOR is still below 1
 
     def __init__(
         self, labels: np.ndarray, bonds: np.ndarray, core: Sequence[int], open_atoms: Sequence[int] = (), offsets: Sequence[int] | None = None
@@ -119,6 +123,12 @@ class CoreConstraint:
     def __call__(self, index: int, node_probs: list[np.ndarray], edge_probs: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         nodes = [p.copy() for p in node_probs]
         edges = edge_probs.copy()
+        # A bond the decoder deems impossible (its probability underflows to 0) stays possible, just: valence decoding
+        # joins leftover fragments by the likeliest bonds first, and a tie at 0 with the bonds fixed out below would
+        # be broken by atom order, often adding a bond to a kept atom (which then fails retention).
+        excess = np.clip(edges[..., 0] - (1 - self.FLOOR), 0, None)
+        edges[..., 0] -= excess
+        edges[..., 1] += excess
         n, length = edges.shape[0], len(self.labels)
         shift = 0 if self.offsets is None else self.offsets[index]
         window = np.arange(shift, shift + length)  # the template's positions in this graph

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 from rdkit import Chem
@@ -12,7 +13,7 @@ from rdkit.Chem.Scaffolds import MurckoScaffold
 
 from molgen.design import DesignInputError, DesignResult
 from molgen.design.chemistry import murcko_scaffold, parse_core, parse_fragments, side_chains
-from molgen.design.editing import decoration_grid, template_grid
+from molgen.design.editing import CoreConstraint, decoration_grid, template_grid
 from molgen.chem import InvalidMoleculeError
 
 PAIR = "[*:1]c1ccco1.[*:2]c1ccc(Cl)cc1Cl"  # the two ends of O=C(NCc1ccco1)c1ccc(Cl)cc1Cl, a training molecule
@@ -90,6 +91,8 @@ def test_side_chains_are_everything_outside_the_murcko_scaffold():
     assert morphs.missing(Chem.MolFromSmiles("CN(C)CCNC(=O)c1ccncc1Cl")) is None
     assert morphs.missing(Chem.MolFromSmiles("CN(C)CCNC(=O)CCCl")) == "no ring scaffold"
     assert murcko_scaffold(Chem.MolFromSmiles("CCO")) == ""
+    five = parse_fragments(side_chains("COC(=O)c1c(NC(=O)c2cc(Cl)ccc2OC)c(C)nn1C")[1], name="side chains")
+    assert len(five.parts) == 5 and five.bridged is None  # no one-atom core for five side chains
     with pytest.raises(InvalidMoleculeError, match="molecule 'CCO': no ring"):
         side_chains("CCO")
     with pytest.raises(InvalidMoleculeError, match="it is its scaffold"):
@@ -108,6 +111,18 @@ def test_template_grid_gives_each_output_its_own_template():
     assert torch.equal(same[0].z, grid[0].z) and torch.equal(same[1], grid[1])
     with pytest.raises(ValueError, match="at least the template's 4 atoms"):
         template_grid([b], [[0]], [3], [0])
+
+
+def test_core_constraint_keeps_unfixed_bonds_possible():
+    labels, bonds = np.array([[0], [1]]), np.array([[0, 1], [1, 0]])  # a template of two bonded atoms
+    edges = np.zeros((4, 4, 3), dtype=np.float32)
+    edges[..., 0] = 1.0  # the decoder deems every bond impossible
+    nodes = [np.full((4, 2), 0.5, dtype=np.float32)]
+    _, fixed = CoreConstraint(labels, bonds, core=[0])(0, nodes, edges)
+    present = 1.0 - fixed[..., 0]
+    assert present[0, 1] == 1 and present[0, 2] == present[0, 3] == 0  # the kept atom's bonds, fixed
+    assert (present[1:, 1:] >= CoreConstraint.FLOOR / 2).all()  # the others possible, if unlikely
+    assert fixed.argmax(-1)[1:, 1:].max() == 0
 
 
 # --- Designer on the tiny model -------------------------------------------------------------------------------------
