@@ -79,8 +79,8 @@ def main() -> None:
         top = ged[np.arange(len(queries)), latent.argmin(1)]  # (Q,) edit distance of the latent nearest neighbour
         rows.append((f"Spearman(latent, edit distance), {metric} distance, all pairs", f"{spearmanr(latent.ravel(), ged.ravel())[0]:.3f}"))
         rows.append((f"  per query, mean over {len(queries)} queries", f"{_per_query(latent, ged):.3f}"))
-        rows.append((f"  latent nearest neighbour: mean edit distance / the smallest among the candidates", f"{top.mean():.2f} / {best.mean():.2f} (it is a nearest one for {np.mean(top == best):.1%} of queries)"))
-        rows.append((f"  speed (query-candidate pairs/s, one thread)", f"{latent.size / seconds:,.0f}"))
+        rows.append(("  latent nearest neighbour: mean edit distance / the smallest among the candidates", f"{top.mean():.2f} / {best.mean():.2f} (it is a nearest one for {np.mean(top == best):.1%} of queries)"))
+        rows.append(("  speed (query-candidate pairs/s, one thread)", f"{latent.size / seconds:,.0f}"))
     rows.append(("baseline: Spearman(|difference in object counts|, edit distance), all pairs / per query", f"{spearmanr(baseline.ravel(), ged.ravel())[0]:.3f} / {_per_query(baseline, ged):.3f}"))
     rows.append(("baseline: a random candidate's mean edit distance", f"{ged.mean():.2f}"))
     rows.append((f"edit distance searches (s each, at most {args.ged_timeout} s)", f"{ged_seconds / ged.size:.3f} ({len(retried)} searched again for {10 * args.ged_timeout:g} s: no path found in time)"))

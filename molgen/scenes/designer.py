@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from molgen.domains.scene import as_scene
 from molgen.records import Latents
 from molgen.scenes.constraints import Constraint, Contains, Count, ObjectPattern, Relation, parse_request
-from molgen.domains.scene import as_scene
 from molgen.scenes.scene import ATTRIBUTES, Scene, SceneObject
 
 __all__ = ["DesignedScene", "SceneDesigner"]

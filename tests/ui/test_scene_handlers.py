@@ -56,7 +56,7 @@ def test_design_tab_draws_satisfying_scenes_as_layouts_and_graphs(scenes):
 
 
 def test_complete_tab_rings_the_given_objects(scenes):
-    summary, grid, table, download = asyncio.run(handlers(scenes).complete(EXAMPLE_PARTIAL, "6 objects", 2, 0))
+    summary, _, _, download = asyncio.run(handlers(scenes).complete(EXAMPLE_PARTIAL, "6 objects", 2, 0))
     assert "2 completions" in summary and "2 satisfy" in summary
     partial = scene_from_json(json.loads(EXAMPLE_PARTIAL))
     for record in _records(download):
