@@ -262,7 +262,7 @@ def _scene_designer(args: argparse.Namespace):
     if Path(args.out).suffix.lower() != ".jsonl":
         raise CLIError(f"--out {args.out}: scenes are written as JSON lines; give a .jsonl file")
     try:
-        return SceneDesigner(_scene_pipeline(args), candidates=args.candidates, rounds=args.rounds, guidance=args.guidance)
+        return SceneDesigner(_scene_pipeline(args), candidates=args.candidates, rounds=args.rounds, guidance=args.guidance, repairs=args.repairs)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
 
@@ -1660,7 +1660,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--candidates", type=int, default=32, help="candidates drawn per round; the ones satisfying the request are kept")
         p.add_argument("--rounds", type=int, default=4, help="rounds of candidates at most; then the nearest misses fill in, marked satisfied=false")
-        p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale of the exact single-attribute counts")
+        p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale of the exact single-attribute counts (above 1 overshoots them)")
+        p.add_argument("--repairs", type=int, default=8, help="passes redrawing drawn objects that make an 'at most' / 'exactly' count too high (0: none)")
 
     p = scenes.add_parser(
         "design", help="scenes satisfying a request: counts and relations, e.g. '2 red cubes; something left of a metal sphere'",

@@ -75,8 +75,8 @@ class SceneDesigner:
     def __init__(self, pipe, candidates: int = 32, rounds: int = 4, guidance: float = 1.0, repairs: int = 8) -> None:
         if getattr(pipe.domain, "name", None) != "scene":
             raise ValueError(f"SceneDesigner needs a scene model; this pipeline's domain is {getattr(pipe.domain, 'name', '?')!r}")
-        if candidates < 1 or rounds < 1:
-            raise ValueError(f"candidates={candidates}, rounds={rounds}: both must be at least 1")
+        if candidates < 1 or rounds < 1 or repairs < 0:
+            raise ValueError(f"candidates={candidates}, rounds={rounds}, repairs={repairs}: need candidates and rounds >= 1, repairs >= 0")
         self.pipe, self.candidates, self.rounds, self.guidance, self.repairs = pipe, candidates, rounds, guidance, repairs
         prior = pipe._require_prior()
         self.max_nodes = int(prior.config.max_nodes)
