@@ -757,7 +757,8 @@ class Designer:
         yield from self._stream(n, sample, screen, progress, adjust)
 
     def _best_layout(self, kept: Core | Fragments, templates: list[tuple[Core, torch.Tensor]], draw, seed: int, config: SamplingConfig, probe: int = 16) -> str:
-        """The layout whose kept tokens alone (no constraint at decoding) retain ``kept`` most often."""
+        """The layout whose kept tokens alone (no constraint at decoding) give outputs that keep ``kept`` (and pass its
+        other checks: a morph's new ring scaffold) most often."""
         which, sizes = draw(probe, seed + 1)
         retained = {}
         for layout in LAYOUTS:
@@ -765,7 +766,7 @@ class Designer:
             grid, keep = template_grid([templates[w][1] for w in which], [templates[w][0].core_positions for w in which], sizes, offsets)
             latents = self.pipe.sample_latents(probe, config=config.replace(batch_size=probe), seed=seed + 1, start=grid, keep=keep)
             decoded = [m.smiles for m in self.pipe.decode(latents, decoding="valence") if m.smiles is not None]
-            retained[layout] = sum(kept.retained(parse_smiles(s)) for s in decoded)
+            retained[layout] = sum(kept.missing(parse_smiles(s)) is None for s in decoded)
         best = max(LAYOUTS, key=lambda k: retained[k])  # ties: the first, "first"
         log.info("%s %s: kept tokens alone retain it %s of %d times; layout %r", kept.what if isinstance(kept, Core) else kept.name, kept.text, retained, probe, best)
         return best
