@@ -410,6 +410,7 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
         config = load_tokenizer(config_path.parent).config  # resuming: the network must keep its shape
     else:
         max_nodes = int(max(train.num_nodes.max(), val.num_nodes.max() if val is not None else 0))
+        domain = _training_domain(train_cache, train.vocab, args)
         config = TokenizerConfig(
             node_vocab_sizes=train.vocab.node_sizes,
             edge_vocab_size=train.vocab.edge_size,
@@ -422,7 +423,9 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
             encoder_layers=args.encoder_layers,
             decoder_layers=args.decoder_layers or 3,
             edge_hidden=args.edge_hidden,
-            directed_edges=getattr(_training_domain(train_cache, train.vocab, args), "directed_edges", False),
+            directed_edges=getattr(domain, "directed_edges", False),
+            # orders the edge labels spell out, given to the encoder as closures (sparse scenes); none for molecules
+            encoder_orders=domain.encoder_orders() if hasattr(domain, "encoder_orders") else [],
         )
     if args.freeze_encoder and not (args.init_from or (config_path.exists() and args.resume)):
         raise CLIError("--freeze-encoder needs a trained encoder: give --init-from MODEL (or resume a run)")

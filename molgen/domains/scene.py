@@ -52,6 +52,7 @@ from molgen.scenes.validity import FORMS, axis_matrices, decode_edge_code, graph
 __all__ = ["EDGE_FIELD", "NODE_FIELDS", "SceneDomain", "as_scene", "scene_to_raw_graph"]
 
 NODE_FIELDS = list(ATTRIBUTES)
+_UNRELATED, _AFTER, _BEFORE = 0, 1, 2  # an axis part of an edge code (molgen.scenes.validity.edge_code)
 EDGE_FIELD = "relation"
 
 
@@ -348,6 +349,20 @@ class SceneDomain:
             "y_depth": float(_depth(ry)),
         }
         return {name: values[name] for name in names}
+
+    def encoder_orders(self) -> list[list[int]]:
+        """Orders the edge labels spell out, for a tokenizer's encoder (``TokenizerConfig.encoder_orders``): per
+        axis (x, then y) the direction each edge label (index = label, 0 = no edge) gives the pair ``i < j``: 1 when
+        ``j`` is after ``i`` (right / behind), -1 before, 0 unrelated on that axis.
+
+        Only the sparse form has them: its edges are the axes' transitive reductions, and the encoder is given their
+        closures as input (the dense form's edges already are the closures). Empty for the dense form.
+        """
+        if self.form != "sparse":
+            return []
+        parts = [(0, 0), *(decode_edge_code(code) for code in self.vocab.edge_values)]  # label -> (x, y) relation
+        sign = {_UNRELATED: 0, _AFTER: 1, _BEFORE: -1}
+        return [[sign[part[axis]] for part in parts] for axis in (0, 1)]
 
     def to_config(self) -> dict[str, Any]:
         return {

@@ -33,12 +33,24 @@ class TokenizerConfig(JsonConfig):
     # The decoder scores a pair (i, j), i < j, symmetrically unless this is set: a domain whose edge labels say which
     # end is which (a scene's "j is behind i") sets it, and an asymmetric term is added (its own weights).
     directed_edges: bool = False
+    # Orders the edge labels spell out, for the encoder: one list per order, giving for each edge label (index = label)
+    # the direction it gives the pair i < j (1: j after i, -1: j before i, 0: not ordered). The encoder's attention is
+    # then also biased by each order's transitive closure, so a node sees where it stands in a chain that a sparse
+    # graph (a transitive reduction) spells out only hop by hop. Input features only: the decoder still outputs the
+    # graph's own edges. Empty (molecules, dense scenes): no such bias. From the domain's ``encoder_orders()``.
+    encoder_orders: list[list[int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.bottleneck not in ("gaussian", "fsq"):
             raise ValueError(f"bottleneck must be 'gaussian' or 'fsq', got {self.bottleneck!r}")
         if self.bottleneck == "fsq":
             self.latent_dim = len(self.fsq_levels)
+        for r, directions in enumerate(self.encoder_orders):
+            if len(directions) != self.edge_vocab_size or not set(directions) <= {-1, 0, 1}:
+                raise ValueError(
+                    f"encoder_orders[{r}] = {directions}: expected one direction in (-1, 0, 1) per edge label "
+                    f"({self.edge_vocab_size} labels)"
+                )
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
 

@@ -7,7 +7,10 @@ and both the encoder and the decoder add a learned embedding of each node's posi
 that message passing cannot tell apart (the six carbons of benzene, two identical substituents) therefore
 get distinct inputs, and the decoder scores a bond (i, j) from tokens that know where i and j sit, plus an
 embedding of |i - j|. The encoder is a transformer whose attention carries a learned bias per edge label
-and head (bonded pairs see each other as such), so each token can record its atom and its bonds.
+and head (bonded pairs see each other as such), so each token can record its atom and its bonds. When the edge
+labels spell out orders (a scene's left-to-right and front-to-back, ``config.encoder_orders``), a second bias per
+label of the orders' transitive closures lets each node see every node before and after it in one hop, however
+sparse the graph.
 """
 
 from __future__ import annotations
@@ -20,7 +23,16 @@ from torch import Tensor, nn
 from molgen.batch import GraphBatch
 from molgen.tokenizer.config import TokenizerConfig
 
-__all__ = ["Bottleneck", "DecoderOutput", "FSQBottleneck", "GaussianBottleneck", "GraphTokenizer", "Posterior", "node_pairs"]
+__all__ = [
+    "Bottleneck",
+    "DecoderOutput",
+    "FSQBottleneck",
+    "GaussianBottleneck",
+    "GraphTokenizer",
+    "Posterior",
+    "node_pairs",
+    "order_closure_labels",
+]
 
 
 @dataclass
@@ -51,6 +63,27 @@ def node_pairs(mask: Tensor) -> Tensor:
     """(P, 3) indices (graph, i, j), i < j, of all pairs of real nodes; scoring only these saves ~3x."""
     pair_mask = torch.triu(mask[:, :, None] & mask[:, None, :], diagonal=1)  # (B, N, N)
     return pair_mask.nonzero()
+
+
+def order_closure_labels(adj: Tensor, directions: Tensor) -> Tensor:
+    """(B, N, N) edge labels -> (B, N, N) labels of the transitive closures of the orders the labels spell out.
+
+    ``directions`` (R, K_e) gives, per order and edge label, the direction the label gives the pair ``i < j`` (1: ``j``
+    after ``i``, -1: before, 0: not ordered); ``adj`` is symmetric, as in :class:`GraphBatch`. The result at ``[b, i,
+    j]`` is ``sum_r 3**r * s_r`` with ``s_r`` 1 when ``j`` comes after ``i`` in the closure of order ``r``, 2 when
+    before, 0 when neither (so it is not symmetric); padding is 0.
+    """
+    n = adj.shape[-1]
+    upper = torch.ones(n, n, dtype=torch.bool, device=adj.device).triu(1)  # (N, N): i < j
+    labels = torch.zeros_like(adj)
+    for r in range(directions.shape[0]):
+        d = directions[r][adj]  # (B, N, N): the direction of each pair's label, read for its i < j
+        after = torch.where(upper, d == 1, d == -1).to(torch.float32)  # (B, N, N): j after i
+        for _ in range(max(n - 1, 1).bit_length()):  # after k rounds, paths of up to 2**k hops: all (< N hops)
+            after = ((after + after @ after) > 0).to(torch.float32)
+        state = after.long() + 2 * after.transpose(1, 2).long()  # (B, N, N) in {0, 1, 2} (3 only on a cycle)
+        labels = labels + 3**r * state.clamp(max=2)
+    return labels
 
 
 class GaussianBottleneck(nn.Module):
@@ -138,6 +171,11 @@ class GraphEncoder(nn.Module):
         self.layers = nn.ModuleList(_transformer_layer(config, _BiasedEncoderLayer) for _ in range(config.encoder_layers))
         # One attention bias per edge label and head, per layer: bonds steer attention.
         self.edge_bias = nn.ModuleList(nn.Embedding(config.edge_vocab_size, config.n_heads) for _ in self.layers)
+        # and one per closure label of the orders the edge labels spell out (config.encoder_orders), if any
+        orders = len(config.encoder_orders)
+        self.order_bias = nn.ModuleList(nn.Embedding(3**orders, config.n_heads) for _ in self.layers) if orders else None
+        directions = torch.tensor(config.encoder_orders, dtype=torch.long).reshape(orders, config.edge_vocab_size)
+        self.register_buffer("order_directions", directions, persistent=False)  # (R, K_e), rebuilt from the config
         self.norm = nn.LayerNorm(config.d_model)
 
     def forward(self, x: Tensor, adj: Tensor, mask: Tensor) -> Tensor:
@@ -147,8 +185,11 @@ class GraphEncoder(nn.Module):
             h = h + embedding(x[..., f])  # (B, N, d)
         key_padding = torch.zeros(batch_size, 1, 1, n, device=h.device, dtype=h.dtype)
         key_padding = key_padding.masked_fill(~mask[:, None, None, :], float("-inf"))  # (B, 1, 1, N)
-        for layer, edge_bias in zip(self.layers, self.edge_bias, strict=True):
+        closure = order_closure_labels(adj, self.order_directions) if self.order_bias is not None else None  # (B, N, N)
+        for k, (layer, edge_bias) in enumerate(zip(self.layers, self.edge_bias, strict=True)):
             bias = edge_bias(adj).permute(0, 3, 1, 2) + key_padding  # (B, H, N, N)
+            if closure is not None:
+                bias = bias + self.order_bias[k](closure).permute(0, 3, 1, 2)  # (B, H, N, N)
             h = layer(h, src_mask=bias.reshape(batch_size * self.n_heads, n, n))
         return self.norm(h)
 
