@@ -11,8 +11,8 @@ radius 2, unfolded: ``AllChem.GetMorganFingerprint(mol, 2)``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import networkx as nx
@@ -287,7 +287,7 @@ def parse_fragments(parts: Sequence[str], name: str = "fragments", scaffold: str
     parts = [piece for part in parts for piece in (part.split(".") if isinstance(part, str) else [part])]
     if not parts:
         raise InvalidMoleculeError(f"{name}: none given")
-    singular = name[:-1] if name.endswith("s") else name
+    singular = name.removesuffix("s")
     for part in parts:
         mol = parse_smiles(part)
         points = sum(a.GetAtomicNum() == 0 for a in mol.GetAtoms())

@@ -747,7 +747,7 @@ class Designer:
         adjust = None
         if fix_core:
             constraints = [self._core_constraint(core, offsets) for core, _ in templates]
-            adjust = lambda index, nodes, edges: constraints[which[index]](index, nodes, edges)  # noqa: E731
+            adjust = lambda index, nodes, edges: constraints[which[index]](index, nodes, edges)
 
         def sample(start: int, count: int, b: int) -> Latents:
             rows = which[start : start + count]

@@ -11,10 +11,10 @@ import torch
 from rdkit import Chem
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
+from molgen.chem import InvalidMoleculeError
 from molgen.design import DesignInputError, DesignResult
 from molgen.design.chemistry import murcko_scaffold, parse_core, parse_fragments, side_chains
 from molgen.design.editing import CoreConstraint, decoration_grid, template_grid
-from molgen.chem import InvalidMoleculeError
 
 PAIR = "[*:1]c1ccco1.[*:2]c1ccc(Cl)cc1Cl"  # the two ends of O=C(NCc1ccco1)c1ccc(Cl)cc1Cl, a training molecule
 
