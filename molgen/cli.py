@@ -1296,14 +1296,16 @@ def _add_design_parser(sub) -> None:
             help="which library does --normalize and --neutralize: ChEMBL's structure pipeline (default) or RDKit's MolStandardize",
         )  # fmt: skip
 
-    def common(p: argparse.ArgumentParser, inputs: str | None = None) -> None:
+    def common(p: argparse.ArgumentParser, inputs: str | None = None, whole: bool = True) -> None:
+        """The options of every design command; ``inputs``: what its positional SMILES are; ``whole``: they are whole
+        molecules (read strictly, optionally standardised), not cores or fragments with attachment points."""
         if inputs:
             p.add_argument("smiles", nargs="*", help=f"{inputs} SMILES (or give --input)")
             p.add_argument("--input", default=None, help=f".smi/.csv/.sdf file of {inputs}s (bad rows reported and skipped)")
             p.add_argument("--smiles-column", default=None)
         p.add_argument("--out", required=True, help="output .csv, .sdf or .smi (rows streamed; invalid and rejected kept)")
         p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (default: refuse)")
-        if inputs:
+        if inputs and whole:
             strict(p, inputs)
         p.add_argument("--model", default=None, help=MODEL_HELP)
         p.add_argument("--seed", type=int, default=0)
@@ -1342,8 +1344,8 @@ def _add_design_parser(sub) -> None:
     p.add_argument("--min-similarity", type=float, default=None, help="reject analogs less similar than this")
     p.set_defaults(func=cmd_design_analogs)
 
-    def inpainting(p: argparse.ArgumentParser, inputs: str, option: str, what: str, func) -> None:
-        common(p, inputs)
+    def inpainting(p: argparse.ArgumentParser, inputs: str, option: str, what: str, func, whole: bool = False) -> None:
+        common(p, inputs, whole)
         p.add_argument("-n", type=int, required=True, help=f"attempts per {inputs}")
         p.add_argument(option, default=None, metavar="N|LOW:HIGH", help=what)
         p.add_argument("--layout", choices=["auto", "first", "last"], default="auto", help="kept tokens before or after the new atoms (auto: probe both)")
@@ -1361,7 +1363,7 @@ def _add_design_parser(sub) -> None:
     )  # fmt: skip
     inpainting(
         commands.add_parser("morph", help="keep a molecule's side chains, design a new scaffold (Bemis-Murcko core) between them"),
-        "molecule", "--core-atoms", "atoms of the new core (default: the scaffold's count +- 2)", cmd_design_morph,
+        "molecule", "--core-atoms", "atoms of the new core (default: the scaffold's count +- 2)", cmd_design_morph, whole=True,
     )  # fmt: skip
 
     p = commands.add_parser("interpolate", help="molecules on the latent line between two molecules")
