@@ -10,7 +10,7 @@ embedding of |i - j|. The encoder is a transformer whose attention carries a lea
 and head (bonded pairs see each other as such), so each token can record its atom and its bonds. When the edge
 labels spell out orders (a scene's left-to-right and front-to-back, ``config.encoder_orders``), a second bias per
 label of the orders' transitive closures lets each node see every node before and after it in one hop, however
-sparse the graph.
+sparse the graph, and an embedding of how many nodes come before and after it gives its place in each chain.
 """
 
 from __future__ import annotations
@@ -174,6 +174,8 @@ class GraphEncoder(nn.Module):
         # and one per closure label of the orders the edge labels spell out (config.encoder_orders), if any
         orders = len(config.encoder_orders)
         self.order_bias = nn.ModuleList(nn.Embedding(3**orders, config.n_heads) for _ in self.layers) if orders else None
+        # and, per order, embeddings of how many nodes come before and after each node (its place in a chain)
+        self.order_rank = nn.ModuleList(nn.Embedding(config.max_nodes, config.d_model) for _ in range(2 * orders))
         directions = torch.tensor(config.encoder_orders, dtype=torch.long).reshape(orders, config.edge_vocab_size)
         self.register_buffer("order_directions", directions, persistent=False)  # (R, K_e), rebuilt from the config
         self.norm = nn.LayerNorm(config.d_model)
@@ -186,6 +188,10 @@ class GraphEncoder(nn.Module):
         key_padding = torch.zeros(batch_size, 1, 1, n, device=h.device, dtype=h.dtype)
         key_padding = key_padding.masked_fill(~mask[:, None, None, :], float("-inf"))  # (B, 1, 1, N)
         closure = order_closure_labels(adj, self.order_directions) if self.order_bias is not None else None  # (B, N, N)
+        if closure is not None:
+            for r in range(self.order_directions.shape[0]):
+                state = closure // 3**r % 3  # (B, N, N): 1 where j comes after i in order r, 2 before
+                h = h + self.order_rank[2 * r]((state == 2).sum(-1)) + self.order_rank[2 * r + 1]((state == 1).sum(-1))
         for k, (layer, edge_bias) in enumerate(zip(self.layers, self.edge_bias, strict=True)):
             bias = edge_bias(adj).permute(0, 3, 1, 2) + key_padding  # (B, H, N, N)
             if closure is not None:

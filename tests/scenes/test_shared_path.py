@@ -91,7 +91,7 @@ def test_encoder_orders_only_for_the_sparse_form(real_scenes):
 
 
 def test_encoder_orders_bias_the_encoder_only_and_rebuild_from_the_config(real_scenes, tmp_path):
-    """The closure bias adds encoder weights only (the decoder is the same network); without orders (molecules, dense
+    """The closure bias and rank embeddings add encoder weights only (the decoder is the same network); without orders (molecules, dense
     scenes, configs saved before the field) the network and its weights are what they were; a saved sparse tokenizer
     rebuilds from its config.json and encodes as before."""
     domain = SceneDomain.fit(real_scenes[:50], form="sparse")
@@ -99,7 +99,8 @@ def test_encoder_orders_bias_the_encoder_only_and_rebuild_from_the_config(real_s
     with_orders = GraphTokenizer(_closure_config(domain)).eval()
     without = _closure_config(domain).to_dict() | {"encoder_orders": []}
     assert set(with_orders.state_dict()) - set(GraphTokenizer(TokenizerConfig(**without)).state_dict()) == {
-        f"encoder.order_bias.{k}.weight" for k in range(2)
+        *(f"encoder.order_bias.{k}.weight" for k in range(2)),
+        *(f"encoder.order_rank.{k}.weight" for k in range(4)),
     }
     assert TokenizerConfig(**{k: v for k, v in without.items() if k != "encoder_orders"}).encoder_orders == []
     save_tokenizer(with_orders, tmp_path / "tokenizer")
