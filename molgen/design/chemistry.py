@@ -29,6 +29,7 @@ __all__ = [
     "Pattern",
     "count_fingerprint",
     "fingerprint",
+    "impose_stereo",
     "largest_cycle",
     "logp_minus_sa",
     "morgan_count_similarity",
@@ -128,24 +129,45 @@ class Core:
     query: Chem.Mol
     attachment_points: int
     what: str = "core"
+    stereo: bool = False
 
     def retained(self, mol: Chem.Mol) -> bool:
-        return mol.HasSubstructMatch(self.query)
+        """Whether ``mol`` holds the core (with its tetrahedral centres and double-bond geometry when ``stereo``)."""
+        return mol.HasSubstructMatch(self.query, useChirality=self.stereo)
 
     def missing(self, mol: Chem.Mol) -> str | None:
         """Why ``mol`` does not keep the core (a design's rejection reason), or None."""
         return None if self.retained(mol) else f"{self.what} {self.text!r} not retained"
 
+    def impose(self, mol: Chem.Mol) -> Chem.Mol:
+        """``mol`` with the core's stereo given to the atoms and bonds that match the core (the first match; ``mol``
+        itself when the core has no stereo or is not in it). The decoder writes a kept atom's chirality relative to
+        its new neighbours, which need not be the given configuration; this puts the given one back."""
+        if not self.stereo:
+            return mol
+        match = mol.GetSubstructMatch(self.query)
+        return impose_stereo(mol, self.query, match) if match else mol
 
-def parse_core(core: str, what: str = "core") -> Core:
+
+def parse_core(core: str, what: str = "core", stereo: bool = False) -> Core:
     """A core SMILES with attachment points ``[*:1]``, ``[*:2]`` ... (REINVENT's convention) or a plain core;
     messages call it ``what`` (a core, a motif).
+
+    ``stereo``: the model carries stereo, so the core's tetrahedral centres and double-bond geometry are kept (an
+    isomeric template, a query that checks them, :meth:`Core.impose`). Without it a core with stereo marks is
+    refused, naming them: a model without stereo cannot keep them, and dropping them would change the core silently.
 
     Raises :class:`InvalidMoleculeError` naming the core when it does not parse, has only attachment points,
     has an attachment point that is not bonded to exactly one core atom by a single bond, or (plain core) has
     no hydrogen left to replace.
     """
-    mol = parse_smiles(core)
+    mol = _perceived(core)
+    marks = stereo_marks(mol)
+    if marks and not stereo:
+        raise InvalidMoleculeError(
+            f"{what} {core!r}: stereo is outside this model's chemistry (it has none), and the {what} has {'; '.join(marks[:4])}"
+            f"{'; ...' if len(marks) > 4 else ''}; give it without stereo marks, or use a model trained with stereo"
+        )
     for atom in mol.GetAtoms():
         if atom.GetIsotope() and atom.GetAtomicNum() != 0:
             raise InvalidMoleculeError(f"{what} {core!r}: atom {atom.GetIdx()} ({atom.GetSymbol()}) has isotope label {atom.GetIsotope()}, which is not supported")
@@ -171,10 +193,18 @@ def parse_core(core: str, what: str = "core") -> Core:
         a.SetAtomMapNum(0)
         a.SetNoImplicit(False)
         a.SetIsotope(0)
-    return _template_core(core, capped.GetMol(), _core_query(mol), len(dummies), "capping the attachment points", what)
+    return _template_core(core, capped.GetMol(), _core_query(mol), len(dummies), "capping the attachment points", what, bool(marks))
 
 
-def _template_core(text: str, marked: Chem.Mol, query: Chem.Mol, attachment_points: int, how: str, what: str = "core") -> Core:
+def _perceived(smiles: str) -> Chem.Mol:
+    """``smiles`` parsed, its stereo perceived as the domain perceives it (E/Z on double bonds, marks on atoms and bonds
+    that are no stereo elements removed)."""
+    mol = parse_smiles(smiles)
+    Chem.AssignStereochemistry(mol, cleanIt=True, force=True)
+    return mol
+
+
+def _template_core(text: str, marked: Chem.Mol, query: Chem.Mol, attachment_points: int, how: str, what: str = "core", stereo: bool = False) -> Core:
     """The :class:`Core` whose template is ``marked`` (a molecule whose atoms carry ``core_atom`` 1 or 0), sanitized and
     in canonical order; ``how`` the template was made, for the error when it is no valid molecule."""
     with rdBase.CaptureErrorLog():
@@ -182,7 +212,7 @@ def _template_core(text: str, marked: Chem.Mol, query: Chem.Mol, attachment_poin
             Chem.SanitizeMol(marked)
         except Exception as exc:  # noqa: BLE001 - RDKit raises several types
             raise InvalidMoleculeError(f"{what} {text!r}: {how} gives no valid molecule ({exc})") from None
-    template = canonical_smiles(marked, isomeric=False)
+    template = canonical_smiles(marked, isomeric=stereo)
     order = list(marked.GetPropsAsDict(includePrivate=True, includeComputed=True)["_smilesAtomOutputOrder"])
     is_core = [marked.GetAtomWithIdx(i).GetIntProp("core_atom") == 1 for i in order]  # in canonical order
     return Core(
@@ -193,6 +223,7 @@ def _template_core(text: str, marked: Chem.Mol, query: Chem.Mol, attachment_poin
         query=query,
         attachment_points=attachment_points,
         what=what,
+        stereo=stereo,
     )
 
 
@@ -208,6 +239,70 @@ def _core_query(mol: Chem.Mol) -> Chem.Mol:
         params.adjustDegree = True
         params.adjustDegreeFlags = Chem.AdjustQueryWhichFlags.ADJUST_IGNOREDUMMIES
     return Chem.AdjustQueryProperties(Chem.Mol(mol), params)
+
+
+# --- stereo of kept atoms ---------------------------------------------------------------------------------
+
+_TETRAHEDRAL = (Chem.ChiralType.CHI_TETRAHEDRAL_CW, Chem.ChiralType.CHI_TETRAHEDRAL_CCW)
+_GEOMETRIC = (Chem.BondStereo.STEREOE, Chem.BondStereo.STEREOZ, Chem.BondStereo.STEREOCIS, Chem.BondStereo.STEREOTRANS)
+
+
+def stereo_marks(mol: Chem.Mol) -> list[str]:
+    """The stereo elements ``mol`` carries (as RDKit perceives them), named for messages: tetrahedral centres and
+    double bonds with a geometry."""
+    marks = [f"atom {a.GetIdx()} ({a.GetSymbol()}): tetrahedral centre" for a in mol.GetAtoms() if a.GetChiralTag() in _TETRAHEDRAL]
+    return marks + [
+        f"bond {b.GetIdx()} (atoms {b.GetBeginAtomIdx()}-{b.GetEndAtomIdx()}): double-bond geometry" for b in mol.GetBonds() if b.GetStereo() in _GEOMETRIC
+    ]
+
+
+def _odd(permutation: list[int]) -> bool:
+    return sum(a > b for k, a in enumerate(permutation) for b in permutation[k + 1 :]) % 2 == 1
+
+
+def impose_stereo(mol: Chem.Mol, source: Chem.Mol, match: Sequence[int]) -> Chem.Mol:
+    """A copy of ``mol`` whose atoms ``match`` (``match[k]``: the atom of ``mol`` matching atom k of ``source``) have
+    the tetrahedral centres and double-bond geometry of ``source``'s atoms; ``mol``'s other stereo is kept.
+
+    A centre's configuration is carried through its neighbours: RDKit's tag is relative to the order of the atom's
+    bonds, an implicit hydrogen counting as the last neighbour, so a substituent of ``mol`` on a position where
+    ``source`` has a hydrogen takes that hydrogen's place. A double bond gets ``source``'s cis/trans of the atoms
+    matching its stereo atoms. Stereo then goes through RDKit's perception, as decoding's does (a centre that is
+    no stereo element in ``mol``, two equal substituents, loses its mark)."""
+    out = Chem.RWMol(mol)
+    for q in source.GetAtoms():
+        if q.GetChiralTag() not in _TETRAHEDRAL:
+            continue
+        atom = out.GetAtomWithIdx(match[q.GetIdx()])
+        mapped = [match[b.GetOtherAtomIdx(q.GetIdx())] for b in q.GetBonds()]
+        own = [b.GetOtherAtomIdx(atom.GetIdx()) for b in atom.GetBonds()]
+        extra = [k for k in own if k not in mapped]
+        if len(extra) > 1 or len(mapped) + len(extra) != len(own):
+            continue  # not the same neighbourhood (a substructure match keeps it): nothing to carry over
+        tag = q.GetChiralTag()
+        if _odd([own.index(k) for k in mapped + extra]):
+            tag = _TETRAHEDRAL[1 - _TETRAHEDRAL.index(tag)]
+        atom.SetChiralTag(tag)
+    for q in source.GetBonds():
+        if q.GetStereo() not in _GEOMETRIC or len(q.GetStereoAtoms()) != 2:
+            continue
+        i, j = match[q.GetBeginAtomIdx()], match[q.GetEndAtomIdx()]
+        a, b = (match[k] for k in q.GetStereoAtoms())
+        bond = out.GetBondBetweenAtoms(i, j)
+        if bond is None or bond.GetBondType() != Chem.BondType.DOUBLE:
+            continue
+        if bond.GetBeginAtomIdx() != i:
+            a, b = b, a
+        bond.SetStereoAtoms(a, b)
+        cis = q.GetStereo() in (Chem.BondStereo.STEREOZ, Chem.BondStereo.STEREOCIS)
+        bond.SetStereo(Chem.BondStereo.STEREOCIS if cis else Chem.BondStereo.STEREOTRANS)
+    for bond in out.GetBonds():  # directions of single bonds are rebuilt from every double bond's stereo
+        if bond.GetBondType() == Chem.BondType.SINGLE:
+            bond.SetBondDir(Chem.BondDir.NONE)
+    result = out.GetMol()
+    Chem.SetDoubleBondNeighborDirections(result)
+    Chem.AssignStereochemistry(result, cleanIt=True, force=True)
+    return result
 
 
 # --- fragments to join (linker design, scaffold morphing) -----------------------------------------------
@@ -238,16 +333,31 @@ class Fragments:
         """Heavy atoms of the fragments together (attachment points not counted)."""
         return len(self.split.core_positions)
 
+    @property
+    def stereo(self) -> bool:
+        """Whether the fragments' stereo is kept (:func:`parse_core`'s ``stereo``, and they have some)."""
+        return self.split.stereo
+
     def retained(self, mol: Chem.Mol) -> bool:
-        """One molecule holding every fragment exactly, on atoms of its own, with at least one new atom between any
-        two of them (a fragment's attachment point is a new atom, never another fragment's)."""
-        return len(Chem.GetMolFrags(mol)) == 1 and _disjoint_match(mol, self.queries)
+        """One molecule holding every fragment exactly (stereo included when ``stereo``), on atoms of its own, with at
+        least one new atom between any two of them (a fragment's attachment point is a new atom, never another
+        fragment's)."""
+        return len(Chem.GetMolFrags(mol)) == 1 and _disjoint_match(mol, self.queries, self.stereo) is not None
+
+    def impose(self, mol: Chem.Mol) -> Chem.Mol:
+        """``mol`` with each fragment's stereo given to the atoms it matches (as :meth:`Core.impose`)."""
+        if not self.stereo:
+            return mol
+        matches = _disjoint_match(mol, self.queries)
+        for query, match in zip(self.queries, matches or (), strict=False):
+            mol = impose_stereo(mol, query, match)
+        return mol
 
     def missing(self, mol: Chem.Mol) -> str | None:
         """Why ``mol`` is not a design from these fragments (a rejection reason), or None."""
         if len(Chem.GetMolFrags(mol)) > 1:
             return "not one connected molecule"
-        if not _disjoint_match(mol, self.queries):
+        if _disjoint_match(mol, self.queries, self.stereo) is None:
             return f"{self.name} {self.text!r} not all retained"
         if self.scaffold is not None:
             scaffold = murcko_scaffold(mol)
@@ -258,30 +368,33 @@ class Fragments:
         return None
 
 
-def _disjoint_match(mol: Chem.Mol, queries: Sequence[Chem.Mol]) -> bool:
-    """Whether every query (a fragment with one attachment point) matches ``mol`` so that no fragment atom is another
-    fragment's atom or attachment point (several fragments' attachment points may be one atom)."""
+def _disjoint_match(mol: Chem.Mol, queries: Sequence[Chem.Mol], chirality: bool = False) -> list[tuple[int, ...]] | None:
+    """One match per query (a fragment with one attachment point; stereo checked with ``chirality``) such that no
+    fragment atom is another fragment's atom or attachment point (several fragments' attachment points may be one
+    atom), or None when there is none."""
     options = []
     for query in queries:
         dummy = next(a.GetIdx() for a in query.GetAtoms() if a.GetAtomicNum() == 0)
-        matches = mol.GetSubstructMatches(query, uniquify=False, maxMatches=1000)
-        options.append([(frozenset(m) - {m[dummy]}, m[dummy]) for m in matches])
+        matches = mol.GetSubstructMatches(query, uniquify=False, maxMatches=1000, useChirality=chirality)
+        options.append(list({(frozenset(m) - {m[dummy]}, m[dummy]): m for m in matches}.items()))
 
-    def place(k: int, taken: frozenset, points: frozenset) -> bool:
+    def place(k: int, taken: frozenset, points: frozenset) -> list[tuple[int, ...]] | None:
         if k == len(options):
-            return True
-        return any(
-            not atoms & taken and not atoms & points and point not in taken and place(k + 1, taken | atoms, points | {point})
-            for atoms, point in dict.fromkeys(options[k])
-        )
+            return []
+        for (atoms, point), match in options[k]:
+            if not atoms & taken and not atoms & points and point not in taken:
+                rest = place(k + 1, taken | atoms, points | {point})
+                if rest is not None:
+                    return [match, *rest]
+        return None
 
     return place(0, frozenset(), frozenset())
 
 
-def parse_fragments(parts: Sequence[str], name: str = "fragments", scaffold: str | None = None) -> Fragments:
+def parse_fragments(parts: Sequence[str], name: str = "fragments", scaffold: str | None = None, stereo: bool = False) -> Fragments:
     """Fragments to join, each a SMILES with exactly one attachment point (``[*:1]c1ccccc1``), given one by one or as
     one dotted SMILES (``[*:1]c1ccccc1.[*:2]C1CCNCC1``); :class:`InvalidMoleculeError` naming the fragment and what is
-    wrong. ``name`` and ``scaffold``: as :class:`Fragments`'."""
+    wrong. ``name`` and ``scaffold``: as :class:`Fragments`'; ``stereo``: as :func:`parse_core`'s."""
     if isinstance(parts, str):
         parts = [parts]
     parts = [piece for part in parts for piece in (part.split(".") if isinstance(part, str) else [part])]
@@ -295,12 +408,12 @@ def parse_fragments(parts: Sequence[str], name: str = "fragments", scaffold: str
             raise InvalidMoleculeError(
                 f"{singular} {part!r}: {points} attachment points; each {singular} needs exactly one ([*:1]), where the new atoms join it"
             )
-        parse_core(part, singular)  # its attachment point on a single bond, no isotopes or explicit hydrogens
+        parse_core(part, singular, stereo)  # its attachment point on a single bond, no isotopes or explicit hydrogens
     text = ".".join(parts)
-    split = parse_core(text, name)
+    split = parse_core(text, name, stereo)
     if len(parts) != 2:  # one atom joins two fragments; more are joined by at least as many atoms as fragments
-        return Fragments(text, tuple(parts), split, None, tuple(_core_query(parse_smiles(part)) for part in parts), name, scaffold)
-    mol = parse_smiles(text)
+        return Fragments(text, tuple(parts), split, None, tuple(_core_query(_perceived(part)) for part in parts), name, scaffold)
+    mol = _perceived(text)
     for atom in mol.GetAtoms():
         atom.SetIntProp("core_atom", 0 if atom.GetAtomicNum() == 0 else 1)
     bridged = Chem.RWMol(mol)
@@ -311,8 +424,8 @@ def parse_fragments(parts: Sequence[str], name: str = "fragments", scaffold: str
         bridged.AddBond(mol.GetAtomWithIdx(index).GetNeighbors()[0].GetIdx(), bridge, Chem.BondType.SINGLE)
     for index in dummies:
         bridged.RemoveAtom(index)
-    bridged = _template_core(text, bridged.GetMol(), split.query, len(parts), f"joining the {name} by one carbon", name)
-    return Fragments(text, tuple(parts), split, bridged, tuple(_core_query(parse_smiles(part)) for part in parts), name, scaffold)
+    bridged = _template_core(text, bridged.GetMol(), split.query, len(parts), f"joining the {name} by one carbon", name, split.stereo)
+    return Fragments(text, tuple(parts), split, bridged, tuple(_core_query(_perceived(part)) for part in parts), name, scaffold)
 
 
 def murcko_scaffold(mol: Chem.Mol) -> str:
@@ -325,7 +438,7 @@ def side_chains(smiles: str) -> tuple[str, list[str]]:
     """A molecule's Murcko scaffold and its side chains (everything outside the scaffold, by RDKit's ``ReplaceCore``),
     each a SMILES with its attachment point ``[*:k]``, k counting from 1; :class:`InvalidMoleculeError` naming the
     molecule when it has no ring scaffold or nothing outside it."""
-    mol = parse_smiles(smiles)
+    mol = _perceived(smiles)
     scaffold = murcko_scaffold(mol)
     if not scaffold:
         raise InvalidMoleculeError(f"molecule {smiles!r}: no ring, so no scaffold to morph")

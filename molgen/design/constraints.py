@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from molgen.chem import InvalidMoleculeError, parse_smiles, structural_alerts
+from molgen.chem import InvalidMoleculeError, canonical_smiles, parse_smiles, structural_alerts
 from molgen.design.chemistry import Core, Fragments, Pattern, fingerprint, parse_pattern, tanimoto
 from molgen.design.results import DesignInputError, DesignResult
 from molgen.design.targets import LIMITS
@@ -149,6 +149,9 @@ class Screen:
             mol = parse_smiles(smiles)
         except InvalidMoleculeError as exc:
             return DesignResult(None, "invalid", str(exc))
+        if self.core is not None and self.core.stereo:  # the given stereo back on the kept atoms
+            mol = self.core.impose(mol)
+            smiles = canonical_smiles(mol)
         if smiles not in self._measured:  # repeats (common in optimisation) are measured once
             alerts = [f"{a.catalog}: {a.description}" for a in structural_alerts(mol)]
             similarity = None if self.reference_fp is None else tanimoto(self.reference_fp, fingerprint(mol))

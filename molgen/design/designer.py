@@ -163,6 +163,11 @@ class Designer:
         config = self.pipe.prior.config
         return parse_targets(targets, list(config.property_names), config.property_mean, config.property_std)
 
+    @property
+    def _stereo(self) -> bool:
+        """Whether the model carries stereo (so cores and fragments keep theirs)."""
+        return bool(getattr(self.pipe.domain, "stereo", False))
+
     def _screen(self, must_contain, must_avoid, filters: Filters | None, core: Core | None = None, reference: str | None = None) -> Screen:
         return Screen(self.pipe.domain, must_contain, must_avoid, filters, core=core, reference=reference)
 
@@ -593,7 +598,7 @@ class Designer:
     ) -> Iterator[DesignResult]:  # fmt: skip
         self._count(n)
         try:
-            parsed = parse_core(core, what)
+            parsed = parse_core(core, what, self._stereo)
         except InvalidMoleculeError as exc:
             raise DesignInputError(str(exc)) from None
         if "." in parsed.template:
@@ -641,7 +646,7 @@ class Designer:
         fragments' atoms and bonds at decoding)."""
         self._count(n)
         try:
-            parsed = parse_fragments(fragments)
+            parsed = parse_fragments(fragments, stereo=self._stereo)
         except InvalidMoleculeError as exc:
             raise DesignInputError(str(exc)) from None
         if len(parsed.parts) != 2:
@@ -692,7 +697,7 @@ class Designer:
         canonical = self._molecule(smiles, what)
         try:
             scaffold, chains = side_chains(canonical)
-            parsed = parse_fragments(chains, name="side chains", scaffold=scaffold)
+            parsed = parse_fragments(chains, name="side chains", scaffold=scaffold, stereo=self._stereo)
         except InvalidMoleculeError as exc:
             raise DesignInputError(str(exc)) from None
         template = self._template_tokens(parsed.split, f"{what}: its side chains {parsed.text!r} (as {parsed.split.template!r})")
