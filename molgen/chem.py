@@ -8,7 +8,7 @@ per-molecule properties; structural alerts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -247,6 +247,12 @@ _uncharger: dict[str, Callable[[Chem.Mol], Chem.Mol]] = {
     "chembl": _chembl_uncharge,
     "rdkit": lambda mol: rdMolStandardize.Uncharger().uncharge(mol),
 }
+
+
+def permutation_is_odd(items: Sequence[int]) -> bool:
+    """Whether sorting the distinct ``items`` is an odd permutation (an odd number of inverted pairs): how a chiral
+    tag, relative to one order of an atom's neighbours, turns when they are listed in another."""
+    return sum(a > b for k, a in enumerate(items) for b in items[k + 1 :]) % 2 == 1
 
 
 def canonical_smiles(mol: Chem.Mol, isomeric: bool = True) -> str:

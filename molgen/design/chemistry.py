@@ -21,7 +21,7 @@ from rdkit.Chem import Crippen, rdFingerprintGenerator, rdmolops
 from rdkit.Chem.Scaffolds import MurckoScaffold
 from rdkit.Contrib.SA_Score import sascorer
 
-from molgen.chem import MAX_SMILES_LENGTH, InvalidMoleculeError, canonical_smiles, parse_smiles
+from molgen.chem import MAX_SMILES_LENGTH, InvalidMoleculeError, canonical_smiles, parse_smiles, permutation_is_odd
 
 __all__ = [
     "Core",
@@ -256,10 +256,6 @@ def stereo_marks(mol: Chem.Mol) -> list[str]:
     ]
 
 
-def _odd(permutation: list[int]) -> bool:
-    return sum(a > b for k, a in enumerate(permutation) for b in permutation[k + 1 :]) % 2 == 1
-
-
 def impose_stereo(mol: Chem.Mol, source: Chem.Mol, match: Sequence[int]) -> Chem.Mol:
     """A copy of ``mol`` whose atoms ``match`` (``match[k]``: the atom of ``mol`` matching atom k of ``source``) have
     the tetrahedral centres and double-bond geometry of ``source``'s atoms; ``mol``'s other stereo is kept.
@@ -280,7 +276,7 @@ def impose_stereo(mol: Chem.Mol, source: Chem.Mol, match: Sequence[int]) -> Chem
         if len(extra) > 1 or len(mapped) + len(extra) != len(own):
             continue  # not the same neighbourhood (a substructure match keeps it): nothing to carry over
         tag = q.GetChiralTag()
-        if _odd([own.index(k) for k in mapped + extra]):
+        if permutation_is_odd([own.index(k) for k in mapped + extra]):
             tag = _TETRAHEDRAL[1 - _TETRAHEDRAL.index(tag)]
         atom.SetChiralTag(tag)
     for q in source.GetBonds():

@@ -61,7 +61,14 @@ from typing import Any
 import numpy as np
 from rdkit import Chem, rdBase
 
-from molgen.chem import InvalidMoleculeError, StandardizeOptions, canonical_smiles, compute_properties, parse_smiles
+from molgen.chem import (
+    InvalidMoleculeError,
+    StandardizeOptions,
+    canonical_smiles,
+    compute_properties,
+    parse_smiles,
+    permutation_is_odd,
+)
 from molgen.graph import DomainError, Graph, OutOfVocabularyError, ValenceTable, Vocabulary
 
 __all__ = [
@@ -196,11 +203,6 @@ def _bond_name(bond: Chem.Bond) -> str:
     return f"atoms {begin.GetIdx()}-{end.GetIdx()}, {begin.GetSymbol()}-{end.GetSymbol()}"
 
 
-def _permutation_is_odd(items: list[int]) -> bool:
-    """Whether sorting the distinct ``items`` is an odd permutation (an odd number of inverted pairs)."""
-    return sum(a > b for k, a in enumerate(items) for b in items[k + 1 :]) % 2 == 1
-
-
 def _chirality_label(atom: Chem.Atom) -> int:
     """Chirality label of ``atom`` relative to its neighbours in increasing index order (0: none).
 
@@ -208,7 +210,7 @@ def _chirality_label(atom: Chem.Atom) -> int:
     order turns clockwise into counterclockwise.
     """
     label = _CHIRAL_TAG.get(atom.GetChiralTag(), 0)
-    if label and _permutation_is_odd([b.GetOtherAtomIdx(atom.GetIdx()) for b in atom.GetBonds()]):
+    if label and permutation_is_odd([b.GetOtherAtomIdx(atom.GetIdx()) for b in atom.GetBonds()]):
         label = _CW + _CCW - label
     return label
 
@@ -314,7 +316,7 @@ def _write_stereo(rw: Chem.RWMol, graph: Graph) -> None:
     """Chiral tags and cis/trans bonds from the graph's labels (the inverse of the reading in mol_to_raw_graph)."""
     for atom, label in zip(rw.GetAtoms(), graph.x[:, STEREO_NODE_FIELDS.index("chirality")].tolist(), strict=True):
         if label in _TAG_OF and atom.GetDegree() >= 3:
-            if _permutation_is_odd([b.GetOtherAtomIdx(atom.GetIdx()) for b in atom.GetBonds()]):
+            if permutation_is_odd([b.GetOtherAtomIdx(atom.GetIdx()) for b in atom.GetBonds()]):
                 label = _CW + _CCW - label
             atom.SetChiralTag(_TAG_OF[label])
     for (i, j), value in zip(graph.edge_index.tolist(), graph.edge_attr.tolist(), strict=True):
