@@ -8,7 +8,10 @@ a seeded, reproducible way, and adds the ZINC-250k validation split as it is:
 - a share (``--charge-share``) gets one of its protonation states between pH 6.4 and 8.4 at random, by Dimorphite-DL
   (``protonate_smiles``);
 - the rest stay as they are, so that the model keeps reading MOSES molecules themselves (neutral, flat);
-- every molecule of ``data/zinc/valid.txt`` is appended as it is (``data/zinc/test.txt`` stays held out).
+- every molecule of ``data/zinc/valid.txt`` is appended as it is (``data/zinc/test.txt`` stays held out);
+- ``--large`` larger molecules (``--large-atoms``, default 39-56 heavy atoms, beyond ZINC-250k's 38) are made by joining
+  two of the molecules above with a single bond between an aromatic CH of each (a biaryl, the commonest way drugs
+  grow), so that the tokenizer's positions beyond 38 atoms are trained and seeds up to 50 atoms are read.
 
 Writes one SMILES per line and a JSON report beside it (counts, shares, the data's rates of charge and stereo).
 
@@ -60,6 +63,38 @@ def protonated(smiles: str, rng: random.Random) -> str:
     return Chem.MolToSmiles(mol) if mol is not None else smiles
 
 
+def joined(first: str, second: str, rng: random.Random) -> str | None:
+    """``first`` and ``second`` joined by a single bond between a random aromatic carbon bearing a hydrogen of each;
+    None when either has no such carbon."""
+    mols = [Chem.MolFromSmiles(first), Chem.MolFromSmiles(second)]
+    if any(m is None for m in mols):
+        return None
+    sites = [[a.GetIdx() for a in m.GetAtoms() if a.GetIsAromatic() and a.GetSymbol() == "C" and a.GetTotalNumHs() == 1] for m in mols]
+    if not all(sites):
+        return None
+    combined = Chem.RWMol(Chem.CombineMols(*mols))
+    combined.AddBond(rng.choice(sites[0]), mols[0].GetNumAtoms() + rng.choice(sites[1]), Chem.BondType.SINGLE)
+    try:
+        Chem.SanitizeMol(combined)
+    except Exception:  # noqa: BLE001 - a join RDKit cannot sanitise is skipped
+        return None
+    return Chem.MolToSmiles(combined)
+
+
+def larger(pool: list[str], count: int, atoms: tuple[int, int], rng: random.Random) -> list[str]:
+    """``count`` molecules of ``atoms[0]``..``atoms[1]`` heavy atoms, each two of ``pool`` joined (see ``joined``)."""
+    sizes = [Chem.MolFromSmiles(s).GetNumAtoms() for s in pool]
+    out: list[str] = []
+    while len(out) < count:
+        i, j = rng.randrange(len(pool)), rng.randrange(len(pool))
+        if not atoms[0] <= sizes[i] + sizes[j] <= atoms[1]:
+            continue
+        smiles = joined(pool[i], pool[j], rng)
+        if smiles is not None:
+            out.append(smiles)
+    return out
+
+
 def rates(smiles: list[str]) -> dict[str, float]:
     """Shares of molecules with a formal charge and with a stereo mark."""
     mols = [Chem.MolFromSmiles(s) for s in smiles]
@@ -76,6 +111,8 @@ def main() -> None:
     parser.add_argument("--max-isomers", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-zinc", action="store_true", help="leave out data/zinc/valid.txt")
+    parser.add_argument("--large", type=int, default=0, help="molecules joined from two of the others (see above)")
+    parser.add_argument("--large-atoms", type=int, nargs=2, default=(39, 56), metavar=("MIN", "MAX"))
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     RDLogger.DisableLog("rdApp.*")
@@ -96,12 +133,14 @@ def main() -> None:
         if (k + 1) % 20_000 == 0:
             print(f"{k + 1} of {len(chosen)} MOSES molecules, {time.perf_counter() - began:.0f} s", flush=True)
     zinc = [] if args.no_zinc else [line.split()[0] for line in ZINC_VALID.read_text().splitlines() if line.strip()]
+    large = larger(out + zinc, args.large, tuple(args.large_atoms), rng) if args.large else []
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(out + zinc) + "\n")
+    args.out.write_text("\n".join(out + zinc + large) + "\n")
     report = {
         "moses": len(out), "zinc_valid": len(zinc), "seed": args.seed, "stereo_share": args.stereo_share, "charge_share": args.charge_share,
         "given_stereo": counts["stereo"], "protonated": counts["charge"], "seconds": round(time.perf_counter() - began, 1),
-        "rates_moses_part": rates(out), "rates_zinc_valid": rates(zinc), "rates_all": rates(out + zinc),
+        "rates_moses_part": rates(out), "rates_zinc_valid": rates(zinc),
+        "large": len(large), "large_atoms": list(args.large_atoms), "rates_all": rates(out + zinc + large),
     }  # fmt: skip
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
