@@ -15,13 +15,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["ExportingModule", "IndexBatches", "TrainSettings", "adamw_warmup_cosine", "fit", "load_into_grown", "start_run"]
+__all__ = ["ExportingModule", "IndexBatches", "SizeBuckets", "TrainSettings", "adamw_warmup_cosine", "fit", "load_into_grown", "start_run"]
 
 log = logging.getLogger(__name__)
 
@@ -85,23 +86,54 @@ class _Indices(Dataset):
         return i
 
 
+class SizeBuckets(Dataset):
+    """Fixed batches of indices 0..n-1 in which items are of similar size, as fairseq's ``batch_by_size`` makes
+    them: a seeded permutation is cut into windows of ``window`` batches, each window sorted by size and cut
+    into batches. The loader shuffles the batches' order every epoch. A batch is padded to its largest item, so on
+    data with a few large items (molecules of 50 atoms among ones of 25) this saves most of the padded work."""
+
+    def __init__(self, sizes: np.ndarray, batch_size: int, seed: int = 0, window: int = 64) -> None:
+        order = np.random.default_rng(seed).permutation(len(sizes))
+        span = batch_size * window
+        self.batches: list[list[int]] = []
+        for start in range(0, len(order), span):
+            chunk = order[start : start + span]
+            chunk = chunk[np.argsort(sizes[chunk], kind="stable")]
+            self.batches += [chunk[k : k + batch_size].tolist() for k in range(0, len(chunk), batch_size)]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> list[int]:
+        return self.batches[i]
+
+
 class IndexBatches(L.LightningDataModule):
     """Batches of indices 0..n-1 turned into tensors by a collate callable (one per split).
 
     Sampling indices rather than items keeps Lightning's distributed samplers working unchanged, and lets
-    the collate densify a whole batch at once from compact arrays.
+    the collate densify a whole batch at once from compact arrays. With ``train_sizes`` (each item's size) the
+    training batches are :class:`SizeBuckets` (items of similar size together); the loader, or Lightning's
+    distributed sampler, then draws whole batches.
     """
 
-    def __init__(self, train_collate, train_size: int, val_collate, val_size: int, batch_size: int, num_workers: int = 0) -> None:
+    def __init__(
+        self, train_collate, train_size: int, val_collate, val_size: int, batch_size: int, num_workers: int = 0,
+        train_sizes: np.ndarray | None = None, seed: int = 0,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.train_collate, self.train_size = train_collate, train_size
         self.val_collate, self.val_size = val_collate, val_size
         self.batch_size, self.num_workers = batch_size, num_workers
+        self.train_sizes, self.seed = train_sizes, seed
 
     def _loader(self, collate, size: int, shuffle: bool) -> DataLoader:
         return DataLoader(_Indices(size), batch_size=self.batch_size, shuffle=shuffle, collate_fn=collate, num_workers=self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
+        if self.train_sizes is not None:
+            buckets = SizeBuckets(np.asarray(self.train_sizes), self.batch_size, self.seed)
+            return DataLoader(buckets, batch_size=None, shuffle=True, collate_fn=self.train_collate, num_workers=self.num_workers)
         return self._loader(self.train_collate, self.train_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:

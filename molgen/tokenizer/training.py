@@ -19,8 +19,8 @@ from molgen.batch import GraphBatch, batch_from_dataset
 from molgen.dataset import GraphDataset
 from molgen.tokenizer.config import TokenizerConfig
 from molgen.tokenizer.model import DecoderOutput, GraphTokenizer, Posterior
-from molgen.training import TrainSettings as BaseTrainSettings
 from molgen.training import ExportingModule, IndexBatches, fit, load_into_grown, start_run
+from molgen.training import TrainSettings as BaseTrainSettings
 
 __all__ = ["GraphDataModule", "TokenizerModule", "TrainSettings", "reconstruction_metrics", "train_tokenizer"]
 
@@ -208,10 +208,11 @@ class _Collate:
 
 
 class GraphDataModule(IndexBatches):
-    """Random batches of a :class:`GraphDataset`, densified in ``collate`` (so DDP samplers work unchanged)."""
+    """Batches of a :class:`GraphDataset` of graphs of similar size (:class:`molgen.training.SizeBuckets`, in a
+    shuffled order), densified in ``collate`` (so DDP samplers work unchanged)."""
 
-    def __init__(self, train: GraphDataset, val: GraphDataset, batch_size: int = 256, num_workers: int = 0) -> None:
-        super().__init__(_Collate(train), len(train), _Collate(val), len(val), batch_size, num_workers)
+    def __init__(self, train: GraphDataset, val: GraphDataset, batch_size: int = 256, num_workers: int = 0, seed: int = 0) -> None:
+        super().__init__(_Collate(train), len(train), _Collate(val), len(val), batch_size, num_workers, train.num_nodes, seed)
 
 
 @dataclass
@@ -298,5 +299,5 @@ def train_tokenizer(
     if domain_config is not None:
         module.export_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "model" / "domain.json").write_text(json.dumps(domain_config, indent=1))
-    fit(module, GraphDataModule(train, val, settings.batch_size), run_dir, settings, len(train), resume)
+    fit(module, GraphDataModule(train, val, settings.batch_size, seed=settings.seed), run_dir, settings, len(train), resume)
     return module

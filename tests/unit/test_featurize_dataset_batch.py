@@ -289,3 +289,18 @@ def test_latent_tables_join_in_order_and_only_when_alike():
         LatentDataset.concat([a, table([2], 50, names=("SA",))])
     with pytest.raises(ValueError, match="no latent tables"):
         LatentDataset.concat([])
+
+
+def test_size_buckets_cover_every_index_once_and_group_similar_sizes():
+    import numpy as np
+
+    from molgen.training import SizeBuckets
+
+    sizes = np.random.default_rng(1).integers(8, 56, size=5000)
+    buckets = SizeBuckets(sizes, batch_size=64, seed=0, window=16)
+    flat = [i for batch in buckets.batches for i in batch]
+    assert sorted(flat) == list(range(5000))
+    assert all(len(b) <= 64 for b in buckets.batches)
+    spread = np.mean([sizes[b].max() - sizes[b].min() for b in buckets.batches])
+    assert spread < 5  # random batches of 64 span about 45 sizes
+    assert SizeBuckets(sizes, 64, seed=0, window=16).batches == buckets.batches  # seeded
