@@ -16,8 +16,9 @@ Each candidate is drawn in four steps, and candidates are drawn in rounds until 
 3. Repair: a drawn object that makes an "at most" / "exactly" count too high is drawn again, the rest held (up to
    ``repairs`` passes; each token's object is read from the decoder at its own position).
 4. Check: each candidate is decoded layout-aware (always a valid scene) and checked against every constraint on
-   the decoded scene; a request's scenes are its first ``n`` satisfying candidates. When a request runs out of
-   rounds, the candidates breaking the fewest constraints fill in, marked ``satisfied=False`` with what they miss.
+   the decoded scene; a request's scenes are its first ``n`` satisfying candidates. A round draws at least as many
+   candidates as scenes are still wanted. When a request runs out of rounds, the candidates breaking the fewest
+   constraints fill in, marked ``satisfied=False`` with what they miss.
 
 >>> designer = SceneDesigner(MolgenPipeline.from_pretrained("checkpoints/clevr"))      # doctest: +SKIP
 >>> [d.scene for d in designer.generate("2 red cubes; something left of a metal sphere", n=3)]  # doctest: +SKIP
@@ -68,7 +69,8 @@ class _Seed:
 
 class SceneDesigner:
     """Constrained requests and completions on a scene pipeline (:class:`~molgen.pipeline.MolgenPipeline` of a
-    scene model). ``candidates``: drawn per round; ``rounds``: at most this many per request; ``guidance``:
+    scene model). ``candidates``: drawn per round (at least as many as the scenes still wanted); ``rounds``: at most
+    this many per request; ``guidance``:
     classifier-free guidance scale of the count conditions (above 1 it overshoots: the prior's counts go past the
     targets); ``repairs``: passes redrawing objects that make a count too high."""
 
@@ -126,7 +128,8 @@ class SceneDesigner:
         drawn = 0
         for round_ in range(self.rounds):
             rng = np.random.default_rng([seed, round_])
-            scenes = self._candidates(constraints, partial, low, high, conditions, rng, int(rng.integers(2**62)))
+            count = max(self.candidates, n - found)
+            scenes = self._candidates(constraints, partial, low, high, conditions, rng, int(rng.integers(2**62)), count)
             for scene in scenes:
                 drawn += 1
                 if scene is None:
@@ -148,10 +151,10 @@ class SceneDesigner:
         yield from misses[: n - found]
 
     def _candidates(
-        self, constraints: list[Constraint], partial: Scene | None, low: int, high: int, conditions: dict[str, float], rng: np.random.Generator, seed: int
+        self, constraints: list[Constraint], partial: Scene | None, low: int, high: int, conditions: dict[str, float], rng: np.random.Generator, seed: int,
+        k: int,
     ) -> list[Scene | None]:
-        """One round: ``self.candidates`` decoded candidates (None where a candidate failed to decode)."""
-        k = self.candidates
+        """One round: ``k`` decoded candidates (None where a candidate failed to decode)."""
         seeds = [self._seed(constraints, partial, rng) for _ in range(k)]
         sizes = [self._size(max(low, len(s.objects)), high, rng) for s in seeds]
         cond = conditions or None
