@@ -8,7 +8,8 @@ resampling and no candidate selection (one draw per molecule), decoded by argmax
 metrics a user's molecules get); FCD/Test and FCD/TestSF, unique@10k and novelty of the valence-aware decodings (MOSES'
 definitions, ``molgen.metrics``); valid unique molecules per second (prior sampling plus valence-aware decoding, wall
 time on this machine); training hours of the prior (its chain of runs). The models must share a tokenizer. One column
-per setting; writes a section of BENCHMARKS.md with ``--write``.
+per setting; writes a section of BENCHMARKS.md with ``--write``. Each setting's figures are saved in ``--cache`` (JSON,
+one file per model, setting, n and seed) as it ends; a rerun takes saved settings from there and measures the rest.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=30_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--cache", type=Path, default=Path("runs/priors"), help="per-setting figures, kept for a rerun")
     parser.add_argument("--write", action="store_true", help="write the table to BENCHMARKS.md")
     args = parser.parse_args()
     if args.threads:
@@ -76,8 +78,14 @@ def main() -> None:
         tokenizers.add(hashlib.sha256((Path(model) / "tokenizer" / "model.safetensors").read_bytes()).hexdigest())
         seconds, steps, runs = training_chain(json.loads((Path(model) / "prior" / "training.json").read_text()))
         for label, sampling in settings(pipe, args.steps):
-            figures: dict[str, object] = measure(pipe, sampling, args.n, args.seed, refs)
-            figures["prior training"] = f"{seconds / 3600:.2f} h ({steps:,} steps)"
+            saved = args.cache / f"{Path(model).name}__{label.replace(', ', '_').replace(' ', '-')}__n{args.n}__seed{args.seed}.json"
+            if saved.exists():
+                figures: dict[str, object] = json.loads(saved.read_text())
+            else:
+                figures = measure(pipe, sampling, args.n, args.seed, refs)
+                figures["prior training"] = f"{seconds / 3600:.2f} h ({steps:,} steps)"
+                saved.parent.mkdir(parents=True, exist_ok=True)
+                saved.write_text(json.dumps(figures, indent=1) + "\n")
             columns.append((f"{label} ({Path(model).name})", figures))
             print(label, figures, flush=True)
     if len(tokenizers) > 1:
