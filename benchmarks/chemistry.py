@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from rdkit import Chem, RDLogger
 
-from benchmarks.report import write_section
+from benchmarks.report import print_rows, write_section
 from molgen.metrics.fcd import FCDStats, frechet_distance
 from molgen.pipeline import MolgenPipeline
 
@@ -100,9 +100,7 @@ def main() -> None:
         f"molecules with {', '.join(rare)}: samples / training data",
         "; ".join(f"{e} {mine['elements'].get(e, 0):.1%} / {data['elements'][e]:.1%}" for e in rare),
     ))  # fmt: skip
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
+    print_rows(rows)
     if args.write:
         write_section(
             f"Drug chemistry ({args.model}): samples beside the data",

@@ -29,6 +29,13 @@ def machine() -> str:
     return f"{os.cpu_count()} CPU cores ({cpu}), {gpu}, torch {torch.__version__}, Python {platform.python_version()}"
 
 
+def print_rows(rows: list[tuple[str, str]]) -> None:
+    """Print ``(metric, value)`` rows as two aligned columns."""
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+
+
 def write_section(title: str, rows: list[tuple[str, str]], notes: str = "", sample: str = "") -> str:
     """Replace (or append) the section ``## title`` with command, date, machine, sample and a metric table."""
     script = Path(sys.argv[0])

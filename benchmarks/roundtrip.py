@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.report import write_section
-from molgen.domains.molecule import check_implicit_hydrogens, raw_graph_to_mol, smiles_to_raw_graph
 from molgen.chem import canonical_smiles, canonicalize
+from molgen.domains.molecule import check_implicit_hydrogens, raw_graph_to_mol, smiles_to_raw_graph
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "moses"
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.report import print_rows
 from molgen.pipeline import MolgenPipeline
 from molgen.scenes import metrics
 from molgen.scenes.generator import generate_scenes
@@ -159,9 +160,7 @@ def main() -> None:
         t = metrics.triplet_metrics(valid, reference)
         rows.append((f"triplet TV / novel-triplet share, samples vs {ref_label}", f"{t['triplet_tv']:.3f} / {t['novel_triplets']:.4f}"))
 
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
+    print_rows(rows)
     if args.write:
         from benchmarks.report import write_section
 

@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from benchmarks.report import print_rows
 from molgen.domains.scene import SceneDomain
 from molgen.scenes import metrics
 from molgen.scenes.generator import generate_scenes
@@ -99,9 +100,7 @@ def main() -> None:
     rows.append(("uniqueness, generator (1000)", f"{metrics.uniqueness(held_out):.2%}"))
     rows.append(("novelty of generator scenes vs the 500 real", f"{metrics.novelty(held_out, real):.2%}"))
 
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
+    print_rows(rows)
     if args.write:
         from benchmarks.report import write_section
 

@@ -27,6 +27,7 @@ import time
 import numpy as np
 import torch
 
+from benchmarks.report import print_rows
 from molgen.pipeline import MolgenPipeline
 from molgen.scenes.constraints import Contains, Count, ObjectPattern, Relation, parse_request
 from molgen.scenes.designer import SceneDesigner
@@ -133,9 +134,7 @@ def main() -> None:
         for failure in failures:
             rows.append(("  unmet", failure))
 
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
+    print_rows(rows)
     print("example requests:", *requests[:5], sep="\n  ")
     if args.write:
         from benchmarks.report import write_section

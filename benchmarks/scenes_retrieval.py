@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+from benchmarks.report import print_rows
 from molgen.pipeline import MolgenPipeline
 from molgen.retrieval import METRICS, latent_distances
 from molgen.scenes import metrics
@@ -85,9 +86,7 @@ def main() -> None:
     rows.append(("baseline: a random candidate's mean edit distance", f"{ged.mean():.2f}"))
     rows.append((f"edit distance searches (s each, at most {args.ged_timeout} s)", f"{ged_seconds / ged.size:.3f} ({len(retried)} searched again for {10 * args.ged_timeout:g} s: no path found in time)"))
 
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
+    print_rows(rows)
     if args.write:
         from benchmarks.report import write_section
 
