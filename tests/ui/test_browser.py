@@ -24,6 +24,7 @@ pytest.importorskip("gradio")
 MODEL = REPO / "checkpoints" / "moses"  # what `python app.py` serves by default
 CAP = 40  # --max-n of the app under test
 REPAIR_CAP = 3  # --max-repairs of the app under test
+BUSY = ".progress-text, .pending"  # what Gradio lays over an output while its request is queued or running
 WAIT = 180  # seconds; generous, the CI machine is shared with training jobs
 
 
@@ -116,10 +117,21 @@ class Page:
         self.wait(lambda: not self.all(".toast-body"), "the messages to close", seconds=10)
 
     def run(self, tab: str) -> str:
-        """Click the tab's run button and wait for its summary line or an error message; return the summary."""
-        before = self.summary(tab)
+        """Click the tab's run button and wait for its summary line or an error message; return the summary.
+
+        A repeated request can end with the very summary it replaced (same molecules, same rounded time), so the
+        end of a request is told by the summary element having changed at all (Gradio lays its status over it
+        while the request is queued or running) and then no longer being busy, not by its text."""
+        self.browser.execute_script(
+            "const el = document.querySelector(arguments[0]); window.molgenWasBusy = false;"
+            "new MutationObserver((_, o) => { if (el.querySelector(arguments[1])) { window.molgenWasBusy = true; o.disconnect(); } })"
+            ".observe(el, {subtree: true, childList: true, characterData: true, attributes: true});",
+            f"#{tab}-summary",
+            BUSY,
+        )
         self.click(f"#{tab}-run")
-        self.wait(lambda: self.errors() or (self.summary(tab) not in ("", before)), f"{tab} results")
+        was_busy = lambda: self.browser.execute_script("return window.molgenWasBusy")  # noqa: E731
+        self.wait(lambda: self.errors() or (was_busy() and not self.busy(tab) and self.summary(tab)), f"{tab} results")
         assert not self.errors(), f"{tab}: unexpected error {self.errors()}"
         return self.summary(tab)
 
@@ -178,7 +190,7 @@ class Page:
 
     def busy(self, tab: str) -> bool:
         """Whether the tab's request is queued or running (Gradio lays its status over the outputs meanwhile)."""
-        return bool(self.all(f"#{tab}-summary .progress-text, #{tab}-summary .pending"))
+        return bool(self.all(", ".join(f"#{tab}-summary {css}" for css in BUSY.split(", "))))
 
     def rendered(self, image) -> bool:
         return self.browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image)
