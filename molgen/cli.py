@@ -846,7 +846,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
         print("input\treconstructed\tresult")
     n_exact = n_failed = 0
     try:
-        results = pipe.reconstruct([s for _, s in rows], batch_size=args.batch_size)
+        results = pipe.reconstruct([s for _, s in rows], batch_size=args.batch_size, decoding=args.decoding)
         for (location, _), r in tqdm(zip(rows, results), total=len(rows), disable=not args.out, unit="mol"):
             n_exact += r.exact
             n_failed += r.canonical is None
@@ -1640,6 +1640,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="write a CSV of results here (default: print them)")
     p.add_argument("--smiles-column", default=None)
     p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument(
+        "--decoding", choices=["raw", "valence"], default="raw",
+        help="raw: the decoder's argmax (the tokenizer's own exactness, default); valence: the domain's decoding from probabilities, as sampling decodes",
+    )
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_reconstruct)
     scenes = sub.add_parser("scenes", help="scene graphs: generate data, design scenes to a request, complete partial scenes, retrieve nearest scenes").add_subparsers(dest="scenes_command", required=True)

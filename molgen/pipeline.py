@@ -300,8 +300,11 @@ class MolgenPipeline:
 
     # --- round trip ----------------------------------------------------------------------------------
 
-    def reconstruct(self, smiles: Sequence[str], batch_size: int = 512) -> Iterator[Reconstruction]:
-        """SMILES -> latents -> SMILES for each input, yielded in order. Bad inputs are reported, not raised."""
+    def reconstruct(self, smiles: Sequence[str], batch_size: int = 512, decoding: str = "raw") -> Iterator[Reconstruction]:
+        """SMILES -> latents -> SMILES for each input, yielded in order. Bad inputs are reported, not raised.
+
+        ``decoding`` as in :meth:`decode`: ``raw`` (argmax, the tokenizer's own exactness) or ``valence`` (the
+        domain's decoding from the decoder's probabilities, what sampling uses by default)."""
         for k in range(0, len(smiles), batch_size):
             chunk = list(smiles[k : k + batch_size])
             graphs, canon, results = [], [], [None] * len(chunk)
@@ -312,7 +315,7 @@ class MolgenPipeline:
                 except ValueError as exc:  # invalid SMILES, unsupported or out-of-vocabulary atoms, too large
                     results[n] = Reconstruction(s, None, None, False, str(exc))
             if graphs:
-                decoded = self.decode(self._encode_graphs([g for _, g in graphs]), connected=False)
+                decoded = self.decode(self._encode_graphs([g for _, g in graphs]), decoding=decoding, connected=False)
                 for (n, _), c, d in zip(graphs, canon, decoded, strict=True):
                     results[n] = Reconstruction(chunk[n], c, d.smiles, d.smiles == c, d.error)
             yield from results

@@ -209,6 +209,17 @@ def test_reconstruct_file_to_csv(cli_run, train_smi, tmp_path):
         assert row["reconstructed"] or row["error"]  # a decoded graph is either a molecule or a reason
 
 
+def test_reconstruct_with_valence_decoding_gives_a_molecule_for_every_input(cli_run, train_smi, tmp_path):
+    good = train_smi.read_text().split()[:5]
+    out = tmp_path / "out.csv"
+    args = ["reconstruct", "--smiles", *good, "--model", str(cli_run / "model"), "--out", str(out), "--decoding", "valence", "--device", "cpu"]
+    assert main(args) == 0
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["input"] for r in rows] == good
+    assert all(r["reconstructed"] and not r["error"] for r in rows), rows  # valence decoding is valid by construction
+
+
 def test_reconstruct_nonexistent_model_exits_2(tmp_path, capsys):
     assert main(["reconstruct", "--model", str(tmp_path / "no_model"), "--smiles", "CCO"]) == 2
     err = capsys.readouterr().err
