@@ -99,9 +99,15 @@ class _LatentCollate:
         return z, mask, props, known
 
 
-def latent_batches(train: LatentDataset, val: LatentDataset, config: PriorConfig, batch_size: int, sample: bool = True) -> IndexBatches:
-    """Training batches draw each token from its posterior (``sample``); validation uses the means."""
-    return IndexBatches(_LatentCollate(train, config, sample), len(train), _LatentCollate(val, config, False), len(val), batch_size)
+def latent_batches(
+    train: LatentDataset, val: LatentDataset, config: PriorConfig, batch_size: int, sample: bool = True, seed: int = 0
+) -> IndexBatches:
+    """Training batches draw each token from its posterior (``sample``); validation uses the means. Training batches
+    hold graphs of similar size (:class:`~molgen.training.SizeBuckets`): a batch is padded to its largest graph."""
+    return IndexBatches(
+        _LatentCollate(train, config, sample), len(train), _LatentCollate(val, config, False), len(val), batch_size,
+        train_sizes=train.num_nodes, seed=seed,
+    )  # fmt: skip
 
 
 class PriorModule(ExportingModule):
@@ -355,7 +361,7 @@ def train_prior(
         module.reset_ema()
     module.export_dir = run_dir / "model" / "prior"
     module.export_extra = {"train_size": len(train), "val_size": len(val), "settings": settings.__dict__, **(export_extra or {})}
-    batches = latent_batches(train, val, config, settings.batch_size, sample=settings.posterior_sample)
+    batches = latent_batches(train, val, config, settings.batch_size, sample=settings.posterior_sample, seed=settings.seed)
     fit(module, batches, run_dir, settings, len(train), resume)
     return module
 
@@ -443,6 +449,6 @@ def train_predictor(
         module.model.load_state_dict(init_from.state_dict())
     module.export_dir = run_dir / "model" / "predictor"
     module.export_extra = {"train_size": len(train), "val_size": len(val), "settings": settings.__dict__, **(export_extra or {})}
-    data = latent_batches(train, val, prior_config, settings.batch_size)
+    data = latent_batches(train, val, prior_config, settings.batch_size, seed=settings.seed)
     fit(module, data, run_dir, settings, len(train), resume)
     return module

@@ -304,3 +304,20 @@ def test_size_buckets_cover_every_index_once_and_group_similar_sizes():
     spread = np.mean([sizes[b].max() - sizes[b].min() for b in buckets.batches])
     assert spread < 5  # random batches of 64 span about 45 sizes
     assert SizeBuckets(sizes, 64, seed=0, window=16).batches == buckets.batches  # seeded
+
+
+def test_prior_training_batches_hold_graphs_of_similar_size():
+    import numpy as np
+
+    from molgen.latents import LatentDataset
+    from molgen.prior.config import PriorConfig
+    from molgen.prior.training import latent_batches
+
+    sizes = np.random.default_rng(2).integers(8, 56, size=2000)
+    ptr = np.concatenate([[0], np.cumsum(sizes)])
+    data = LatentDataset(mean=np.zeros((ptr[-1], 3), np.float32), ptr=ptr, properties=np.zeros((2000, 0)), property_names=[])
+    config = PriorConfig(latent_dim=3, max_nodes=64, latent_mean=[0.0] * 3, latent_std=[1.0] * 3)
+    loader = latent_batches(data, data, config, batch_size=64).train_dataloader()
+    batches = list(loader)
+    assert sum(int(mask.sum()) for _, mask, _, _ in batches) == ptr[-1]  # every graph once
+    assert np.mean([z.shape[1] for z, _, _, _ in batches]) < 40  # padded to each batch's largest: random batches pad to ~55
