@@ -4,7 +4,7 @@ molecules, scaffold decoration and analogs.
 
     python -m benchmarks.design [--model checkpoints/moses] [--quick] [--only targets,optimization,scaffolds]
 
-``--quick`` runs every part at toy scale (to check the script, not to quote). Writes three sections of
+``--quick`` runs every part at toy scale (to check the script, not to quote). ``--write`` writes three sections of
 BENCHMARKS.md ("Guided design: ..."); the figures are for whatever model ``--model`` holds.
 """
 
@@ -277,6 +277,7 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=1, help="also sample each joint target as K candidates, one kept by the judge or else the predictor (discrete prior with judge/ or predictor/)")
     parser.add_argument("--selection", default=None, help="how that one is kept: best or draw (default: the predictor's default_selection)")
     parser.add_argument("--resample-guidance", type=float, default=0.0, help="token-by-token property guidance while drawing the candidates (0: none)")
+    parser.add_argument("--write", action="store_true", help="also write the table to BENCHMARKS.md")
     args = parser.parse_args()
     sizes = dict(n_targets=1000, n_range=10_000, n_sweep=500, n_decorate=200, n_analogs=100)
     if args.quick:

@@ -7,8 +7,8 @@ Two sets: MOSES test molecules (held out from training), and the model's own sam
 draws its candidates (each conditioned on the QED, SA, logP and MW of another test molecule, classifier-free guidance
 2, an atom count drawn to fit the MW target; no steering) and decoded valence-aware. Each network's reading of every
 molecule is compared with the RDKit value: MAE in the property's units and R^2. The judge reads the molecule's graph;
-the predictor reads its latent tokens whole (encoded test molecules; the samples' own tokens). Writes a section of
-BENCHMARKS.md.
+the predictor reads its latent tokens whole (encoded test molecules; the samples' own tokens). ``--write`` writes it as a
+section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--title-suffix", default="")
+    parser.add_argument("--write", action="store_true", help="also write the table to BENCHMARKS.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pipe = MolgenPipeline.from_pretrained(args.model, device="cpu")
@@ -111,7 +112,7 @@ def main() -> None:
     rows.append(("judge network", f"d_model {c.d_model}, {c.layers} relational GIN layers, random-walk returns over {c.walk_steps} steps, {size / 1e3:.0f}k parameters"))
     model = Path(args.model).resolve()
     model = model.relative_to(ROOT) if model.is_relative_to(ROOT) else model
-    write_section(
+    print(write_section(
         f"Judge of decoded molecules: accuracy{args.title_suffix}",
         rows,
         notes=(
@@ -122,7 +123,7 @@ def main() -> None:
             "against the variance of the set. What a resampled request chooses by is the error on the model's own samples."
         ),
         sample=f"{args.n:,} test molecules, {len(kept):,} own samples",
-    )
+    ))
 
 
 if __name__ == "__main__":

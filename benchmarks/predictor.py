@@ -7,7 +7,7 @@ molecule's first k tokens (the rest unknown), for every k, as property guidance 
 prediction is compared with the RDKit value. Reported: mean squared error in the prior's normalised units (training
 standard deviations; 1 = no better than the training mean) at a few shares of the tokens known, and on whole
 molecules the MAE in the property's own units and R^2. ``--compare`` adds other predictor directories made for the
-same prior (e.g. an earlier run's ``RUN/model/predictor``). Writes a section of BENCHMARKS.md.
+same prior (e.g. an earlier run's ``RUN/model/predictor``). ``--write`` writes it as a section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--title-suffix", default="")
+    parser.add_argument("--write", action="store_true", help="also write the table to BENCHMARKS.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pipe = MolgenPipeline.from_pretrained(args.model, device="cpu")
@@ -87,7 +88,7 @@ def main() -> None:
         r2 = 1 - ((values - table) ** 2).mean(0) / table.var(0)
         rows.append((f"{label}: whole molecules, MAE (R^2)", ", ".join(f"{n} {m:.3g} ({r:.2f})" for n, m, r in zip(names, mae, r2, strict=True))))
         rows.append((f"{label}: network", f"d_model {c.d_model}, {c.layers} layers, {size / 1e3:.0f}k parameters"))
-    write_section(
+    print(write_section(
         f"Prefix property predictor: accuracy by tokens known{args.title_suffix}",
         rows,
         notes=(
@@ -99,7 +100,7 @@ def main() -> None:
             "the test molecules."
         ),
         sample=f"{args.n:,} MOSES test molecules",
-    )
+    ))
 
 
 if __name__ == "__main__":

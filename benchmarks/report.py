@@ -37,7 +37,8 @@ def print_rows(rows: list[tuple[str, str]]) -> None:
 
 
 def write_section(title: str, rows: list[tuple[str, str]], notes: str = "", sample: str = "") -> str:
-    """Replace (or append) the section ``## title`` with command, date, machine, sample and a metric table."""
+    """Replace (or append) the section ``## title`` with command, date, machine, sample and a metric table, when the
+    script was run with ``--write``; the section's text either way (a script may print it)."""
     script = Path(sys.argv[0])
     runner = f"python -m benchmarks.{script.stem}" if script.parent.name == "benchmarks" else f"python {sys.argv[0]}"
     command = " ".join([runner, *(shlex.quote(a) for a in sys.argv[1:])])
@@ -54,6 +55,8 @@ def write_section(title: str, rows: list[tuple[str, str]], notes: str = "", samp
     if notes:
         lines += ["", notes.strip()]
     section = "\n".join(lines) + "\n"
+    if "--write" not in sys.argv[1:]:
+        return section
     text = BENCHMARKS.read_text() if BENCHMARKS.exists() else HEADER
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section

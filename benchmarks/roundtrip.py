@@ -4,7 +4,7 @@
 
 With ``--hydrogens implicit`` (the shipped model's domain) the molecule is rebuilt from heavy atoms, charges and
 Kekulé bonds with RDKit's default valences, and molecules whose hydrogens RDKit would not infer count as failures.
-Comparison is on non-isomeric canonical SMILES (MOSES has no stereochemistry). Writes BENCHMARKS.md.
+Comparison is on non-isomeric canonical SMILES (MOSES has no stereochemistry). ``--write`` writes it to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     parser.add_argument("--hydrogens", choices=["explicit", "implicit"], default="explicit")
+    parser.add_argument("--write", action="store_true", help="also write the table to BENCHMARKS.md")
     args = parser.parse_args()
     smiles = pd.read_csv(DATA / f"{args.split}.csv.gz")["SMILES"].tolist()[: args.limit]
     start = time.time()

@@ -8,8 +8,8 @@ A setting is a list of :class:`molgen.sampling.SamplingConfig` fields, ``name=va
 for a set prior); settings are separated by semicolons, and ``default`` is the model's own defaults. For every
 setting and seed: ``--n`` samples, FCD/Test of the valence-aware decodings, raw validity (the argmax decoding of the
 same latents) and latents/s of the prior (one run each, on a machine whose speed varies from run to run). The table
-gives the mean over seeds and each seed's value, so the noise of FCD at this n can be read off. Writes a section of
-BENCHMARKS.md; FCD on 2,000 samples is biased upward against 30,000 (``benchmarks.sampling`` measures the model's
+gives the mean over seeds and each seed's value, so the noise of FCD at this n can be read off. ``--write`` writes it as a
+section of BENCHMARKS.md; FCD on 2,000 samples is biased upward against 30,000 (``benchmarks.sampling`` measures the model's
 defaults there).
 """
 
@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISIONS)
     parser.add_argument("--title", default="Sampler settings")
+    parser.add_argument("--write", action="store_true", help="also write the table to BENCHMARKS.md")
     args = parser.parse_args()
     try:
         settings = [parse_setting(s) for s in args.settings.split(";") if s.strip()]
@@ -156,7 +157,7 @@ def main() -> None:
         f"{', '.join(map(str, seeds))}; raw validity = argmax decoding of the same latents; latents/s = median over seeds, "
         "prior only (with its repair passes and, for resampled rows, the candidates' decoding, which the choice needs)."
     )
-    write_section(args.title, rows, " ".join(notes), sample=f"{args.n:,} samples per setting and seed, seeds {', '.join(map(str, seeds))}")
+    print(write_section(args.title, rows, " ".join(notes), sample=f"{args.n:,} samples per setting and seed, seeds {', '.join(map(str, seeds))}"))
 
 
 if __name__ == "__main__":

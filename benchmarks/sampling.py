@@ -7,7 +7,7 @@ throughput, peak memory, and the training time of each stage.
 The same sampled latents are decoded twice, raw (argmax) and valence-aware, and each decoding gets its own
 column of figures (they are never mixed). For a discrete prior with repair passes, the raw validity without them
 (and without calibrated resampling) is also measured on ``--unrepaired-n`` samples. Throughput counts valid unique
-molecules per second of wall time for prior + decoding (properties not computed). Writes a section of BENCHMARKS.md.
+molecules per second of wall time for prior + decoding (properties not computed). ``--write`` writes it as a section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ def main() -> None:
         help="calibrated resampling (molgen.calibration; auto: the model's default, on when it has calibration/)",
     )  # fmt: skip
     parser.add_argument("--title", default="Sampling and MOSES metrics, shipped model")
+    parser.add_argument("--write", action="store_true", help="also write the table to BENCHMARKS.md")
     args = parser.parse_args()
     try:
         sampling = SamplingConfig(

@@ -8,7 +8,7 @@ minutes), so one timing per setting says little. Each repeat samples ``--n`` mol
 once with every precision, in turn, and decodes them valence-aware; the table gives the median and the range
 over repeats, and the median of the per-repeat speed-ups against the first precision listed. Same seed for
 every run, so every precision samples the same molecule sizes. Properties are not computed, nor MOSES metrics
-(``benchmarks.sampling`` measures those on 30,000 samples). Writes a section of BENCHMARKS.md.
+(``benchmarks.sampling`` measures those on 30,000 samples). ``--write`` writes it as a section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--title", default="Sampling throughput by precision")
+    parser.add_argument("--write", action="store_true", help="also write the table to BENCHMARKS.md")
     args = parser.parse_args()
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     unknown = [p for p in precisions if p not in PRECISIONS]

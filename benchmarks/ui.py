@@ -1,7 +1,7 @@
 """The web UI under load, measured from outside with gradio_client on loopback.
 
-    python -m benchmarks.ui                                   # writes its section of BENCHMARKS.md
-    python -m benchmarks.ui --no-write --users 2 --n 4 --repeats 1    # a quick check, prints only
+    python -m benchmarks.ui --write                           # writes its section of BENCHMARKS.md
+    python -m benchmarks.ui --users 2 --n 4 --repeats 1    # a quick check, prints only
 
 Starts ``python app.py`` with the shipped model (its default settings unless --concurrency / --deadline are given),
 then measures (1) the time from clicking Generate to having the molecules (--n molecules, the page's default
@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds after which a request counts as not served")
     parser.add_argument("--concurrency", type=int, default=None, help="the app's --concurrency (default: the app's default)")
     parser.add_argument("--deadline", type=float, default=None, help="the app's --deadline (default: the app's default)")
-    parser.add_argument("--no-write", action="store_true", help="print the figures, do not touch BENCHMARKS.md")
+    parser.add_argument("--write", action="store_true", help="also write the table to BENCHMARKS.md")
     args = parser.parse_args()
     if not 1 <= args.users <= MAX_USERS:
         parser.error(f"--users {args.users}: give 1 to {MAX_USERS}")
@@ -153,7 +153,7 @@ def main() -> None:
     if failures:
         notes += "\n\nNot served: " + "; ".join(failures[:5])
     sample = f"n = {args.n} ({len(warm)} warm repeats); {args.users} simultaneous users x {args.n} molecules"
-    if args.no_write:
+    if not args.write:
         print("\n".join(f"{k} | {v}" for k, v in rows))
         if failures:
             print("not served:", *failures, sep="\n  ")
