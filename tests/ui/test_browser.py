@@ -120,8 +120,8 @@ class Page:
         """Click the tab's run button and wait for its summary line or an error message; return the summary.
 
         A repeated request can end with the very summary it replaced (same molecules, same rounded time), so the
-        end of a request is told by the summary element having changed at all (Gradio lays its status over it
-        while the request is queued or running) and then no longer being busy, not by its text."""
+        end of a request is told by the summary having been busy (Gradio lays its status over it while the request
+        is queued or running) and then no longer being busy, not by its text."""
         self.browser.execute_script(
             "const el = document.querySelector(arguments[0]); window.molgenWasBusy = false;"
             "new MutationObserver((_, o) => { if (el.querySelector(arguments[1])) { window.molgenWasBusy = true; o.disconnect(); } })"
