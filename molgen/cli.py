@@ -1641,8 +1641,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smiles-column", default=None)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument(
-        "--decoding", choices=["raw", "valence"], default="raw",
-        help="raw: the decoder's argmax (the tokenizer's own exactness, default); valence: the domain's decoding from probabilities, as sampling decodes",
+        "--decoding", choices=["verified", "raw", "valence"], default="verified",
+        help="verified (default): the decoder's argmax checked by re-encoding it, and where it does not give the tokens back, the nearest "
+        "graph that does; raw: the decoder's argmax alone (the decoder's own exactness); valence: the domain's decoding from probabilities, "
+        "as sampling decodes",
     )
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_reconstruct)

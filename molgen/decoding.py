@@ -2,7 +2,9 @@
 
 ``raw`` decoding takes the decoder's argmax and checks it; ``valence`` decoding is the domain's own decoding from
 the decoder's probabilities, valid by construction (its ``from_scores``: for molecules bonds placed within each
-atom's valence, for scenes relations placed so that a layout realises them). Figures of the two are never mixed.
+atom's valence, for scenes relations placed so that a layout realises them); ``verified`` decoding is the argmax checked
+by re-encoding it, and where it does not give back the tokens, the nearest graph that does
+(:mod:`molgen.tokenizer.search`), then checked as ``raw``. Figures of the three are never mixed.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ import torch
 from molgen.batch import graphs_from_dense
 from molgen.records import DecodedMolecule, Latents
 from molgen.tokenizer.model import GraphTokenizer
+from molgen.tokenizer.search import verified_decode
 
 __all__ = ["DECODINGS", "Decoder", "ScoreAdjuster"]
 
 DECODINGS = ("raw", "valence")
+"""What sampling and design decode with. Decoding encoded items (reconstruction, a designer's seeds) may also be
+``verified``."""
 
 ScoreAdjuster = Callable[[int, list[np.ndarray], np.ndarray], tuple[list[np.ndarray], np.ndarray]]
 """``adjust(index, node_probs, edge_probs) -> (node_probs, edge_probs)`` for graph ``index`` of a decode call:
@@ -44,18 +49,18 @@ class Decoder:
         ``adjust`` (valence decoding only) may change graph ``index``'s decoder probabilities first, e.g. to fix atoms
         and bonds known in advance (scaffold decoration).
         """
-        if decoding not in DECODINGS:
-            raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
+        if decoding not in (*DECODINGS, "verified"):
+            raise ValueError(f"decoding must be one of {(*DECODINGS, 'verified')}, got {decoding!r}")
         if adjust is not None and decoding != "valence":
             raise ValueError("adjust works on decoder probabilities: use it with decoding='valence'")
         out: list[DecodedMolecule] = []
         for k in range(0, len(latents), batch_size):
             z = latents.z[k : k + batch_size].to(self.device)
             mask = latents.mask[k : k + batch_size].to(self.device)
-            if decoding == "raw":
+            if decoding in ("raw", "verified"):
                 if connected is None:
                     connected = getattr(self.domain, "connected", True)
-                x, adj = self.tokenizer.decode(z, mask)
+                x, adj = self.tokenizer.decode(z, mask) if decoding == "raw" else verified_decode(self.tokenizer, z, mask)[:2]
                 out.extend(self._from_graph(graph, connected) for graph in graphs_from_dense(x, adj, mask))
                 continue
             node_probs, edge_probs = self.tokenizer.decode_probs(z, mask)

@@ -300,10 +300,11 @@ class MolgenPipeline:
 
     # --- round trip ----------------------------------------------------------------------------------
 
-    def reconstruct(self, smiles: Sequence[str], batch_size: int = 512, decoding: str = "raw") -> Iterator[Reconstruction]:
+    def reconstruct(self, smiles: Sequence[str], batch_size: int = 512, decoding: str = "verified") -> Iterator[Reconstruction]:
         """SMILES -> latents -> SMILES for each input, yielded in order. Bad inputs are reported, not raised.
 
-        ``decoding`` as in :meth:`decode`: ``raw`` (argmax, the tokenizer's own exactness) or ``valence`` (the
+        ``decoding`` as in :meth:`decode`: ``verified`` (default: the argmax checked by re-encoding, and the nearest
+        graph that gives the tokens back where it does not), ``raw`` (the decoder's argmax alone) or ``valence`` (the
         domain's decoding from the decoder's probabilities, what sampling uses by default)."""
         for k in range(0, len(smiles), batch_size):
             chunk = list(smiles[k : k + batch_size])

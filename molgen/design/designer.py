@@ -226,7 +226,7 @@ class Designer:
         except ValueError as exc:  # atoms outside the vocabulary, too many atoms
             raise DesignInputError(f"{what}: {exc}") from None
         if round_trip:
-            back = self.pipe.decode(latents, decoding="raw", connected=False)[0].smiles
+            back = self.pipe.decode(latents, decoding="verified", connected=False)[0].smiles
             if back != canonical:
                 if not self.from_nearest:
                     decoded = "no valid molecule" if back is None else repr(back)
