@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from molgen.chem import InvalidMoleculeError, StandardizeOptions, StandardizeResult, parse_smiles, standardize_smiles
@@ -33,6 +34,7 @@ from molgen.design.constraints import Filters, Screen
 from molgen.design.editing import (
     LAYOUTS,
     CoreConstraint,
+    KeptLabels,
     calibrate_strength,
     interpolation_path,
     span_keep,
@@ -266,7 +268,7 @@ class Designer:
         sample: Callable[[int, int, int], Latents],
         screen: Screen,
         progress: Progress | None,
-        adjust: CoreConstraint | None = None,
+        adjust: CoreConstraint | KeptLabels | None = None,
         choose: Callable[[list, int], list] | None = None,
         oversample: int = 1,
     ) -> Iterator[DesignResult]:
@@ -447,19 +449,20 @@ class Designer:
         if strength is None:
             strength = self.strength_for_similarity(smiles, similarity, seed=seed, steps=steps, probe=32 if new else 16, new=new, sampling=sampling)
         config = self._analog_config(sampling, steps)
+        keeper = self._kept_stereo(smiles)
 
         def sample(start: int, count: int, b: int) -> Latents:
-            return self._edit(latents, count, strength, config, seed * _SEED_STRIDE + b)
+            return self._edit(latents, count, strength, config, seed * _SEED_STRIDE + b, keeper, start)
 
         if not new:
-            yield from self._stream(n, sample, screen, progress)
+            yield from self._stream(n, sample, screen, progress, keeper)
             return
         budget = ANALOG_ATTEMPTS * n if max_attempts is None else max_attempts
         found = attempts = b = 0
         while found < n and attempts < budget:
             rate = found / attempts if attempts else 1.0  # share of new molecules so far: sample enough for the rest
             count = min(self.batch_size, budget - attempts, max(1, math.ceil((n - found) / max(rate, 0.05))))
-            for result in self._stream(count, lambda start, k, _, b=b: sample(start, k, b), screen, None):
+            for result in self._stream(count, lambda start, k, _, b=b: sample(start, k, b), screen, None, keeper):
                 if found < n:  # samples past the n-th new molecule are not reported
                     found += result.state != "duplicate"
                     yield result
@@ -470,12 +473,14 @@ class Designer:
         if found < n:
             log.warning("analogs of %s: %d new molecules of the %d asked for in %d samples (max_attempts)", smiles, found, n, attempts)
 
-    def _edit(self, latents: Latents, count: int, strength: float, config: SamplingConfig | None, seed: int) -> Latents:
+    def _edit(
+        self, latents: Latents, count: int, strength: float, config: SamplingConfig | None, seed: int, keeper: KeptLabels | None = None, first: int = 0
+    ) -> Latents:
         """``count`` edits at ``strength`` of ``latents`` (one graph, edited ``count`` times, or ``count`` graphs, one
         edit each), sampled with ``config`` (None: the designer's defaults). A discrete prior (:data:`SPAN_EDITS`) keeps
         every token but one contiguous span (its length the strength's share of the graph's tokens, its place random)
         and draws the span again after the tokens before it; a set prior noises every token to ``strength`` of its
-        schedule and denoises."""
+        schedule and denoises. ``keeper`` is told which tokens these edits (number ``first`` on) keep."""
         config = self._config(None, editing=True) if config is None else config
         if self.pipe.prior.config.architecture in SPAN_EDITS:
             generator = torch.Generator().manual_seed(seed)
@@ -484,8 +489,30 @@ class Designer:
                 keep = span_keep(int(sizes[0]), length, count, strength, generator)
             else:
                 keep = torch.cat([span_keep(int(size), length, 1, strength, generator) for size in sizes])
+            if keeper is not None:
+                keeper.keep, keeper.first = keep, first
             return self.pipe.sample_latents(count, config=config, seed=seed, start=latents, strength=1.0, keep=keep)
         return self.pipe.sample_latents(count, config=config, seed=seed, start=latents, strength=strength)
+
+    def _kept_stereo(self, smiles: str) -> KeptLabels | None:
+        """For analogs of ``smiles`` by span edits with valence decoding and a stereo model: a decoding hook keeping the
+        seed's tetrahedral centres and double-bond geometries on atoms kept with all their neighbours (else None)."""
+        domain = self.pipe.domain
+        if not getattr(domain, "stereo", False) or self.decoding != "valence" or self.pipe.prior.config.architecture not in SPAN_EDITS:
+            return None
+        graph, vocab = domain.to_graph(smiles), domain.vocab
+        n = graph.num_nodes
+        bonds = np.zeros((n, n), dtype=np.int64)
+        bonds[graph.edge_index[:, 0], graph.edge_index[:, 1]] = graph.edge_attr
+        bonds = bonds + bonds.T
+        field = vocab.node_fields.index("chirality")
+        raw_edges = np.array([0, *vocab.edge_values])  # label -> bond value: order + 10 x geometry
+        return KeptLabels(
+            graph.x, bonds, field,
+            pinned_nodes=np.array(vocab.node_values[field]) != 0,
+            pinned_edges=(raw_edges // 10 != 0) & (np.arange(len(raw_edges)) > 0),
+            edge_groups=np.where(np.arange(len(raw_edges)) > 0, raw_edges % 10, -1),
+        )  # fmt: skip
 
     def _analog_config(self, sampling: SamplingConfig | None, steps: int | None) -> SamplingConfig:
         """The config of an analog edit: ``sampling`` with ``steps`` if given; a set prior without steps in either

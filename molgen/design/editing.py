@@ -27,7 +27,7 @@ from torch import Tensor
 
 from molgen.records import Latents
 
-__all__ = ["LAYOUTS", "CoreConstraint", "calibrate_strength", "decoration_grid", "interpolation_path", "span_keep", "stack_tokens", "template_grid", "template_offsets"]
+__all__ = ["LAYOUTS", "CoreConstraint", "KeptLabels", "calibrate_strength", "decoration_grid", "interpolation_path", "span_keep", "stack_tokens", "template_grid", "template_offsets"]
 
 
 def stack_tokens(tokens: Sequence[Tensor]) -> Latents:
@@ -145,6 +145,48 @@ class CoreConstraint:
             one_hot = np.eye(edges.shape[-1])[labels[fixed]]
             edges[shift + i, fixed] = one_hot
             edges[fixed, shift + i] = one_hot
+        return nodes, edges
+
+
+class KeptLabels:
+    """A ``decode(adjust=...)`` hook keeping chosen labels of a seed's kept nodes in an edit of it (analogs).
+
+    Some labels are defined relative to a node's neighbours (a molecule's tetrahedral chirality, a double bond's
+    E/Z): a kept token alone does not carry them through decoding once tokens nearby were redrawn. For each node kept
+    in edit ``index`` (:attr:`keep`, set per batch: (B, N) bool for edits ``first .. first + B``) whose neighbours in the seed are all kept too, its
+    ``field`` label is fixed to the seed's where ``pinned_nodes`` says the seed's label is one to keep; and for each
+    seed edge between two such nodes whose label is in ``pinned_edges``, the probability of the edge's ``edge_groups``
+    (labels that differ only in what is pinned, e.g. one bond order's geometries) goes to the seed's label (whether the
+    edge exists stays the decoder's call).
+    """
+
+    def __init__(self, labels: np.ndarray, bonds: np.ndarray, field: int, pinned_nodes: np.ndarray, pinned_edges: np.ndarray, edge_groups: np.ndarray) -> None:
+        self.labels, self.bonds, self.field = labels, bonds, field
+        self.pinned_nodes, self.pinned_edges, self.edge_groups = pinned_nodes, pinned_edges, edge_groups
+        self.keep: Tensor | None = None
+        self.first = 0
+
+    def stable(self, index: int) -> np.ndarray:
+        """(n,) bool: nodes of edit ``index`` kept with all their seed neighbours."""
+        n = len(self.labels)
+        keep = self.keep[index - self.first, :n].cpu().numpy()
+        neighbours_kept = ~((self.bonds > 0) & ~keep[None, :]).any(1)
+        return keep & neighbours_kept
+
+    def __call__(self, index: int, node_probs: list[np.ndarray], edge_probs: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        nodes, edges = [p.copy() for p in node_probs], edge_probs.copy()
+        stable = self.stable(index)
+        for i in np.flatnonzero(stable & self.pinned_nodes[self.labels[:, self.field]]):
+            nodes[self.field][i] = np.eye(nodes[self.field].shape[1])[self.labels[i, self.field]]
+        for i, j in zip(*np.nonzero(np.triu(self.pinned_edges[self.bonds], 1)), strict=True):
+            if stable[i] and stable[j]:
+                label = self.bonds[i, j]
+                group = self.edge_groups == self.edge_groups[label]
+                row = edges[i, j].copy()
+                mass = row[group].sum()
+                row[group] = 0.0
+                row[label] = mass
+                edges[i, j] = edges[j, i] = row
         return nodes, edges
 
 

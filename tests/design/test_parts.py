@@ -16,6 +16,7 @@ from molgen.design.chemistry import parse_core, penalized_logp
 from molgen.design.constraints import Screen, compile_patterns
 from molgen.design.editing import (
     CoreConstraint,
+    KeptLabels,
     calibrate_strength,
     decoration_grid,
     interpolation_path,
@@ -284,3 +285,27 @@ def test_span_keep_redraws_one_contiguous_span_per_row_and_never_keeps_padding()
     assert not span_keep(10, 10, 4, 1.0, torch.Generator()).any()  # the whole graph
     with pytest.raises(ValueError, match="strength=0"):
         span_keep(10, 10, 4, 0, torch.Generator())
+
+
+def test_kept_labels_pin_stereo_only_on_atoms_kept_with_all_their_neighbours():
+    """Chain 0-1-2-3 with a chirality label on 1 and 2 and a geometry-carrying bond 1-2 (label 3 in group 2, with its
+    plain twin label 2): with atom 3 redrawn, atom 1 (neighbours 0, 2 kept) is pinned, atom 2 (neighbour 3 redrawn) is
+    not, and neither is bond 1-2; with everything kept the bond's group mass goes to label 3."""
+    labels = np.array([[0, 0], [0, 1], [0, 2], [0, 0]])  # field 1: chirality labels (0 none)
+    bonds = np.zeros((4, 4), dtype=np.int64)
+    for i, j, label in [(0, 1, 1), (1, 2, 3), (2, 3, 1)]:
+        bonds[i, j] = bonds[j, i] = label
+    keeper = KeptLabels(
+        labels, bonds, field=1, pinned_nodes=np.array([False, True, True]), pinned_edges=np.array([False, False, False, True]),
+        edge_groups=np.array([-1, 1, 2, 2]),
+    )  # fmt: skip
+    keeper.keep, keeper.first = torch.tensor([[True, True, True, False], [True, True, True, True]]), 5
+    nodes = [np.full((4, 1), 1.0), np.full((4, 3), 1 / 3)]
+    edges = np.full((4, 4, 4), 0.25)
+    pinned_nodes, pinned_edges = keeper(5, nodes, edges)
+    assert pinned_nodes[1][1].tolist() == [0, 1, 0] and np.allclose(pinned_nodes[1][[0, 2, 3]], 1 / 3)
+    assert np.array_equal(pinned_edges, edges)
+    all_nodes, all_edges = keeper(6, nodes, edges)
+    assert all_nodes[1][2].tolist() == [0, 0, 1]
+    assert np.allclose(all_edges[1, 2], [0.25, 0.25, 0.0, 0.5]) and np.allclose(all_edges[2, 1], all_edges[1, 2])
+    assert np.allclose(nodes[1], 1 / 3) and np.allclose(edges, 0.25)  # the inputs are not changed
