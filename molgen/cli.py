@@ -429,7 +429,7 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
         )
     if args.freeze_encoder and not (args.init_from or (config_path.exists() and args.resume)):
         raise CLIError("--freeze-encoder needs a trained encoder: give --init-from MODEL (or resume a run)")
-    settings = TrainSettings(kl_weight=args.kl_weight, latent_noise=args.latent_noise, freeze_encoder=args.freeze_encoder, bond_weight=args.bond_weight, **_trainer_settings(args))
+    settings = TrainSettings(kl_weight=args.kl_weight, latent_noise=args.latent_noise, freeze_encoder=args.freeze_encoder, **_trainer_settings(args))
     domain_config = _training_domain(train_cache, train.vocab, args).to_config()
     module = train_tokenizer(
         train, run_dir, config, settings, val=val, domain_config=domain_config, resume=args.resume, init_from=init_from,
@@ -1469,7 +1469,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kl-weight", type=float, default=1e-4)
     p.add_argument("--latent-noise", type=float, default=0.0, help="train the decoder on latents plus noise of std up to this (robust decoding of prior samples)")
     p.add_argument("--freeze-encoder", action="store_true", help="train the decoder only, keeping the latent tokens (and a prior trained on them) valid")
-    p.add_argument("--bond-weight", type=float, default=0.0, help="weight of an extra cross entropy over the bonded pairs alone")
     p.add_argument("--warmup-steps", type=int, default=500)
     _add_trainer_arguments(p)
     p.add_argument("--init-from", default=None, help="start from this model directory's tokenizer weights (fine-tune)")

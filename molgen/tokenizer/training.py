@@ -61,7 +61,6 @@ class TokenizerModule(ExportingModule):
         total_steps: int = 100_000,
         latent_noise: float = 0.0,
         freeze_encoder: bool = False,
-        bond_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -81,13 +80,7 @@ class TokenizerModule(ExportingModule):
             F.cross_entropy(logits[mask], batch.x[..., f][mask]) for f, logits in enumerate(out.node_logits)
         )
         b, i, j = out.pairs.unbind(-1)
-        truth = batch.adj[b, i, j]  # (P,)
-        edge_loss = F.cross_entropy(out.edge_logits, truth)
-        bonded = truth > 0
-        if self.hparams.get("bond_weight", 0.0) > 0 and bonded.any():
-            # the pairs that are edges again, on their own: a wrong label on one bond among a molecule's hundreds of
-            # unbonded pairs (a double bond's E/Z) is otherwise a small share of the mean
-            edge_loss = edge_loss + self.hparams.bond_weight * F.cross_entropy(out.edge_logits[bonded], truth[bonded])
+        edge_loss = F.cross_entropy(out.edge_logits, batch.adj[b, i, j])
         losses = {"node_loss": node_loss, "edge_loss": edge_loss}
         total = node_loss + edge_loss
         if posterior.kl is not None:
@@ -229,7 +222,6 @@ class TrainSettings(BaseTrainSettings):
     kl_weight: float = 1e-4
     latent_noise: float = 0.0  # decoder trained on latents plus noise of std up to this (see noisy_latents)
     freeze_encoder: bool = False  # train the decoder only (the latent tokens do not change)
-    bond_weight: float = 0.0  # weight of an extra cross entropy over the pairs that are edges
 
 
 def load_deepening(model: GraphTokenizer, source: GraphTokenizer) -> None:
@@ -297,7 +289,6 @@ def train_tokenizer(
         total_steps=settings.max_steps,
         latent_noise=settings.latent_noise,
         freeze_encoder=settings.freeze_encoder,
-        bond_weight=settings.bond_weight,
     )
     if init_from is not None:
         load_deepening(module.model, init_from)

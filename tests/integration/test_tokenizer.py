@@ -599,16 +599,3 @@ def test_frozen_encoder_fine_tuning_trains_only_the_decoder(tokenizer_run, moses
     val = json.loads((tmp_path / "tune" / "model" / "tokenizer" / "training.json").read_text())["val"]
     assert 0 <= val["val/exact_at_noise"] <= 1
     assert "val/kl_per_node" in val
-
-
-def test_bond_weight_adds_the_cross_entropy_of_the_bonded_pairs(sym_domain, sym_batch):
-    torch.manual_seed(0)
-    plain = TokenizerModule(tiny_config(sym_domain, "fsq").to_dict())
-    weighted = TokenizerModule(tiny_config(sym_domain, "fsq").to_dict(), bond_weight=2.0)
-    weighted.model.load_state_dict(plain.model.state_dict())
-    posterior, out = plain.model(sym_batch, sample=False)
-    b, i, j = out.pairs.unbind(-1)
-    truth = sym_batch.adj[b, i, j]
-    bonded = torch.nn.functional.cross_entropy(out.edge_logits[truth > 0], truth[truth > 0])
-    extra = weighted.losses(sym_batch, posterior, out)["edge_loss"] - plain.losses(sym_batch, posterior, out)["edge_loss"]
-    assert torch.allclose(extra, 2.0 * bonded)
