@@ -501,10 +501,7 @@ class Designer:
         if not getattr(domain, "stereo", False) or self.decoding != "valence" or self.pipe.prior.config.architecture not in SPAN_EDITS:
             return None
         graph, vocab = domain.to_graph(smiles), domain.vocab
-        n = graph.num_nodes
-        bonds = np.zeros((n, n), dtype=np.int64)
-        bonds[graph.edge_index[:, 0], graph.edge_index[:, 1]] = graph.edge_attr
-        bonds = bonds + bonds.T
+        bonds = graph.dense_edges()
         field = vocab.node_fields.index("chirality")
         raw_edges = np.array([0, *vocab.edge_values])  # label -> bond value: order + 10 x geometry
         return KeptLabels(
