@@ -369,6 +369,10 @@ def _training_domain(data_dir: Path, vocab, args: argparse.Namespace):
     return MoleculeDomain(vocab, hydrogens=args.hydrogens)
 
 
+def _index_or_none(values: list[int], value: int, offset: int = 0) -> int | None:
+    return values.index(value) + offset if value in values else None
+
+
 def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     from molgen.checkpoint import load_domain, load_tokenizer
     from molgen.tokenizer.config import TokenizerConfig
@@ -390,17 +394,34 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
 
         train = train.subset(np.random.default_rng(args.seed).permutation(len(train))[: args.limit])
     config_path = run_dir / "model" / "tokenizer" / "config.json"
-    init_from = init_from_info = None
+    init_from = init_from_info = label_maps = None
     if args.init_from:
         init_from = load_tokenizer(Path(args.init_from) / "tokenizer")
         theirs, ours = load_domain(Path(args.init_from) / "domain.json").vocab, train.vocab
-        # The data may add edge labels after the model's (e.g. triple bonds its training data lacked): they are learned.
-        if theirs.node_values != ours.node_values or theirs.edge_values != ours.edge_values[: len(theirs.edge_values)]:
+        # Labels are matched by value: the data may add elements, charges, bond labels (e.g. aromatic bonds or E/Z)
+        # and fields after the model's (chirality), learned from where the model stands; the model's own fields come first.
+        if ours.node_fields[: len(theirs.node_fields)] != theirs.node_fields:
             raise CLIError(
-                f"--init-from {args.init_from}: its vocabulary differs from the training data's (only new bond labels "
-                f"after its {theirs.edge_values} may be added); featurize with --vocab {args.init_from}"
+                f"--init-from {args.init_from}: its node fields {theirs.node_fields} are not the first of the training "
+                f"data's {ours.node_fields}"
             )
-        config = TokenizerConfig(**{**init_from.config.to_dict(), "edge_vocab_size": ours.edge_size})
+        lacking = [f"{field} {sorted(set(old) - set(new))}" for field, old, new in zip(theirs.node_fields, theirs.node_values, ours.node_values, strict=False) if set(old) - set(new)]
+        if set(theirs.edge_values) - set(ours.edge_values):
+            lacking.append(f"{theirs.edge_field} {sorted(set(theirs.edge_values) - set(ours.edge_values))}")
+        if lacking:
+            raise CLIError(
+                f"--init-from {args.init_from}: its vocabulary differs from the training data's, which lacks labels the model "
+                f"reads ({'; '.join(lacking)}): the fine-tuned model would no longer read them; featurize with --vocab {args.init_from}"
+            )
+        node_rows = [[_index_or_none(old, v) for v in new] for old, new in zip(theirs.node_values, ours.node_values, strict=False)]
+        edge_rows = [0, *(_index_or_none(theirs.edge_values, v, offset=1) for v in ours.edge_values)]
+        max_nodes = max(init_from.config.max_nodes, args.max_nodes or int(train.num_nodes.max()) + 8)
+        config = TokenizerConfig(**{
+            **init_from.config.to_dict(), "node_vocab_sizes": ours.node_sizes, "edge_vocab_size": ours.edge_size, "max_nodes": max_nodes,
+            # on wider chemistry (new codes anyway) the encoder learns the embedding of each node's edges, from zero
+            "incident_edges": init_from.config.incident_edges or (theirs.to_dict() != ours.to_dict() and not args.freeze_encoder),
+        })
+        label_maps = {"node_rows": node_rows, "edge_rows": edge_rows}
         if args.decoder_layers is not None and args.decoder_layers != config.decoder_layers:
             # deepen the decoder (the extra layers start as identities; see load_deepening)
             config = TokenizerConfig(**{**config.to_dict(), "decoder_layers": args.decoder_layers})
@@ -426,6 +447,7 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
             directed_edges=getattr(domain, "directed_edges", False),
             # orders the edge labels spell out, given to the encoder as closures (sparse scenes); none for molecules
             encoder_orders=domain.encoder_orders() if hasattr(domain, "encoder_orders") else [],
+            incident_edges=True,
         )
     if args.freeze_encoder and not (args.init_from or (config_path.exists() and args.resume)):
         raise CLIError("--freeze-encoder needs a trained encoder: give --init-from MODEL (or resume a run)")
@@ -433,7 +455,7 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     domain_config = _training_domain(train_cache, train.vocab, args).to_config()
     module = train_tokenizer(
         train, run_dir, config, settings, val=val, domain_config=domain_config, resume=args.resume, init_from=init_from,
-        init_from_info=init_from_info,
+        init_from_info=init_from_info, label_maps=label_maps,
     )
     if module.trainer.is_global_zero:
         print(f"trained for {module.train_seconds():.0f} s in total; model directory: {run_dir / 'model'}")

@@ -39,6 +39,10 @@ class TokenizerConfig(JsonConfig):
     # graph (a transitive reduction) spells out only hop by hop. Input features only: the decoder still outputs the
     # graph's own edges. Empty (molecules, dense scenes): no such bias. From the domain's ``encoder_orders()``.
     encoder_orders: list[list[int]] = field(default_factory=list)
+    # The encoder also adds to each node's input the embeddings of the labels of its edges (its bonds, summed), so a
+    # node's own state says which bonds it has: E/Z isomers, which attention biases alone can leave with identical
+    # codes, then differ at both ends of the bond. Off in configs saved before it existed; on for new tokenizers.
+    incident_edges: bool = False
 
     def __post_init__(self) -> None:
         if self.bottleneck not in ("gaussian", "fsq"):

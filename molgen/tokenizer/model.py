@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from molgen.batch import GraphBatch
@@ -168,6 +169,8 @@ class GraphEncoder(nn.Module):
         self.n_heads = config.n_heads
         self.node_embeddings = nn.ModuleList(nn.Embedding(k, config.d_model) for k in config.node_vocab_sizes)
         self.position = nn.Embedding(config.max_nodes, config.d_model)
+        # one embedding per edge label, summed over a node's edges (row 0, "no edge", stays zero)
+        self.incident_edges = nn.Embedding(config.edge_vocab_size, config.d_model, padding_idx=0) if config.incident_edges else None
         self.layers = nn.ModuleList(_transformer_layer(config, _BiasedEncoderLayer) for _ in range(config.encoder_layers))
         # One attention bias per edge label and head, per layer: bonds steer attention.
         self.edge_bias = nn.ModuleList(nn.Embedding(config.edge_vocab_size, config.n_heads) for _ in self.layers)
@@ -185,6 +188,9 @@ class GraphEncoder(nn.Module):
         h = self.position.weight[:n].unsqueeze(0)  # (1, N, d)
         for f, embedding in enumerate(self.node_embeddings):
             h = h + embedding(x[..., f])  # (B, N, d)
+        if self.incident_edges is not None:
+            counts = F.one_hot(adj, self.incident_edges.num_embeddings).sum(2).to(h.dtype)  # (B, N, K_e): edges by label
+            h = h + counts[..., 1:] @ self.incident_edges.weight[1:]  # (B, N, d)
         key_padding = torch.zeros(batch_size, 1, 1, n, device=h.device, dtype=h.dtype)
         key_padding = key_padding.masked_fill(~mask[:, None, None, :], float("-inf"))  # (B, 1, 1, N)
         closure = order_closure_labels(adj, self.order_directions) if self.order_bias is not None else None  # (B, N, N)

@@ -224,39 +224,77 @@ class TrainSettings(BaseTrainSettings):
     freeze_encoder: bool = False  # train the decoder only (the latent tokens do not change)
 
 
-def load_deepening(model: GraphTokenizer, source: GraphTokenizer) -> None:
-    """Copy ``source``'s weights into ``model``, whose config may differ by more decoder layers and by more
-    edge labels (appended after ``source``'s, which keep their meaning: the caller checks the vocabularies).
+def load_deepening(
+    model: GraphTokenizer,
+    source: GraphTokenizer,
+    node_rows: list[list[int | None]] | None = None,
+    edge_rows: list[int | None] | None = None,
+) -> None:
+    """Copy ``source``'s weights into ``model``, a grown copy of it: more decoder layers, more positions
+    (``max_nodes``), more edge labels, other node labels and node fields appended after ``source``'s.
 
     The extra decoder layers start as identities (their attention and feed-forward outputs are zero), so the
-    deepened tokenizer decodes exactly as ``source`` did before fine-tuning. A new edge label starts as the
-    mean of the existing bond labels in the encoder's attention biases and in the decoder's edge logits (for
-    aromatic bonds: between single and double), so fine-tuning begins from the trained tokenizer.
+    deepened tokenizer decodes exactly as ``source`` did before fine-tuning. ``edge_rows`` gives, for each of
+    ``model``'s edge labels, ``source``'s label of the same value, or None for a new one (default: ``source``'s
+    labels, new ones appended); a new edge label starts as the mean of the existing bond labels in the encoder's
+    attention biases and in the decoder's edge logits (for aromatic bonds: between single and double).
+    ``node_rows[f]`` does the same for ``source``'s node field ``f`` (default: unchanged): a new value starts as the
+    mean of its field's embeddings and with the field's lowest logit bias. ``model``'s fields after ``source``'s
+    (chirality added to a flat model) start with a zero embedding, so graphs encode as before, and a freshly
+    initialised head. New positions start at random with the scale of the trained ones, and the encoder's
+    embedding of a node's edges (``incident_edges``), when ``source`` lacks it, at zero. So a model trained on one
+    chemistry starts training on a wider one where it stands.
     """
     mine, theirs = model.config.to_dict(), source.config.to_dict()
     extra = mine.pop("decoder_layers") - theirs.pop("decoder_layers")
     edges, source_edges = mine.pop("edge_vocab_size"), theirs.pop("edge_vocab_size")
-    if mine != theirs or extra < 0 or edges < source_edges:
+    sizes, source_sizes = mine.pop("node_vocab_sizes"), theirs.pop("node_vocab_sizes")
+    positions, source_positions = mine.pop("max_nodes"), theirs.pop("max_nodes")
+    incident, source_incident = mine.pop("incident_edges"), theirs.pop("incident_edges")
+    if edge_rows is None:
+        edge_rows = [*range(source_edges), *[None] * (edges - source_edges)]
+    if node_rows is None:
+        node_rows = [list(range(k)) for k in source_sizes]
+    shapes_fit = len(edge_rows) == edges and len(node_rows) == len(source_sizes) <= len(sizes) and all(
+        len(rows) == k for rows, k in zip(node_rows, sizes, strict=False)
+    )
+    if mine != theirs or extra < 0 or positions < source_positions or not shapes_fit or source_incident > incident:
         raise ValueError(
-            "init_from: the tokenizer's config differs from the one to train (only more decoder layers and more "
-            "edge labels are allowed)"
+            "init_from: the tokenizer's config differs from the one to train (only more decoder layers, more "
+            "positions, more edge labels and node labels mapped by value are allowed)"
         )
     state = source.state_dict()
     for name, weights in state.items():
-        if _is_edge_label_weight(name) and edges > source_edges:
-            new_rows = weights[1:].mean(0, keepdim=True).expand(edges - source_edges, *weights.shape[1:])  # label 0: no bond
-            state[name] = torch.cat([weights, new_rows])
+        if _is_edge_label_weight(name):
+            state[name] = _mapped_rows(weights, edge_rows, weights[1:].mean(0))  # label 0: no bond
+        elif name.startswith(("encoder.node_embeddings.", "decoder.node_heads.")):
+            fill = weights.min() if name.endswith(".bias") else weights.mean(0)
+            state[name] = _mapped_rows(weights, node_rows[int(name.split(".")[2])], fill)
+        elif name in ("encoder.position.weight", "decoder.position.weight", "decoder.distance.weight"):
+            noise = torch.randn(positions - source_positions, weights.shape[1], generator=torch.Generator().manual_seed(0))
+            state[name] = torch.cat([weights, noise * weights.std()])
+    new_fields = tuple(f"{part}.{f}." for f in range(len(source_sizes), len(sizes)) for part in ("encoder.node_embeddings", "decoder.node_heads"))
     new = tuple(f"decoder.layers.{k}." for k in range(len(model.decoder.layers) - extra, len(model.decoder.layers)))
-    load_into_grown(model, state, lambda name: name.startswith(new))
+    load_into_grown(model, state, lambda name: name.startswith((*new, *new_fields, "encoder.incident_edges.")))
     for layer in model.decoder.layers[len(model.decoder.layers) - extra :]:
         for projection in (layer.self_attn.out_proj, layer.linear2):
             nn.init.zeros_(projection.weight)
             nn.init.zeros_(projection.bias)
+    with torch.no_grad():
+        for embedding in model.encoder.node_embeddings[len(source_sizes) :]:
+            embedding.weight.zero_()
+        if incident and not source_incident:
+            model.encoder.incident_edges.weight.zero_()
+
+
+def _mapped_rows(weights: Tensor, rows: list[int | None], fill: Tensor) -> Tensor:
+    """Row ``k`` of the result is ``weights[rows[k]]``, or ``fill`` where ``rows[k]`` is None."""
+    return torch.stack([weights[r] if r is not None else fill for r in rows]) if rows else weights[:0]
 
 
 def _is_edge_label_weight(name: str) -> bool:
     """The weights with one row per edge label: the encoder's attention biases and the decoder's edge logits."""
-    return name.startswith("encoder.edge_bias.") or name.startswith("decoder.edge_mlp.4.")
+    return name.startswith(("encoder.edge_bias.", "encoder.incident_edges.", "decoder.edge_mlp.4."))
 
 
 def train_tokenizer(
@@ -269,6 +307,7 @@ def train_tokenizer(
     resume: bool = True,
     init_from: GraphTokenizer | None = None,
     init_from_info: dict | None = None,
+    label_maps: dict | None = None,
 ) -> TokenizerModule:
     """Train (or resume training of) a tokenizer.
 
@@ -276,7 +315,8 @@ def train_tokenizer(
     model is also exported as a model directory, ``run_dir/model`` (``domain.json`` + ``tokenizer/``), which
     :class:`molgen.pipeline.MolgenPipeline` loads and which can be copied to ``checkpoints/<name>``.
     ``init_from`` starts from a trained tokenizer's weights (fresh optimiser and schedule) instead of at random;
-    its config must equal ``config``; ``init_from_info`` (e.g. its training.json) is recorded in the export.
+    ``config`` may grow it as :func:`load_deepening` allows, ``label_maps`` (its ``node_rows`` and ``edge_rows``) saying
+    which of its labels each of ``config``'s stands for; ``init_from_info`` (e.g. its training.json) is recorded in the export.
     """
     run_dir = Path(run_dir)
     train, val = start_run(settings, train, val)
@@ -291,7 +331,7 @@ def train_tokenizer(
         freeze_encoder=settings.freeze_encoder,
     )
     if init_from is not None:
-        load_deepening(module.model, init_from)
+        load_deepening(module.model, init_from, **(label_maps or {}))
     module.export_dir = run_dir / "model" / "tokenizer"
     module.export_extra = {"train_size": len(train), "val_size": len(val), "settings": settings.__dict__}
     if init_from_info is not None:

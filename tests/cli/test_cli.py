@@ -267,6 +267,23 @@ def test_train_tokenizer_init_from_other_vocabulary_exits_2(cli_run, tmp_path, c
     assert "vocabulary differs" in capsys.readouterr().err
 
 
+def test_train_tokenizer_init_from_onto_wider_chemistry(cli_run, train_smi, tmp_path):
+    # A flat model fine-tuned onto molecules with charges and stereo: labels matched by value, chirality added.
+    from molgen.checkpoint import load_tokenizer
+
+    wider = tmp_path / "wider.smi"
+    wider.write_text(train_smi.read_text() + "C[C@H](N)C(=O)[O-]\nC/C=C/CC[NH3+]\n")
+    run = tmp_path / "run"
+    args = ["train", "tokenizer", str(wider), "--out", str(run), "--init-from", str(cli_run / "model"), "--stereo", *TINY]
+    args[args.index("--max-steps") + 1] = "1"
+    assert main(args) == 0
+    start, tuned = load_tokenizer(cli_run / "model" / "tokenizer"), load_tokenizer(run / "model" / "tokenizer")
+    assert len(tuned.config.node_vocab_sizes) == len(start.config.node_vocab_sizes) + 1  # chirality
+    assert tuned.config.node_vocab_sizes[1] == start.config.node_vocab_sizes[1] + 2  # charges -1 and +1
+    assert tuned.config.edge_vocab_size > start.config.edge_vocab_size  # E/Z
+    assert json.loads((run / "model" / "domain.json").read_text())["stereo"] is True
+
+
 def test_train_tokenizer_two_process_ddp_on_cpu(train_smi, tmp_path):
     """Scaling goes through Lightning's strategies: two CPU processes (gloo) train a few steps together."""
     run = tmp_path / "ddp"

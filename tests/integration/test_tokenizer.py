@@ -10,6 +10,8 @@ no autograd, default torch settings) matches the ordinary path, in the pipeline 
 
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 import json
 import math
@@ -549,7 +551,7 @@ def test_deepened_decoder_starts_by_decoding_exactly_as_before(random_model, sym
 
 def test_deepening_refuses_any_other_change(random_model):
     wider = GraphTokenizer(TokenizerConfig(**{**random_model.config.to_dict(), "d_model": 64}))
-    with pytest.raises(ValueError, match="only more decoder layers and more edge labels"):
+    with pytest.raises(ValueError, match="only more decoder layers, more positions, more edge labels"):
         load_deepening(wider, random_model)
     shallower = GraphTokenizer(TokenizerConfig(**{**random_model.config.to_dict(), "decoder_layers": 0}))
     with pytest.raises(ValueError, match="only more decoder layers"):
@@ -570,6 +572,30 @@ def test_new_edge_label_starts_as_the_mean_bond_and_leaves_the_rest_unchanged(ra
     assert torch.allclose(after.edge_logits[..., -1], before.edge_logits[..., 1:].mean(-1), atol=1e-5)
     with pytest.raises(ValueError, match="more edge labels"):
         load_deepening(random_model, grown)  # labels cannot be removed
+
+
+def test_wider_chemistry_starts_where_the_model_stands(random_model, sym_batch):
+    # A flat model grown for drug chemistry: one more value in its first field (placed first, so every old label
+    # moves), a new last field (chirality), more positions, E/Z bond labels, the encoder's embedding of each atom's bonds. The old labels keep their weights
+    # wherever they moved, so the same graphs (relabelled) encode and decode as before.
+    config = random_model.config
+    sizes = config.node_vocab_sizes
+    node_rows = [[None, *range(sizes[0])], *[list(range(k)) for k in sizes[1:]]]
+    edge_rows = [*range(config.edge_vocab_size), None, None]
+    grown = GraphTokenizer(TokenizerConfig(**{
+        **config.to_dict(), "node_vocab_sizes": [sizes[0] + 1, *sizes[1:], 3], "edge_vocab_size": config.edge_vocab_size + 2,
+        "max_nodes": config.max_nodes + 10, "incident_edges": True,
+    }))
+    load_deepening(grown, random_model, node_rows=node_rows, edge_rows=edge_rows)
+    grown.eval()
+    x = torch.cat([sym_batch.x[..., :1] + 1, sym_batch.x[..., 1:], torch.zeros_like(sym_batch.x[..., :1])], -1)
+    relabelled = dataclasses.replace(sym_batch, x=x)
+    z = random_model.encode(sym_batch)
+    assert torch.allclose(grown.encode(relabelled), z, atol=1e-5)
+    before, after = random_model.decode_logits(z, sym_batch.mask), grown.decode_logits(z, sym_batch.mask)
+    assert torch.allclose(after.node_logits[0][..., 1:], before.node_logits[0], atol=1e-5)
+    assert torch.allclose(after.edge_logits[..., : config.edge_vocab_size], before.edge_logits, atol=1e-5)
+    assert after.node_logits[-1].shape[-1] == 3
 
 
 def test_noisy_latents_only_touch_real_tokens_at_the_asked_scale(sym_batch):
