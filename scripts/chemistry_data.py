@@ -15,7 +15,7 @@ a seeded, reproducible way, and adds the ZINC-250k validation split as it is:
 
 Writes one SMILES per line and a JSON report beside it (counts, shares, the data's rates of charge and stereo).
 
-    python scripts/chemistry_data.py --moses 400000 --out runs/chem/train.smi
+    python scripts/chemistry_data.py --moses 250000 --large 15000 --val 3000 --out runs/chem/train.smi
 """
 
 from __future__ import annotations
@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("--no-zinc", action="store_true", help="leave out data/zinc/valid.txt")
     parser.add_argument("--large", type=int, default=0, help="molecules joined from two of the others (see above)")
     parser.add_argument("--large-atoms", type=int, nargs=2, default=(39, 56), metavar=("MIN", "MAX"))
+    parser.add_argument("--val", type=int, default=0, help="molecules held out at random into OUT's .val.smi (the rest: OUT's .fit.smi)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     RDLogger.DisableLog("rdApp.*")
@@ -136,11 +137,16 @@ def main() -> None:
     large = larger(out + zinc, args.large, tuple(args.large_atoms), rng) if args.large else []
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(out + zinc + large) + "\n")
+    if args.val:
+        lines = out + zinc + large
+        held = set(random.Random(args.seed + 7).sample(range(len(lines)), args.val))
+        args.out.with_suffix(".val.smi").write_text("\n".join(s for i, s in enumerate(lines) if i in held) + "\n")
+        args.out.with_suffix(".fit.smi").write_text("\n".join(s for i, s in enumerate(lines) if i not in held) + "\n")
     report = {
         "moses": len(out), "zinc_valid": len(zinc), "seed": args.seed, "stereo_share": args.stereo_share, "charge_share": args.charge_share,
         "given_stereo": counts["stereo"], "protonated": counts["charge"], "seconds": round(time.perf_counter() - began, 1),
         "rates_moses_part": rates(out), "rates_zinc_valid": rates(zinc),
-        "large": len(large), "large_atoms": list(args.large_atoms), "rates_all": rates(out + zinc + large),
+        "large": len(large), "large_atoms": list(args.large_atoms), "rates_all": rates(out + zinc + large), "val": args.val,
     }  # fmt: skip
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
