@@ -40,8 +40,9 @@ class TokenizerConfig(JsonConfig):
     # graph's own edges. Empty (molecules, dense scenes): no such bias. From the domain's ``encoder_orders()``.
     encoder_orders: list[list[int]] = field(default_factory=list)
     # The encoder also adds to each node's input the embeddings of the labels of its edges (its bonds, summed), so a
-    # node's own state says which bonds it has: E/Z isomers, which attention biases alone can leave with identical
-    # codes, then differ at both ends of the bond. Off in configs saved before it existed; on for new tokenizers.
+    # node's own state says which bonds it has, not only whom it attends to. Off in configs saved before it existed;
+    # on for new tokenizers. (It does not by itself separate E/Z isomers: checkpoints/chem still gives some pairs
+    # identical codes, the difference lost in the quantisation.)
     incident_edges: bool = False
 
     def __post_init__(self) -> None:
