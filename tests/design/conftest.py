@@ -28,20 +28,17 @@ TRAINING = [
 ]
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    """Path of a complete model directory (domain, shipped tokenizer, tiny prior conditioned on properties)."""
-    if not (SHIPPED / "tokenizer" / "model.safetensors").exists():
-        pytest.skip("shipped tokenizer not present")
-    domain, tokenizer = load_domain(SHIPPED / "domain.json"), load_tokenizer(SHIPPED / "tokenizer")
-    smiles = TRAINING * 16
+def model_with_tiny_prior(source, training: list[str], tmp, **shape):
+    """A complete model directory in ``tmp``: ``source``'s domain and tokenizer with a tiny prior conditioned on
+    properties, trained for 300 steps on ``training`` (``shape``: prior options, e.g. ``architecture``)."""
+    domain, tokenizer = load_domain(source / "domain.json"), load_tokenizer(source / "tokenizer")
+    smiles = training * 16
     graphs = [domain.to_graph(s) for s in smiles]
     dataset = GraphDataset.from_graphs(graphs, [domain.canonical(s) for s in smiles], domain.vocab)
     latents = encode_dataset(tokenizer, dataset, batch_size=64)
     latents.properties = compute_property_table(domain, dataset.items, domain.property_names, workers=1)
     latents.property_names = list(domain.property_names)
-    config = prior_config_from_data(latents, tokenizer.config.max_nodes, d_model=32, n_heads=4, layers=2, default_steps=10)
-    tmp = tmp_path_factory.mktemp("design_model")
+    config = prior_config_from_data(latents, tokenizer.config.max_nodes, d_model=32, n_heads=4, layers=2, **shape)
     settings = PriorTrainSettings(batch_size=32, lr=3e-3, warmup_steps=10, max_steps=300, val_every=1000, val_size=8,
                                   ema_decay=0.9, progress=False, accelerator="cpu", devices=1, threads=1, **STEP_COUNTED)  # fmt: skip
     train_prior(latents, tmp / "run", config, settings)
@@ -51,6 +48,14 @@ def tiny_model(tmp_path_factory):
     save_tokenizer(tokenizer, model / "tokenizer")
     shutil.copytree(tmp / "run" / "model" / "prior", model / "prior")
     return model
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """Path of a complete model directory (domain, shipped tokenizer, tiny prior conditioned on properties)."""
+    if not (SHIPPED / "tokenizer" / "model.safetensors").exists():
+        pytest.skip("shipped tokenizer not present")
+    return model_with_tiny_prior(SHIPPED, TRAINING, tmp_path_factory.mktemp("design_model"), default_steps=10)
 
 
 @pytest.fixture(scope="session")

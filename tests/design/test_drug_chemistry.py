@@ -6,18 +6,13 @@ discrete one trained in seconds on a few ZINC molecules (the suite never depends
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from rdkit import Chem
 
-from molgen.checkpoint import load_domain, load_tokenizer, save_domain, save_tokenizer
-from molgen.dataset import GraphDataset
 from molgen.design import Designer, DesignInputError
-from molgen.latents import compute_property_table, encode_dataset
-from molgen.prior.training import PriorTrainSettings, prior_config_from_data, train_prior
 
-from ..conftest import REPO, STEP_COUNTED
+from ..conftest import REPO
+from .conftest import model_with_tiny_prior
 
 CHEM = REPO / "checkpoints" / "chem"
 # ZINC-250k molecules (data/zinc/opt.test.logP-SA and test.txt) with charges, stereocentres and E/Z bonds.
@@ -40,24 +35,7 @@ LARGE_SEED = (  # 49 heavy atoms (ZINC-250k goes up to 38), charged, two stereoc
 @pytest.fixture(scope="module")
 def chem_model(tmp_path_factory):
     """checkpoints/chem's domain and tokenizer with a tiny discrete prior trained on TRAINING."""
-    domain, tokenizer = load_domain(CHEM / "domain.json"), load_tokenizer(CHEM / "tokenizer")
-    smiles = TRAINING * 16
-    graphs = [domain.to_graph(s) for s in smiles]
-    dataset = GraphDataset.from_graphs(graphs, [domain.canonical(s) for s in smiles], domain.vocab)
-    latents = encode_dataset(tokenizer, dataset, batch_size=64)
-    latents.properties = compute_property_table(domain, dataset.items, domain.property_names, workers=1)
-    latents.property_names = list(domain.property_names)
-    config = prior_config_from_data(latents, tokenizer.config.max_nodes, architecture="discrete", d_model=32, n_heads=4, layers=2)
-    tmp = tmp_path_factory.mktemp("chem_model")
-    settings = PriorTrainSettings(batch_size=32, lr=3e-3, warmup_steps=10, max_steps=300, val_every=1000, val_size=8,
-                                  ema_decay=0.9, progress=False, accelerator="cpu", devices=1, threads=1, **STEP_COUNTED)  # fmt: skip
-    train_prior(latents, tmp / "run", config, settings)
-    model = tmp / "model"
-    model.mkdir()
-    save_domain(domain, model / "domain.json")
-    save_tokenizer(tokenizer, model / "tokenizer")
-    shutil.copytree(tmp / "run" / "model" / "prior", model / "prior")
-    return model
+    return model_with_tiny_prior(CHEM, TRAINING, tmp_path_factory.mktemp("chem_model"), architecture="discrete")
 
 
 @pytest.fixture(scope="module")
