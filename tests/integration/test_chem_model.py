@@ -33,7 +33,7 @@ def _charged(mol: Chem.Mol) -> bool:
 
 
 def _stereo(mol: Chem.Mol) -> bool:
-    return "@" in Chem.MolToSmiles(mol) or "/" in Chem.MolToSmiles(mol) or "\\" in Chem.MolToSmiles(mol)
+    return any(mark in Chem.MolToSmiles(mol) for mark in "@/\\")
 
 
 def test_chem_checkpoint_holds_its_card_and_only_json_and_safetensors():
